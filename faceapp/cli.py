@@ -1,0 +1,363 @@
+"""``faceapp-cli``: the headless face matcher.
+
+Exit codes: 0 success; 1 no match where one was required (``verify`` says different,
+``match --require-match`` found nobody); 2 usage or input error. Every error is one line
+on stderr that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import DETECTORS, PROVIDERS, Settings, load_settings
+from .errors import FaceappError, ImageError
+
+log = logging.getLogger("faceapp")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+
+
+def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(text if isinstance(text, str) else "\n".join(text))
+
+
+def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .pipeline import Pipeline
+
+    settings: Settings = load_settings(args.config)
+    settings = settings.replace(
+        gallery=args.gallery, model=args.model, provider=args.provider, detector=args.detector,
+    )
+    return Pipeline(settings)
+
+
+def _box(face: Any) -> list[float]:
+    return [round(float(v), 1) for v in face.detection.box]
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipe:
+        if not args.add and pipe.gallery.has_person(args.name):
+            raise FaceappError(
+                f"a person named {args.name!r} already exists; use --add to add these photos to them"
+            )
+        faces = [pipe.main_face(Path(p)) for p in args.images]
+        others = pipe.lookalikes(faces, exclude=args.name)
+        for name, sim in others:
+            log.warning("these photos already match %r (similarity %.3f): same person enrolled twice?", name, sim)
+        person = pipe.enroll(args.name, faces, sources=[Path(p).name for p in args.images], add=args.add)
+        _emit(
+            args,
+            {"person": person.name, "added": len(faces), "templates": person.templates,
+             "also_matches": [{"person": n, "similarity": round(s, 4)} for n, s in others]},
+            f"enrolled {person.name}: {len(faces)} photo(s) added, {person.templates} template(s) in total",
+        )
+    return EXIT_OK
+
+
+def _person_dirs(root: Path) -> list[tuple[str, list[Path]]]:
+    if not root.is_dir():
+        raise ImageError(f"{root} is not a folder; give a folder with one sub-folder of photos per person")
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            out.append((d.name, images))
+    if not out:
+        raise ImageError(f"{root} has no person folders with images (expected {root}/<name>/*.jpg)")
+    return out
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    people = _person_dirs(Path(args.dir))
+    report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": []}
+    with _pipeline(args) as pipe:
+        total = sum(len(imgs) for _, imgs in people)
+        with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar:
+            for name, images in people:
+                if not args.add and pipe.gallery.has_person(name):
+                    report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
+                    bar.update(len(images))
+                    continue
+                faces, sources = [], []
+                for img in images:
+                    try:
+                        faces.append(pipe.main_face(img))
+                        sources.append(img.name)
+                    except FaceappError as exc:
+                        report["bad_images"].append({"image": str(img), "error": str(exc)})
+                        log.warning("%s", exc)
+                    bar.update(1)
+                if not faces:
+                    report["skipped_people"].append({"person": name, "reason": "no usable face in any photo"})
+                    continue
+                person = pipe.enroll(name, faces, sources=sources, add=args.add)
+                report["enrolled"].append({"person": person.name, "added": len(faces), "templates": person.templates})
+    lines = [f"enrolled {e['person']}: {e['added']} photo(s)" for e in report["enrolled"]]
+    lines += [f"skipped {s['person']}: {s['reason']}" for s in report["skipped_people"]]
+    lines.append(
+        f"{len(report['enrolled'])} people enrolled, {len(report['skipped_people'])} skipped, "
+        f"{len(report['bad_images'])} photo(s) without a usable face"
+    )
+    _emit(args, report, lines)
+    return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    docs: list[dict[str, Any]] = []
+    lines: list[str] = []
+    any_error = any_match = False
+    with _pipeline(args) as pipe:
+        for path in args.images:
+            try:
+                result = pipe.match_image(Path(path), threshold=args.threshold, top_k=args.top_k)
+            except FaceappError as exc:
+                if isinstance(exc, ImageError) or not _is_fatal(exc):
+                    any_error = True
+                    docs.append({"image": path, "faces": [], "error": str(exc)})
+                    lines.append(f"{path}: error: {exc}")
+                    continue
+                raise
+            faces = []
+            if not result.faces:
+                lines.append(f"{path}: no face found")
+            for i, fr in enumerate(result.faces, 1):
+                m = fr.match
+                any_match |= m.decision.value == "match"
+                faces.append({
+                    "box": _box(fr.face),
+                    "person": m.person,
+                    "similarity": None if m.similarity is None else round(m.similarity, 4),
+                    "decision": m.decision.value,
+                    "candidates": [{"person": c.name, "similarity": round(c.similarity, 4)} for c in m.candidates],
+                })
+                who = m.person or "unknown"
+                sim = "-" if m.similarity is None else f"{m.similarity:.3f}"
+                best = f" (closest: {m.candidates[0].name})" if m.person is None and m.candidates else ""
+                lines.append(f"{path}: face {i} {faces[-1]['box']} -> {who}{best} similarity {sim} [{m.decision.value}]")
+            docs.append({"image": path, "faces": faces, "error": None})
+    _emit(args, docs, lines)
+    if any_error:
+        return EXIT_ERROR
+    if args.require_match and not any_match:
+        return EXIT_NO_MATCH
+    return EXIT_OK
+
+
+def _is_fatal(exc: FaceappError) -> bool:
+    """Errors that concern the whole run (model, gallery) rather than one image."""
+    from .errors import GalleryError, ModelError, SettingsError
+
+    return isinstance(exc, (ModelError, GalleryError, SettingsError))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipe:
+        v = pipe.verify(Path(args.a), Path(args.b))
+    verdict = "same person" if v.same else "different people"
+    _emit(
+        args,
+        {"a": args.a, "b": args.b, "similarity": round(v.similarity, 4), "same": v.same, "threshold": v.threshold},
+        f"{verdict}: similarity {v.similarity:.3f} (threshold {v.threshold:.3f})",
+    )
+    return EXIT_OK if v.same else EXIT_NO_MATCH
+
+
+def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .gallery import Gallery
+
+    settings = load_settings(args.config).replace(gallery=args.gallery)
+    return Gallery(settings.gallery_dir())
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    with _gallery(args) as gallery:
+        people = gallery.list_persons(args.search)
+    doc = [{"person": p.name, "templates": p.templates,
+            "enrolled": dt.datetime.fromtimestamp(p.created_at).isoformat(timespec="seconds")} for p in people]
+    lines = [f"{d['person']}\t{d['templates']} template(s)\tenrolled {d['enrolled']}" for d in doc]
+    lines.append(f"{len(people)} people")
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _gallery(args) as gallery:
+        n = gallery.remove(args.name)
+    _emit(args, {"removed": args.name, "templates": n}, f"removed {args.name} ({n} template(s))")
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    with _gallery(args) as gallery:
+        person = gallery.rename(args.old, args.new)
+    _emit(args, {"renamed": args.old, "to": person.name}, f"renamed {args.old} to {person.name}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .config import settings_path
+
+    with _pipeline(args) as pipe:
+        emb, det = pipe.embedder_file, pipe.detector_file
+        gallery = pipe.gallery
+        stats = gallery.index_stats()
+        thr = pipe.thresholds()
+        doc = {
+            "version": __version__,
+            "settings_file": str(args.config or settings_path()),
+            "embedder": {"path": str(emb.path), "sha256": emb.sha256, "source": emb.source,
+                         "licence": emb.licence, "bundled": emb.bundled,
+                         "provenance": pipe.embedder.provenance},
+            "detector": {"path": str(det.path), "sha256": det.sha256, "source": det.source, "licence": det.licence},
+            "provider": pipe.embedder.provider,
+            "provider_note": pipe.embedder.provider_note,
+            "thresholds": {"match": thr.match, "uncertain_band": thr.uncertain_band,
+                           "verify": pipe.verify_threshold()},
+            "gallery": {"path": str(gallery.root), "people": len(gallery), **stats},
+        }
+    lines = [
+        f"faceapp {__version__}",
+        f"settings:  {doc['settings_file']}",
+        f"embedder:  {emb.path}",
+        f"           sha256 {emb.sha256} ({emb.source}{', ' + emb.licence if emb.licence else ''})",
+        f"detector:  {det.path}",
+        f"           sha256 {det.sha256} ({det.source})",
+        f"provider:  {pipe.embedder.provider_note}",
+        f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
+        f"gallery:   {gallery.root}",
+        f"           {doc['gallery']['people']} people, {stats['templates']} templates, "
+        f"index {stats['index_file_bytes']} bytes, database {stats['database_bytes']} bytes",
+    ]
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    doc, lines = run_bench(
+        _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
+        skip_pipeline=args.skip_pipeline, progress=not args.json,
+    )
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    with _pipeline(args) as pipe:
+        doc, lines = calibrate(pipe, Path(args.dir), gallery_size=args.gallery_size, target_fpir=args.target_fpir,
+                               progress=not args.json)
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="faceapp-cli", description="Private, local face matching.")
+    p.add_argument("--version", action="version", version=f"faceapp {__version__}")
+    p.add_argument("--gallery", type=Path, help="gallery folder (default: the user data directory)")
+    p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
+    p.add_argument("--provider", choices=PROVIDERS, help="onnxruntime provider (default: auto)")
+    p.add_argument("--detector", choices=DETECTORS, help="face detector model: full (default) or short range")
+    p.add_argument("--config", type=Path, help="settings file (default: the user config directory)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("enroll", help="enrol one person from one or more photos (largest face of each)")
+    s.add_argument("name")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.add_argument("--add", action="store_true", help="add the photos to an existing person")
+    s.set_defaults(func=cmd_enroll)
+
+    s = sub.add_parser("import", help="enrol a folder-per-person tree DIR/<name>/*.jpg")
+    s.add_argument("dir", metavar="DIR")
+    s.add_argument("--add", action="store_true", help="add photos to people already enrolled")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("match", help="match every face in every image against the gallery")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.add_argument("--threshold", type=float, help="match threshold (cosine similarity)")
+    s.add_argument("--top-k", type=int, default=None, help="candidates to report per face")
+    s.add_argument("--require-match", action="store_true", help="exit 1 when no face matches anyone")
+    s.set_defaults(func=cmd_match)
+
+    s = sub.add_parser("verify", help="are the main faces of two photos the same person?")
+    s.add_argument("a", metavar="A")
+    s.add_argument("b", metavar="B")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("list", help="list enrolled people")
+    s.add_argument("--search", help="only names containing this text")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("remove", help="remove a person with all their templates")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("rename", help="rename a person")
+    s.add_argument("old")
+    s.add_argument("new")
+    s.set_defaults(func=cmd_rename)
+
+    s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("bench", help="time the pipeline stages and the gallery search")
+    s.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+                   help="synthetic gallery sizes (templates)")
+    s.add_argument("--queries", type=int, default=1000, help="search queries per gallery size")
+    s.add_argument("--repeats", type=int, default=50, help="timed frames per pipeline case")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--skip-pipeline", action="store_true", help="only the gallery search")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from DIR/<name>/*.jpg")
+    s.add_argument("dir", metavar="DIR")
+    s.add_argument("--gallery-size", type=int, default=100, help="people in the gallery the threshold is for")
+    s.add_argument("--target-fpir", type=float, default=0.01,
+                   help="accepted chance that a stranger matches someone in such a gallery")
+    s.set_defaults(func=cmd_calibrate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="faceapp-cli: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except FaceappError as exc:
+        print(f"faceapp-cli: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("faceapp-cli: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Settings: one dataclass, read from a TOML file and overridden by command-line flags.
+
+The file lives in the user's config directory (``platformdirs``), or where
+``FACEAPP_CONFIG`` points. The CLI and the GUI read and write the same file. A value
+left unset (``None``) falls back to the model's recommendation (thresholds) or to the
+platform default (gallery location).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "faceapp"
+PROVIDERS = ("auto", "cuda", "cpu")
+DETECTORS = ("full", "short")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can tune.
+
+    Attributes:
+        gallery: gallery folder; ``None`` = the platform's user data directory.
+        model: embedder ONNX file; ``None`` = the bundled SFace model.
+        detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
+            (selfie distance, faster).
+        provider: onnxruntime provider: ``"auto"`` (CUDA when it works, else CPU),
+            ``"cuda"`` or ``"cpu"``.
+        threshold: cosine similarity at or above which a face is a match; ``None`` =
+            the model's recommended 1:N threshold.
+        uncertain_band: width of the band below ``threshold`` reported as uncertain;
+            ``None`` = the model's recommendation, ``0`` = no band.
+        verify_threshold: threshold for 1:1 ``verify``; ``None`` = the model's.
+        min_face_size: faces whose inter-ocular distance is below this (pixels) are ignored.
+        min_detection_confidence: detector score below which a face is dropped.
+        max_detect_side: images larger than this (pixels, longest side) are downscaled
+            for detection; boxes are mapped back to the original.
+        top_k: how many candidate people to report per face.
+        store_thumbnails: keep each template's aligned face crop in the gallery.
+        camera_index: default camera for the GUI.
+        camera_width: requested capture width for the GUI.
+        camera_height: requested capture height for the GUI.
+    """
+
+    gallery: Path | None = None
+    model: Path | None = None
+    detector: str = "full"
+    provider: str = "auto"
+    threshold: float | None = None
+    uncertain_band: float | None = None
+    verify_threshold: float | None = None
+    min_face_size: float = 0.0
+    min_detection_confidence: float = 0.5
+    max_detect_side: int = 1920
+    top_k: int = 3
+    store_thumbnails: bool = True
+    camera_index: int = 0
+    camera_width: int = 640
+    camera_height: int = 480
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise SettingsError(f"provider must be one of {', '.join(PROVIDERS)}, not {self.provider!r}")
+        if self.detector not in DETECTORS:
+            raise SettingsError(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
+        for name in ("threshold", "verify_threshold"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise SettingsError(f"{name} must be a cosine similarity in [-1, 1], not {value}")
+        if self.uncertain_band is not None and not 0.0 <= self.uncertain_band <= 1.0:
+            raise SettingsError(f"uncertain_band must be in [0, 1], not {self.uncertain_band}")
+        if not 0.0 <= self.min_detection_confidence <= 1.0:
+            raise SettingsError("min_detection_confidence must be in [0, 1]")
+        if self.top_k < 1:
+            raise SettingsError("top_k must be at least 1")
+        if self.max_detect_side < 64:
+            raise SettingsError("max_detect_side must be at least 64")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied; ``None`` values leave a field unchanged."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def gallery_dir(self) -> Path:
+        """The gallery folder to use: the setting, else the platform default."""
+        if self.gallery is not None:
+            return Path(self.gallery).expanduser()
+        return default_data_dir() / "gallery"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("FACEAPP_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def settings_path() -> Path:
+    """Where the settings file is read from and written to."""
+    env = os.environ.get("FACEAPP_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.toml"
+
+
+_PATH_FIELDS = {"gallery", "model"}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if name in _PATH_FIELDS:
+        if not isinstance(value, str):
+            raise SettingsError(f"setting {name} must be a path string")
+        return Path(value).expanduser() if value else None
+    if isinstance(default, bool) or name == "store_thumbnails":
+        if not isinstance(value, bool):
+            raise SettingsError(f"setting {name} must be true or false")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SettingsError(f"setting {name} must be an integer")
+        return value
+    if default is None or isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SettingsError(f"setting {name} must be a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise SettingsError(f"setting {name} must be a string")
+    return value
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings from ``path`` (default :func:`settings_path`); a missing file = defaults.
+
+    Raises:
+        SettingsError: the file is not valid TOML or a value has the wrong type.
+    """
+    path = path or settings_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"settings file {path} is unreadable ({exc}); fix or delete it") from exc
+    defaults = Settings()
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            log.warning("ignoring unknown setting %r in %s", key, path)
+            continue
+        values[key] = _coerce(key, value, getattr(defaults, key))
+    try:
+        return Settings(**values)
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings that differ from the defaults to ``path``, atomically."""
+    import tomli_w
+
+    path = path or settings_path()
+    defaults = Settings()
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value == getattr(defaults, f.name) or value is None:
+            continue
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(out), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

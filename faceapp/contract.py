@@ -1,0 +1,110 @@
+"""The embedder's preprocessing contract, written once.
+
+An embedder ONNX file carries, in its metadata properties:
+
+* ``faceapp.contract``: JSON of :class:`Contract` (input/output names, crop size, layout,
+  colour order, per-channel mean and std applied to 0-255 pixels, alignment template,
+  embedding size);
+* ``faceapp.thresholds``: JSON of the recommended cosine thresholds (``match`` for 1:N
+  identification, ``uncertain_band``, ``verify`` for 1:1);
+* ``faceapp.provenance``: JSON describing where the model came from.
+
+The app reads all three back (:mod:`faceapp.embed`); the training package writes them
+when it exports (:mod:`training.export`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The 5-point ArcFace template for 112x112 crops, in image coordinates (x right, y
+# down): the eye on the image's left, the eye on the image's right, nose tip, mouth
+# corner on the image's left, mouth corner on the image's right.
+ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+
+CONTRACT_KEY = "faceapp.contract"
+THRESHOLDS_KEY = "faceapp.thresholds"
+PROVENANCE_KEY = "faceapp.provenance"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How to turn an aligned RGB uint8 crop into the model's input.
+
+    ``input = (pixel - mean) / std`` per channel, with pixels in 0-255 in ``color``
+    order, laid out as ``layout``.
+    """
+
+    input_name: str = "data"
+    output_name: str = "fc1"
+    input_size: tuple[int, int] = (112, 112)
+    layout: str = "NCHW"
+    color: str = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    template: tuple[tuple[float, float], ...] = ARCFACE_TEMPLATE_112
+    embedding_size: int = 128
+    pixel_range: tuple[int, int] = field(default=(0, 255))
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"layout must be NCHW or NHWC, not {self.layout!r}")
+        if self.color not in ("RGB", "BGR"):
+            raise ValueError(f"color must be RGB or BGR, not {self.color!r}")
+        if len(self.template) != 5 or any(len(p) != 2 for p in self.template):
+            raise ValueError("template must hold 5 (x, y) points")
+        if any(s == 0 for s in self.std):
+            raise ValueError("std must not contain 0")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        data: dict[str, Any] = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("input_size", "mean", "std", "pixel_range"):
+            if key in known:
+                known[key] = tuple(known[key])
+        if "template" in known:
+            known["template"] = tuple(tuple(float(c) for c in p) for p in known["template"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class RecommendedThresholds:
+    """Cosine-similarity thresholds recommended by whoever made the model."""
+
+    match: float
+    uncertain_band: float
+    verify: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RecommendedThresholds:
+        data = json.loads(text)
+        return cls(
+            match=float(data["match"]),
+            uncertain_band=float(data.get("uncertain_band", 0.0)),
+            verify=float(data.get("verify", data["match"])),
+        )
+
+
+def metadata_props(contract: Contract, thresholds: RecommendedThresholds,
+                   provenance: dict[str, Any]) -> dict[str, str]:
+    """The metadata properties an exported embedder carries."""
+    return {
+        CONTRACT_KEY: contract.to_json(),
+        THRESHOLDS_KEY: thresholds.to_json(),
+        PROVENANCE_KEY: json.dumps(provenance, sort_keys=True),
+    }

@@ -1,0 +1,113 @@
+"""Reading images from disk into RGB uint8 arrays.
+
+Honours EXIF orientation; turns grey, palette, CMYK, alpha (flattened onto white),
+16-bit and float images into 8-bit RGB. Truncated and corrupt files raise
+:class:`~faceapp.errors.ImageError` instead of decoding to a half-grey picture.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+MAX_PIXELS = 400_000_000  # ~20000 x 20000; beyond that decoding alone would need >1 GB
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return np.clip(arr.astype(np.float32) * (255.0 / top), 0, 255).astype(np.uint8)
+    if arr.dtype.kind == "f":
+        hi = float(np.nanmax(arr)) if arr.size else 1.0
+        scale = 255.0 if hi <= 1.0 else 255.0 / hi
+        return np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def to_rgb8(pil_image: "PIL.Image.Image") -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
+    """Convert any Pillow image to an ``(H, W, 3)`` RGB uint8 array."""
+    from PIL import Image
+
+    img = pil_image
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img).convert("RGB")
+    elif img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        grey = _to_uint8(np.asarray(img))
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    elif img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes to ``(H, W, 3)`` RGB uint8.
+
+    Raises:
+        ImageError: the bytes are not a complete image Pillow can read.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes); use a JPEG or PNG photo")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return to_rgb8(img)
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name} is not an image faceapp can read; use a JPEG or PNG photo") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name} is too large ({exc}); downscale it below {MAX_PIXELS // 1_000_000} megapixels") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name} is damaged or truncated ({exc}); re-export or re-copy the file") from exc
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file into ``(H, W, 3)`` RGB uint8, EXIF orientation applied.
+
+    Raises:
+        ImageError: missing, unreadable, not an image, truncated or corrupt.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p} does not exist; check the path")
+    if p.is_dir():
+        raise ImageError(f"{p} is a folder, not an image")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p} cannot be read ({exc.strerror}); check its permissions") from exc
+    return decode_image(data, str(p))
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """Accept an array from a caller and return a contiguous ``(H, W, 3)`` RGB uint8 view.
+
+    Grey ``(H, W)`` and ``(H, W, 1)`` arrays become RGB, RGBA drops alpha, other dtypes
+    are scaled to 8 bits.
+
+    Raises:
+        ImageError: the array is not an image shape.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"expected an (H, W, 3) RGB image array, got shape {arr.shape}")
+    arr = _to_uint8(arr)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)

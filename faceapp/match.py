@@ -1,0 +1,69 @@
+"""Pure decisions: template similarities + thresholds -> :class:`~faceapp.types.Match`.
+
+No I/O, no models: everything here is a function of its arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .types import Candidate, Decision, Match
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Open-set decision thresholds on cosine similarity.
+
+    Attributes:
+        match: similarity at or above which the best person is a match.
+        uncertain_band: similarities in ``[match - band, match)`` are uncertain.
+    """
+
+    match: float
+    uncertain_band: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.match <= 1.0:
+            raise ValueError(f"threshold must be in [-1, 1], got {self.match}")
+        if self.uncertain_band < 0:
+            raise ValueError("uncertain_band must be >= 0")
+
+    @property
+    def uncertain_from(self) -> float:
+        return self.match - self.uncertain_band
+
+
+def aggregate(hits: Iterable[tuple[int, str, float]], k: int) -> list[Candidate]:
+    """Template hits -> people, each scored by their best template, best first.
+
+    Args:
+        hits: ``(person_id, name, similarity)`` per gallery template.
+        k: how many people to keep.
+    """
+    best: dict[int, Candidate] = {}
+    for pid, name, sim in hits:
+        cur = best.get(pid)
+        if cur is None or sim > cur.similarity:
+            best[pid] = Candidate(person_id=pid, name=name, similarity=float(sim))
+    return sorted(best.values(), key=lambda c: (-c.similarity, c.name))[:k]
+
+
+def decide(candidates: list[Candidate], thresholds: Thresholds) -> Match:
+    """The open-set decision for one probe from its ranked candidates."""
+    if not candidates:
+        return Match(decision=Decision.UNKNOWN, person=None, similarity=None, candidates=())
+    top = candidates[0]
+    if top.similarity >= thresholds.match:
+        decision = Decision.MATCH
+    elif thresholds.uncertain_band > 0 and top.similarity >= thresholds.uncertain_from:
+        decision = Decision.UNCERTAIN
+    else:
+        decision = Decision.UNKNOWN
+    person = top.name if decision is not Decision.UNKNOWN else None
+    return Match(decision=decision, person=person, similarity=top.similarity, candidates=tuple(candidates))
+
+
+def same_person(similarity: float, threshold: float) -> bool:
+    """1:1 verification decision."""
+    return similarity >= threshold

@@ -1,0 +1,303 @@
+"""The only module that knows the order of the stages: detect -> align -> embed -> gallery -> match.
+
+:class:`Pipeline` is what the CLI and the GUI call. Models and the gallery are loaded
+on first use, so a command that only lists the gallery never loads a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+from .align import align_face, face_quality
+from .config import Settings
+from .errors import FaceappError, ManyFacesError, NoFaceError
+from .images import as_rgb8, load_image
+from .match import Thresholds, aggregate, decide, same_person
+from .types import Decision, Face, FaceResult
+
+log = logging.getLogger(__name__)
+
+# With several faces in an enrolment photo, the largest is used only when it is clearly
+# the subject: the runner-up's box area must be below this fraction of the largest's.
+DOMINANT_FACE_RATIO = 0.5
+# Templates fetched per requested person, so that people with many templates do not
+# crowd others out of the top-k.
+TEMPLATES_PER_PERSON = 8
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent in each stage for one image."""
+
+    detect: float = 0.0
+    align: float = 0.0
+    embed: float = 0.0
+    search: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.detect + self.align + self.embed + self.search
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Every face in one image with its match, and where the time went."""
+
+    faces: list[FaceResult]
+    times: StageTimes = field(default_factory=StageTimes)
+    size: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """1:1 comparison of the main faces of two images."""
+
+    similarity: float
+    same: bool
+    threshold: float
+
+
+def _encode_thumbnail(crop: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return buf.tobytes() if ok else b""
+
+
+def decode_thumbnail(data: bytes) -> np.ndarray:
+    """A stored face crop back to ``(112, 112, 3)`` RGB uint8."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise FaceappError("a stored face thumbnail is damaged")
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+class Pipeline:
+    """Face matching with the models and gallery named by ``settings``.
+
+    Args:
+        settings: thresholds, model paths, provider, gallery location.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._detector = None
+        self._embedder = None
+        self._gallery = None
+        self._embedder_file: models.ModelFile | None = None
+        self._detector_file: models.ModelFile | None = None
+        self._load_lock = threading.RLock()
+
+    # ------------------------------------------------------------------ components
+
+    @property
+    def detector(self):  # type: ignore[no-untyped-def]
+        with self._load_lock:
+            if self._detector is None:
+                from .detect import FaceDetector
+
+                self._detector_file = models.resolve_detector(self.settings.detector)
+                self._detector = FaceDetector(
+                    self._detector_file.path,
+                    min_confidence=self.settings.min_detection_confidence,
+                    max_side=self.settings.max_detect_side,
+                )
+            return self._detector
+
+    @property
+    def embedder(self):  # type: ignore[no-untyped-def]
+        with self._load_lock:
+            if self._embedder is None:
+                from .embed import Embedder
+
+                self._embedder_file = models.resolve_embedder(self.settings.model)
+                self._embedder = Embedder(self._embedder_file.path, provider=self.settings.provider)
+                log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
+            return self._embedder
+
+    @property
+    def embedder_file(self) -> models.ModelFile:
+        _ = self.embedder
+        assert self._embedder_file is not None
+        return self._embedder_file
+
+    @property
+    def detector_file(self) -> models.ModelFile:
+        _ = self.detector
+        assert self._detector_file is not None
+        return self._detector_file
+
+    @property
+    def gallery(self):  # type: ignore[no-untyped-def]
+        with self._load_lock:
+            if self._gallery is None:
+                from .gallery import Gallery
+
+                self._gallery = Gallery(self.settings.gallery_dir())
+            return self._gallery
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder_file.sha256
+
+    def thresholds(self, threshold: float | None = None) -> Thresholds:
+        """Decision thresholds: ``threshold`` if given, else settings, else the model's."""
+        rec = self.embedder.thresholds
+        match = threshold if threshold is not None else self.settings.threshold
+        band = self.settings.uncertain_band
+        return Thresholds(
+            match=rec.match if match is None else float(match),
+            uncertain_band=rec.uncertain_band if band is None else float(band),
+        )
+
+    def verify_threshold(self) -> float:
+        vt = self.settings.verify_threshold
+        return self.embedder.thresholds.verify if vt is None else float(vt)
+
+    # ------------------------------------------------------------------ stages
+
+    def analyze(self, image: np.ndarray | str | Path, *, embed: bool = True) -> tuple[list[Face], StageTimes]:
+        """Detect, align, measure and (optionally) embed every face in an image.
+
+        Args:
+            image: RGB uint8 ``(H, W, 3)`` array, or a path to an image file.
+            embed: also compute embeddings (in one batch for all faces).
+
+        Returns:
+            Faces largest first, and the time spent per stage.
+        """
+        rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
+        t0 = time.perf_counter()
+        detections = self.detector.detect(rgb)
+        t1 = time.perf_counter()
+        template = self.embedder.contract.template
+        size = self.embedder.input_size[0]
+        crops, faces = [], []
+        for det in detections:
+            crop = align_face(rgb, det.keypoints, template, size)
+            q = face_quality(det.keypoints, crop)
+            if q.face_size < self.settings.min_face_size:
+                continue
+            crops.append(crop)
+            faces.append(Face(detection=det, crop=crop, quality=q))
+        t2 = time.perf_counter()
+        if embed and faces:
+            emb = self.embedder.embed(np.stack(crops))
+            faces = [Face(f.detection, f.crop, f.quality, emb[i]) for i, f in enumerate(faces)]
+        t3 = time.perf_counter()
+        return faces, StageTimes(detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3)
+
+    def match_faces(self, faces: Sequence[Face], *, threshold: float | None = None,
+                    top_k: int | None = None) -> list[FaceResult]:
+        """Match embedded faces against the gallery."""
+        if not faces:
+            return []
+        thresholds = self.thresholds(threshold)
+        k = top_k or self.settings.top_k
+        emb = np.stack([f.embedding for f in faces if f.embedding is not None])
+        if len(emb) != len(faces):
+            raise ValueError("every face must be embedded before matching")
+        hits = self.gallery.search(emb, k * TEMPLATES_PER_PERSON, model_id=self.model_id)
+        results = []
+        for face, face_hits in zip(faces, hits):
+            cands = aggregate(((h.person_id, h.name, h.similarity) for h in face_hits), k)
+            results.append(FaceResult(face=face, match=decide(cands, thresholds)))
+        return results
+
+    def match_image(self, image: np.ndarray | str | Path, *, threshold: float | None = None,
+                    top_k: int | None = None) -> ImageResult:
+        """Every face in an image with its best person (or unknown)."""
+        rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
+        faces, times = self.analyze(rgb)
+        t0 = time.perf_counter()
+        results = self.match_faces(faces, threshold=threshold, top_k=top_k)
+        search_ms = (time.perf_counter() - t0) * 1e3
+        times = StageTimes(times.detect, times.align, times.embed, search_ms)
+        return ImageResult(faces=results, times=times, size=(rgb.shape[1], rgb.shape[0]))
+
+    # ------------------------------------------------------------------ single-face helpers
+
+    def main_face(self, image: np.ndarray | str | Path, name: str = "the image") -> Face:
+        """The one face a photo is about: the only face, or the clearly largest one.
+
+        Raises:
+            NoFaceError: no face was found.
+            ManyFacesError: several faces of similar size.
+        """
+        faces, _ = self.analyze(image)
+        label = str(image) if isinstance(image, (str, Path)) else name
+        if not faces:
+            raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible")
+        if len(faces) > 1 and faces[1].detection.area >= DOMINANT_FACE_RATIO * faces[0].detection.area:
+            raise ManyFacesError(
+                f"{label} shows {len(faces)} faces of similar size; crop it to one person or use another photo"
+            )
+        return faces[0]
+
+    def enroll(self, name: str, faces: Sequence[Face], *, sources: Sequence[str | None] | None = None,
+               add: bool = False):  # type: ignore[no-untyped-def]
+        """Store faces as templates of ``name`` in one transaction.
+
+        Args:
+            name: the person's name.
+            faces: embedded faces (e.g. from :meth:`main_face`).
+            sources: per face, where it came from.
+            add: add to an existing person instead of refusing an existing name.
+
+        Returns:
+            The stored :class:`~faceapp.gallery.Person`.
+        """
+        if not faces:
+            raise NoFaceError("no usable face to enrol")
+        emb = np.stack([f.embedding for f in faces])  # type: ignore[arg-type]
+        thumbs = [_encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
+        quals = [
+            {"face_size": f.quality.face_size, "sharpness": f.quality.sharpness, "yaw": f.quality.yaw,
+             "roll": f.quality.roll, "brightness": f.quality.brightness}
+            for f in faces
+        ]
+        return self.gallery.add_templates(
+            name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
+            create=True, must_be_new=not add,
+        )
+
+    def lookalikes(self, faces: Sequence[Face], exclude: str | None = None) -> list[tuple[str, float]]:
+        """Enrolled people (other than ``exclude``) that these faces already match."""
+        found: dict[str, float] = {}
+        for res in self.match_faces(faces):
+            m = res.match
+            if m.decision is Decision.MATCH and m.person and (exclude is None or m.person.lower() != exclude.lower()):
+                found[m.person] = max(found.get(m.person, -1.0), float(m.similarity or 0.0))
+        return sorted(found.items(), key=lambda kv: -kv[1])
+
+    def verify(self, a: np.ndarray | str | Path, b: np.ndarray | str | Path) -> Verification:
+        """Are the main faces of two images the same person?"""
+        fa = self.main_face(a, "the first image")
+        fb = self.main_face(b, "the second image")
+        sim = float(np.dot(fa.embedding, fb.embedding))  # type: ignore[arg-type]
+        thr = self.verify_threshold()
+        return Verification(similarity=sim, same=same_person(sim, thr), threshold=thr)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+        if self._gallery is not None:
+            self._gallery.close()
+            self._gallery = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
