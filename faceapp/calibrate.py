@@ -61,8 +61,8 @@ def labelled_files(source: Path) -> list[tuple[Path, str]]:
                 x = parent[x]
             return x
 
-        with source.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
+        with source.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
                 a, b = row["file_x"], row["file_y"]
                 find(a), find(b)
                 if str(row.get("Decision", row.get("decision", ""))).strip().lower() in ("yes", "1", "true", "same"):
@@ -205,8 +205,8 @@ def calibrate(pipe: Any, source: Path | Sequence[Path], *, gallery_size: int = 1
             "far_gaussian": 1.0 - NormalDist(float(imp.mean()), float(imp.std(ddof=1))).cdf(t),
             "fpir_at_gallery_size": fpir(1.0 - NormalDist(float(imp.mean()), float(imp.std(ddof=1))).cdf(t), comparisons),
         })
-    loo = open_set_rates(data.embeddings, data.labels, t_rec)
-    doc = {
+    loo: dict[str, float] = open_set_rates(data.embeddings, data.labels, t_rec)
+    doc: dict[str, Any] = {
         "images": len(data.files),
         "identities": int(len(set(data.labels.tolist()))),
         "failed_images": [{"image": f, "error": e} for f, e in data.failed],

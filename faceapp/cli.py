@@ -266,7 +266,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate
 
     with _pipeline(args) as pipe:
-        doc, lines = calibrate(pipe, Path(args.dir), gallery_size=args.gallery_size, target_fpir=args.target_fpir,
+        doc, lines = calibrate(pipe, [Path(s) for s in args.sources], gallery_size=args.gallery_size,
+                               templates_per_person=args.templates_per_person, target_fpir=args.target_fpir,
                                progress=not args.json)
     _emit(args, doc, lines)
     return EXIT_OK
@@ -335,9 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-pipeline", action="store_true", help="only the gallery search")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from DIR/<name>/*.jpg")
-    s.add_argument("dir", metavar="DIR")
+    s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from labelled photos")
+    s.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="folder-per-person tree DIR/<name>/*.jpg, or a pairs CSV (file_x,file_y,Decision)")
     s.add_argument("--gallery-size", type=int, default=100, help="people in the gallery the threshold is for")
+    s.add_argument("--templates-per-person", type=int, default=1, help="templates each gallery person has")
     s.add_argument("--target-fpir", type=float, default=0.01,
                    help="accepted chance that a stranger matches someone in such a gallery")
     s.set_defaults(func=cmd_calibrate)

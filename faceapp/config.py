@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import SettingsError
 

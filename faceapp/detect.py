@@ -41,6 +41,22 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _close_before_thread_shutdown(finalizer: weakref.finalize) -> None:
+    """Run ``finalizer`` at interpreter exit while thread pools still work.
+
+    MediaPipe closes its tasks through a thread pool that is shut down before plain
+    ``atexit`` handlers run; hooks registered with threading run earlier (last first).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - other Python implementations
+        finalizer.atexit = True
+        return
+    try:
+        register(finalizer)
+    except RuntimeError:  # already shutting down
+        finalizer.atexit = True
+
+
 def _close_quietly(detector: object) -> None:
     with _quiet_native_stderr():
         detector.close()  # type: ignore[attr-defined]
@@ -78,6 +94,8 @@ class FaceDetector:
                 self._detector = vision.FaceDetector.create_from_options(options)
                 # Close before interpreter teardown, or MediaPipe's own __del__ fails noisily.
                 self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
+                self._finalizer.atexit = False
+                _close_before_thread_shutdown(self._finalizer)
                 # The first call allocates; keep its log lines out of the user's terminal.
                 self._run(np.zeros((480, 640, 3), np.uint8))
         except (RuntimeError, ValueError) as exc:
@@ -111,21 +129,31 @@ class FaceDetector:
             scale = self.max_side / max(h, w)
             work = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                               interpolation=cv2.INTER_AREA)
+        found = self._run(np.ascontiguousarray(work))
+        pad = 0
+        if not any(d.categories and d.categories[0].score >= threshold for d in found):
+            # Tight face chips (the face fills the frame) are missed by the detector's
+            # anchors; a border gives the face the context it was trained with.
+            import cv2
+
+            pad = max(work.shape[:2]) // 4
+            work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            found = self._run(np.ascontiguousarray(work))
         wh, ww = work.shape[:2]
         out: list[Detection] = []
-        for d in self._run(np.ascontiguousarray(work)):
+        for d in found:
             score = float(d.categories[0].score) if d.categories else 0.0
             if score < threshold:
                 continue
             bb = d.bounding_box
-            x0 = bb.origin_x / scale
-            y0 = bb.origin_y / scale
-            x1 = (bb.origin_x + bb.width) / scale
-            y1 = (bb.origin_y + bb.height) / scale
+            x0 = (bb.origin_x - pad) / scale
+            y0 = (bb.origin_y - pad) / scale
+            x1 = (bb.origin_x + bb.width - pad) / scale
+            y1 = (bb.origin_y + bb.height - pad) / scale
             box = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
             if box[2] <= box[0] or box[3] <= box[1]:
                 continue
-            kps = np.array([[k.x * ww / scale, k.y * wh / scale] for k in d.keypoints], np.float32)
+            kps = np.array([[(k.x * ww - pad) / scale, (k.y * wh - pad) / scale] for k in d.keypoints], np.float32)
             if kps.shape != (6, 2):
                 continue
             out.append(Detection(box=box, keypoints=kps, score=score))

@@ -157,7 +157,7 @@ class Gallery:
             db = sqlite3.connect(str(self.db_path), timeout=self.lock_timeout, isolation_level=None,
                                  check_same_thread=False)
             db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA busy_timeout = %d" % int(self.lock_timeout * 1000))
+            db.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 log.warning("gallery database is in %s mode, not WAL", mode)
@@ -360,7 +360,7 @@ class Gallery:
             if row is None:
                 if not create:
                     raise UnknownPersonError(f"no person named {clean!r} in the gallery; see `faceapp-cli list`")
-                pid = int(db.execute("INSERT INTO persons (name, created_at) VALUES (?, ?)", (clean, now)).lastrowid)
+                pid = int(db.execute("INSERT INTO persons (name, created_at) VALUES (?, ?)", (clean, now)).lastrowid or 0)
             else:
                 pid = int(row[0])
             db.executemany(
@@ -486,7 +486,7 @@ class Gallery:
         side = {
             "format": 1,
             "space": "ip",
-            "dim": int(index.dim),
+            "dim": int(index.dim or 0),
             "M": HNSW_M,
             "ef_construction": HNSW_EF_CONSTRUCTION,
             "max_elements": int(index.get_max_elements()),

@@ -32,7 +32,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def to_rgb8(pil_image: "PIL.Image.Image") -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
+def to_rgb8(pil_image: PIL.Image.Image) -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
     """Convert any Pillow image to an ``(H, W, 3)`` RGB uint8 array."""
     from PIL import Image
 
@@ -63,8 +63,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return to_rgb8(img)
+            upright = ImageOps.exif_transpose(img) or img
+            return to_rgb8(upright)
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image faceapp can read; use a JPEG or PNG photo") from exc
     except Image.DecompressionBombError as exc:

@@ -259,7 +259,9 @@ class Pipeline:
         """
         if not faces:
             raise NoFaceError("no usable face to enrol")
-        emb = np.stack([f.embedding for f in faces])  # type: ignore[arg-type]
+        if any(f.embedding is None for f in faces):
+            raise ValueError("every face must be embedded before enrolment")
+        emb = np.stack([f.embedding for f in faces if f.embedding is not None])
         thumbs = [_encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
         quals = [
             {"face_size": f.quality.face_size, "sharpness": f.quality.sharpness, "yaw": f.quality.yaw,

@@ -1,0 +1,53 @@
+"""Shared fixtures.
+
+Tests never read the user's own settings or gallery: ``FACEAPP_CONFIG`` and
+``FACEAPP_DATA_DIR`` point into a temporary folder for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("user")
+    os.environ["FACEAPP_CONFIG"] = str(home / "settings.toml")
+    os.environ["FACEAPP_DATA_DIR"] = str(home / "data")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    if not SHARED_FACES.is_dir():
+        pytest.skip("../shared/faces is not present")
+    return SHARED_FACES
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """One pipeline with loaded models for the session (its gallery is per-session too)."""
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline
+
+    pipe = Pipeline(Settings(gallery=tmp_path_factory.mktemp("session_gallery")))
+    yield pipe
+    pipe.close()
+
+
+@pytest.fixture(scope="session")
+def faces(pipeline, data_dir):
+    """Main faces of the committed photos, embedded."""
+    return {name: pipeline.main_face(data_dir / name) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")}

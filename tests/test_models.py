@@ -1,0 +1,157 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from faceapp import models
+from faceapp.contract import Contract, RecommendedThresholds, metadata_props
+from faceapp.embed import Embedder
+from faceapp.errors import ModelError
+
+
+@pytest.fixture
+def models_copy(tmp_path, monkeypatch):
+    """A private copy of the bundled models folder, used instead of the real one."""
+    dst = tmp_path / "models"
+    shutil.copytree(models.models_dir(), dst)
+    monkeypatch.setenv("FACEAPP_MODELS_DIR", str(dst))
+    models.models_dir.cache_clear()
+    models.manifest.cache_clear()
+    yield dst
+    models.models_dir.cache_clear()
+    models.manifest.cache_clear()
+
+
+def test_manifest_matches_the_shipped_files():
+    man = models.manifest()
+    assert {e["role"] for e in man["files"]} >= {"embedder", "detector-full-range", "detector-short-range"}
+    for entry in man["files"]:
+        info = models.check(models.models_dir() / entry["file"])
+        assert info.bundled and info.sha256 == entry["sha256"]
+        assert entry["licence"] and entry["package"] in {p["name"] for p in man["packages"]}
+
+
+def test_tampered_model_is_refused(models_copy):
+    target = models_copy / "sface_fp32.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="damaged or was modified"):
+        models.resolve_embedder(None)
+
+
+def test_missing_model_is_refused(models_copy):
+    (models_copy / "face_detection_full_range_sparse.tflite").unlink()
+    with pytest.raises(ModelError, match="does not exist"):
+        models.resolve_detector("full")
+
+
+def test_user_model_is_accepted_with_its_hash(tmp_path):
+    own = tmp_path / "mine.onnx"
+    shutil.copy(models.bundled_path("embedder"), own)
+    info = models.resolve_embedder(own)
+    assert not info.bundled and info.source == "user-supplied" and len(info.sha256) == 64
+
+
+def _tiny_onnx(path, with_metadata=True, dim=8):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((3 * 112 * 112, dim)).astype(np.float32) * 0.01
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 112, 112])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", dim])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if with_metadata:
+        props = metadata_props(
+            Contract(input_name="x", output_name="y", embedding_size=dim, mean=(127.5,) * 3, std=(128.0,) * 3),
+            RecommendedThresholds(match=0.6, uncertain_band=0.05, verify=0.4),
+            {"name": "tiny"},
+        )
+        for k, v in props.items():
+            model.metadata_props.add(key=k, value=v)
+    onnx.save(model, path)
+    return w
+
+
+def test_embedder_reads_the_contract_from_metadata(tmp_path):
+    path = tmp_path / "tiny.onnx"
+    w = _tiny_onnx(path)
+    emb = Embedder(path, provider="cpu")
+    assert emb.contract.input_name == "x" and emb.dim == 8
+    assert emb.thresholds.match == 0.6 and emb.provenance == {"name": "tiny"}
+    crops = np.random.default_rng(1).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    out = emb.embed(crops)
+    x = ((crops.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).reshape(3, -1)
+    ref = x @ w
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_model_without_metadata_or_not_onnx_is_refused(tmp_path):
+    path = tmp_path / "plain.onnx"
+    _tiny_onnx(path, with_metadata=False)
+    with pytest.raises(ModelError, match="carries no 'faceapp.contract' metadata"):
+        Embedder(path, provider="cpu")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model" * 50)
+    with pytest.raises(ModelError, match="not a usable ONNX model"):
+        Embedder(junk, provider="cpu")
+
+
+def test_bundled_embedder_contract_and_dynamic_batch():
+    emb = Embedder(models.bundled_path("embedder"), provider="auto")
+    assert emb.provider in ("cpu", "cuda") and emb.provider_note
+    assert emb.contract.color == "RGB" and emb.contract.input_size == (112, 112) and emb.dim == 128
+    assert emb.session.get_inputs()[0].shape[0] == "batch"
+    crops = np.random.default_rng(2).integers(0, 255, (4, 112, 112, 3), dtype=np.uint8)
+    batched = emb.embed(crops)
+    single = np.concatenate([emb.embed(crops[i : i + 1]) for i in range(4)])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    meta = json.loads(emb.session.get_modelmeta().custom_metadata_map["faceapp.thresholds"])
+    assert meta["match"] == emb.thresholds.match
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has the CUDA provider")
+    with pytest.raises(ModelError, match="--provider cuda was asked for"):
+        Embedder(models.bundled_path("embedder"), provider="cuda")
+
+
+def test_blockwise_dequantisation_matches_onnxruntime(tmp_path):
+    """The model build's int8 -> fp32 conversion agrees with onnxruntime's DequantizeLinear."""
+    import importlib.util
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    spec = importlib.util.spec_from_file_location("build", models.models_dir().parent / "models" / "build.py")
+    if spec is None or not (models.models_dir().parent / "models" / "build.py").exists():
+        pytest.skip("models/build.py is not part of this installation")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    rng = np.random.default_rng(3)
+    q = rng.integers(-128, 127, (4, 130), dtype=np.int8)
+    scale = rng.uniform(0.001, 0.01, (4, 3)).astype(np.float32)
+    zero = rng.integers(-5, 5, (4, 3), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=1, block_size=64)],
+        "dq", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 130])],
+        [numpy_helper.from_array(q, "q"), numpy_helper.from_array(scale, "s"), numpy_helper.from_array(zero, "z")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0]
+    np.testing.assert_allclose(build._blockwise_dequantize(q, scale, zero, 1, 64), expected, rtol=1e-6)
+    assert onnx.checker.check_model(model) is None

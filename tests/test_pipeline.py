@@ -1,0 +1,93 @@
+"""End-to-end on real photos committed under tests/data (see data/SOURCES.md)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceapp.errors import ManyFacesError, NoFaceError
+from faceapp.images import load_image
+from faceapp.types import Decision
+
+
+def test_same_person_scores_high_and_different_low(pipeline, faces):
+    same = float(faces["obama.jpg"].embedding @ faces["obama2.jpg"].embedding)
+    diff = float(faces["obama.jpg"].embedding @ faces["biden.jpg"].embedding)
+    thr = pipeline.verify_threshold()
+    assert same >= thr > diff
+    v = pipeline.verify(pipeline_data("obama.jpg"), pipeline_data("biden.jpg"))
+    assert not v.same and v.similarity == pytest.approx(diff, abs=1e-5)
+
+
+def pipeline_data(name):
+    from conftest import DATA
+
+    return DATA / name
+
+
+def test_face_geometry_is_sane(faces):
+    f = faces["obama.jpg"]
+    x0, y0, x1, y1 = f.detection.box
+    k = f.detection.keypoints
+    assert x0 < k[0, 0] < k[1, 0] < x1  # the image-left eye comes first
+    assert y0 < k[0, 1] < k[3, 1] < y1  # eyes above the mouth
+    assert f.crop.shape == (112, 112, 3)
+    assert abs(f.quality.roll) < 15 and f.quality.face_size > 50
+    assert np.linalg.norm(f.embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_group_photo_finds_several_faces(pipeline, data_dir):
+    faces, times = pipeline.analyze(data_dir / "t1.jpg")
+    assert len(faces) >= 3
+    areas = [f.detection.area for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    assert times.detect > 0 and times.embed > 0
+    with pytest.raises(ManyFacesError, match="faces of similar size"):
+        pipeline.main_face(data_dir / "t1.jpg")
+
+
+def test_no_face(pipeline):
+    blank = np.full((300, 300, 3), 200, np.uint8)
+    assert pipeline.analyze(blank)[0] == []
+    with pytest.raises(NoFaceError, match="no face found"):
+        pipeline.main_face(blank)
+
+
+def test_huge_image_is_downscaled_and_boxes_map_back(pipeline, data_dir, faces):
+    img = load_image(data_dir / "obama.jpg")
+    big = np.asarray(Image.fromarray(img).resize((img.shape[1] * 3, img.shape[0] * 3)))
+    assert max(big.shape) > pipeline.settings.max_detect_side
+    face = pipeline.main_face(big)
+    small = faces["obama.jpg"].detection.box
+    np.testing.assert_allclose(face.detection.box, np.array(small) * 3, atol=3 * 6)
+    assert float(face.embedding @ faces["obama.jpg"].embedding) > 0.9
+
+
+def test_grey_and_rotated_inputs(pipeline, data_dir, faces, tmp_path):
+    img = load_image(data_dir / "obama.jpg")
+    grey = img.mean(axis=2).astype(np.uint8)
+    assert len(pipeline.analyze(grey)[0]) == 1
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated; displayed upright
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(img).rotate(-90, expand=True).save(path, exif=exif, quality=95)
+    face = pipeline.main_face(path)
+    assert float(face.embedding @ faces["obama.jpg"].embedding) > 0.9
+
+
+def test_match_against_gallery(tmp_path, data_dir, faces):
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(gallery=tmp_path)) as pipe:
+        assert pipe.match_image(data_dir / "obama2.jpg").faces[0].match.decision is Decision.UNKNOWN
+        pipe.enroll("Barack Obama", [faces["obama.jpg"]], sources=["obama.jpg"])
+        pipe.enroll("Joe Biden", [faces["biden.jpg"]])
+        res = pipe.match_image(data_dir / "obama2.jpg")
+        m = res.faces[0].match
+        assert m.decision is Decision.MATCH and m.person == "Barack Obama"
+        assert [c.name for c in m.candidates] == ["Barack Obama", "Joe Biden"]
+        strict = pipe.match_image(data_dir / "obama2.jpg", threshold=0.99).faces[0].match
+        assert strict.decision is Decision.UNKNOWN
+        assert pipe.lookalikes([faces["obama2.jpg"]], exclude="someone new") == [("Barack Obama", pytest.approx(m.similarity))]
+        thumbs = list(pipe.gallery.all_thumbnails())
+        assert len(thumbs) == 2
