@@ -1,0 +1,199 @@
+"""Verification and open-set identification figures for any embedder.
+
+An embedder here is a function ``(N, 112, 112, 3) uint8 RGB crops -> (N, D) unit
+vectors``: a torch backbone (:func:`torch_embedder`) or any ONNX file the app can load
+(:func:`onnx_embedder`), so the base model and a fine-tuned one are measured the same way
+on the same crops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from faceapp.calibrate import (
+    empirical_threshold,
+    far_at,
+    open_set_rates,
+    pair_scores,
+    roc_auc,
+    tar_at,
+)
+
+log = logging.getLogger(__name__)
+
+EmbedFn = Callable[[np.ndarray], np.ndarray]
+FARS = (1e-2, 1e-3)
+
+
+def torch_embedder(model: torch.nn.Module, device: str = "cpu", batch: int = 64) -> EmbedFn:
+    def run(crops: np.ndarray) -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(crops), batch):
+                x = torch.from_numpy(np.ascontiguousarray(crops[s : s + batch])).permute(0, 3, 1, 2).float().to(device)
+                out.append(torch.nn.functional.normalize(model(x), dim=1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    return run
+
+
+def onnx_embedder(path: Path, provider: str = "cpu", batch: int = 64) -> EmbedFn:
+    from faceapp.embed import Embedder
+
+    emb = Embedder(Path(path), provider=provider)
+
+    def run(crops: np.ndarray) -> np.ndarray:
+        return np.concatenate([emb.embed(crops[s : s + batch]) for s in range(0, len(crops), batch)])
+
+    return run
+
+
+def kfold_accuracy(genuine: np.ndarray, impostor: np.ndarray, folds: int = 10, seed: int = 0) -> dict[str, float]:
+    """Verification accuracy with the threshold chosen on k-1 folds and scored on the rest."""
+    scores = np.concatenate([genuine, impostor])
+    same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    order = np.random.default_rng(seed).permutation(len(scores))
+    parts = np.array_split(order, folds)
+    accs, thrs = [], []
+    u = np.unique(scores)
+    candidates = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]])  # midpoints
+    for k in range(folds):
+        test = parts[k]
+        train = np.concatenate([parts[j] for j in range(folds) if j != k])
+        acc_train = [((scores[train] >= t) == same[train]).mean() for t in candidates]
+        best = candidates[np.asarray(acc_train) == max(acc_train)]
+        t = float((best.min() + best.max()) / 2)  # the middle of the best range, not its edge
+        thrs.append(t)
+        accs.append(float(((scores[test] >= t) == same[test]).mean()))
+    return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "threshold": float(np.mean(thrs))}
+
+
+def pair_metrics(genuine: np.ndarray, impostor: np.ndarray, target_far: float = 1e-3) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "genuine_pairs": len(genuine), "impostor_pairs": len(impostor),
+        "roc_auc": roc_auc(genuine, impostor), **kfold_accuracy(genuine, impostor),
+    }
+    for far in FARS:
+        key = f"tar_at_far_{far:g}"
+        if len(impostor) * far >= 1:
+            t = empirical_threshold(impostor, far)
+            out[key] = tar_at(genuine, t)
+        else:
+            out[key] = None
+            out[key + "_note"] = f"{len(impostor)} impostor pairs cannot resolve FAR {far:g} (need {int(1 / far)})"
+    if len(impostor) * target_far >= 1:
+        out["threshold_at_target_far"] = empirical_threshold(impostor, target_far)
+    else:
+        out["threshold_at_target_far"] = empirical_threshold(impostor, 1.0 / len(impostor))
+        out["threshold_note"] = f"too few impostor pairs for FAR {target_far:g}: threshold at FAR {1 / len(impostor):.1e}"
+    out["target_far"] = target_far
+    out["far_at_threshold"] = far_at(impostor, out["threshold_at_target_far"])
+    return out
+
+
+def evaluate_crops(embed: EmbedFn, crops: np.ndarray, labels: np.ndarray, target_far: float = 1e-3) -> dict[str, Any]:
+    """Figures on a labelled set: all pairs, plus leave-one-out open-set identification."""
+    emb = embed(crops)
+    gen, imp = pair_scores(emb, labels)
+    report = pair_metrics(gen, imp, target_far)
+    report["open_set"] = open_set_rates(emb, labels, report["threshold_at_target_far"])
+    report["_scores"] = (gen, imp)
+    return report
+
+
+def evaluate_pairs_csv(embed: EmbedFn, csv_path: Path, target_far: float = 1e-3) -> dict[str, Any]:
+    """Figures on the labelled pairs of a CSV (``file_x,file_y,Decision``)."""
+    import csv
+
+    from faceapp.config import Settings
+    from faceapp.errors import FaceappError
+    from faceapp.pipeline import Pipeline
+
+    rows = list(csv.DictReader(Path(csv_path).open(newline="", encoding="utf-8")))
+    files = sorted({Path(r["file_x"]).name for r in rows} | {Path(r["file_y"]).name for r in rows})
+    crops, failed = {}, []
+    with Pipeline(Settings()) as pipe:
+        for f in files:
+            try:
+                crops[f] = pipe.main_face(Path(csv_path).parent / f).crop
+            except FaceappError as exc:
+                failed.append((f, str(exc)))
+    names = sorted(crops)
+    emb = dict(zip(names, embed(np.stack([crops[n] for n in names]))))
+    gen, imp = [], []
+    for r in rows:
+        a, b = Path(r["file_x"]).name, Path(r["file_y"]).name
+        if a in emb and b in emb:
+            s = float(emb[a] @ emb[b])
+            (gen if str(r.get("Decision", r.get("decision"))).lower() == "yes" else imp).append(s)
+    report = pair_metrics(np.array(gen), np.array(imp), target_far)
+    report["failed_images"] = failed
+    report["_scores"] = (np.array(gen), np.array(imp))
+    return report
+
+
+def plot_reports(reports: dict[str, dict[str, Any]], path: Path) -> Path:
+    """ROC curves and same/different similarity histograms, one column per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(reports), figsize=(5 * len(reports), 8), squeeze=False)
+    for col, (name, rep) in enumerate(reports.items()):
+        gen, imp = rep["_scores"]
+        ts = np.unique(np.concatenate([gen, imp]))[::-1]
+        fars = [far_at(imp, t) for t in ts]
+        tars = [tar_at(gen, t) for t in ts]
+        ax = axes[0, col]
+        ax.plot(np.maximum(fars, 1e-5), tars)
+        ax.set_xscale("log")
+        ax.set_xlabel("false accept rate")
+        ax.set_ylabel("true accept rate")
+        ax.set_title(f"{name}: ROC (AUC {rep['roc_auc']:.4f})")
+        ax.grid(True, alpha=0.3)
+        ax = axes[1, col]
+        bins = np.linspace(-0.3, 1.0, 60)
+        ax.hist(imp, bins=bins, alpha=0.6, density=True, label=f"different ({len(imp)})")
+        ax.hist(gen, bins=bins, alpha=0.6, density=True, label=f"same ({len(gen)})")
+        ax.axvline(rep["threshold_at_target_far"], color="k", ls="--", lw=1, label="threshold")
+        ax.set_xlabel("cosine similarity")
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(reports: dict[str, dict[str, Any]], path: Path) -> Path:
+    clean = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in reports.items()}
+    Path(path).write_text(json.dumps(clean, indent=2, default=float))
+    return Path(path)
+
+
+def format_table(reports: dict[str, dict[str, Any]]) -> list[str]:
+    names = list(reports)
+    rows = [("ROC AUC", "roc_auc", "{:.4f}"), ("accuracy (10-fold)", "accuracy", "{:.4f}"),
+            ("TAR @ FAR 1e-2", "tar_at_far_0.01", "{:.4f}"), ("TAR @ FAR 1e-3", "tar_at_far_0.001", "{:.4f}"),
+            ("threshold @ target FAR", "threshold_at_target_far", "{:.3f}")]
+    lines = ["metric".ljust(24) + "".join(n[:18].rjust(20) for n in names)]
+    for label, key, fmt in rows:
+        vals = [reports[n].get(key) for n in names]
+        lines.append(label.ljust(24) + "".join(("n/a" if v is None else fmt.format(v)).rjust(20) for v in vals))
+    for n in names:
+        if "open_set" in reports[n]:
+            o = reports[n]["open_set"]
+            lines.append(f"{n}: open-set leave-one-out DIR {o['dir']:.3f}, FPIR {o['fpir']:.3f}")
+        for k, v in reports[n].items():
+            if k.endswith("_note"):
+                lines.append(f"{n}: {v}")
+    return lines

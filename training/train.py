@@ -1,0 +1,397 @@
+"""One training loop: fine-tune (or train) an embedder with a margin-softmax head.
+
+Runs on the CPU by default and on CUDA when present (with mixed precision). Under
+``torchrun`` it uses DistributedDataParallel (gloo on CPU, NCCL on CUDA). Each run
+writes to its ``out`` folder: ``config.toml``, ``split.json`` (train and validation
+identities), ``log.jsonl`` (one line per epoch), ``last.pt`` (checkpoint for resuming)
+and ``model.pt`` (the backbone's weights).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from .backbones import create_backbone
+from .data import AugmentConfig, CropDataset, FaceCrops, from_aligned_folder, from_gallery, from_photo_folder, split_by_identity
+from .margins import Margin, MarginHead, margin_preset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """An experiment; load one from TOML with :func:`load_config`.
+
+    Attributes:
+        data: the training data: a folder-per-identity tree or a gallery folder.
+        data_kind: ``photos`` (detect and align), ``aligned`` (crops) or ``gallery``.
+        out: run folder.
+        backbone: a name from :data:`training.backbones.BACKBONES`.
+        pretrained: ONNX weights for ``sface`` (``"bundled"`` = faceapp's model, ``""`` = none).
+        width: channel multiplier for ``mobilefacenet``.
+        embedding_size: output size.
+        margin: preset name (``arcface``, ``cosface``, ``sphereface``, ``combined``, ``softmax``).
+        m1, m2, m3: override the preset's parameters when set.
+        scale: the logit scale ``s``.
+        margin_warmup_steps: steps over which the margin grows from 0 to full.
+        optimizer: ``adamw`` or ``sgd``.
+        lr: backbone learning rate; the head uses ``lr * head_lr_mult``.
+        weight_decay: decoupled weight decay.
+        epochs, batch_size: as usual (batch size per process).
+        lr_warmup_steps: linear learning-rate warm-up, then cosine decay to 0.
+        grad_clip: gradient norm clipping (0 = off).
+        freeze_stages: how many of the backbone's early stages to freeze.
+        train_bn: update BatchNorm statistics (off by default: small fine-tuning sets
+            give poor statistics).
+        keep_close: weight of the penalty ``1 - cos(e, e_base)`` that keeps embeddings near the
+            base model's (guards against forgetting on small data; 0 = off).
+        init_head_from_base: start each class centre at the mean base-model embedding.
+        val_fraction: share of identities held out for validation.
+        seed: random seed.
+        augment: augmentation probabilities.
+        amp: mixed precision on CUDA.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        workers: data-loader worker processes.
+    """
+
+    data: str = ""
+    data_kind: str = "photos"
+    out: str = "runs/exp"
+    backbone: str = "sface"
+    pretrained: str = "bundled"
+    width: float = 1.0
+    embedding_size: int = 128
+    margin: str = "arcface"
+    m1: float | None = None
+    m2: float | None = None
+    m3: float | None = None
+    scale: float = 32.0
+    margin_warmup_steps: int = 100
+    optimizer: str = "adamw"
+    lr: float = 1e-4
+    head_lr_mult: float = 10.0
+    weight_decay: float = 5e-4
+    epochs: int = 10
+    batch_size: int = 32
+    lr_warmup_steps: int = 20
+    grad_clip: float = 5.0
+    freeze_stages: int = 0
+    train_bn: bool = False
+    keep_close: float = 1.0
+    init_head_from_base: bool = True
+    val_fraction: float = 0.25
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    amp: bool = True
+    device: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.data_kind not in ("photos", "aligned", "gallery"):
+            raise ValueError(f"data_kind must be photos, aligned or gallery, not {self.data_kind!r}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError("optimizer must be adamw or sgd")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+        self.margin_params()  # validates
+
+    def margin_params(self) -> Margin:
+        base = margin_preset(self.margin)
+        return Margin(
+            base.m1 if self.m1 is None else self.m1, base.m2 if self.m2 is None else self.m2,
+            base.m3 if self.m3 is None else self.m3, self.scale,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+    values.update(overrides or {})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+    return TrainConfig(**values)
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(cfg.to_dict()), encoding="utf-8")
+
+
+def load_data(cfg: TrainConfig) -> FaceCrops:
+    if cfg.data_kind == "photos":
+        return from_photo_folder(Path(cfg.data))
+    if cfg.data_kind == "aligned":
+        return from_aligned_folder(Path(cfg.data))
+    return from_gallery(Path(cfg.data))
+
+
+def build_backbone(cfg: TrainConfig) -> nn.Module:
+    kwargs: dict[str, Any] = {"embedding_size": cfg.embedding_size, "width": cfg.width}
+    if cfg.backbone == "sface" and cfg.pretrained:
+        from faceapp import models
+
+        kwargs["pretrained"] = models.resolve_embedder(None).path if cfg.pretrained == "bundled" else Path(cfg.pretrained)
+    return create_backbone(cfg.backbone, **kwargs)
+
+
+def base_model_hash(cfg: TrainConfig) -> str | None:
+    if cfg.backbone != "sface" or not cfg.pretrained:
+        return None
+    from faceapp import models
+
+    return models.resolve_embedder(None if cfg.pretrained == "bundled" else Path(cfg.pretrained)).sha256
+
+
+class Trainee(nn.Module):
+    """Backbone + margin head + the keep-close penalty, as one module for DDP."""
+
+    def __init__(self, backbone: nn.Module, head: MarginHead, base: nn.Module | None, keep_close: float) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.base = base
+        self.keep_close = keep_close
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.backbone(x)
+        loss = self.head(emb, y)
+        penalty = torch.zeros((), device=x.device)
+        if self.base is not None and self.keep_close > 0:
+            with torch.no_grad():
+                ref = self.base(x)
+            penalty = (1.0 - F.cosine_similarity(emb.float(), ref.float(), dim=1)).mean()
+        return loss + self.keep_close * penalty, penalty
+
+
+def _set_bn_eval(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def _freeze(backbone: nn.Module, stages: int) -> None:
+    if stages <= 0:
+        return
+    parts = backbone.stages() if hasattr(backbone, "stages") else list(backbone.children())
+    for part in parts[:stages]:
+        for p in part.parameters():
+            p.requires_grad_(False)
+
+
+def lr_lambda(step: int, warmup: int, total: int) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(cfg: TrainConfig) -> str:
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda was asked for but torch sees no CUDA GPU; use device = 'cpu'")
+    return cfg.device
+
+
+def param_checksum(module: nn.Module) -> float:
+    """A number that differs when any parameter differs (for checking DDP replicas)."""
+    with torch.no_grad():
+        return float(sum((p.double() * (i + 1)).sum() for i, p in enumerate(module.parameters())))
+
+
+def class_means(backbone: nn.Module, data: FaceCrops, device: str) -> torch.Tensor:
+    from .evaluate import torch_embedder
+
+    emb = torch_embedder(backbone, device)(data.crops)
+    means = np.zeros((data.num_classes, emb.shape[1]), np.float32)
+    for c in range(data.num_classes):
+        means[c] = emb[data.labels == c].mean(0)
+    return torch.from_numpy(means)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run one experiment. Returns a summary (paths, last epoch's figures, throughput)."""
+    from tqdm import tqdm
+
+    device = pick_device(cfg)
+    di = init_distributed(device)
+    if device == "cuda":
+        device = f"cuda:{di.local_rank}"
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    if di.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.toml")
+
+    data = load_data(cfg)
+    train_set, val_set = split_by_identity(data, cfg.val_fraction, cfg.seed)
+    if di.main:
+        (out / "split.json").write_text(json.dumps({
+            "train": train_set.names, "val": val_set.names, "failed": data.failed,
+            "train_images": len(train_set), "val_images": len(val_set),
+        }, indent=1))
+        log.info("%d training images of %d people, %d validation images of %d people",
+                 len(train_set), train_set.num_classes, len(val_set), val_set.num_classes)
+
+    backbone = build_backbone(cfg).to(device)
+    base = copy.deepcopy(backbone).eval().requires_grad_(False) if cfg.keep_close > 0 else None
+    head = MarginHead(cfg.embedding_size, train_set.num_classes, cfg.margin_params(), cfg.margin_warmup_steps).to(device)
+    if cfg.init_head_from_base:
+        with torch.no_grad():
+            head.weight.copy_(class_means(backbone, train_set, device))
+    _freeze(backbone, cfg.freeze_stages)
+    model: nn.Module = Trainee(backbone, head, base, cfg.keep_close)
+
+    dataset = CropDataset(train_set, cfg.augment, cfg.seed)
+    sampler = (DistributedSampler(dataset, di.world, di.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+               if di.world > 1 else RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed)))
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                        drop_last=len(dataset) >= 2 * cfg.batch_size)
+    steps_per_epoch = max(1, len(loader))
+    total_steps = steps_per_epoch * cfg.epochs
+
+    groups = [
+        {"params": [p for p in backbone.parameters() if p.requires_grad], "lr": cfg.lr},
+        {"params": list(head.parameters()), "lr": cfg.lr * cfg.head_lr_mult},
+    ]
+    opt: torch.optim.Optimizer
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.lr_warmup_steps, total_steps))
+    use_amp = cfg.amp and device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch = 0
+    ckpt_path = out / "last.pt"
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        backbone.load_state_dict(ckpt["backbone"])
+        head.load_state_dict(ckpt["head"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
+
+    if di.world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[di.local_rank] if device.startswith("cuda") else None, find_unused_parameters=False,
+        )
+
+    summary: dict[str, Any] = {"out": str(out), "device": device, "world_size": di.world}
+    for epoch in range(start_epoch, cfg.epochs):
+        dataset.epoch = epoch
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        model.train()
+        if not cfg.train_bn:
+            _set_bn_eval(backbone)
+        if base is not None:
+            base.eval()
+        t0 = time.perf_counter()
+        seen, loss_sum, pen_sum = 0, 0.0, 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and di.main), leave=False)
+        for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                loss, penalty = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            head.step()
+            seen += len(x)
+            loss_sum += loss.item() * len(x)
+            pen_sum += penalty.item() * len(x)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - t0
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "loss": loss_sum / max(1, seen), "keep_close_penalty": pen_sum / max(1, seen),
+            "lr": sched.get_last_lr()[0], "margin_fraction": min(1.0, float(head.steps) / max(1, cfg.margin_warmup_steps)),
+            "seconds": seconds, "images_per_second": seen * di.world / seconds if seconds > 0 else None,
+        }
+        if di.main:
+            if val_set.num_classes >= 2 and len(val_set) >= 3:
+                from .evaluate import evaluate_crops, torch_embedder
+
+                rep = evaluate_crops(torch_embedder(backbone, device), val_set.crops, val_set.labels)
+                record.update({"val_auc": rep["roc_auc"], "val_accuracy": rep["accuracy"]})
+            with (out / "log.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            torch.save({"backbone": backbone.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                        "config": cfg.to_dict()}, out / "last.pt.tmp")
+            os.replace(out / "last.pt.tmp", ckpt_path)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
+        summary["last"] = record
+    if di.main:
+        torch.save(backbone.state_dict(), out / "model.pt")
+    summary["checksum"] = param_checksum(backbone)
+    if di.world > 1:
+        Path(out / f"rank{di.rank}.json").write_text(json.dumps({"checksum": summary["checksum"]}))
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def load_run(run: Path, device: str = "cpu") -> tuple[TrainConfig, nn.Module]:
+    """The config and trained backbone of a finished run folder."""
+    cfg = load_config(Path(run) / "config.toml")
+    cfg.pretrained = ""  # the weights come from model.pt
+    backbone = build_backbone(cfg)
+    backbone.load_state_dict(torch.load(Path(run) / "model.pt", map_location=device, weights_only=True))
+    return cfg, backbone.eval()
