@@ -82,10 +82,11 @@ def _labelled(entries: list[tuple[str, np.ndarray, str]], failed: list[tuple[str
 
 def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str = "full") -> FaceCrops:
     """Detect and align the main face of every photo in ``root/<person>/``, with a cache."""
+    from tqdm import tqdm
+
     from faceapp.config import Settings
     from faceapp.errors import FaceappError
     from faceapp.pipeline import Pipeline
-    from tqdm import tqdm
 
     items = _tree(Path(root))
     key = hashlib.sha256(json.dumps(
@@ -120,6 +121,7 @@ def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str =
 def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
     """Crops already aligned to the template, ``root/<person>/*.png``; resized when needed."""
     import cv2
+
     from faceapp.errors import ImageError
     from faceapp.images import load_image
 

@@ -16,12 +16,12 @@ import logging
 import math
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
