@@ -178,7 +178,7 @@ class Pipeline:
         """
         rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
         t0 = time.perf_counter()
-        detections = self.detector.detect(rgb)
+        detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence)
         t1 = time.perf_counter()
         template = self.embedder.contract.template
         size = self.embedder.input_size[0]

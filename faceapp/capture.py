@@ -1,0 +1,189 @@
+"""Frame sources: a camera, a video file, or a folder of images.
+
+All return RGB uint8 ``(H, W, 3)`` frames from :meth:`FrameSource.read`. A camera that
+cannot be opened raises :class:`CameraError`; one that stops delivering frames (unplugged)
+raises :class:`CameraLost`, after which :meth:`FrameSource.reopen` may be tried.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FaceappError
+from .images import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class CameraError(FaceappError):
+    """The camera (or source) could not be opened."""
+
+
+class CameraLost(FaceappError):
+    """The source stopped delivering frames."""
+
+
+class FrameSource:
+    """Base class. ``read`` returns the newest frame available, never a backlog."""
+
+    name = "source"
+
+    def read(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def reopen(self) -> None:
+        """Try to open the source again after :class:`CameraLost`."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CameraSource(FrameSource):
+    """An OpenCV camera by index, with a one-frame buffer so frames are never stale."""
+
+    def __init__(self, index: int = 0, width: int = 640, height: int = 480, failures_before_lost: int = 10) -> None:
+        self.index, self.width, self.height = index, width, height
+        self.failures_before_lost = failures_before_lost
+        self.name = f"camera {index}"
+        self._cap: Any = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        import cv2
+
+        self.close()
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(f"camera {self.index} is not available (absent or used by another program); "
+                              "plug one in, close the other program, or choose another camera")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._cap = cap
+
+    def read(self) -> np.ndarray:
+        if self._cap is None:
+            raise CameraLost(f"{self.name} is closed; retry to open it again")
+        for _ in range(self.failures_before_lost):
+            ok, frame = self._cap.read()
+            if ok and frame is not None:
+                return np.ascontiguousarray(frame[:, :, ::-1])
+            time.sleep(0.01)
+        raise CameraLost(f"{self.name} stopped sending frames (unplugged?); reconnect it and press Retry")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class VideoFileSource(FrameSource):
+    """A video file played at its own frame rate: frames that fall behind are skipped.
+
+    Args:
+        path: the video.
+        loop: start again at the end instead of raising :class:`CameraLost`.
+        realtime: skip frames to keep pace with the wall clock (as a live camera would);
+            ``False`` returns every frame in order.
+    """
+
+    def __init__(self, path: Path, loop: bool = True, realtime: bool = True) -> None:
+        self.path = Path(path)
+        self.loop, self.realtime = loop, realtime
+        self.name = self.path.name
+        self._cap: Any = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        import cv2
+
+        self.close()
+        if not self.path.is_file():
+            raise CameraError(f"video {self.path} does not exist")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise CameraError(f"video {self.path} cannot be opened; use an MP4/AVI file OpenCV can read")
+        self._cap = cap
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self._start = time.perf_counter()
+        self._pos = 0
+
+    def read(self) -> np.ndarray:
+        import cv2
+
+        if self._cap is None:
+            raise CameraLost(f"{self.name} is closed")
+        if self.realtime:
+            due = int((time.perf_counter() - self._start) * self.fps)
+            while self._pos < due - 1:  # drop the frames we are late for
+                if not self._cap.grab():
+                    break
+                self._pos += 1
+        ok, frame = self._cap.read()
+        if not ok:
+            if not self.loop:
+                raise CameraLost(f"{self.name} has ended")
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._start, self._pos = time.perf_counter(), 0
+            ok, frame = self._cap.read()
+            if not ok:
+                raise CameraLost(f"{self.name} cannot be read")
+        self._pos += 1
+        return np.ascontiguousarray(frame[:, :, ::-1])
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageFolderSource(FrameSource):
+    """The images of a folder in name order, as frames; loops at the end."""
+
+    def __init__(self, path: Path, loop: bool = True, interval: float = 0.0) -> None:
+        self.path = Path(path)
+        self.loop, self.interval = loop, interval
+        self.name = self.path.name
+        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if self.path.is_dir() else []
+        if not self.files:
+            raise CameraError(f"{self.path} has no images to use as frames")
+        self._i = 0
+        self._last = 0.0
+
+    def read(self) -> np.ndarray:
+        if self._i >= len(self.files):
+            if not self.loop:
+                raise CameraLost(f"{self.name}: no more images")
+            self._i = 0
+        if self.interval:
+            wait = self._last + self.interval - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            self._last = time.perf_counter()
+        frame = load_image(self.files[self._i])
+        self._i += 1
+        return frame
+
+
+def open_source(spec: str | Path | int, width: int = 640, height: int = 480) -> FrameSource:
+    """A camera index (``0``), a video file, or a folder of images."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        return CameraSource(int(spec), width, height)
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFolderSource(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
+        return VideoFileSource(path)
+    raise CameraError(f"{spec} is neither a camera index, a video file nor a folder of images")

@@ -1,0 +1,99 @@
+"""Drawing frames and face results."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from ..types import Decision, FaceResult
+
+COLOURS = {
+    Decision.MATCH: QColor(40, 200, 80),
+    Decision.UNCERTAIN: QColor(240, 160, 20),
+    Decision.UNKNOWN: QColor(220, 50, 50),
+}
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """An RGB uint8 ``(H, W, 3)`` array as a QImage that owns a copy of the pixels."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def to_pixmap(rgb: np.ndarray) -> QPixmap:
+    return QPixmap.fromImage(to_qimage(rgb))
+
+
+def label_for(fr: FaceResult) -> str:
+    m = fr.match
+    name = m.person if m.person else "Unknown"
+    if m.decision is Decision.UNCERTAIN:
+        name += "?"
+    return name if m.similarity is None else f"{name} {m.similarity:.2f}"
+
+
+class VideoView(QWidget):
+    """Shows a frame scaled to fit, with a box, name and similarity per face, or a message."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._image: QImage | None = None
+        self._faces: list[FaceResult] = []
+        self._message = ""
+
+    def show_frame(self, rgb: np.ndarray, faces: list[FaceResult]) -> None:
+        self._image = to_qimage(rgb)
+        self._faces = list(faces)
+        self._message = ""
+        self.update()
+
+    def show_message(self, text: str) -> None:
+        self._message = text
+        self.update()
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @property
+    def faces(self) -> list[FaceResult]:
+        return self._faces
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(25, 25, 25))
+        if self._image is not None:
+            iw, ih = self._image.width(), self._image.height()
+            scale = min(self.width() / iw, self.height() / ih)
+            ox, oy = (self.width() - iw * scale) / 2, (self.height() - ih * scale) / 2
+            p.drawImage(QRectF(ox, oy, iw * scale, ih * scale), self._image)
+            font = QFont()
+            font.setPointSize(11)
+            font.setBold(True)
+            p.setFont(font)
+            for fr in self._faces:
+                x0, y0, x1, y1 = fr.face.detection.box
+                colour = COLOURS[fr.match.decision]
+                p.setPen(QPen(colour, 3))
+                rect = QRectF(ox + x0 * scale, oy + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale)
+                p.drawRect(rect)
+                text = label_for(fr)
+                tw = p.fontMetrics().horizontalAdvance(text) + 8
+                th = p.fontMetrics().height() + 4
+                tag = QRectF(rect.left(), max(0.0, rect.top() - th), tw, th)
+                p.fillRect(tag, colour)
+                p.setPen(QColor(255, 255, 255))
+                p.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+        if self._message:
+            p.setPen(QColor(255, 255, 255))
+            font = QFont()
+            font.setPointSize(12)
+            p.setFont(font)
+            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self._message)
+        p.end()
