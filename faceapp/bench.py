@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .gallery import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+from .gallery import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
 
 TEMPLATES_PER_ID = 5
 NOISE = 0.06  # per-dimension noise; gives same-identity cosine ~0.68 in 128-d
@@ -138,14 +138,15 @@ def bench_search(n: int, queries: int, dim: int, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     index.add_items(data, np.arange(n, dtype=np.uint64))
     build_s = time.perf_counter() - t0
-    index.set_ef(HNSW_EF_SEARCH)
+    index.set_ef(ef_for(n, QUERY_K))
     index.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index.hnsw"
         index.save_index(str(path))
         file_bytes = path.stat().st_size
 
-    result: dict[str, Any] = {"templates": n, "build_s": build_s, "bytes_per_template": file_bytes / n}
+    result: dict[str, Any] = {"templates": n, "ef": ef_for(n, QUERY_K), "build_s": build_s,
+                              "bytes_per_template": file_bytes / n}
     for label, q in (("enrolled", genuine), ("strangers", strangers)):
         times = np.empty(len(q))
         got = np.empty(len(q), np.int64)
@@ -170,7 +171,7 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
 
     doc: dict[str, Any] = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine()},
-        "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH, "k": QUERY_K},
+        "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "k": QUERY_K},
     }
     lines = [f"machine: {os.cpu_count()} CPUs, {platform.platform()}"]
     with pipe:
@@ -194,7 +195,7 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
         r = bench_search(n, queries, dim, seed)
         doc["search"].append(r)
         lines.append(
-            f"  {n:>9,} templates: build {r['build_s']:.1f} s, {r['bytes_per_template']:.0f} bytes/template; "
+            f"  {n:>9,} templates (ef {r['ef']}): build {r['build_s']:.1f} s, {r['bytes_per_template']:.0f} bytes/template; "
             f"enrolled probes p50 {r['enrolled']['p50_ms']:.3f} ms p99 {r['enrolled']['p99_ms']:.3f} ms "
             f"recall@1 {r['enrolled']['recall_at_1']:.4f}; strangers p50 {r['strangers']['p50_ms']:.3f} ms "
             f"p99 {r['strangers']['p99_ms']:.3f} ms recall@1 {r['strangers']['recall_at_1']:.4f}"

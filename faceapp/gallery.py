@@ -42,9 +42,16 @@ DB_NAME = "gallery.sqlite3"
 INDEX_NAME = "index.hnsw"
 SIDECAR_NAME = "index.json"
 LOCK_NAME = "write.lock"
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 64
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 100
+HNSW_EF_SEARCH = 64  # for up to EF_LARGE_FROM templates; larger galleries use EF_SEARCH_LARGE
+HNSW_EF_SEARCH_LARGE = 128
+EF_LARGE_FROM = 200_000
+
+
+def ef_for(templates: int, k: int = 1) -> int:
+    """Search breadth for a gallery of this size: recall@1 >= 0.99 up to 1M (README)."""
+    return max(k, HNSW_EF_SEARCH_LARGE if templates >= EF_LARGE_FROM else HNSW_EF_SEARCH)
 INITIAL_CAPACITY = 1024
 MAX_NAME_LENGTH = 200
 
@@ -624,7 +631,7 @@ class Gallery:
             kk = min(int(k), live)
             if kk <= 0:
                 return [[] for _ in probes]
-            index.set_ef(max(HNSW_EF_SEARCH, kk))
+            index.set_ef(ef_for(live, kk))
             labels, dists = index.knn_query(probes, k=kk)
         sims = _similarity(dists)
         owners = self._owners(np.unique(labels))

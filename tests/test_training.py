@@ -85,6 +85,14 @@ def test_train_resume_and_export(tree, tmp_path):
         ref = torch.nn.functional.normalize(net(torch.from_numpy(crops).permute(0, 3, 1, 2).float()), dim=1).numpy()
     np.testing.assert_allclose(emb.embed(crops), ref, atol=1e-4)
 
+    # the app takes the exported file as it is
+    from faceapp.cli import main as cli_main
+
+    data = Path(__file__).resolve().parent / "data"
+    g = str(tmp_path / "g")
+    assert cli_main(["--gallery", g, "--model", str(onnx_path), "enroll", "Obama", str(data / "obama.jpg")]) == 0
+    assert cli_main(["--gallery", g, "--model", str(onnx_path), "--json", "match", str(data / "obama.jpg")]) == 0
+
 
 def test_frozen_stages_do_not_change(tree, tmp_path):
     from training.train import build_backbone, load_run
