@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FaceappError, ImageError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from .images import person_folders
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,7 @@ class Labelled:
 def labelled_files(source: Path) -> list[tuple[Path, str]]:
     """``(image, identity)`` pairs from a folder-per-person tree or a labelled-pairs CSV."""
     if source.is_dir():
-        out = []
-        for d in sorted(p for p in source.iterdir() if p.is_dir()):
-            for f in sorted(d.iterdir()):
-                if f.suffix.lower() in IMAGE_SUFFIXES:
-                    out.append((f, f"{source}/{d.name}"))
-        if not out:
-            raise ImageError(f"{source} has no person folders with images (expected {source}/<name>/*.jpg)")
-        return out
+        return [(f, f"{source}/{name}") for name, photos in person_folders(source) for f in photos]
     if source.suffix.lower() == ".csv" and source.is_file():
         parent: dict[str, str] = {}
 

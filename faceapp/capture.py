@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from .errors import FaceappError
-from .images import load_image
+from .images import IMAGE_SUFFIXES, load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 

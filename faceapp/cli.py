@@ -18,10 +18,10 @@ from typing import Any
 from . import __version__
 from .config import DETECTORS, PROVIDERS, Settings, load_settings
 from .errors import FaceappError, ImageError
+from .images import person_folders
 
 log = logging.getLogger("faceapp")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 
 
@@ -69,23 +69,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _person_dirs(root: Path) -> list[tuple[str, list[Path]]]:
-    if not root.is_dir():
-        raise ImageError(f"{root} is not a folder; give a folder with one sub-folder of photos per person")
-    out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if images:
-            out.append((d.name, images))
-    if not out:
-        raise ImageError(f"{root} has no person folders with images (expected {root}/<name>/*.jpg)")
-    return out
-
-
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    people = _person_dirs(Path(args.dir))
+    people = person_folders(args.dir)
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": []}
     with _pipeline(args) as pipe:
         total = sum(len(imgs) for _, imgs in people)

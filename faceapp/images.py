@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import ImageError
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 MAX_PIXELS = 400_000_000  # ~20000 x 20000; beyond that decoding alone would need >1 GB
 
 
@@ -89,6 +90,25 @@ def load_image(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise ImageError(f"{p} cannot be read ({exc.strerror}); check its permissions") from exc
     return decode_image(data, str(p))
+
+
+def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
+    """``(name, photos)`` for each ``root/<name>/`` folder holding images, by name.
+
+    Raises:
+        ImageError: ``root`` is not a folder, or no sub-folder holds an image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(f"{root} is not a folder; give a folder with one sub-folder of photos per person")
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if photos:
+            out.append((d.name, photos))
+    if not out:
+        raise ImageError(f"{root} has no person folders with images (expected {root}/<name>/*.jpg)")
+    return out
 
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from faceapp.contract import Contract, RecommendedThresholds, metadata_props  # noqa: E402
+from faceapp.models import sha256_file  # noqa: E402
 
 log = logging.getLogger("faceapp.models.build")
 
@@ -51,14 +52,6 @@ SFACE_THRESHOLDS = RecommendedThresholds(
 )
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_wheels(dest: Path, manifest: dict) -> None:
     """Download the pinned wheels (no dependencies) into ``dest`` with pip."""
     for pkg in manifest["packages"]:
@@ -74,7 +67,7 @@ def fetch_wheels(dest: Path, manifest: dict) -> None:
 
 def find_wheel(wheels: Path, pkg: dict) -> Path:
     for cand in sorted(wheels.glob("*.whl")):
-        if sha256_of(cand) == pkg["sha256"]:
+        if sha256_file(cand) == pkg["sha256"]:
             return cand
     raise SystemExit(
         f"no wheel of {pkg['name']}=={pkg['version']} with sha256 {pkg['sha256']} in {wheels}"

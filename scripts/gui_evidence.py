@@ -107,7 +107,6 @@ def main() -> int:
         timer.stop()
         fig = {
             "gui_fps": shown / elapsed,
-            "worker_frames_per_second": None,
             "ui_timer_max_gap_ms": max(gaps) * 1e3,
             "ui_timer_p99_gap_ms": float(np.quantile(gaps, 0.99)) * 1e3,
             "seconds": elapsed,

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from faceapp.images import person_folders
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -58,14 +59,7 @@ class FaceCrops:
 
 
 def _tree(root: Path) -> list[tuple[str, Path]]:
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder (expected {root}/<person>/*.jpg)")
-    out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        out += [(d.name, f) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not out:
-        raise FileNotFoundError(f"{root} has no person folders with images")
-    return out
+    return [(name, f) for name, photos in person_folders(root) for f in photos]
 
 
 def _labelled(entries: list[tuple[str, np.ndarray, str]], failed: list[tuple[str, str]]) -> FaceCrops:

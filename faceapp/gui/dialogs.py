@@ -31,8 +31,8 @@ from ..config import PROVIDERS, Settings
 from ..enrol import EnrolmentGuide
 from ..errors import FaceappError
 from ..pipeline import Pipeline, decode_thumbnail
-from ..types import Face
-from .widgets import VideoView, to_pixmap
+from ..types import Decision, Face
+from .widgets import COLOURS, VideoView, to_pixmap
 
 log = logging.getLogger(__name__)
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
@@ -88,10 +88,12 @@ class EnrolDialog(QDialog):
     def offer(self, frame, faces: list[Face]) -> None:  # type: ignore[no-untyped-def]
         verdict = self.guide.offer(faces)
         self.guidance.setText(verdict.message)
-        from ..match import decide  # only for colouring the preview; no decision is made here
-        from ..types import FaceResult
-
-        self.preview.show_frame(frame, [FaceResult(f, decide([], self.pipeline.thresholds())) for f in faces])
+        boxes = []
+        for f in faces:
+            problem = self.guide.check(f)
+            colour = COLOURS[Decision.MATCH] if problem is None else COLOURS[Decision.UNCERTAIN]
+            boxes.append((f.detection.box, problem or "ok", colour))
+        self.preview.show_boxes(frame, boxes)
         if verdict.accepted:
             self._refresh()
 

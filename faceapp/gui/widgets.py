@@ -44,11 +44,20 @@ class VideoView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._image: QImage | None = None
         self._faces: list[FaceResult] = []
+        self._boxes: list[tuple[tuple[float, float, float, float], str, QColor]] = []
         self._message = ""
 
     def show_frame(self, rgb: np.ndarray, faces: list[FaceResult]) -> None:
-        self._image = to_qimage(rgb)
+        """A frame with each face's match: box, name and similarity, coloured by decision."""
+        boxes = [(fr.face.detection.box, label_for(fr), COLOURS[fr.match.decision]) for fr in faces]
+        self.show_boxes(rgb, boxes)
         self._faces = list(faces)
+
+    def show_boxes(self, rgb: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str, QColor]]) -> None:
+        """A frame with arbitrary labelled boxes (pixel x0, y0, x1, y1)."""
+        self._image = to_qimage(rgb)
+        self._boxes = list(boxes)
+        self._faces = []
         self._message = ""
         self.update()
 
@@ -76,13 +85,10 @@ class VideoView(QWidget):
             font.setPointSize(11)
             font.setBold(True)
             p.setFont(font)
-            for fr in self._faces:
-                x0, y0, x1, y1 = fr.face.detection.box
-                colour = COLOURS[fr.match.decision]
+            for (x0, y0, x1, y1), text, colour in self._boxes:
                 p.setPen(QPen(colour, 3))
                 rect = QRectF(ox + x0 * scale, oy + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale)
                 p.drawRect(rect)
-                text = label_for(fr)
                 tw = p.fontMetrics().horizontalAdvance(text) + 8
                 th = p.fontMetrics().height() + 4
                 tag = QRectF(rect.left(), max(0.0, rect.top() - th), tw, th)
