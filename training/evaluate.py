@@ -61,13 +61,13 @@ def kfold_accuracy(genuine: np.ndarray, impostor: np.ndarray, folds: int = 10, s
     scores = np.concatenate([genuine, impostor])
     same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     order = np.random.default_rng(seed).permutation(len(scores))
-    parts = np.array_split(order, folds)
+    parts = np.array_split(order, max(2, min(folds, len(scores))))
     accs, thrs = [], []
     u = np.unique(scores)
     candidates = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]])  # midpoints
-    for k in range(folds):
+    for k in range(len(parts)):
         test = parts[k]
-        train = np.concatenate([parts[j] for j in range(folds) if j != k])
+        train = np.concatenate([parts[j] for j in range(len(parts)) if j != k])
         acc_train = [((scores[train] >= t) == same[train]).mean() for t in candidates]
         best = candidates[np.asarray(acc_train) == max(acc_train)]
         t = float((best.min() + best.max()) / 2)  # the middle of the best range, not its edge
