@@ -155,6 +155,7 @@ class Gallery:
         self._index: Any = None
         self._index_generation = -1
         self._deleted: set[int] = set()
+        self._model_sha: str | None = None  # as of the last index sync
         self._db = self._connect()
 
     # ------------------------------------------------------------------ database
@@ -269,13 +270,16 @@ class Gallery:
         value = self._meta("dim")
         return int(value) if value else None
 
+    def _model_mismatch(self, stored: str, model_id: str) -> GalleryError:
+        return GalleryError(
+            f"gallery {self.root} holds templates made by another embedder (sha256 {stored[:12]}...), "
+            f"not this one ({model_id[:12]}...); use the same --model or a new --gallery"
+        )
+
     def _check_model(self, model_id: str, dim: int) -> None:
         stored = self.model_id
         if stored is not None and self.count_templates() > 0 and stored != model_id:
-            raise GalleryError(
-                f"gallery {self.root} holds templates made by another embedder (sha256 {stored[:12]}...), "
-                f"not this one ({model_id[:12]}...); use the same --model or a new --gallery"
-            )
+            raise self._model_mismatch(stored, model_id)
         stored_dim = self.dim
         if stored_dim is not None and self.count_templates() > 0 and stored_dim != dim:
             raise GalleryError(f"gallery {self.root} holds {stored_dim}-d templates, the model gives {dim}-d")
@@ -520,6 +524,8 @@ class Gallery:
                     if self._index is not None and gen == self._index_generation:
                         return False
                     dim_row = self._db.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
+                    sha_row = self._db.execute("SELECT value FROM meta WHERE key='model_sha256'").fetchone()
+                    self._model_sha = sha_row[0] if sha_row else None
                     ids = np.array([r[0] for r in self._db.execute("SELECT id FROM templates")], dtype=np.int64)
                     dim = int(dim_row[0]) if dim_row else None
                     if dim is None:
@@ -626,8 +632,12 @@ class Gallery:
             index = self._index
             if index is None:
                 return [[] for _ in probes]
-            self._check_model(model_id, probes.shape[1])
             live = index.get_current_count() - len(self._deleted)
+            # Checked against the values read at the last sync: no per-frame table scan.
+            if live > 0 and self._model_sha is not None and self._model_sha != model_id:
+                raise self._model_mismatch(self._model_sha, model_id)
+            if index.dim != probes.shape[1]:
+                raise GalleryError(f"gallery {self.root} holds {index.dim}-d templates, the model gives {probes.shape[1]}-d")
             kk = min(int(k), live)
             if kk <= 0:
                 return [[] for _ in probes]
