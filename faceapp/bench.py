@@ -55,7 +55,7 @@ def make_frame(face: np.ndarray, n: int, size: tuple[int, int] = (640, 480), see
     return frame
 
 
-def _face_square(pipe: Any, photo: Path) -> np.ndarray:
+def face_square(pipe: Any, photo: Path) -> np.ndarray:
     from .images import load_image
 
     img = load_image(photo)
@@ -71,7 +71,7 @@ def bench_pipeline(pipe: Any, repeats: int, seed: int) -> dict[str, Any]:
     from .gallery import Gallery
 
     rng = np.random.default_rng(seed)
-    face = _face_square(pipe, _sample_photo())
+    face = face_square(pipe, _sample_photo())
     out: dict[str, Any] = {"provider": pipe.embedder.provider_note}
     with tempfile.TemporaryDirectory() as tmp:
         pipe._gallery = Gallery(Path(tmp))
@@ -82,11 +82,11 @@ def bench_pipeline(pipe: Any, repeats: int, seed: int) -> dict[str, Any]:
         for n in (1, 5):
             frame = make_frame(face, n, seed=seed)
             for _ in range(3):
-                pipe.match_image(frame)  # warm-up
+                pipe.match_image(frame, still=False)  # warm-up
             rows, found = [], []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                res = pipe.match_image(frame)
+                res = pipe.match_image(frame, still=False)
                 wall = (time.perf_counter() - t0) * 1e3
                 t = res.times
                 rows.append((t.detect, t.align, t.embed, t.search, wall))

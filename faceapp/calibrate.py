@@ -135,6 +135,16 @@ def gaussian_threshold(impostor: np.ndarray, far: float) -> float:
     return mu + sd * NormalDist().inv_cdf(1.0 - far)
 
 
+def recommended_threshold(impostor: np.ndarray, far: float) -> float:
+    """The stricter of the empirical and the Gaussian-fit thresholds at ``far``.
+
+    The empirical tail cannot resolve a FAR below about 1 / (number of impostor pairs);
+    the normal fit can, but may under-state a heavy tail: taking the larger guards
+    against both.
+    """
+    return max(empirical_threshold(impostor, far), gaussian_threshold(impostor, far))
+
+
 def fpir(far: float, comparisons: int) -> float:
     """Chance that a stranger passes at least one of ``comparisons`` independent comparisons."""
     return 1.0 - (1.0 - far) ** comparisons
@@ -188,7 +198,7 @@ def calibrate(pipe: Any, source: Path | Sequence[Path], *, gallery_size: int = 1
     t_emp = empirical_threshold(imp, far)
     t_gauss = gaussian_threshold(imp, far)
     resolved = len(imp) * far >= 3  # at least 3 impostors expected above the threshold
-    t_rec = max(t_emp, t_gauss)
+    t_rec = recommended_threshold(imp, far)
     rows = []
     for t in sorted({0.3, 0.363, 0.4, 0.45, 0.5, 0.55, 0.6, round(t_rec, 3)}):
         f = far_at(imp, t)

@@ -17,8 +17,9 @@ from typing import Any
 
 from . import __version__
 from .config import DETECTORS, PROVIDERS, Settings, load_settings
-from .errors import FaceappError, ImageError
+from .errors import FaceappError
 from .images import person_folders
+from .types import Decision
 
 log = logging.getLogger("faceapp")
 
@@ -115,7 +116,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             try:
                 result = pipe.match_image(Path(path), threshold=args.threshold, top_k=args.top_k)
             except FaceappError as exc:
-                if isinstance(exc, ImageError) or not _is_fatal(exc):
+                if not _is_fatal(exc):
                     any_error = True
                     docs.append({"image": path, "faces": [], "error": str(exc)})
                     lines.append(f"{path}: error: {exc}")
@@ -126,7 +127,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 lines.append(f"{path}: no face found")
             for i, fr in enumerate(result.faces, 1):
                 m = fr.match
-                any_match |= m.decision.value == "match"
+                any_match |= m.decision is Decision.MATCH
                 faces.append({
                     "box": _box(fr.face),
                     "person": m.person,

@@ -108,12 +108,16 @@ class FaceDetector:
         with self._lock:
             return list(self._detector.detect(image).detections)
 
-    def detect(self, image: np.ndarray, min_confidence: float | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, min_confidence: float | None = None,
+               retry_padded: bool = True) -> list[Detection]:
         """Find faces.
 
         Args:
             image: RGB uint8 ``(H, W, 3)`` (grey and other dtypes are converted).
             min_confidence: overrides the constructor's threshold for this call.
+            retry_padded: when nothing is found, look again with a border round the image
+                (finds faces that fill the frame, as in face chips); costs a second pass,
+                so live video turns it off.
 
         Returns:
             Detections sorted by box area, largest first.
@@ -131,7 +135,7 @@ class FaceDetector:
                               interpolation=cv2.INTER_AREA)
         found = self._run(np.ascontiguousarray(work))
         pad = 0
-        if not any(d.categories and d.categories[0].score >= threshold for d in found):
+        if retry_padded and not any(d.categories and d.categories[0].score >= threshold for d in found):
             # Tight face chips (the face fills the frame) are missed by the detector's
             # anchors; a border gives the face the context it was trained with.
             import cv2

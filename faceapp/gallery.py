@@ -250,25 +250,7 @@ class Gallery:
             except sqlite3.Error as exc:
                 raise self._db_error(exc) from exc
 
-    def _meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
-
-    def generation(self) -> int:
-        """A counter that grows with every committed write."""
-        return int(self._meta("generation") or 0)
-
     # ------------------------------------------------------------------ model binding
-
-    @property
-    def model_id(self) -> str | None:
-        """sha256 of the embedder whose templates this gallery holds (``None`` when empty)."""
-        return self._meta("model_sha256")
-
-    @property
-    def dim(self) -> int | None:
-        value = self._meta("dim")
-        return int(value) if value else None
 
     def _model_mismatch(self, stored: str, model_id: str) -> GalleryError:
         return GalleryError(
@@ -276,13 +258,16 @@ class Gallery:
             f"not this one ({model_id[:12]}...); use the same --model or a new --gallery"
         )
 
-    def _check_model(self, model_id: str, dim: int) -> None:
-        stored = self.model_id
-        if stored is not None and self.count_templates() > 0 and stored != model_id:
+    def _check_model(self, db: sqlite3.Connection, model_id: str, dim: int) -> None:
+        """Inside a write transaction: refuse templates of another embedder or size."""
+        if db.execute("SELECT NOT EXISTS (SELECT 1 FROM templates)").fetchone()[0]:
+            return
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('model_sha256', 'dim')").fetchall())
+        stored = meta.get("model_sha256")
+        if stored is not None and stored != model_id:
             raise self._model_mismatch(stored, model_id)
-        stored_dim = self.dim
-        if stored_dim is not None and self.count_templates() > 0 and stored_dim != dim:
-            raise GalleryError(f"gallery {self.root} holds {stored_dim}-d templates, the model gives {dim}-d")
+        if meta.get("dim") is not None and int(meta["dim"]) != dim:
+            raise GalleryError(f"gallery {self.root} holds {meta['dim']}-d templates, the model gives {dim}-d")
 
     # ------------------------------------------------------------------ people
 
@@ -361,7 +346,7 @@ class Gallery:
             raise ValueError("thumbnails, sources and qualities must match the embeddings")
         now = time.time()
         with self._transaction() as db:
-            self._check_model(model_id, emb.shape[1])
+            self._check_model(db, model_id, emb.shape[1])
             row = db.execute("SELECT id, created_at FROM persons WHERE name = ? COLLATE NOCASE", (clean,)).fetchone()
             if row is not None and must_be_new:
                 raise DuplicatePersonError(
@@ -406,13 +391,6 @@ class Gallery:
             db.execute("DELETE FROM persons WHERE id = ?", (pid,))
         return n
 
-    def remove_template(self, template_id: int) -> None:
-        """Remove one template (the person stays, possibly with no templates)."""
-        with self._transaction() as db:
-            cur = db.execute("DELETE FROM templates WHERE id = ?", (int(template_id),))
-            if cur.rowcount == 0:
-                raise GalleryError(f"no template with id {template_id}")
-
     def merge(self, source: str, target: str) -> Person:
         """Move every template of ``source`` to ``target`` and remove ``source``."""
         with self._transaction() as db:
@@ -456,7 +434,6 @@ class Gallery:
         index = hnswlib.Index(space="ip", dim=dim)
         index.init_index(max_elements=max(capacity, INITIAL_CAPACITY), ef_construction=HNSW_EF_CONSTRUCTION,
                          M=HNSW_M, allow_replace_deleted=True)
-        index.set_ef(HNSW_EF_SEARCH)
         return index
 
     def _load_index_file(self, dim: int) -> Any | None:
@@ -478,7 +455,6 @@ class Gallery:
                 return None
             index = hnswlib.Index(space="ip", dim=dim)
             index.load_index(str(self.index_path), max_elements=int(side["max_elements"]), allow_replace_deleted=True)
-            index.set_ef(HNSW_EF_SEARCH)
             self._deleted = {int(x) for x in side.get("deleted", [])}
             return index
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -557,9 +533,8 @@ class Gallery:
                 if need > index.get_max_elements():
                     index.resize_index(max(need, 2 * index.get_max_elements()))
                 index.add_items(vectors, missing.astype(np.uint64), replace_deleted=True)
-                self._deleted.difference_update(int(x) for x in missing)
-                present = set(int(x) for x in index.get_ids_list())
-                self._deleted &= present
+                if self._deleted:  # replace_deleted may have reused some deleted labels' slots
+                    self._deleted &= set(int(x) for x in index.get_ids_list())
             self._index_generation = gen
             changed = fresh or len(missing) > 0 or len(gone) > 0
             if changed and save:
@@ -596,20 +571,6 @@ class Gallery:
             for tid, blob in self._db.execute(f"SELECT id, embedding FROM templates WHERE id IN ({marks})", part):
                 out[pos[int(tid)]] = np.frombuffer(blob, np.float32)
         return out
-
-    def refresh(self) -> None:
-        """Pick up writes made by other processes (cheap when nothing changed)."""
-        self._sync_index(save=False)
-
-    def rebuild_index(self) -> None:
-        """Drop the cached index and build it again from the database."""
-        with self._write():
-            self._index = None
-            for p in (self.index_path, self.sidecar_path):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-            self._index_generation = -1
-            self._sync_index(save=True)
 
     def search(self, embeddings: np.ndarray, k: int, *, model_id: str) -> list[list[TemplateHit]]:
         """Nearest templates for each probe.

@@ -6,6 +6,7 @@ on first use, so a command that only lists the gallery never loads a network.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -53,7 +54,6 @@ class ImageResult:
 
     faces: list[FaceResult]
     times: StageTimes = field(default_factory=StageTimes)
-    size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -166,19 +166,23 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def analyze(self, image: np.ndarray | str | Path, *, embed: bool = True) -> tuple[list[Face], StageTimes]:
+    def analyze(self, image: np.ndarray | str | Path, *, embed: bool = True,
+                still: bool = True) -> tuple[list[Face], StageTimes]:
         """Detect, align, measure and (optionally) embed every face in an image.
 
         Args:
             image: RGB uint8 ``(H, W, 3)`` array, or a path to an image file.
             embed: also compute embeddings (in one batch for all faces).
+            still: a photo rather than a video frame: worth a second detection pass
+                when the first finds nothing.
 
         Returns:
             Faces largest first, and the time spent per stage.
         """
         rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
         t0 = time.perf_counter()
-        detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence)
+        detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
+                                          retry_padded=still)
         t1 = time.perf_counter()
         template = self.embedder.contract.template
         size = self.embedder.input_size[0]
@@ -215,15 +219,13 @@ class Pipeline:
         return results
 
     def match_image(self, image: np.ndarray | str | Path, *, threshold: float | None = None,
-                    top_k: int | None = None) -> ImageResult:
-        """Every face in an image with its best person (or unknown)."""
-        rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
-        faces, times = self.analyze(rgb)
+                    top_k: int | None = None, still: bool = True) -> ImageResult:
+        """Every face in an image with its best person (or unknown); ``still`` as in :meth:`analyze`."""
+        faces, times = self.analyze(image, still=still)
         t0 = time.perf_counter()
         results = self.match_faces(faces, threshold=threshold, top_k=top_k)
         search_ms = (time.perf_counter() - t0) * 1e3
-        times = StageTimes(times.detect, times.align, times.embed, search_ms)
-        return ImageResult(faces=results, times=times, size=(rgb.shape[1], rgb.shape[0]))
+        return ImageResult(faces=results, times=dataclasses.replace(times, search=search_ms))
 
     # ------------------------------------------------------------------ single-face helpers
 
@@ -263,11 +265,7 @@ class Pipeline:
             raise ValueError("every face must be embedded before enrolment")
         emb = np.stack([f.embedding for f in faces if f.embedding is not None])
         thumbs = [_encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
-        quals = [
-            {"face_size": f.quality.face_size, "sharpness": f.quality.sharpness, "yaw": f.quality.yaw,
-             "roll": f.quality.roll, "brightness": f.quality.brightness}
-            for f in faces
-        ]
+        quals = [dataclasses.asdict(f.quality) for f in faces]
         return self.gallery.add_templates(
             name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
             create=True, must_be_new=not add,

@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_video(path: Path, seconds: float = 12.0, fps: int = 30) -> Path:
     import cv2
 
-    from faceapp.bench import _face_square
+    from faceapp.bench import face_square
     from faceapp.config import Settings
     from faceapp.pipeline import Pipeline
 
     with Pipeline(Settings()) as pipe:
-        face = _face_square(pipe, ROOT / "tests" / "data" / "obama.jpg")
+        face = face_square(pipe, ROOT / "tests" / "data" / "obama.jpg")
     face = cv2.resize(face, (220, 220), interpolation=cv2.INTER_AREA)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
     for i in range(int(seconds * fps)):

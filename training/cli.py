@@ -109,14 +109,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def calibrated_thresholds(embed, crops) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Thresholds measured on held-out identities, the same way as `faceapp-cli calibrate`."""
-    from faceapp.calibrate import empirical_threshold, gaussian_threshold, pair_scores, per_comparison_far
+    from faceapp.calibrate import pair_scores, per_comparison_far, recommended_threshold
     from faceapp.contract import RecommendedThresholds
 
     emb = embed(crops.crops)
     gen, imp = pair_scores(emb, crops.labels)
-    far_1n = per_comparison_far(0.01, 100 * 5)
-    match = max(empirical_threshold(imp, far_1n), gaussian_threshold(imp, far_1n))
-    verify = max(empirical_threshold(imp, 1e-3), gaussian_threshold(imp, 1e-3))
+    match = recommended_threshold(imp, per_comparison_far(0.01, 100 * 5))
+    verify = recommended_threshold(imp, 1e-3)
     thr = RecommendedThresholds(match=round(match, 3), uncertain_band=0.08, verify=round(verify, 3))
     return thr, {"genuine_pairs": len(gen), "impostor_pairs": len(imp), "match_rule": "FPIR 1% at 100 people x 5",
                  "verify_rule": "FAR 1e-3", "max(empirical, gaussian)": True}

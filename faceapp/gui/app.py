@@ -173,7 +173,10 @@ class MainWindow(QMainWindow):
         self.confidence.setValue(self.settings.min_detection_confidence)
         for w in widgets:
             w.blockSignals(False)
-        self.threshold_label.setText(f"{thr.match:.2f} (model default {self.pipeline.embedder.thresholds.match:.2f})")
+        self._show_threshold(thr.match)
+
+    def _show_threshold(self, value: float) -> None:
+        self.threshold_label.setText(f"{value:.2f} (model default {self.pipeline.embedder.thresholds.match:.2f})")
 
     # ------------------------------------------------------------------ thresholds
     def _thresholds_changed(self) -> None:
@@ -182,8 +185,7 @@ class MainWindow(QMainWindow):
             min_face_size=float(self.min_face.value()), min_detection_confidence=float(self.confidence.value()),
         )
         self.pipeline.settings = self.settings  # the worker's next frame uses it
-        self.threshold_label.setText(f"{self.settings.threshold:.2f} "
-                                     f"(model default {self.pipeline.embedder.thresholds.match:.2f})")
+        self._show_threshold(self.threshold.value() / 100.0)
 
     def reset_thresholds(self) -> None:
         self.settings = dataclasses.replace(self.settings, threshold=None, uncertain_band=None,

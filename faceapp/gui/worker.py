@@ -114,7 +114,7 @@ class ProcessingWorker(QObject):
                     return
                 t0 = time.perf_counter()
                 try:
-                    result = self.pipeline.match_image(frame)
+                    result = self.pipeline.match_image(frame, still=False)
                 except FaceappError as exc:
                     self.sourceFailed.emit(f"processing stopped: {exc}")
                     return
