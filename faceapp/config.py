@@ -1,9 +1,13 @@
-"""Settings: one dataclass, read from a TOML file and overridden by command-line flags.
+"""Settings: one dataclass, in three layers.
 
-The file lives in the user's config directory (``platformdirs``), or where
-``FACEAPP_CONFIG`` points. The CLI and the GUI read and write the same file. A value
-left unset (``None``) falls back to the model's recommendation (thresholds) or to the
-platform default (gallery location).
+1. **Defaults**: the dataclass defaults; a value left unset (``None``) falls back to the
+   model's recommendation (thresholds) or to the platform default (gallery location).
+2. **Saved settings**: the TOML file in the user's config directory (``platformdirs``),
+   or where ``FACEAPP_CONFIG`` points. The CLI and the GUI read the same file.
+3. **This run's command-line flags**: they apply to this run only and are never saved.
+
+:class:`SettingsLayers` keeps the layers apart, so that the GUI saves only what the user
+changed in it (:meth:`SettingsLayers.change`) and never a one-off flag.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,9 @@ class Settings:
         camera_index: default camera for the GUI.
         camera_width: requested capture width for the GUI.
         camera_height: requested capture height for the GUI.
+        inbox: keep faces the live view could not name in the unknown-faces inbox
+            (opt-in: they are biometric data).
+        inbox_retention_days: inbox faces older than this are erased.
     """
 
     gallery: Path | None = None
@@ -68,6 +75,8 @@ class Settings:
     camera_index: int = 0
     camera_width: int = 640
     camera_height: int = 480
+    inbox: bool = False
+    inbox_retention_days: int = 30
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -86,6 +95,14 @@ class Settings:
             raise SettingsError("top_k must be at least 1")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
+        if self.min_face_size < 0:
+            raise SettingsError("min_face_size must be 0 or more pixels")
+        if self.camera_index < 0:
+            raise SettingsError("camera_index must be 0 or more")
+        if not (16 <= self.camera_width <= 8192 and 16 <= self.camera_height <= 8192):
+            raise SettingsError("camera_width and camera_height must be between 16 and 8192 pixels")
+        if self.inbox_retention_days < 1:
+            raise SettingsError("inbox_retention_days must be at least 1 day")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values leave a field unchanged."""
@@ -142,15 +159,18 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def load_settings(path: Path | None = None) -> Settings:
-    """Read settings from ``path`` (default :func:`settings_path`); a missing file = defaults.
+def read_saved(path: Path | None = None) -> dict[str, Any]:
+    """The saved layer: only the settings present in the file, checked and converted.
+
+    Args:
+        path: the settings file (default :func:`settings_path`); a missing file = ``{}``.
 
     Raises:
-        SettingsError: the file is not valid TOML or a value has the wrong type.
+        SettingsError: the file is not valid TOML or a value has the wrong type or range.
     """
     path = path or settings_path()
     if not path.exists():
-        return Settings()
+        return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -164,25 +184,109 @@ def load_settings(path: Path | None = None) -> Settings:
             continue
         values[key] = _coerce(key, value, getattr(defaults, key))
     try:
-        return Settings(**values)
+        Settings(**values)
     except SettingsError as exc:
         raise SettingsError(f"{path}: {exc}") from exc
+    return values
 
 
-def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write the settings that differ from the defaults to ``path``, atomically."""
+def load_settings(path: Path | None = None) -> Settings:
+    """Defaults overlaid with the saved settings of ``path`` (default :func:`settings_path`).
+
+    Raises:
+        SettingsError: the file is not valid TOML or a value has the wrong type.
+    """
+    return Settings(**read_saved(path))
+
+
+def _write(values: dict[str, Any], path: Path) -> None:
     import tomli_w
 
-    path = path or settings_path()
-    defaults = Settings()
-    out: dict[str, Any] = {}
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        if value == getattr(defaults, f.name) or value is None:
-            continue
-        out[f.name] = str(value) if isinstance(value, Path) else value
+    out = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(tomli_w.dumps(out), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings that differ from the defaults to ``path``, atomically."""
+    path = path or settings_path()
+    defaults = Settings()
+    _write({f.name: getattr(settings, f.name) for f in fields(Settings)
+            if getattr(settings, f.name) != getattr(defaults, f.name)}, path)
     return path
+
+
+def save_changes(changes: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    """Merge ``changes`` into the saved settings file and nothing else, atomically.
+
+    A ``None`` value removes the key, so the default (e.g. the model's recommended
+    threshold) applies again. Keys not in ``changes`` keep what the file says.
+
+    Args:
+        changes: setting name -> new value.
+        path: the settings file (default :func:`settings_path`).
+
+    Returns:
+        The saved layer after the change.
+
+    Raises:
+        SettingsError: an unknown name, or the result is not valid; the file is untouched.
+    """
+    path = path or settings_path()
+    saved = read_saved(path)
+    saved.update(changes)
+    saved = {k: v for k, v in saved.items() if v is not None}
+    _validated(saved)  # before anything is written
+    _write(saved, path)
+    return saved
+
+
+def _validated(values: dict[str, Any]) -> Settings:
+    unknown = sorted(set(values) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r}")
+    return Settings(**{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass
+class SettingsLayers:
+    """Defaults, then saved settings, then this run's flags.
+
+    Args:
+        path: the settings file (``None`` = :func:`settings_path`).
+        flags: this run's command-line values (``None`` values are ignored); never saved.
+
+    Raises:
+        SettingsError: the saved file or a flag is invalid.
+    """
+
+    path: Path | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    saved: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.flags = {k: v for k, v in self.flags.items() if v is not None}
+        self.saved = read_saved(self.path)
+        self.effective  # noqa: B018 - a bad flag fails now, not later
+
+    @property
+    def effective(self) -> Settings:
+        """The settings in force: defaults < saved < flags."""
+        return Settings(**{**self.saved, **self.flags})
+
+    def change(self, **changes: Any) -> Settings:
+        """Apply what the user changed (``None`` = back to the default) and save only that.
+
+        A change the user makes also replaces a flag of the same name for the rest of
+        this run, so what they see is what is in force.
+
+        Raises:
+            SettingsError: the new value is invalid; nothing is saved or changed.
+        """
+        _validated({**self.saved, **self.flags, **changes})  # before anything is saved
+        self.saved = save_changes(changes, self.path)
+        for k in changes:
+            self.flags.pop(k, None)
+        return self.effective

@@ -34,3 +34,50 @@ def test_unknown_keys_are_ignored(tmp_path):
 def test_replace_ignores_none():
     s = Settings(threshold=0.5)
     assert s.replace(threshold=None, provider="cpu") == Settings(threshold=0.5, provider="cpu")
+
+
+def test_layers_flags_override_saved_and_are_never_saved(tmp_path):
+    from faceapp.config import SettingsLayers
+
+    path = tmp_path / "s.toml"
+    save_settings(Settings(gallery=Path("/saved/gallery"), camera_index=2), path)
+    layers = SettingsLayers(path, flags={"gallery": Path("/tmp/one-off"), "provider": "cpu", "model": None})
+    assert layers.effective.gallery == Path("/tmp/one-off") and layers.effective.provider == "cpu"
+    assert layers.effective.camera_index == 2
+    layers.change(threshold=0.6)  # the user moves the slider
+    saved = load_settings(path)
+    assert saved.threshold == 0.6 and saved.uncertain_band is None  # only what was touched
+    assert saved.gallery == Path("/saved/gallery") and saved.provider == "auto"  # no one-off flag saved
+    assert layers.effective.gallery == Path("/tmp/one-off")
+
+
+def test_layers_reset_goes_back_to_the_model_default(tmp_path):
+    from faceapp.config import SettingsLayers
+
+    path = tmp_path / "s.toml"
+    layers = SettingsLayers(path)
+    layers.change(threshold=0.6, uncertain_band=0.1)
+    assert layers.change(threshold=None, uncertain_band=None).threshold is None
+    assert "threshold" not in path.read_text()
+
+
+def test_a_gui_change_replaces_the_flag_for_this_run(tmp_path):
+    from faceapp.config import SettingsLayers
+
+    layers = SettingsLayers(tmp_path / "s.toml", flags={"gallery": Path("/tmp/flag")})
+    assert layers.change(gallery=Path("/chosen")).gallery == Path("/chosen")
+    assert load_settings(tmp_path / "s.toml").gallery == Path("/chosen")
+
+
+@pytest.mark.parametrize("change", [{"threshold": 3.0}, {"camera_width": 0}, {"inbox_retention_days": 0},
+                                    {"provider": "tpu"}, {"nonsense": 1}])
+def test_invalid_changes_are_refused_before_saving(tmp_path, change):
+    from faceapp.config import SettingsLayers
+
+    path = tmp_path / "s.toml"
+    save_settings(Settings(threshold=0.5), path)
+    before = path.read_text()
+    layers = SettingsLayers(path)
+    with pytest.raises(SettingsError):
+        layers.change(**change)
+    assert path.read_text() == before and layers.effective.threshold == 0.5

@@ -1,0 +1,351 @@
+"""The unknown-faces inbox: faces the live view could not name, grouped by person.
+
+Opt-in (``Settings.inbox``): the inbox holds biometric data, so it lives inside the
+gallery folder (``inbox.sqlite3``), is created with file mode 0600, deletes with SQLite's
+``secure_delete`` (freed pages are zeroed) and truncates the write-ahead log after every
+erase, so a dismissed face is gone from the disk, not just from the list. Faces older
+than the retention period are erased the same way.
+
+Grouping is online clustering by embedding: a new face joins the group whose mean
+embedding is most similar to it when that similarity clears ``join_threshold`` (the
+caller passes the model's match threshold), else it starts a new group. Each group keeps
+at most ``max_per_group`` samples, the best by :func:`faceapp.enrol.sample_score`, and a
+face nearly identical to the group's newest sample within ``min_interval`` seconds is not
+stored again (a live view sees the same face many times a second).
+
+No Qt: the GUI only lists groups and calls :meth:`UnknownInbox.enrol_group`,
+:meth:`UnknownInbox.dismiss` and friends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .enrol import assess_sample, sample_score
+from .errors import GalleryError
+
+log = logging.getLogger(__name__)
+
+INBOX_DB = "inbox.sqlite3"
+DAY = 86400.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    centroid BLOB NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    sightings INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    model_id TEXT NOT NULL,
+    thumbnail BLOB,
+    quality TEXT,
+    score REAL NOT NULL,
+    seen_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_group ON faces(group_id);
+"""
+
+
+class _Gallery(Protocol):
+    def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str, thumbnails: Any = None,
+                      sources: Any = None, qualities: Any = None, create: bool = True,
+                      must_be_new: bool = False) -> Any: ...
+
+
+@dataclass(frozen=True)
+class InboxFace:
+    """One stored sighting of an unknown face.
+
+    Attributes:
+        id: row id.
+        group_id: the group it belongs to.
+        embedding: ``(D,)`` float32 unit-length embedding.
+        model_id: sha256 of the embedder that made it.
+        thumbnail: JPEG of the aligned crop, or ``None``.
+        quality: the quality measures, or ``None``.
+        seen_at: Unix time.
+    """
+
+    id: int
+    group_id: int
+    embedding: np.ndarray
+    model_id: str
+    thumbnail: bytes | None
+    quality: dict[str, float] | None
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class InboxGroup:
+    """A cluster of unknown faces that look like one person.
+
+    Attributes:
+        id: group id.
+        faces: stored samples.
+        sightings: times the face was seen (stored or not).
+        first_seen: Unix time.
+        last_seen: Unix time.
+        thumbnail: the best sample's JPEG crop, or ``None``.
+    """
+
+    id: int
+    faces: int
+    sightings: int
+    first_seen: float
+    last_seen: float
+    thumbnail: bytes | None
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class UnknownInbox:
+    """Unknown faces of the live view, grouped, in ``<gallery>/inbox.sqlite3``.
+
+    Args:
+        folder: the gallery folder.
+        retention_days: faces older than this are erased (on open and while adding).
+        join_threshold: cosine similarity to a group's mean at which a face joins it.
+        max_per_group: samples kept per group (the best ones).
+        min_interval: seconds during which a near-identical face is not stored again.
+
+    Raises:
+        GalleryError: the inbox cannot be created or opened.
+    """
+
+    def __init__(self, folder: Path, *, retention_days: float = 30.0, join_threshold: float = 0.48,
+                 max_per_group: int = 12, min_interval: float = 1.0) -> None:
+        if retention_days <= 0:
+            raise GalleryError("the inbox retention must be at least one day")
+        self.path = Path(folder).expanduser() / INBOX_DB
+        self.retention_days = float(retention_days)
+        self.join_threshold = float(join_threshold)
+        self.max_per_group = int(max_per_group)
+        self.min_interval = float(min_interval)
+        self._lock = threading.Lock()
+        self._last_purge = 0.0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Create the file owner-only before SQLite opens it; SQLite gives its -wal and
+            # -shm files the same mode as the database.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise GalleryError(f"the unknown-faces inbox {self.path} cannot be opened ({exc}); "
+                               "check the gallery folder's permissions") from exc
+        self.purge()
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise GalleryError(f"the unknown-faces inbox cannot be written ({exc})") from exc
+
+    def _erase_log(self) -> None:
+        """Move everything into the database file and empty the write-ahead log, so deleted
+        rows (zeroed by secure_delete) leave no copy in the log."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def _face(row: tuple[Any, ...]) -> InboxFace:
+        i, g, e, m, t, q, s = row
+        return InboxFace(int(i), int(g), np.frombuffer(e, np.float32).copy(), m, t, json.loads(q) if q else None, float(s))
+
+    # ------------------------------------------------------------------ adding
+
+    def add(self, embedding: np.ndarray, *, model_id: str, thumbnail: bytes | None = None,
+            quality: Mapping[str, float] | None = None, seen_at: float | None = None) -> int | None:
+        """Record one sighting of an unknown face.
+
+        Low-quality faces (by :func:`faceapp.enrol.assess_sample`) are not kept: they make
+        poor templates and poor groups.
+
+        Args:
+            embedding: ``(D,)`` unit-length embedding.
+            model_id: sha256 of the embedder.
+            thumbnail: JPEG of the aligned crop.
+            quality: the face's quality measures.
+            seen_at: Unix time (default now).
+
+        Returns:
+            The group the face joined, or ``None`` when it was not kept.
+        """
+        if quality is None or assess_sample(quality).low_quality:
+            return None
+        now = time.time() if seen_at is None else float(seen_at)
+        if now - self._last_purge > 3600.0:
+            self.purge(now)
+        emb = _unit(embedding)
+        if not np.all(np.isfinite(emb)):
+            return None
+        score = sample_score(quality)
+        with self._tx() as db:
+            best_id, best_sim, best_centroid = None, -2.0, None
+            for gid, cen in db.execute("SELECT id, centroid FROM groups"):
+                c = np.frombuffer(cen, np.float32)
+                if c.shape != emb.shape:
+                    continue
+                sim = float(np.dot(c, emb))
+                if sim > best_sim:
+                    best_id, best_sim, best_centroid = int(gid), sim, c
+            if best_id is None or best_sim < self.join_threshold:
+                gid = int(db.execute("INSERT INTO groups (centroid, first_seen, last_seen, sightings) VALUES (?, ?, ?, 1)",
+                                     (emb.tobytes(), now, now)).lastrowid or 0)
+                self._insert(db, gid, emb, model_id, thumbnail, quality, score, now)
+                return gid
+            gid = best_id
+            db.execute("UPDATE groups SET last_seen = MAX(last_seen, ?), sightings = sightings + 1 WHERE id = ?", (now, gid))
+            last = db.execute("SELECT embedding, seen_at FROM faces WHERE group_id = ? ORDER BY seen_at DESC LIMIT 1",
+                              (gid,)).fetchone()
+            if last is not None and now - float(last[1]) < self.min_interval \
+                    and float(np.dot(np.frombuffer(last[0], np.float32), emb)) > 0.9:
+                return gid  # the same view of the same face again
+            rows = db.execute("SELECT id, score FROM faces WHERE group_id = ? ORDER BY score ASC", (gid,)).fetchall()
+            if len(rows) >= self.max_per_group:
+                if score <= float(rows[0][1]):
+                    return gid
+                db.execute("DELETE FROM faces WHERE id = ?", (int(rows[0][0]),))
+            self._insert(db, gid, emb, model_id, thumbnail, quality, score, now)
+            n = len(rows) + (0 if len(rows) >= self.max_per_group else 1)
+            assert best_centroid is not None
+            centroid = _unit(best_centroid * (n - 1) + emb)
+            db.execute("UPDATE groups SET centroid = ? WHERE id = ?", (centroid.tobytes(), gid))
+            return gid
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, gid: int, emb: np.ndarray, model_id: str, thumbnail: bytes | None,
+                quality: Mapping[str, float] | None, score: float, now: float) -> None:
+        db.execute(
+            "INSERT INTO faces (group_id, embedding, model_id, thumbnail, quality, score, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (gid, emb.tobytes(), model_id, thumbnail, json.dumps(dict(quality)) if quality else None, score, now),
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def groups(self) -> list[InboxGroup]:
+        """Every group, the most recently seen first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT g.id, COUNT(f.id), g.sightings, g.first_seen, g.last_seen, "
+                "(SELECT thumbnail FROM faces b WHERE b.group_id = g.id ORDER BY b.score DESC LIMIT 1) "
+                "FROM groups g LEFT JOIN faces f ON f.group_id = g.id GROUP BY g.id ORDER BY g.last_seen DESC"
+            ).fetchall()
+        return [InboxGroup(int(i), int(n), int(s), float(a), float(b), t) for i, n, s, a, b, t in rows if n]
+
+    def faces(self, group_id: int) -> list[InboxFace]:
+        """A group's samples, best first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, group_id, embedding, model_id, thumbnail, quality, seen_at FROM faces "
+                "WHERE group_id = ? ORDER BY score DESC, id", (int(group_id),)).fetchall()
+        if not rows:
+            raise GalleryError(f"the inbox has no group {group_id}; it may have been dismissed or expired")
+        return [self._face(r) for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.groups())
+
+    # ------------------------------------------------------------------ decisions
+
+    def enrol_group(self, group_id: int, name: str, gallery: _Gallery, *, model_id: str, best: int = 5,
+                    add: bool = False) -> Any:
+        """Store a group's best samples as templates of ``name``, then erase the group.
+
+        Args:
+            group_id: the group.
+            name: a new person's name, or an existing person's with ``add``.
+            gallery: the :class:`~faceapp.gallery.Gallery` to enrol into.
+            model_id: the embedder in use; samples made by another model are not used.
+            best: how many of the best samples to enrol.
+            add: add to an existing person instead of creating a new one.
+
+        Returns:
+            The gallery's :class:`~faceapp.gallery.Person`.
+
+        Raises:
+            GalleryError: no sample of this model in the group, or the gallery refused.
+        """
+        faces = [f for f in self.faces(group_id) if f.model_id == model_id][: max(1, best)]
+        if not faces:
+            raise GalleryError("this group's faces were made by another model; dismiss it")
+        person = gallery.add_templates(
+            name, np.stack([f.embedding for f in faces]), model_id=model_id,
+            thumbnails=[f.thumbnail for f in faces], sources=["unknown-faces inbox"] * len(faces),
+            qualities=[f.quality for f in faces], create=not add, must_be_new=not add,
+        )
+        self.dismiss(group_id)
+        return person
+
+    def dismiss(self, group_id: int) -> None:
+        """Erase a group and its faces for real (secure delete, log truncated)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM faces WHERE group_id = ?", (int(group_id),))
+            db.execute("DELETE FROM groups WHERE id = ?", (int(group_id),))
+        self._erase_log()
+
+    def purge(self, now: float | None = None) -> int:
+        """Erase faces older than the retention period; returns how many."""
+        now = time.time() if now is None else float(now)
+        self._last_purge = now
+        cutoff = now - self.retention_days * DAY
+        with self._tx() as db:
+            n = db.execute("DELETE FROM faces WHERE seen_at < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM groups WHERE id NOT IN (SELECT DISTINCT group_id FROM faces)")
+        if n:
+            self._erase_log()
+        return int(n)
+
+    def clear(self) -> None:
+        """Erase everything in the inbox."""
+        with self._tx() as db:
+            db.execute("DELETE FROM faces")
+            db.execute("DELETE FROM groups")
+        self._erase_log()
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+
+    def __enter__(self) -> UnknownInbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

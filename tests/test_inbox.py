@@ -1,0 +1,126 @@
+"""The unknown-faces inbox: grouping, best samples, enrolment, and erasing for real."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from faceapp.errors import GalleryError
+from faceapp.gallery import Gallery
+from faceapp.inbox import DAY, INBOX_DB, UnknownInbox
+
+GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
+MODEL = "m" * 64
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def people(n=3, dim=128, seed=0):
+    rng = np.random.default_rng(seed)
+    return [unit(rng.normal(size=dim)) for _ in range(n)]
+
+
+def sighting(centre, rng, noise=0.35):
+    """A new view of a person: close to their centre (cosine about 0.9), far from the others."""
+    return unit(centre + noise * unit(rng.normal(size=centre.shape)))
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    with UnknownInbox(tmp_path / "gallery", min_interval=0.0) as box:
+        yield box
+
+
+def test_faces_are_grouped_by_person(inbox):
+    rng = np.random.default_rng(1)
+    centres = people(3)
+    truth = {}
+    for t in range(30):
+        who = t % 3
+        gid = inbox.add(sighting(centres[who], rng), model_id=MODEL, quality=GOOD, seen_at=1000.0 + t)
+        truth.setdefault(who, set()).add(gid)
+    assert all(len(g) == 1 for g in truth.values())  # each person one group
+    assert len({next(iter(g)) for g in truth.values()}) == 3  # and different groups
+    assert sorted(g.faces for g in inbox.groups()) == [10, 10, 10]
+
+
+def test_low_quality_and_repeat_sightings_are_not_stored(tmp_path):
+    box = UnknownInbox(tmp_path, min_interval=5.0)
+    e = people(1)[0]
+    assert box.add(e, model_id=MODEL, quality=dict(GOOD, face_size=9.0)) is None
+    assert box.add(e, model_id=MODEL, quality=None) is None
+    gid = box.add(e, model_id=MODEL, quality=GOOD, seen_at=100.0)
+    assert box.add(e, model_id=MODEL, quality=GOOD, seen_at=101.0) == gid
+    (g,) = box.groups()
+    assert g.faces == 1 and g.sightings == 2
+    box.close()
+
+
+def test_a_group_keeps_its_best_samples(tmp_path):
+    box = UnknownInbox(tmp_path, max_per_group=3, min_interval=0.0)
+    rng = np.random.default_rng(2)
+    c = people(1)[0]
+    for i, size in enumerate([45, 120, 50, 110, 47, 100]):
+        box.add(sighting(c, rng, 0.2), model_id=MODEL, quality=dict(GOOD, face_size=float(size)), seen_at=10.0 + i)
+    sizes = [f.quality["face_size"] for f in box.faces(box.groups()[0].id)]
+    assert sizes == [120.0, 110.0, 100.0]
+
+
+def test_naming_a_group_enrols_its_best_samples_and_erases_it(inbox, tmp_path):
+    rng = np.random.default_rng(3)
+    c = people(1)[0]
+    for i in range(8):
+        inbox.add(sighting(c, rng, 0.2), model_id=MODEL, thumbnail=b"jpeg%d" % i,
+                  quality=dict(GOOD, face_size=60.0 + i), seen_at=float(i))
+    gid = inbox.groups()[0].id
+    with Gallery(tmp_path / "gallery") as g:
+        person = inbox.enrol_group(gid, "Visitor", g, model_id=MODEL, best=5)
+        assert person.templates == 5
+        assert inbox.groups() == []
+        # a second group added to the same person
+        gid2 = inbox.add(people(1, seed=9)[0], model_id=MODEL, quality=GOOD)
+        assert inbox.enrol_group(gid2, "visitor", g, model_id=MODEL, add=True).templates == 6
+        with pytest.raises(GalleryError):
+            inbox.faces(gid)
+
+
+def test_dismiss_erases_the_bytes_from_disk(tmp_path):
+    folder = tmp_path / "gallery"
+    box = UnknownInbox(folder, min_interval=0.0)
+    secret = people(1, seed=5)[0]
+    marker = b"UNIQUE-THUMBNAIL-MARKER-" * 20
+    gid = box.add(secret, model_id=MODEL, thumbnail=marker, quality=GOOD)
+    box.add(people(1, seed=6)[0], model_id=MODEL, thumbnail=b"other", quality=GOOD)
+    files = [folder / INBOX_DB, folder / (INBOX_DB + "-wal")]
+
+    def on_disk():
+        return b"".join(p.read_bytes() for p in files if p.exists())
+
+    assert marker in on_disk() and secret.tobytes() in on_disk()
+    box.dismiss(gid)
+    data = on_disk()
+    assert marker not in data and secret.tobytes() not in data
+    assert len(box.groups()) == 1
+    box.close()
+
+
+def test_the_inbox_file_is_private(tmp_path):
+    UnknownInbox(tmp_path).close()
+    mode = stat.S_IMODE(os.stat(tmp_path / INBOX_DB).st_mode)
+    assert mode == 0o600
+
+
+def test_retention_erases_old_faces(tmp_path):
+    box = UnknownInbox(tmp_path, retention_days=2, min_interval=0.0)
+    a, b = people(2, seed=7)
+    now = 10 * DAY
+    box.add(a, model_id=MODEL, quality=GOOD, seen_at=now - 3 * DAY)
+    box.add(b, model_id=MODEL, quality=GOOD, seen_at=now - 1 * DAY)
+    assert box.purge(now) == 1
+    assert len(box.groups()) == 1
+    with pytest.raises(GalleryError):
+        UnknownInbox(tmp_path, retention_days=0)

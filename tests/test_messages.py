@@ -1,0 +1,42 @@
+"""Core errors are shown in the GUI without command-line hints."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from faceapp.messages import for_gui
+
+CORE = Path(__file__).resolve().parents[1] / "faceapp"
+CLI_ONLY = {"cli.py", "bench.py", "calibrate.py", "messages.py"}
+
+
+def core_strings():
+    """Every string constant in the core modules the GUI uses that mentions a flag or the CLI."""
+    out = []
+    for path in sorted(CORE.glob("*.py")):
+        if path.name in CLI_ONLY:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and ("--" in node.value or "faceapp-cli" in node.value):
+                if not node.value.lstrip().startswith(("#", '"""')) and "\n" not in node.value:
+                    out.append(node.value)
+    return out
+
+
+def test_there_are_cli_hints_to_translate():
+    assert len(core_strings()) >= 5
+
+
+@pytest.mark.parametrize("text", core_strings())
+def test_no_flag_or_cli_command_reaches_the_gui(text):
+    shown = for_gui(text)
+    assert "--" not in shown and "faceapp-cli" not in shown
+
+
+def test_known_hints_point_to_the_settings():
+    assert for_gui("gallery folder /x is not writable; fix its permissions or use --gallery") == (
+        "gallery folder /x is not writable; fix its permissions or choose another gallery folder in Settings")
+    assert for_gui("no person named 'A' in the gallery; see `faceapp-cli list`").endswith("see the People view")
+    assert for_gui(ValueError("model file m does not exist; check --model or reinstall faceapp")).endswith(
+        "choose another model file in Settings or reinstall faceapp")
