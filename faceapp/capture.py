@@ -7,14 +7,21 @@ raises :class:`CameraLost`, after which :meth:`FrameSource.reopen` may be tried.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import FaceappError
+from .errors import FaceappError, ImageError
 from .images import IMAGE_SUFFIXES, load_image
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -25,6 +32,62 @@ class CameraError(FaceappError):
 
 class CameraLost(FaceappError):
     """The source stopped delivering frames."""
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[Any]:
+    """OpenCV's module, with its own logging silenced while a capture is opened: a missing
+    camera is our :class:`CameraError`, not V4L/FFMPEG warnings on stderr."""
+    import cv2
+
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield cv2
+        return
+    before = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        yield cv2
+    finally:
+        logging_api.setLogLevel(before)
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    """A camera the system reports, without opening it.
+
+    Attributes:
+        index: the index to open it with.
+        name: the device's name, e.g. ``"HD Webcam C270"``.
+    """
+
+    index: int
+    name: str
+
+
+def list_cameras(sysfs: Path = Path("/sys/class/video4linux")) -> list[CameraInfo]:
+    """Cameras by name, without opening any (opening is slow and may disturb other programs).
+
+    On Linux the names come from ``/sys/class/video4linux`` (only each device's first node,
+    the one that captures). Elsewhere no names are available and cameras 0 and 1 are
+    offered by number.
+
+    Args:
+        sysfs: the video4linux class folder (for tests).
+    """
+    if not sys.platform.startswith("linux"):
+        return [CameraInfo(i, f"Camera {i}") for i in (0, 1)]
+    out = []
+    for node in sorted(sysfs.glob("video*"), key=lambda p: (len(p.name), p.name)):
+        try:
+            index = int(node.name[5:])
+            if (node / "index").is_file() and (node / "index").read_text().strip() not in ("", "0"):
+                continue  # a metadata node of the same device
+            name = (node / "name").read_text(encoding="utf-8", errors="replace").strip() or f"Camera {index}"
+        except (OSError, ValueError):
+            continue
+        out.append(CameraInfo(index, name))
+    return out
 
 
 class FrameSource:
@@ -59,10 +122,9 @@ class CameraSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
-        import cv2
-
         self.close()
-        cap = cv2.VideoCapture(self.index)
+        with _quiet_opencv() as cv2:
+            cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"camera {self.index} is not available (absent or used by another program); "
@@ -106,12 +168,11 @@ class VideoFileSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
-        import cv2
-
         self.close()
         if not self.path.is_file():
             raise CameraError(f"video {self.path} does not exist")
-        cap = cv2.VideoCapture(str(self.path))
+        with _quiet_opencv() as cv2:
+            cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise CameraError(f"video {self.path} cannot be opened; use an MP4/AVI file OpenCV can read")
         self._cap = cap
@@ -149,7 +210,11 @@ class VideoFileSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order, as frames; loops at the end."""
+    """The images of a folder in name order, as frames; loops at the end.
+
+    A damaged or unreadable image is skipped (and logged); when no image of the folder can
+    be read, :meth:`read` raises :class:`CameraLost`.
+    """
 
     def __init__(self, path: Path, loop: bool = True, interval: float = 0.0) -> None:
         self.path = Path(path)
@@ -162,18 +227,23 @@ class ImageFolderSource(FrameSource):
         self._last = 0.0
 
     def read(self) -> np.ndarray:
-        if self._i >= len(self.files):
-            if not self.loop:
-                raise CameraLost(f"{self.name}: no more images")
-            self._i = 0
         if self.interval:
             wait = self._last + self.interval - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
             self._last = time.perf_counter()
-        frame = load_image(self.files[self._i])
-        self._i += 1
-        return frame
+        for _ in range(len(self.files)):
+            if self._i >= len(self.files):
+                if not self.loop:
+                    raise CameraLost(f"{self.name}: no more images")
+                self._i = 0
+            path = self.files[self._i]
+            self._i += 1
+            try:
+                return load_image(path)
+            except ImageError as exc:
+                log.warning("skipping %s: %s", path.name, exc)
+        raise CameraLost(f"no image in {self.path} can be read; choose another folder")
 
 
 def open_source(spec: str | Path | int, width: int = 640, height: int = 480) -> FrameSource:

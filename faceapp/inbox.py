@@ -20,13 +20,14 @@ No Qt: the GUI only lists groups and calls :meth:`UnknownInbox.enrol_group`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ import numpy as np
 
 from .enrol import assess_sample, sample_score
 from .errors import GalleryError
+from .types import Decision, FaceResult
 
 log = logging.getLogger(__name__)
 
@@ -349,3 +351,32 @@ class UnknownInbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult], *, model_id: str,
+                 seen_at: float | None = None) -> list[int]:
+    """Put the faces of one frame that the gallery could not name into the inbox.
+
+    Only ``unknown`` faces go in: an uncertain or ambiguous face is close to someone
+    enrolled and is better corrected from the live view.
+
+    Args:
+        inbox: the inbox.
+        results: one frame's faces with their matches.
+        model_id: sha256 of the embedder that made the embeddings.
+        seen_at: Unix time (default now).
+
+    Returns:
+        The groups the kept faces joined.
+    """
+    from .pipeline import encode_thumbnail
+
+    groups = []
+    for fr in results:
+        if fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
+            continue
+        gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_thumbnail(fr.face.crop),
+                        quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at)
+        if gid is not None:
+            groups.append(gid)
+    return groups

@@ -65,7 +65,8 @@ class Verification:
     threshold: float
 
 
-def _encode_thumbnail(crop: np.ndarray) -> bytes:
+def encode_thumbnail(crop: np.ndarray) -> bytes:
+    """A ``(112, 112, 3)`` RGB uint8 face crop as the JPEG the gallery stores."""
     import cv2
 
     ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -97,6 +98,9 @@ class Pipeline:
         self._embedder_file: models.ModelFile | None = None
         self._detector_file: models.ModelFile | None = None
         self._load_lock = threading.RLock()
+        # MediaPipe's detector is neither thread-safe nor safe to close while it runs: every
+        # detection and the close take this lock.
+        self._detect_lock = threading.Lock()
 
     # ------------------------------------------------------------------ components
 
@@ -181,8 +185,9 @@ class Pipeline:
         """
         rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
         t0 = time.perf_counter()
-        detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
-                                          retry_padded=still)
+        with self._detect_lock:
+            detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
+                                              retry_padded=still)
         t1 = time.perf_counter()
         template = self.embedder.contract.template
         size = self.embedder.input_size[0]
@@ -264,7 +269,7 @@ class Pipeline:
         if any(f.embedding is None for f in faces):
             raise ValueError("every face must be embedded before enrolment")
         emb = np.stack([f.embedding for f in faces if f.embedding is not None])
-        thumbs = [_encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
+        thumbs = [encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
         quals = [dataclasses.asdict(f.quality) for f in faces]
         return self.gallery.add_templates(
             name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
@@ -289,9 +294,11 @@ class Pipeline:
         return Verification(similarity=sim, same=same_person(sim, thr), threshold=thr)
 
     def close(self) -> None:
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
+        """Release the models and the gallery; waits for a detection in progress to finish."""
+        with self._detect_lock:
+            if self._detector is not None:
+                self._detector.close()
+                self._detector = None
         if self._gallery is not None:
             self._gallery.close()
             self._gallery = None

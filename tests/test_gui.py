@@ -2,7 +2,11 @@
 
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +18,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from faceapp.capture import CameraLost, FrameSource  # noqa: E402
-from faceapp.config import Settings  # noqa: E402
+from faceapp.config import Settings, load_settings  # noqa: E402
+from faceapp.errors import ImageError  # noqa: E402
 from faceapp.gui.app import MainWindow  # noqa: E402
 from faceapp.images import load_image  # noqa: E402
 from faceapp.types import Decision  # noqa: E402
@@ -98,27 +103,53 @@ def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
                     or False, timeout=30000)
     w.reset_thresholds()
     assert w.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
-    assert (w.settings_path).exists()
+    assert w.layers.path.exists()
 
 
-def test_gallery_manager_rename_delete_merge_search(qtbot, window, data_dir):
+def test_people_grid_rename_delete_merge_search(qtbot, window, data_dir):
     w = window()
     for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg"), ("Cid", "obama2.jpg")):
         w.pipeline.enroll(name, [w.pipeline.main_face(data_dir / photo)])
-    dlg = w.open_gallery()
+    dlg = w.open_people()
+    qtbot.addWidget(dlg)
     assert dlg.names() == ["Ann", "Bob", "Cid"]
-    assert not dlg.people.item(0).icon().isNull()  # a thumbnail
-    dlg.rename("Bob", "Robert")
-    dlg.merge("Cid", "Ann")
+    assert not dlg.model.data(dlg.model.index(0), 1).isNull()  # a thumbnail (DecorationRole)
+    assert "1 sample" in dlg.model.data(dlg.model.index(0))
+    w.pipeline.gallery.rename("Bob", "Robert")
+    w.pipeline.gallery.merge("Cid", "Ann")
+    dlg.reload()
     assert dlg.names() == ["Ann", "Robert"]
-    assert w.pipeline.gallery.get_person("Ann").templates == 2
     dlg.search.setText("rob")
-    assert dlg.names() == ["Robert"]
-    dlg.delete("Robert")
-    assert dlg.names() == []
+    assert dlg.names() == ["Ann", "Robert"]  # debounced: not on the keystroke itself
+    qtbot.waitUntil(lambda: dlg.names() == ["Robert"], timeout=2000)
     dlg.search.setText("")
+    dlg.apply_search()
     dlg.add_samples("Ann", [data_dir / "obama_partial_face.jpg"])
     assert w.pipeline.gallery.get_person("Ann").templates == 3
+
+
+def test_people_grid_decodes_thumbnails_lazily(qtbot, window, data_dir):
+    w = window(source=str(data_dir / "missing-source"))
+    face = w.pipeline.main_face(data_dir / "obama.jpg")
+    rng = np.random.default_rng(0)
+    from faceapp.pipeline import encode_thumbnail
+
+    thumb = encode_thumbnail(face.crop)
+    for i in range(400):
+        e = rng.normal(size=face.embedding.shape).astype(np.float32)
+        w.pipeline.gallery.add_templates(f"person {i:04d}", (e / np.linalg.norm(e))[None], model_id=w.pipeline.model_id,
+                                         thumbnails=[thumb])
+    dlg = w.open_people()
+    qtbot.addWidget(dlg)
+    qtbot.wait(300)
+    assert len(dlg.names()) == 400
+    assert 0 < dlg.model.thumbnails_decoded < 200  # only what was drawn
+    t0 = time.perf_counter()
+    dlg.search.setText("person 03")
+    dlg.apply_search()
+    dlg.grid.repaint()
+    assert len(dlg.names()) == 100
+    assert time.perf_counter() - t0 < 1.0
 
 
 class FlakyCamera(FrameSource):
@@ -143,26 +174,280 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
     w._make_source = lambda: FlakyCamera(frame, 3)
     w.start_source()
     qtbot.waitUntil(lambda: "unplugged" in w.view.message, timeout=30000)
-    assert "Matching photos and the gallery still work" in w.view.message
+    assert "Matching photos and the people library still work" in w.view.message
     w.match_photo(data_dir / "biden.jpg")  # the rest of the app still works
-    assert len(w.view.faces) == 1
-    w.pause.setChecked(False)
+    qtbot.waitUntil(lambda: len(w.view.faces) == 1, timeout=30000)
+    w.go_live()
     w._make_source = lambda: FlakyCamera(frame, 10_000)
     w.retry.click()
     qtbot.waitUntil(lambda: w.worker.frames_processed >= 3 and w.view.message == "", timeout=30000)
     assert w.snapshot(tmp_path / "snap.png").stat().st_size > 1000
 
 
-def test_missing_camera_is_a_message_not_a_crash(qtbot, window):
+def test_missing_camera_offers_a_video_or_photo_folder(qtbot, window):
     w = window(source="9")
     qtbot.waitUntil(lambda: "not available" in w.view.message, timeout=30000)
+    assert w.notice.isVisible() and w.retry.isVisible()
+    assert w.offer_video.isVisible() and w.offer_folder.isVisible()
+    dlg = w.open_enrolment()  # no black preview asking to look at the camera
+    assert "add photos" in dlg.guidance.text().lower() and "not available" in dlg.preview.message
+
+
+def test_empty_gallery_says_add_your_first_person(qtbot, window, data_dir):
+    w = window()
+    qtbot.waitUntil(lambda: w.notice.isVisible(), timeout=10000)
+    assert "Add your first person" in w.notice_text.text() and w.offer_enrol.isVisible()
+    w.pipeline.enroll("Ann", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    w.refresh_gallery_size()
+    assert not w.notice.isVisible()
 
 
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
     w = window()
-    w.apply_settings(Settings(gallery=tmp_path / "other"))
+    assert w.apply_settings({"gallery": tmp_path / "other"})
     w.pipeline.enroll("X", [w.pipeline.main_face(data_dir / "biden.jpg")])
     w.refresh_gallery_size()
     assert w.gallery_label.text() == "gallery: 1 people"
     assert "other" in (tmp_path / "settings.toml").read_text()
     assert np.isfinite(float(w.threshold.value()))
+
+
+def test_one_off_flags_are_not_saved_and_only_the_touched_value_is(qtbot, window, tmp_path):
+    w = window(provider="cpu")  # this run's --gallery and --provider
+    w.threshold.setValue(61)
+    w.save_pending()
+    saved = load_settings(tmp_path / "settings.toml")
+    assert saved.threshold == 0.61
+    assert saved.gallery is None and saved.provider == "auto"  # not the one-off values
+    assert saved.uncertain_band is None  # untouched: stays the model's recommendation
+    w.reset_thresholds()
+    assert load_settings(tmp_path / "settings.toml").threshold is None
+
+
+def test_a_bad_model_is_refused_before_saving_in_the_apps_words(qtbot, window, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
+    (tmp_path / "settings.toml").write_text("threshold = 0.5\n")
+    w = window()
+    assert not w.apply_settings({"model": tmp_path / "nope.onnx"})
+    assert (tmp_path / "settings.toml").read_text() == "threshold = 0.5\n"
+    assert shown and "--" not in shown[0] and "Settings" in shown[0]
+    assert w.pipeline.embedder is not None  # the old pipeline is still in use
+
+
+class BrokenFolder(FrameSource):
+    """A folder source whose next image is a truncated JPEG."""
+
+    name = "broken folder"
+
+    def __init__(self, frame, good=2):
+        self.frame, self.left = frame, good
+
+    def read(self):
+        time.sleep(0.01)
+        if self.left <= 0:
+            raise ImageError("frame.jpg is damaged or truncated; re-save it or remove it")
+        self.left -= 1
+        return self.frame
+
+
+def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, data_dir, monkeypatch):
+    frame = load_image(data_dir / "obama.jpg")
+    w = window()
+    w._make_source = lambda: BrokenFolder(frame)
+    w.start_source()
+    qtbot.waitUntil(lambda: "truncated" in w.view.message, timeout=30000)
+    assert w.retry.isVisible() and not w.worker.running
+    # an exception that is not ours
+    calls = {"n": 0}
+    real = w.pipeline.match_image
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("shape mismatch in a frame")
+        return real(*a, **k)
+
+    monkeypatch.setattr(w.pipeline, "match_image", flaky)
+    w._make_source = lambda: BrokenFolder(frame, 10_000)
+    w.retry.click()
+    qtbot.waitUntil(lambda: "shape mismatch" in w.view.message, timeout=30000)
+    assert "unexpected error" in w.view.message and w.retry.isVisible()
+    w.retry.click()
+    qtbot.waitUntil(lambda: w.worker.frames_processed >= 2 and w.view.message == "", timeout=30000)
+
+
+class SlowCamera(FrameSource):
+    """Blocks in ``read`` for longer than the old 5 s stop timeout."""
+
+    name = "slow camera"
+
+    def __init__(self, frame, block=5.5):
+        self.frame, self.block, self.reading = frame, block, threading.Event()
+
+    def read(self):
+        self.reading.set()
+        time.sleep(self.block)
+        return self.frame
+
+
+def test_stop_always_joins_the_worker_before_the_pipeline_closes(qtbot, window, data_dir):
+    frame = load_image(data_dir / "obama.jpg")
+    w = window()
+    cam = SlowCamera(frame)
+    w._make_source = lambda: cam
+    w.start_source()
+    assert cam.reading.wait(30)
+    worker = w.worker
+    thread = worker._thread
+    w.stop_source()
+    assert not thread.is_alive()
+
+
+def test_photo_mode_runs_in_the_background_and_stays_until_back_to_live(qtbot, window, data_dir):
+    w = window()
+    wait_frames(qtbot, w)
+    w.match_photo(data_dir / "biden.jpg")
+    assert w.mode == "photo" and w.busy.isVisible()  # busy while the photo is matched off the GUI thread
+    qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
+    assert len(w.view.faces) == 1 and "1 face" in w.photo_label.text()
+    shown = w.view.faces[0]
+    qtbot.wait(2500)  # live frames must not replace the photo
+    assert w.view.faces[0] is shown and w.photo_bar.isVisible()
+    w.go_live()
+    assert w.mode == "live" and not w.photo_bar.isVisible()
+    wait_frames(qtbot, w, 2)
+
+
+def test_photo_folder_steps_through_results_and_skips_bad_files(qtbot, window, data_dir, tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(data_dir / "obama.jpg", d / "a.jpg")
+    (d / "b.jpg").write_bytes((data_dir / "biden.jpg").read_bytes()[:500])  # truncated
+    shutil.copy(data_dir / "biden.jpg", d / "c.jpg")
+    w = window()
+    w.match_photos([d])
+    qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=60000)
+    assert len(w.photos) == 3 and isinstance(w.photos[1], str)
+    w.next_photo.click()
+    assert "not usable" in w.photo_label.text() and w.view.message
+    w.next_photo.click()
+    assert len(w.view.faces) == 1 and "Photo 3 of 3" in w.photo_label.text()
+
+
+def test_source_picker_shows_the_real_source(qtbot, window, frames, tmp_path):
+    w = window(source="9")
+    kinds = [w.source_picker.itemData(i) for i in range(w.source_picker.count())]
+    assert "video" in kinds and "folder" in kinds
+    w.use_source(str(frames))
+    qtbot.waitUntil(lambda: w.source_name.text() == "frames", timeout=30000)
+    wait_frames(qtbot, w)
+    assert load_settings(tmp_path / "settings.toml").camera_index == 0  # a file source is not saved
+
+
+def test_enrolment_box_is_green_only_when_a_sample_is_taken(qtbot, window, data_dir):
+    from faceapp.gui.widgets import COLOURS
+
+    w = window(source="9")
+    dlg = w.open_enrolment()
+    turned = w.pipeline.main_face(data_dir / "obama2.jpg")  # turned: not the frontal pose asked first
+    frame = load_image(data_dir / "obama2.jpg")
+    dlg.offer(frame, [turned])
+    if dlg.guide.samples:  # a pose still missing is accepted in any order
+        assert dlg.preview._boxes[0][2] == COLOURS[Decision.MATCH]
+        dlg.offer(frame, [turned])  # the same pose again is not
+    box, text, colour = dlg.preview._boxes[0]
+    assert colour != COLOURS[Decision.MATCH] and text == dlg.guidance.text()
+    assert dlg.progress.value() == len(dlg.guide.samples) and dlg.progress.maximum() == 5
+
+
+def test_not_x_from_the_live_view(qtbot, window, data_dir):
+    w = window()
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    qtbot.waitUntil(lambda: any(fr.match.decision is Decision.MATCH for fr in w.view.faces), timeout=30000)
+    i = next(k for k, fr in enumerate(w.view.faces) if fr.match.decision is Decision.MATCH)
+    menu = w.face_menu(i)
+    assert any(a.text() == "Not Obama" for a in menu.actions())
+    w.reject(i)
+    assert w.pipeline.gallery.negatives("Obama")
+
+
+def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
+    w = window(threshold=0.99, uncertain_band=0.9)
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    qtbot.waitUntil(lambda: any(fr.match.decision is Decision.UNCERTAIN for fr in w.view.faces), timeout=30000)
+    i = next(k for k, fr in enumerate(w.view.faces) if fr.match.decision is Decision.UNCERTAIN)
+    dlg = w.open_candidates(i)
+    qtbot.addWidget(dlg)
+    assert "Obama" in dlg.rows
+    dlg.rows["Obama"][0].click()  # "It's Obama"
+    assert w.pipeline.gallery.get_person("Obama").templates == 2
+
+
+def test_sample_quality_badges_and_deleting_one_sample(qtbot, window, data_dir):
+    import dataclasses
+
+    w = window(source="9")
+    good = w.pipeline.main_face(data_dir / "obama.jpg")
+    tiny = dataclasses.replace(good, quality=dataclasses.replace(good.quality, face_size=9.0, sharpness=10.0))
+    w.pipeline.enroll("Obama", [good, tiny, good])
+    dlg = w.open_people().open_person("Obama")
+    qtbot.addWidget(dlg)
+    assert len(dlg.template_ids()) == 3 and len(dlg.low_quality_ids()) == 1
+    assert "1 low quality" in dlg.summary.text()
+    dlg.delete_samples(dlg.low_quality_ids())
+    assert len(dlg.template_ids()) == 2 and w.pipeline.gallery.get_person("Obama").templates == 2
+
+
+def test_unknown_faces_inbox_collects_and_names_a_group(qtbot, window, tmp_path):
+    w = window(inbox=True)
+    qtbot.waitUntil(lambda: w.inbox is not None and len(w.inbox.groups()) >= 1, timeout=30000)
+    w.pause.setChecked(True)
+    assert oct((tmp_path / "gallery" / "inbox.sqlite3").stat().st_mode & 0o777) == "0o600"
+    dlg = w.open_inbox()
+    qtbot.addWidget(dlg)
+    gid = dlg.group_ids()[0]
+    dlg.name_group(gid, "Visitor")
+    assert w.pipeline.gallery.get_person("Visitor").templates >= 1
+    assert gid not in dlg.group_ids()
+
+
+def test_the_inbox_is_off_unless_turned_on(qtbot, window, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
+    w = window()
+    assert w.inbox is None and w.open_inbox() is None and "Settings" in shown[0]
+
+
+def test_painting_many_frames_does_not_leak_none(qtbot, data_dir):
+    """PySide6 6.12.0 drops a reference to None on every void call; Python aborts when it reaches 0."""
+    if sys.version_info >= (3, 12):
+        pytest.skip("None is immortal from Python 3.12 on")
+    from faceapp.gui.widgets import COLOURS, VideoView
+
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(640, 480)
+    view.show()
+    frame = load_image(data_dir / "obama.jpg")
+    boxes = [((10.0 * k, 10.0, 10.0 * k + 50, 60.0), f"face {k}", COLOURS[Decision.MATCH]) for k in range(4)]
+    for _ in range(10):
+        view.show_boxes(frame, boxes)
+        view.repaint()
+    before = sys.getrefcount(None)
+    for i in range(300):
+        view.show_boxes(frame, boxes)
+        view.show_message("" if i % 2 else "message")
+        view.repaint()
+    lost = before - sys.getrefcount(None)
+    assert lost < 100, f"{lost} references to None lost over 300 frames; use a PySide6 version without the leak"
+
+
+def test_faceapp_without_qt_says_how_to_install_it():
+    code = ("import sys; sys.modules['PySide6'] = None; sys.modules['PySide6.QtWidgets'] = None\n"
+            "from faceapp.gui import main; raise SystemExit(main([]))")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    assert r.returncode == 2
+    assert "faceapp[gui]" in r.stderr and "Traceback" not in r.stderr

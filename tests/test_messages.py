@@ -18,9 +18,9 @@ def core_strings():
         if path.name in CLI_ONLY:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and ("--" in node.value or "faceapp-cli" in node.value):
-                if not node.value.lstrip().startswith(("#", '"""')) and "\n" not in node.value:
-                    out.append(node.value)
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+            if ("--" in text or "faceapp-cli" in text) and "\n" not in text:
+                out.append(text)
     return out
 
 

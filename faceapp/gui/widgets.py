@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QMessageBox, QSizePolicy, QWidget
 
+from ..errors import FaceappError
+from ..messages import for_gui
+from ..pipeline import decode_thumbnail
 from ..types import Decision, FaceResult
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
 
 COLOURS = {
     Decision.MATCH: QColor(40, 200, 80),
@@ -28,6 +33,21 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(rgb))
 
 
+def error_box(parent: QWidget | None, exc: BaseException | str) -> None:
+    """A warning with the error in the app's words."""
+    QMessageBox.warning(parent, "faceapp", for_gui(exc))
+
+
+def thumb_icon(data: bytes | None) -> QIcon:
+    """A stored JPEG face crop as an icon (empty when missing or damaged)."""
+    if not data:
+        return QIcon()
+    try:
+        return QIcon(to_pixmap(decode_thumbnail(data)))
+    except FaceappError:
+        return QIcon()
+
+
 def label_for(fr: FaceResult) -> str:
     """The text over a face: a name only for a match; "Looks like A or B" when ambiguous."""
     m = fr.match
@@ -43,7 +63,14 @@ def label_for(fr: FaceResult) -> str:
 
 
 class VideoView(QWidget):
-    """Shows a frame scaled to fit, with a box, name and similarity per face, or a message."""
+    """Shows a frame scaled to fit, with a box, name and similarity per face, or a message.
+
+    Signals:
+        faceClicked(int, QPointF): the user clicked face ``i`` of :attr:`faces` (its box or
+            its label) at this global position.
+    """
+
+    faceClicked = Signal(int, QPointF)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +80,7 @@ class VideoView(QWidget):
         self._faces: list[FaceResult] = []
         self._boxes: list[tuple[tuple[float, float, float, float], str, QColor]] = []
         self._message = ""
+        self._hit: list[QRectF] = []  # per box, its widget-space rectangle including the label
 
     def show_frame(self, rgb: np.ndarray, faces: list[FaceResult]) -> None:
         """A frame with each face's match: box, name and similarity, coloured by decision."""
@@ -80,8 +108,23 @@ class VideoView(QWidget):
     def faces(self) -> list[FaceResult]:
         return self._faces
 
+    def face_at(self, x: float, y: float) -> int | None:
+        """The index in :attr:`faces` of the face drawn at widget point ``(x, y)``, if any."""
+        for i in range(min(len(self._hit), len(self._faces)) - 1, -1, -1):
+            if self._hit[i].contains(QPointF(x, y)):
+                return i
+        return None
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        pos = event.position()
+        i = self.face_at(pos.x(), pos.y())
+        if i is not None:
+            self.faceClicked.emit(i, event.globalPosition())
+        super().mousePressEvent(event)
+
     def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
         p = QPainter(self)
+        hits = []
         p.fillRect(self.rect(), QColor(25, 25, 25))
         if self._image is not None:
             iw, ih = self._image.width(), self._image.height()
@@ -102,6 +145,8 @@ class VideoView(QWidget):
                 p.fillRect(tag, colour)
                 p.setPen(QColor(255, 255, 255))
                 p.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+                hits.append(rect.united(tag))
+        self._hit = hits
         if self._message:
             p.setPen(QColor(255, 255, 255))
             font = QFont()

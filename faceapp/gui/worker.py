@@ -1,8 +1,13 @@
-"""Capture and processing off the GUI thread.
+"""Capture, processing and photo matching off the GUI thread.
 
-The worker reads the newest frame, runs the pipeline on it and hands the result to the
-GUI through a one-slot mailbox: while the GUI has not taken the last result, newer ones
-replace it, so a slow GUI sees fresh frames rather than a queue of old ones.
+The live worker reads the newest frame, runs the pipeline on it and hands the result to
+the GUI through a one-slot mailbox: while the GUI has not taken the last result, newer
+ones replace it, so a slow GUI sees fresh frames rather than a queue of old ones.
+
+Nothing that goes wrong on a worker thread is silent: every exception, ours or not,
+ends the loop with one readable message on the ``failed`` signal, which the window shows
+with a Retry button. :meth:`BackgroundThread.stop` always joins the thread, so the
+pipeline is never closed under a running frame.
 """
 
 from __future__ import annotations
@@ -10,72 +15,139 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..capture import CameraError, CameraLost, FrameSource
+from ..capture import FrameSource
 from ..errors import FaceappError
+from ..images import load_image
+from ..messages import for_gui
 from ..pipeline import ImageResult, Pipeline
 
 log = logging.getLogger(__name__)
 
 
+def describe(exc: BaseException) -> str:
+    """One line for the user about an exception from a worker thread."""
+    if isinstance(exc, FaceappError):
+        return for_gui(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: close other programs or choose a lower camera resolution"
+    return f"unexpected error ({type(exc).__name__}: {exc}); the details are in the log"
+
+
 @dataclass(frozen=True)
 class FrameResult:
-    frame: np.ndarray  # (H, W, 3) RGB uint8
+    """One processed frame.
+
+    Attributes:
+        frame: ``(H, W, 3)`` RGB uint8.
+        result: every face with its match.
+        latency_ms: time spent in the pipeline.
+        fps: smoothed results per second.
+        source: where the frame came from (a source name or a photo's file name).
+    """
+
+    frame: np.ndarray
     result: ImageResult
     latency_ms: float
     fps: float
+    source: str = ""
 
 
-class ProcessingWorker(QObject):
-    """Runs ``source -> pipeline`` in a loop on its own (Python) thread.
-
-    The object lives in the GUI thread; its signals are emitted from the loop's thread
-    and so reach GUI slots as queued calls.
+class BackgroundThread(QObject):
+    """A Python thread driven from the GUI thread: start, stop (always joined), failure signal.
 
     Signals:
-        frameReady: a new :class:`FrameResult` is in the mailbox (call :meth:`take`).
-        sourceFailed(str): the source could not be opened or stopped; the message is for the user.
-        sourceOpened(str): the source's name, once it delivers frames.
+        failed(str): the work stopped on an error; the text is for the user.
+        finished(): the work ended without an error (or was stopped).
     """
 
-    frameReady = Signal()
-    sourceFailed = Signal(str)
-    sourceOpened = Signal(str)
+    failed = Signal(str)
+    finished = Signal()
 
-    def __init__(self, pipeline: Pipeline, open_source: Callable[[], FrameSource]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.pipeline = pipeline
-        self._open_source = open_source
-        self._mailbox: FrameResult | None = None
-        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
-        self._source: FrameSource | None = None
-        self.frames_processed = 0
 
-    # -- control (GUI thread) ------------------------------------------------
     def start(self) -> None:
-        """Start (or restart, after a failure or :meth:`stop`) the capture loop."""
+        """Start (or restart, after a failure or :meth:`stop`) the work."""
         self.stop()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="faceapp-capture", daemon=True)
+        self._thread = threading.Thread(target=self._guarded, name=f"faceapp-{type(self).__name__}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
+        """Ask the work to stop and wait until its thread has ended."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            t0 = time.perf_counter()
+            thread.join()
+            waited = time.perf_counter() - t0
+            if waited > 2.0:
+                log.warning("%s took %.1f s to stop", type(self).__name__, waited)
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _guarded(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
+            if isinstance(exc, FaceappError):
+                log.warning("%s stopped: %s", type(self).__name__, exc)
+            else:
+                log.exception("%s stopped", type(self).__name__)
+            self.failed.emit(describe(exc))
+            return
+        self.finished.emit()
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class ProcessingWorker(BackgroundThread):
+    """Runs ``source -> pipeline`` in a loop on its own thread.
+
+    The object lives in the GUI thread; its signals are emitted from the loop's thread
+    and so reach GUI slots as queued calls.
+
+    Args:
+        pipeline: the pipeline to match with.
+        open_source: opens the frame source (called on the worker thread).
+        on_result: called on the worker thread with each result (e.g. the unknown-faces
+            inbox); an exception there stops the loop like any other.
+
+    Signals:
+        frameReady: a new :class:`FrameResult` is in the mailbox (call :meth:`take`).
+        failed(str): capture or processing stopped; the message is for the user.
+        sourceOpened(str): the source's name, once it is open.
+    """
+
+    frameReady = Signal()
+    sourceOpened = Signal(str)
+
+    def __init__(self, pipeline: Pipeline, open_source: Callable[[], FrameSource],
+                 on_result: Callable[[ImageResult], None] | None = None) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self._open_source = open_source
+        self._on_result = on_result
+        self._mailbox: FrameResult | None = None
+        self._lock = threading.Lock()
+        self._paused = threading.Event()
+        self.frames_processed = 0
 
     def set_paused(self, paused: bool) -> None:
         if paused:
@@ -92,37 +164,27 @@ class ProcessingWorker(QObject):
             item, self._mailbox = self._mailbox, None
             return item
 
-    # -- loop (worker thread) ------------------------------------------------
-    def _run(self) -> None:
+    def run(self) -> None:
+        source = self._open_source()
         try:
-            self._source = self._open_source()
-        except (CameraError, FaceappError, OSError) as exc:
-            self.sourceFailed.emit(str(exc))
-            return
-        self.sourceOpened.emit(self._source.name)
-        last = time.perf_counter()
-        fps = 0.0
-        try:
+            self.sourceOpened.emit(source.name)
+            last = time.perf_counter()
+            fps = 0.0
             while not self._stop.is_set():
                 if self._paused.is_set():
                     time.sleep(0.03)
+                    last = time.perf_counter()
                     continue
-                try:
-                    frame = self._source.read()
-                except (CameraLost, CameraError) as exc:
-                    self.sourceFailed.emit(str(exc))
-                    return
+                frame = source.read()
                 t0 = time.perf_counter()
-                try:
-                    result = self.pipeline.match_image(frame, still=False)
-                except FaceappError as exc:
-                    self.sourceFailed.emit(f"processing stopped: {exc}")
-                    return
+                result = self.pipeline.match_image(frame, still=False)
+                if self._on_result is not None:
+                    self._on_result(result)
                 now = time.perf_counter()
                 dt = now - last
                 last = now
-                fps = 1.0 / dt if fps == 0.0 else 0.9 * fps + 0.1 / max(dt, 1e-6)
-                item = FrameResult(frame, result, (now - t0) * 1e3, fps)
+                fps = 1.0 / max(dt, 1e-6) if fps == 0.0 else 0.9 * fps + 0.1 / max(dt, 1e-6)
+                item = FrameResult(frame, result, (now - t0) * 1e3, fps, source.name)
                 with self._lock:
                     pending = self._mailbox is not None
                     self._mailbox = item
@@ -130,6 +192,41 @@ class ProcessingWorker(QObject):
                 if not pending:
                     self.frameReady.emit()
         finally:
-            if self._source is not None:
-                self._source.close()
-                self._source = None
+            source.close()
+
+
+class PhotoJob(BackgroundThread):
+    """Matches photos on a worker thread, one result per photo.
+
+    Args:
+        pipeline: the pipeline to match with.
+        paths: the photos, in the order to show them.
+
+    Signals:
+        photoReady(int): the result for ``paths[i]`` is in :attr:`results`.
+        photoFailed(int, str): ``paths[i]`` could not be used; the text is for the user.
+        finished(): every photo was tried (or the job was stopped).
+    """
+
+    photoReady = Signal(int)
+    photoFailed = Signal(int, str)
+
+    def __init__(self, pipeline: Pipeline, paths: Sequence[Path]) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.paths = [Path(p) for p in paths]
+        self.results: dict[int, FrameResult] = {}
+
+    def run(self) -> None:
+        for i, path in enumerate(self.paths):
+            if self._stop.is_set():
+                return
+            t0 = time.perf_counter()
+            try:
+                rgb = load_image(path)
+                result = self.pipeline.match_image(rgb, still=True)
+            except FaceappError as exc:  # one bad photo does not end a folder
+                self.photoFailed.emit(i, for_gui(exc))
+                continue
+            self.results[i] = FrameResult(rgb, result, (time.perf_counter() - t0) * 1e3, 0.0, path.name)
+            self.photoReady.emit(i)

@@ -1,0 +1,519 @@
+"""The face library: people grid, a person's samples, the unknown-faces inbox, and the
+candidates of an uncertain face.
+
+Thin views over the gallery, :mod:`faceapp.enrol` (quality badges) and
+:mod:`faceapp.inbox` (grouping); the rules live there. The people grid scales to tens of
+thousands of people: search filters an in-memory list after a short debounce, and
+thumbnails are decoded only for the rows Qt asks to draw, then cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..enrol import assess_sample
+from ..errors import FaceappError
+from ..inbox import UnknownInbox
+from ..messages import for_gui
+from ..pipeline import Pipeline, encode_thumbnail
+from ..types import Decision, FaceResult
+from .widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
+
+log = logging.getLogger(__name__)
+SEARCH_DEBOUNCE_MS = 120
+THUMB_CACHE = 2000
+LOW_QUALITY = QColor(220, 50, 50)
+
+
+def when(t: float | None) -> str:
+    return "never" if not t else dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+class PeopleModel(QAbstractListModel):
+    """Enrolled people, filtered by a search text; thumbnails loaded when first drawn.
+
+    Args:
+        pipeline: whose gallery to show.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self._all: list[Any] = []
+        self._keys: list[str] = []
+        self._rows: list[Any] = []
+        self._icons: OrderedDict[str, tuple[QIcon, int]] = OrderedDict()
+        self.thumbnails_decoded = 0
+
+    def reload(self) -> None:
+        """Read the people again from the gallery (after a change)."""
+        self._all = list(self.pipeline.gallery.list_persons())
+        self._keys = [p.name.casefold() for p in self._all]
+        self._icons.clear()
+        self.set_filter(getattr(self, "_text", ""))
+
+    def set_filter(self, text: str) -> None:
+        """Show only people whose name contains ``text`` (case-insensitive)."""
+        self._text = text
+        key = text.strip().casefold()
+        self.beginResetModel()
+        self._rows = [p for p, k in zip(self._all, self._keys) if key in k] if key else list(self._all)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def person(self, row: int) -> Any:
+        return self._rows[row]
+
+    def names(self) -> list[str]:
+        return [p.name for p in self._rows]
+
+    def _icon(self, name: str) -> tuple[QIcon, int]:
+        hit = self._icons.get(name)
+        if hit is not None:
+            self._icons.move_to_end(name)
+            return hit
+        try:
+            samples = self.pipeline.gallery.samples(name)
+        except FaceappError:
+            samples = []
+        low = sum(assess_sample(s.quality).low_quality for s in samples)
+        data = next((s.thumbnail for s in samples if s.thumbnail), None)
+        icon = thumb_icon(data)
+        self.thumbnails_decoded += data is not None
+        self._icons[name] = (icon, low)
+        if len(self._icons) > THUMB_CACHE:
+            self._icons.popitem(last=False)
+        return icon, low
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        p = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{p.name}\n{p.templates} sample{'s' if p.templates != 1 else ''}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(p.name)[0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            low = self._icon(p.name)[1]
+            extra = f"\n{low} low-quality sample(s): open to review" if low else ""
+            return f"{p.name}: {p.templates} sample(s), enrolled {when(p.created_at)}{extra}"
+        if role == Qt.ItemDataRole.ForegroundRole and self._icon(p.name)[1]:
+            return LOW_QUALITY
+        if role == Qt.ItemDataRole.UserRole:
+            return p.name
+        return None
+
+
+class PeopleDialog(QDialog):
+    """The people grid: thumbnail, name and sample count; search, open, rename, merge, delete."""
+
+    def __init__(self, pipeline: Pipeline, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("People")
+        self.resize(760, 560)
+        self.pipeline = pipeline
+        self.model = PeopleModel(pipeline)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search by name")
+        self.search.setClearButtonEnabled(True)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.apply_search)
+        self.search.textChanged.connect(lambda _t: self._debounce.start())
+        self.grid = QListView()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(200)
+        self.grid.setIconSize(QSize(88, 88))
+        self.grid.setGridSize(QSize(132, 136))
+        self.grid.setWordWrap(True)
+        self.grid.setModel(self.model)
+        self.grid.doubleClicked.connect(lambda idx: self.open_person(self.model.person(idx.row()).name))
+        self.empty = QLabel("No one is enrolled yet. Add your first person from the main window (Add person...).")
+        self.empty.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for text, slot in (("Samples...", self._open_selected), ("Add photos...", self.add_samples_dialog),
+                           ("Rename...", self.rename_dialog),
+                           ("Merge into...", self.merge_dialog), ("Delete...", self.delete_dialog)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.search)
+        lay.addWidget(self.empty)
+        lay.addWidget(self.grid, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(close)
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            self.model.reload()
+        except FaceappError as exc:
+            error_box(self, exc)
+        self.empty.setVisible(not self.model._all)
+
+    def apply_search(self) -> None:
+        """Filter the grid by the search text now (normally 120 ms after the last keystroke)."""
+        self._debounce.stop()
+        self.model.set_filter(self.search.text())
+
+    def names(self) -> list[str]:
+        return self.model.names()
+
+    def selected(self) -> str | None:
+        idx = self.grid.currentIndex()
+        return self.model.person(idx.row()).name if idx.isValid() else None
+
+    def open_person(self, name: str) -> SamplesDialog:
+        dlg = SamplesDialog(self.pipeline, name, self)
+        dlg.finished.connect(self.reload)
+        dlg.show()
+        return dlg
+
+    def _open_selected(self) -> None:
+        name = self.selected()
+        if name:
+            self.open_person(name)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except FaceappError as exc:
+            error_box(self, exc)
+        self.reload()
+
+    def add_samples(self, name: str, paths: list[Path]) -> None:
+        """Add the main face of each photo as a sample of ``name``."""
+        faces = [self.pipeline.main_face(Path(p)) for p in paths]
+        self.pipeline.enroll(name, faces, sources=[Path(p).name for p in paths], add=True)
+        self.reload()
+
+    def add_samples_dialog(self) -> None:
+        name = self.selected()
+        if name:
+            files, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", IMAGE_FILTER)
+            if files:
+                self._guarded(self.add_samples, name, [Path(f) for f in files])
+
+    def rename_dialog(self) -> None:
+        name = self.selected()
+        if name:
+            new, ok = QInputDialog.getText(self, "Rename", f"New name for {name}:", text=name)
+            if ok and new.strip():
+                self._guarded(self.pipeline.gallery.rename, name, new)
+
+    def delete_dialog(self) -> None:
+        name = self.selected()
+        if name and QMessageBox.question(
+            self, "Delete", f"Delete {name} and all their samples? This cannot be undone."
+        ) == QMessageBox.StandardButton.Yes:
+            self._guarded(self.pipeline.gallery.remove, name)
+
+    def merge_dialog(self) -> None:
+        name = self.selected()
+        others = [p.name for p in self.model._all if p.name != name]
+        if name and others:
+            target, ok = QInputDialog.getItem(self, "Merge", f"Move all of {name}'s samples to:", others, 0, False)
+            if ok:
+                self._guarded(self.pipeline.gallery.merge, name, target)
+
+
+class SamplesDialog(QDialog):
+    """One person's samples, each with quality badges; low-quality ones are flagged in red.
+
+    Args:
+        pipeline: whose gallery.
+        name: the person.
+    """
+
+    def __init__(self, pipeline: Pipeline, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Samples of {name}")
+        self.resize(720, 480)
+        self.pipeline = pipeline
+        self.name = name
+        self.summary = QLabel()
+        self.list = QListWidget()
+        self.list.setViewMode(QListWidget.ViewMode.IconMode)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.list.setMovement(QListWidget.Movement.Static)
+        self.list.setIconSize(QSize(96, 96))
+        self.list.setGridSize(QSize(150, 170))
+        self.list.setWordWrap(True)
+        self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        delete = QPushButton("Delete selected samples")
+        delete.clicked.connect(self.delete_selected_dialog)
+        select_low = QPushButton("Select low-quality")
+        select_low.clicked.connect(self.select_low_quality)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        row = QHBoxLayout()
+        row.addWidget(select_low)
+        row.addWidget(delete)
+        row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(row)
+        lay.addWidget(close)
+        self.reload()
+
+    def reload(self) -> None:
+        self.list.clear()
+        try:
+            samples = self.pipeline.gallery.samples(self.name)
+        except FaceappError as exc:
+            self.summary.setText(for_gui(exc))
+            return
+        low = 0
+        for s in samples:
+            a = assess_sample(s.quality)
+            low += a.low_quality
+            text = " · ".join(a.badges)
+            if a.low_quality:
+                text += "\n⚠ " + "; ".join(a.problems)
+            item = QListWidgetItem(thumb_icon(s.thumbnail), text)
+            item.setData(Qt.ItemDataRole.UserRole, s.template_id)
+            item.setData(Qt.ItemDataRole.UserRole + 1, a.low_quality)
+            item.setToolTip(f"{s.source or 'unknown source'}, added {when(s.created_at)}")
+            if a.low_quality:
+                item.setForeground(LOW_QUALITY)
+            self.list.addItem(item)
+        flag = f", {low} low quality (flagged in red: they cause false matches; delete them)" if low else ""
+        self.summary.setText(f"{self.name}: {len(samples)} sample(s){flag}")
+
+    def template_ids(self) -> list[int]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def low_quality_ids(self) -> list[int]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())
+                if self.list.item(i).data(Qt.ItemDataRole.UserRole + 1)]
+
+    def select_low_quality(self) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            item.setSelected(bool(item.data(Qt.ItemDataRole.UserRole + 1)))
+
+    def delete_samples(self, template_ids: list[int]) -> None:
+        """Erase these samples; the person's last sample is kept (delete the person instead)."""
+        if len(template_ids) >= self.list.count():
+            raise FaceappError(f"that would delete every sample of {self.name}; delete the person instead")
+        for tid in template_ids:
+            self.pipeline.gallery.remove_template(int(tid))
+        self.reload()
+
+    def delete_selected_dialog(self) -> None:
+        ids = [i.data(Qt.ItemDataRole.UserRole) for i in self.list.selectedItems()]
+        if ids and QMessageBox.question(self, "Delete samples", f"Delete {len(ids)} sample(s) of {self.name}?") \
+                == QMessageBox.StandardButton.Yes:
+            try:
+                self.delete_samples(ids)
+            except FaceappError as exc:
+                error_box(self, exc)
+
+
+class InboxDialog(QDialog):
+    """Unknown faces, grouped by person: name a group, add it to someone, or dismiss it.
+
+    Args:
+        pipeline: the gallery to enrol into.
+        inbox: the unknown-faces inbox.
+    """
+
+    def __init__(self, pipeline: Pipeline, inbox: UnknownInbox, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Unknown faces")
+        self.resize(720, 480)
+        self.pipeline = pipeline
+        self.inbox = inbox
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setViewMode(QListWidget.ViewMode.IconMode)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.list.setMovement(QListWidget.Movement.Static)
+        self.list.setIconSize(QSize(96, 96))
+        self.list.setGridSize(QSize(150, 160))
+        self.list.setWordWrap(True)
+        row = QHBoxLayout()
+        for text, slot in (("Name...", self.name_dialog), ("Add to person...", self.add_to_dialog),
+                           ("Dismiss", self.dismiss_selected)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        row.addStretch(1)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.info)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(row)
+        lay.addWidget(close)
+        self.reload()
+
+    def reload(self) -> None:
+        self.list.clear()
+        groups = self.inbox.groups()
+        for g in groups:
+            item = QListWidgetItem(thumb_icon(g.thumbnail),
+                                   f"{g.faces} sample(s), seen {g.sightings}x\nlast {when(g.last_seen)}")
+            item.setData(Qt.ItemDataRole.UserRole, g.id)
+            self.list.addItem(item)
+        days = f"{self.inbox.retention_days:g}"
+        self.info.setText(
+            f"{len(groups)} unknown face group(s). Faces are kept for {days} days, then erased. Name a group to enrol "
+            "its best samples, add it to someone enrolled, or dismiss it (erased at once)."
+            if groups else f"No unknown faces. Faces the live view cannot name are collected here for {days} days.")
+
+    def group_ids(self) -> list[int]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def selected(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def name_group(self, group_id: int, name: str, *, add: bool = False) -> None:
+        self.inbox.enrol_group(group_id, name, self.pipeline.gallery, model_id=self.pipeline.model_id, add=add)
+        self.reload()
+
+    def dismiss(self, group_id: int) -> None:
+        self.inbox.dismiss(group_id)
+        self.reload()
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        try:
+            fn(*args, **kw)
+        except FaceappError as exc:
+            error_box(self, exc)
+
+    def name_dialog(self) -> None:
+        gid = self.selected()
+        if gid is not None:
+            name, ok = QInputDialog.getText(self, "Name this person", "Name:")
+            if ok and name.strip():
+                self._guarded(self.name_group, gid, name)
+
+    def add_to_dialog(self) -> None:
+        gid = self.selected()
+        people = [p.name for p in self.pipeline.gallery.list_persons()]
+        if gid is not None and people:
+            name, ok = QInputDialog.getItem(self, "Add to person", "These faces are:", people, 0, False)
+            if ok:
+                self._guarded(self.name_group, gid, name, add=True)
+
+    def dismiss_selected(self) -> None:
+        gid = self.selected()
+        if gid is not None:
+            self._guarded(self.dismiss, gid)
+
+
+class CandidatesDialog(QDialog):
+    """Who an uncertain or ambiguous face came close to; confirm one or reject one.
+
+    Args:
+        pipeline: the pipeline that matched the face.
+        result: the face and its match.
+    """
+
+    def __init__(self, pipeline: Pipeline, result: FaceResult, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Who is this?")
+        self.pipeline = pipeline
+        self.face_result = result
+        m = result.match
+        thr = pipeline.thresholds()
+        face = QLabel()
+        face.setPixmap(QPixmap(to_pixmap(np.ascontiguousarray(result.face.crop))))
+        verdict = {Decision.MATCH: "a match", Decision.AMBIGUOUS: "too close to tell apart",
+                   Decision.UNCERTAIN: "not sure", Decision.UNKNOWN: "unknown"}[m.decision]
+        head = QLabel(f"Decision: {verdict}. A name needs a similarity of {thr.match:.2f} or more"
+                      f"{' and a clear lead over the next person' if thr.margin else ''}.")
+        head.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(face)
+        top.addWidget(head, 1)
+        lay.addLayout(top)
+        self.rows: dict[str, tuple[QPushButton, QPushButton]] = {}
+        if not m.candidates:
+            lay.addWidget(QLabel("No one enrolled is close."))
+        for c in m.candidates:
+            row = QHBoxLayout()
+            icon = QLabel()
+            try:
+                samples = pipeline.gallery.samples(c.name)
+                data = next((s.thumbnail for s in samples if s.thumbnail), None)
+            except FaceappError:
+                data = None
+            icon.setPixmap(thumb_icon(data).pixmap(56, 56))
+            row.addWidget(icon)
+            row.addWidget(QLabel(f"{c.name}   similarity {c.similarity:.2f}"), 1)
+            yes = QPushButton(f"It's {c.name}")
+            no = QPushButton(f"Not {c.name}")
+            yes.clicked.connect(lambda _=False, n=c.name: self._guarded(self.confirm, n))
+            no.clicked.connect(lambda _=False, n=c.name: self._guarded(self.reject_person, n))
+            row.addWidget(yes)
+            row.addWidget(no)
+            self.rows[c.name] = (yes, no)
+            lay.addLayout(row)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay.addWidget(close)
+
+    def _guarded(self, fn: Callable[[str], None], name: str) -> None:
+        try:
+            fn(name)
+        except FaceappError as exc:
+            error_box(self, exc)
+            return
+        self.accept()
+
+    def confirm(self, name: str) -> None:
+        """Add this face as a sample of ``name``."""
+        self.pipeline.enroll(name, [self.face_result.face], sources=["live view"], add=True)
+
+    def reject_person(self, name: str) -> None:
+        """Record that this face is not ``name`` (a negative sample)."""
+        reject_face(self.pipeline, self.face_result, name)
+
+
+def reject_face(pipeline: Pipeline, result: FaceResult, name: str) -> None:
+    """"Not X": store the face as a negative sample of ``name``."""
+    if result.face.embedding is None:
+        raise FaceappError("this face has no embedding to learn from")
+    pipeline.gallery.add_negative(name, result.face.embedding, model_id=pipeline.model_id,
+                                  crop=encode_thumbnail(result.face.crop))
