@@ -36,6 +36,7 @@ import numpy as np
 
 from .enrol import assess_sample, sample_score
 from .errors import GalleryError
+from .private import FILE_MODE, POSIX, create_private_file, make_private_dir
 from .types import Decision, FaceResult
 
 log = logging.getLogger(__name__)
@@ -147,12 +148,12 @@ class UnknownInbox:
         self._lock = threading.Lock()
         self._last_purge = 0.0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Create the file owner-only before SQLite opens it; SQLite gives its -wal and
-            # -shm files the same mode as the database.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
+            make_private_dir(self.path.parent)
+            # Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files
+            # the same mode as the database.
+            create_private_file(self.path)
+            if POSIX:
+                os.chmod(self.path, FILE_MODE)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -368,8 +368,11 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
     i = next(k for k, fr in enumerate(w.view.faces) if fr.match.decision is Decision.MATCH)
     menu = w.face_menu(i)
     assert any(a.text() == "Not Obama" for a in menu.actions())
+    obama = w.pipeline.gallery.get_person("Obama").id
     w.reject(i)
-    assert w.pipeline.gallery.negatives("Obama")
+    pids, emb = w.pipeline.gallery.store.negatives(w.pipeline.model_id)
+    assert list(pids) == [obama]
+    assert float(emb[0] @ w.view.faces[i].face.embedding) > 0.5
 
 
 def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
@@ -433,12 +436,12 @@ def test_painting_many_frames_does_not_leak_none(qtbot, data_dir):
     boxes = [((10.0 * k, 10.0, 10.0 * k + 50, 60.0), f"face {k}", COLOURS[Decision.MATCH]) for k in range(4)]
     for _ in range(10):
         view.show_boxes(frame, boxes)
-        view.repaint()
+        view.grab()
     before = sys.getrefcount(None)
     for i in range(300):
         view.show_boxes(frame, boxes)
         view.show_message("" if i % 2 else "message")
-        view.repaint()
+        view.grab()
     lost = before - sys.getrefcount(None)
     assert lost < 100, f"{lost} references to None lost over 300 frames; use a PySide6 version without the leak"
 

@@ -104,7 +104,7 @@ class PeopleModel(QAbstractListModel):
         except FaceappError:
             samples = []
         low = sum(assess_sample(s.quality).low_quality for s in samples)
-        data = next((s.thumbnail for s in samples if s.thumbnail), None)
+        data = next((s.crop for s in samples if s.crop), None)
         icon = thumb_icon(data)
         self.thumbnails_decoded += data is not None
         self._icons[name] = (icon, low)
@@ -306,7 +306,7 @@ class SamplesDialog(QDialog):
             text = " · ".join(a.badges)
             if a.low_quality:
                 text += "\n⚠ " + "; ".join(a.problems)
-            item = QListWidgetItem(thumb_icon(s.thumbnail), text)
+            item = QListWidgetItem(thumb_icon(s.crop), text)
             item.setData(Qt.ItemDataRole.UserRole, s.template_id)
             item.setData(Qt.ItemDataRole.UserRole + 1, a.low_quality)
             item.setToolTip(f"{s.source or 'unknown source'}, added {when(s.created_at)}")
@@ -476,7 +476,7 @@ class CandidatesDialog(QDialog):
             icon = QLabel()
             try:
                 samples = pipeline.gallery.samples(c.name)
-                data = next((s.thumbnail for s in samples if s.thumbnail), None)
+                data = next((s.crop for s in samples if s.crop), None)
             except FaceappError:
                 data = None
             icon.setPixmap(thumb_icon(data).pixmap(56, 56))
