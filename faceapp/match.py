@@ -10,8 +10,12 @@ or B"). Below ``match`` it is ``uncertain`` inside the band and ``unknown`` unde
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
 
 from .types import Candidate, Decision, Match
 
@@ -66,6 +70,21 @@ def person_gap(candidates: list[Candidate]) -> float | None:
     return candidates[0].similarity - candidates[1].similarity
 
 
+ScoreT = TypeVar("ScoreT", float, np.ndarray)
+
+
+def clears_margin(gap: ScoreT, margin: float) -> ScoreT:
+    """Does the best person beat the runner-up by ``margin``? Works on floats and arrays.
+
+    Args:
+        gap: best minus second-best person similarity; ``inf`` when there is no runner-up.
+        margin: the required gap; ``0`` turns the rule off.
+    """
+    if margin <= 0:
+        return np.ones_like(gap, dtype=bool) if isinstance(gap, np.ndarray) else True  # type: ignore[return-value]
+    return gap >= margin  # type: ignore[return-value]
+
+
 def decide(candidates: list[Candidate], thresholds: Thresholds) -> Match:
     """The open-set decision for one probe from its ranked candidates (best person first)."""
     if not candidates:
@@ -73,8 +92,8 @@ def decide(candidates: list[Candidate], thresholds: Thresholds) -> Match:
     top = candidates[0]
     if top.similarity >= thresholds.match:
         gap = person_gap(candidates)
-        ambiguous = thresholds.margin > 0 and gap is not None and gap < thresholds.margin
-        decision = Decision.AMBIGUOUS if ambiguous else Decision.MATCH
+        clear = clears_margin(math.inf if gap is None else gap, thresholds.margin)
+        decision = Decision.MATCH if clear else Decision.AMBIGUOUS
     elif thresholds.uncertain_band > 0 and top.similarity >= thresholds.uncertain_from:
         decision = Decision.UNCERTAIN
     else:
