@@ -144,7 +144,7 @@ class Pipeline:
             if self._gallery is None:
                 from .gallery import Gallery
 
-                self._gallery = Gallery(self.settings.gallery_dir())
+                self._gallery = Gallery(self.settings.gallery_dir(), index=self.settings.index)
             return self._gallery
 
     @property
