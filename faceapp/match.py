@@ -5,13 +5,15 @@ No I/O, no models: everything here is a function of its arguments.
 The open-set rule: a probe is named only when its best person clears ``match`` *and* beats
 the second-best person by at least ``margin`` (otherwise it is ``ambiguous``: "looks like A
 or B"). Below ``match`` it is ``uncertain`` inside the band and ``unknown`` under it. Only a
-``match`` carries a name; the other decisions list their candidates.
+``match`` carries a name; the other decisions list their candidates. People the user said
+the face is not ("this is not X": negative samples) are dropped first when the probe is
+nearer to one of their negatives than to their templates.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -85,8 +87,31 @@ def clears_margin(gap: ScoreT, margin: float) -> ScoreT:
     return gap >= margin  # type: ignore[return-value]
 
 
-def decide(candidates: list[Candidate], thresholds: Thresholds) -> Match:
-    """The open-set decision for one probe from its ranked candidates (best person first)."""
+def drop_rejected(candidates: list[Candidate], negatives: Mapping[int, float] | None) -> list[Candidate]:
+    """Candidates without the people the probe is nearer to as a "this is not them" sample.
+
+    Args:
+        candidates: ranked people, best first.
+        negatives: ``person_id -> best similarity of the probe to that person's negative
+            samples`` (only people with negatives).
+    """
+    if not negatives:
+        return candidates
+    return [c for c in candidates if not negatives.get(c.person_id, -math.inf) > c.similarity]
+
+
+def decide(candidates: list[Candidate], thresholds: Thresholds,
+           negatives: Mapping[int, float] | None = None) -> Match:
+    """The open-set decision for one probe from its ranked candidates (best person first).
+
+    Args:
+        candidates: ranked people, best first (see :func:`aggregate`).
+        thresholds: the decision thresholds.
+        negatives: per person, the probe's best similarity to the faces marked "this is
+            not them"; a person the probe is nearer to through a negative than through
+            their templates is dropped before deciding (:func:`drop_rejected`).
+    """
+    candidates = drop_rejected(candidates, negatives)
     if not candidates:
         return Match(decision=Decision.UNKNOWN, person=None, similarity=None, candidates=())
     top = candidates[0]

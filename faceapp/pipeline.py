@@ -209,10 +209,11 @@ class Pipeline:
             return []
         thresholds = self.thresholds(threshold)
         k = top_k or self.settings.top_k
-        hits = self.gallery.search(np.asarray(embeddings, dtype=np.float32), k * TEMPLATES_PER_PERSON,
-                                   model_id=self.model_id)
-        return [decide(aggregate(((h.person_id, h.name, h.similarity) for h in face_hits), k), thresholds)
-                for face_hits in hits]
+        emb = np.asarray(embeddings, dtype=np.float32)
+        hits = self.gallery.search(emb, k * TEMPLATES_PER_PERSON, model_id=self.model_id)
+        negatives = self.gallery.negative_similarities(emb, model_id=self.model_id)
+        return [decide(aggregate(((h.person_id, h.name, h.similarity) for h in face_hits), k), thresholds, negs)
+                for face_hits, negs in zip(hits, negatives)]
 
     def match_faces(self, faces: Sequence[Face], *, threshold: float | None = None,
                     top_k: int | None = None) -> list[FaceResult]:
@@ -293,6 +294,21 @@ class Pipeline:
             name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
             create=True, must_be_new=not add,
         )
+
+    def reject(self, name: str, face: Face) -> int:
+        """Keep ``face`` as a "this is not ``name``" sample: a probe nearer to it than to
+        ``name``'s templates is not named ``name``.
+
+        Returns:
+            The negative sample's id.
+
+        Raises:
+            UnknownPersonError: nobody called ``name`` is enrolled.
+        """
+        if face.embedding is None:
+            raise ValueError("the face must be embedded before it can be kept as a negative sample")
+        crop = _encode_thumbnail(face.crop) if self.settings.store_thumbnails else None
+        return int(self.gallery.add_negative(name, face.embedding, model_id=self.model_id, crop=crop))
 
     def lookalikes(self, faces: Sequence[Face], exclude: str | None = None) -> list[tuple[str, float]]:
         """Enrolled people (other than ``exclude``) that these faces already match."""
