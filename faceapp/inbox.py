@@ -37,6 +37,7 @@ import numpy as np
 from .enrol import assess_sample, sample_score
 from .errors import GalleryError
 from .private import FILE_MODE, POSIX, create_private_file, make_private_dir
+from .track import TrackResult
 from .types import Decision, FaceResult
 
 log = logging.getLogger(__name__)
@@ -354,12 +355,13 @@ class UnknownInbox:
         self.close()
 
 
-def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult], *, model_id: str,
+def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult], *, model_id: str,
                  seen_at: float | None = None) -> list[int]:
     """Put the faces of one frame that the gallery could not name into the inbox.
 
-    Only ``unknown`` faces go in: an uncertain or ambiguous face is close to someone
-    enrolled and is better corrected from the live view.
+    Only ``unknown`` faces with an embedding go in (a tracked face only once its track
+    has settled on unknown, and on the frames it was embedded): an uncertain or ambiguous
+    face is close to someone enrolled and is better corrected from the live view.
 
     Args:
         inbox: the inbox.
@@ -374,7 +376,7 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult], *, model_id
 
     groups = []
     for fr in results:
-        if fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
+        if fr.match is None or fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
             continue
         gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_thumbnail(fr.face.crop),
                         quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at)

@@ -60,6 +60,11 @@ def wait_frames(qtbot, w, n=1, timeout=30000):
                     timeout=timeout)
 
 
+def decided(w, decision):
+    """Indices of the view's faces whose shown decision is ``decision`` (tracks show none until settled)."""
+    return [k for k, fr in enumerate(w.view.faces) if fr.match is not None and fr.match.decision is decision]
+
+
 def test_guided_enrolment_from_the_live_view(qtbot, window):
     w = window()
     wait_frames(qtbot, w)
@@ -75,7 +80,7 @@ def test_guided_enrolment_from_the_live_view(qtbot, window):
     assert person.templates == 3
     qtbot.waitUntil(lambda: w.gallery_label.text() == "gallery: 1 people", timeout=5000)
     # the live view now names him
-    qtbot.waitUntil(lambda: any(fr.match.person == "Barack" for fr in w.view.faces), timeout=30000)
+    qtbot.waitUntil(lambda: any(fr.match is not None and fr.match.person == "Barack" for fr in w.view.faces), timeout=30000)
 
 
 def test_enrolment_offers_to_add_to_a_lookalike(qtbot, window, data_dir):
@@ -95,12 +100,11 @@ def test_enrolment_offers_to_add_to_a_lookalike(qtbot, window, data_dir):
 def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
     w = window()
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
-    qtbot.waitUntil(lambda: any(fr.match.decision is Decision.MATCH for fr in w.view.faces), timeout=30000)
+    qtbot.waitUntil(lambda: bool(decided(w, Decision.MATCH)), timeout=30000)
     w.threshold.setValue(100)  # a similarity of 1.0 is needed now
     w.band.setValue(0.0)
     wait_frames(qtbot, w, 2)
-    qtbot.waitUntil(lambda: w.view.faces and all(fr.match.decision is Decision.UNKNOWN for fr in w.view.faces)
-                    or False, timeout=30000)
+    qtbot.waitUntil(lambda: bool(w.view.faces) and len(decided(w, Decision.UNKNOWN)) == len(w.view.faces), timeout=30000)
     w.reset_thresholds()
     assert w.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
     assert w.layers.path.exists()
@@ -260,7 +264,7 @@ def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, da
     assert w.retry.isVisible() and not w.worker.running
     # an exception that is not ours
     calls = {"n": 0}
-    real = w.pipeline.match_image
+    real = w.pipeline.track_frame
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -268,7 +272,7 @@ def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, da
             raise ValueError("shape mismatch in a frame")
         return real(*a, **k)
 
-    monkeypatch.setattr(w.pipeline, "match_image", flaky)
+    monkeypatch.setattr(w.pipeline, "track_frame", flaky)
     w._make_source = lambda: BrokenFolder(frame, 10_000)
     w.retry.click()
     qtbot.waitUntil(lambda: "shape mismatch" in w.view.message, timeout=30000)
@@ -364,22 +368,28 @@ def test_enrolment_box_is_green_only_when_a_sample_is_taken(qtbot, window, data_
 def test_not_x_from_the_live_view(qtbot, window, data_dir):
     w = window()
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
-    qtbot.waitUntil(lambda: any(fr.match.decision is Decision.MATCH for fr in w.view.faces), timeout=30000)
-    i = next(k for k, fr in enumerate(w.view.faces) if fr.match.decision is Decision.MATCH)
+    qtbot.waitUntil(lambda: bool(decided(w, Decision.MATCH)), timeout=30000)
+    w.pause.setChecked(True)
+    qtbot.wait(200)
+    i = decided(w, Decision.MATCH)[0]
     menu = w.face_menu(i)
     assert any(a.text() == "Not Obama" for a in menu.actions())
     obama = w.pipeline.gallery.get_person("Obama").id
     w.reject(i)
     pids, emb = w.pipeline.gallery.store.negatives(w.pipeline.model_id)
     assert list(pids) == [obama]
-    assert float(emb[0] @ w.view.faces[i].face.embedding) > 0.5
+    from faceapp.gui.library import embedded
+
+    assert float(emb[0] @ embedded(w.pipeline, w.view.faces[i].face).embedding) > 0.99
 
 
 def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
     w = window(threshold=0.99, uncertain_band=0.9)
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
-    qtbot.waitUntil(lambda: any(fr.match.decision is Decision.UNCERTAIN for fr in w.view.faces), timeout=30000)
-    i = next(k for k, fr in enumerate(w.view.faces) if fr.match.decision is Decision.UNCERTAIN)
+    qtbot.waitUntil(lambda: bool(decided(w, Decision.UNCERTAIN)), timeout=30000)
+    w.pause.setChecked(True)
+    qtbot.wait(200)
+    i = decided(w, Decision.UNCERTAIN)[0]
     dlg = w.open_candidates(i)
     qtbot.addWidget(dlg)
     assert "Obama" in dlg.rows

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,11 @@ from ..errors import FaceappError, SettingsError
 from ..images import IMAGE_SUFFIXES
 from ..inbox import UnknownInbox, add_unknowns
 from ..messages import for_gui
-from ..pipeline import ImageResult, Pipeline
-from ..types import Decision
+from ..pipeline import Pipeline
+from ..track import TrackResult
+from ..types import Decision, FaceResult
 from .dialogs import EnrolDialog, SettingsDialog
-from .library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face
+from .library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from .widgets import IMAGE_FILTER, VideoView, error_box
 from .worker import FrameResult, PhotoJob, ProcessingWorker
 
@@ -337,6 +339,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.sourceOpened.connect(self._on_opened)
         self.worker.set_paused(self.pause.isChecked() or self.mode == "photo")
+        self.worker.set_embed_all(self.enrol_dialog is not None)
         self.worker.start()
         self._update_notice()
 
@@ -347,9 +350,9 @@ class MainWindow(QMainWindow):
             self.worker.deleteLater()
             self.worker = None
 
-    def _to_inbox(self, result: ImageResult) -> None:
+    def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
         if self.inbox is not None:
-            add_unknowns(self.inbox, result.faces, model_id=self.pipeline.model_id)
+            add_unknowns(self.inbox, faces, model_id=self.pipeline.model_id)
 
     def use_source(self, spec: str) -> None:
         """Switch the live view to a camera index, video file or image folder (this run only)."""
@@ -401,11 +404,13 @@ class MainWindow(QMainWindow):
         if item is None or self.mode != "live":
             return
         self.last = item
-        self.view.show_frame(item.frame, item.result.faces)
+        self.view.show_frame(item.frame, item.faces)
         self.fps_label.setText(f"{item.fps:.1f} fps")
         self.latency_label.setText(f"{item.latency_ms:.0f} ms/frame")
         if self.enrol_dialog is not None:
-            self.enrol_dialog.offer(item.frame, [fr.face for fr in item.result.faces])
+            faces = [fr.face for fr in item.faces]
+            if all(f.embedding is not None for f in faces):
+                self.enrol_dialog.offer(item.frame, faces)
 
     def _on_failed(self, message: str) -> None:
         self.source_error = message
@@ -504,7 +509,7 @@ class MainWindow(QMainWindow):
         item = self.photos[self.photo_index] if self.photos else None
         name = self.photo_job.paths[self.photo_index].name if n else ""
         if isinstance(item, FrameResult):
-            k = len(item.result.faces)
+            k = len(item.faces)
             what = f"{k} face(s)" if k else "no face found"
         elif isinstance(item, str):
             what = "not usable"
@@ -522,7 +527,7 @@ class MainWindow(QMainWindow):
         item = self.photos[i]
         if isinstance(item, FrameResult):
             self.last = item
-            self.view.show_frame(item.frame, item.result.faces)
+            self.view.show_frame(item.frame, item.faces)
         elif isinstance(item, str):
             self.view.show_message(item)
         else:
@@ -557,7 +562,9 @@ class MainWindow(QMainWindow):
         """The menu of a clicked face: "Not X" for a named face, the candidates for any."""
         fr = self.view.faces[i]
         menu = QMenu(self)
-        m = fr.match
+        m = shown_match(fr)
+        if m is None:
+            return menu
         if m.decision is Decision.MATCH and m.person:
             menu.addAction(f"Not {m.person}", lambda: self.reject(i))
         if m.candidates:
@@ -570,14 +577,15 @@ class MainWindow(QMainWindow):
     def reject(self, i: int) -> None:
         """"Not X" for face ``i`` of the view: a negative sample for the named person."""
         fr = self.view.faces[i]
-        if fr.match.person is None:
+        m = shown_match(fr)
+        if m is None or m.person is None:
             return
         try:
-            reject_face(self.pipeline, fr, fr.match.person)
+            reject_face(self.pipeline, fr.face, m.person)
         except FaceappError as exc:
             error_box(self, exc)
             return
-        self.statusBar().showMessage(f"noted: that face is not {fr.match.person}", 5000)
+        self.statusBar().showMessage(f"noted: that face is not {m.person}", 5000)
 
     def open_candidates(self, i: int) -> CandidatesDialog:
         dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self)
@@ -606,6 +614,8 @@ class MainWindow(QMainWindow):
     def open_enrolment(self) -> EnrolDialog:
         dlg = EnrolDialog(self.pipeline, self)
         self.enrol_dialog = dlg
+        if self.worker is not None:
+            self.worker.set_embed_all(True)
         if self.source_error is not None:
             dlg.no_camera(self.source_error)
         dlg.finished.connect(self._enrolment_closed)
@@ -614,6 +624,8 @@ class MainWindow(QMainWindow):
 
     def _enrolment_closed(self) -> None:
         self.enrol_dialog = None
+        if self.worker is not None:
+            self.worker.set_embed_all(False)
         self.refresh_gallery_size()
 
     def open_people(self) -> PeopleDialog:

@@ -9,6 +9,7 @@ thumbnails are decoded only for the rows Qt asks to draw, then cached.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
@@ -40,8 +41,9 @@ from ..enrol import assess_sample
 from ..errors import FaceappError
 from ..inbox import UnknownInbox
 from ..messages import for_gui
-from ..pipeline import Pipeline, encode_thumbnail
-from ..types import Decision, FaceResult
+from ..pipeline import Pipeline
+from ..track import TrackResult
+from ..types import Decision, Face, FaceResult, Match
 from .widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
 
 log = logging.getLogger(__name__)
@@ -449,12 +451,12 @@ class CandidatesDialog(QDialog):
         result: the face and its match.
     """
 
-    def __init__(self, pipeline: Pipeline, result: FaceResult, parent: QWidget | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, result: FaceResult | TrackResult, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Who is this?")
         self.pipeline = pipeline
         self.face_result = result
-        m = result.match
+        m = shown_match(result) or Match(Decision.UNKNOWN, None, None)
         thr = pipeline.thresholds()
         face = QLabel()
         face.setPixmap(QPixmap(to_pixmap(np.ascontiguousarray(result.face.crop))))
@@ -504,16 +506,28 @@ class CandidatesDialog(QDialog):
 
     def confirm(self, name: str) -> None:
         """Add this face as a sample of ``name``."""
-        self.pipeline.enroll(name, [self.face_result.face], sources=["live view"], add=True)
+        self.pipeline.enroll(name, [embedded(self.pipeline, self.face_result.face)], sources=["live view"], add=True)
 
     def reject_person(self, name: str) -> None:
         """Record that this face is not ``name`` (a negative sample)."""
-        reject_face(self.pipeline, self.face_result, name)
+        reject_face(self.pipeline, self.face_result.face, name)
 
 
-def reject_face(pipeline: Pipeline, result: FaceResult, name: str) -> None:
-    """"Not X": store the face as a negative sample of ``name``."""
-    if result.face.embedding is None:
-        raise FaceappError("this face has no embedding to learn from")
-    pipeline.gallery.add_negative(name, result.face.embedding, model_id=pipeline.model_id,
-                                  crop=encode_thumbnail(result.face.crop))
+def shown_match(fr: FaceResult | TrackResult) -> Match | None:
+    """The decision to act on for a face in the view: a track's settled decision, else its
+    newest evaluation; a photo face's match."""
+    if isinstance(fr, TrackResult):
+        return fr.match or fr.latest
+    return fr.match
+
+
+def embedded(pipeline: Pipeline, face: Face) -> Face:
+    """``face`` with its embedding (a tracked face is embedded only on some frames)."""
+    if face.embedding is not None:
+        return face
+    return dataclasses.replace(face, embedding=pipeline.embedder.embed(face.crop[None])[0])
+
+
+def reject_face(pipeline: Pipeline, face: Face, name: str) -> None:
+    """"Not X": keep the face as a negative sample of ``name``."""
+    pipeline.reject(name, embedded(pipeline, face))

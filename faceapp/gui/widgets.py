@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPen, QPixmap
@@ -10,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox, QSizePolicy, QWidget
 from ..errors import FaceappError
 from ..messages import for_gui
 from ..pipeline import decode_thumbnail
+from ..track import TrackResult
 from ..types import Decision, FaceResult
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
@@ -48,9 +51,15 @@ def thumb_icon(data: bytes | None) -> QIcon:
         return QIcon()
 
 
-def label_for(fr: FaceResult) -> str:
-    """The text over a face: a name only for a match; "Looks like A or B" when ambiguous."""
+CHECKING = QColor(150, 150, 150)
+
+
+def label_for(fr: FaceResult | TrackResult) -> str:
+    """The text over a face: a name only for a match; "Looks like A or B" when ambiguous;
+    "..." while a tracked face's decision has not settled."""
     m = fr.match
+    if m is None:
+        return "..."
     if m.decision is Decision.MATCH and m.person:
         name = m.person
     elif m.decision is Decision.AMBIGUOUS and len(m.candidates) >= 2:
@@ -77,14 +86,15 @@ class VideoView(QWidget):
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._image: QImage | None = None
-        self._faces: list[FaceResult] = []
+        self._faces: list[FaceResult | TrackResult] = []
         self._boxes: list[tuple[tuple[float, float, float, float], str, QColor]] = []
         self._message = ""
         self._hit: list[QRectF] = []  # per box, its widget-space rectangle including the label
 
-    def show_frame(self, rgb: np.ndarray, faces: list[FaceResult]) -> None:
+    def show_frame(self, rgb: np.ndarray, faces: Sequence[FaceResult | TrackResult]) -> None:
         """A frame with each face's match: box, name and similarity, coloured by decision."""
-        boxes = [(fr.face.detection.box, label_for(fr), COLOURS[fr.match.decision]) for fr in faces]
+        boxes = [(fr.face.detection.box, label_for(fr), CHECKING if fr.match is None else COLOURS[fr.match.decision])
+                 for fr in faces]
         self.show_boxes(rgb, boxes)
         self._faces = list(faces)
 
@@ -105,7 +115,7 @@ class VideoView(QWidget):
         return self._message
 
     @property
-    def faces(self) -> list[FaceResult]:
+    def faces(self) -> list[FaceResult | TrackResult]:
         return self._faces
 
     def face_at(self, x: float, y: float) -> int | None:

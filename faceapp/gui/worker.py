@@ -1,8 +1,11 @@
 """Capture, processing and photo matching off the GUI thread.
 
-The live worker reads the newest frame, runs the pipeline on it and hands the result to
-the GUI through a one-slot mailbox: while the GUI has not taken the last result, newer
-ones replace it, so a slow GUI sees fresh frames rather than a queue of old ones.
+The live worker reads the newest frame, follows its faces with the core's tracker
+(:meth:`faceapp.pipeline.Pipeline.track_frame`: a decision per track, shown once settled,
+so names do not flicker) and hands the result to the GUI through a one-slot mailbox: while
+the GUI has not taken the last result, newer ones replace it, so a slow GUI sees fresh
+frames rather than a queue of old ones. While guided enrolment is open, every face of
+every frame is embedded instead (enrolment needs the embeddings).
 
 Nothing that goes wrong on a worker thread is silent: every exception, ours or not,
 ends the loop with one readable message on the ``failed`` signal, which the window shows
@@ -26,7 +29,9 @@ from ..capture import FrameSource
 from ..errors import FaceappError
 from ..images import load_image
 from ..messages import for_gui
-from ..pipeline import ImageResult, Pipeline
+from ..pipeline import Pipeline
+from ..track import Tracker, TrackResult
+from ..types import FaceResult
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,16 @@ class FrameResult:
 
     Attributes:
         frame: ``(H, W, 3)`` RGB uint8.
-        result: every face with its match.
+        faces: every face with its match: :class:`~faceapp.types.FaceResult` for photos
+            and enrolment frames, :class:`~faceapp.track.TrackResult` (whose ``match`` is
+            ``None`` until the track has settled) for tracked live frames.
         latency_ms: time spent in the pipeline.
         fps: smoothed results per second.
         source: where the frame came from (a source name or a photo's file name).
     """
 
     frame: np.ndarray
-    result: ImageResult
+    faces: Sequence[FaceResult | TrackResult]
     latency_ms: float
     fps: float
     source: str = ""
@@ -126,8 +133,8 @@ class ProcessingWorker(BackgroundThread):
     Args:
         pipeline: the pipeline to match with.
         open_source: opens the frame source (called on the worker thread).
-        on_result: called on the worker thread with each result (e.g. the unknown-faces
-            inbox); an exception there stops the loop like any other.
+        on_result: called on the worker thread with each frame's faces (e.g. the
+            unknown-faces inbox); an exception there stops the loop like any other.
 
     Signals:
         frameReady: a new :class:`FrameResult` is in the mailbox (call :meth:`take`).
@@ -139,7 +146,7 @@ class ProcessingWorker(BackgroundThread):
     sourceOpened = Signal(str)
 
     def __init__(self, pipeline: Pipeline, open_source: Callable[[], FrameSource],
-                 on_result: Callable[[ImageResult], None] | None = None) -> None:
+                 on_result: Callable[[Sequence[FaceResult | TrackResult]], None] | None = None) -> None:
         super().__init__()
         self.pipeline = pipeline
         self._open_source = open_source
@@ -147,7 +154,16 @@ class ProcessingWorker(BackgroundThread):
         self._mailbox: FrameResult | None = None
         self._lock = threading.Lock()
         self._paused = threading.Event()
+        self._embed_all = threading.Event()
+        self.tracker = Tracker()
         self.frames_processed = 0
+
+    def set_embed_all(self, on: bool) -> None:
+        """Embed and match every face of every frame (for enrolment) instead of tracking."""
+        if on:
+            self._embed_all.set()
+        else:
+            self._embed_all.clear()
 
     def set_paused(self, paused: bool) -> None:
         if paused:
@@ -177,14 +193,19 @@ class ProcessingWorker(BackgroundThread):
                     continue
                 frame = source.read()
                 t0 = time.perf_counter()
-                result = self.pipeline.match_image(frame, still=False)
+                faces: Sequence[FaceResult | TrackResult]
+                if self._embed_all.is_set():
+                    faces = self.pipeline.match_image(frame, still=False).faces
+                    self.tracker.reset()
+                else:
+                    faces = self.pipeline.track_frame(frame, self.tracker)
                 if self._on_result is not None:
-                    self._on_result(result)
+                    self._on_result(faces)
                 now = time.perf_counter()
                 dt = now - last
                 last = now
                 fps = 1.0 / max(dt, 1e-6) if fps == 0.0 else 0.9 * fps + 0.1 / max(dt, 1e-6)
-                item = FrameResult(frame, result, (now - t0) * 1e3, fps, source.name)
+                item = FrameResult(frame, faces, (now - t0) * 1e3, fps, source.name)
                 with self._lock:
                     pending = self._mailbox is not None
                     self._mailbox = item
@@ -228,5 +249,5 @@ class PhotoJob(BackgroundThread):
             except FaceappError as exc:  # one bad photo does not end a folder
                 self.photoFailed.emit(i, for_gui(exc))
                 continue
-            self.results[i] = FrameResult(rgb, result, (time.perf_counter() - t0) * 1e3, 0.0, path.name)
+            self.results[i] = FrameResult(rgb, result.faces, (time.perf_counter() - t0) * 1e3, 0.0, path.name)
             self.photoReady.emit(i)
