@@ -464,3 +464,13 @@ def test_faceapp_without_qt_says_how_to_install_it():
                        env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
     assert r.returncode == 2
     assert "faceapp[gui]" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_soak_short_form(qtbot):
+    """The soak benchmark (scripts/gui_soak.py runs it for 10 minutes) in a few seconds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from gui_soak import soak
+
+    result = soak(8.0, photo_every=4.0)
+    assert result["ok"], result
+    assert result["photo_round_trips"] >= 1 and result["frames_shown"] > 10

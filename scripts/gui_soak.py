@@ -1,0 +1,138 @@
+"""Soak test of the desktop app: the live view for minutes, watching for crashes, freezes and
+a reference leak on ``None``.
+
+    xvfb-run -s "-screen 0 1280x800x24" python scripts/gui_soak.py --seconds 600
+
+It plays a synthetic video with one enrolled face (as ``scripts/gui_evidence.py`` does),
+switches to photo mode and back once a minute, and reports as JSON: frames shown, frame
+rate, the longest stall of the GUI thread, whether the worker is still running, the
+reference count of ``None`` at the start and end (PySide6 6.12.0 lost one per Qt call
+and aborted Python after a few minutes), and resident memory. Exit status 1 when a check
+fails. ``QT_QPA_PLATFORM=offscreen`` works too (no display needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Python aborts when None's count reaches zero; a drift this large over the run is a leak.
+NONE_DRIFT_LIMIT = 2000
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
+    """Run the app for ``seconds`` and return the measurements (see the module docstring)."""
+    from gui_evidence import make_video, pump
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from faceapp.config import Settings
+    from faceapp.gui.app import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "one-face.avi")
+        win = MainWindow(Settings(gallery=Path(tmp) / "gallery"), source=str(video),
+                         settings_path=Path(tmp) / "settings.toml")
+        win.pipeline.enroll("Barack Obama", [win.pipeline.main_face(ROOT / "tests" / "data" / "obama.jpg")])
+        win.refresh_gallery_size()
+        win.show()
+        pump(app, 3.0)
+        shown = [0]
+        original = win._on_frame
+
+        def counting() -> None:
+            before = win.last
+            original()
+            shown[0] += win.last is not before
+
+        assert win.worker is not None
+        win.worker.frameReady.disconnect()
+        win.worker.frameReady.connect(counting)
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.timeout.connect(tick)
+        timer.start(10)
+        none_start = sys.getrefcount(None)
+        none_min = none_start
+        rss_start = rss_mb()
+        errors: list[str] = []
+        win.worker.failed.connect(errors.append)
+        photos = 0
+        t0 = time.perf_counter()
+        next_photo = t0 + photo_every
+        while (now := time.perf_counter()) - t0 < seconds:
+            pump(app, min(1.0, seconds - (now - t0)))
+            none_min = min(none_min, sys.getrefcount(None))
+            if time.perf_counter() >= next_photo:
+                win.match_photo(ROOT / "tests" / "data" / "biden.jpg")
+                end = time.perf_counter() + 30
+                while win.busy.isVisible() and time.perf_counter() < end:
+                    pump(app, 0.1)
+                photos += len(win.view.faces) == 1
+                win.go_live()
+                next_photo = time.perf_counter() + photo_every
+        elapsed = time.perf_counter() - t0
+        timer.stop()
+        none_end = sys.getrefcount(None)
+        worker_alive = win.worker is not None and win.worker.running
+        frames = win.worker.frames_processed if win.worker else 0
+        win.close()
+        app.processEvents()
+    drift = none_start - none_min
+    result = {
+        "seconds": round(elapsed, 1),
+        "frames_processed": frames,
+        "frames_shown": shown[0],
+        "gui_fps": round(shown[0] / elapsed, 1),
+        "photo_round_trips": photos,
+        "ui_timer_max_gap_ms": round(max(gaps) * 1e3, 1) if gaps else None,
+        "none_refcount_start": none_start,
+        "none_refcount_min": none_min,
+        "none_refcount_end": none_end,
+        "none_refcount_lost": drift,
+        "worker_running_at_end": worker_alive,
+        "worker_errors": errors,
+        "max_rss_mb_start": round(rss_start, 1),
+        "max_rss_mb_end": round(rss_mb(), 1),
+    }
+    result["ok"] = bool(worker_alive and not errors and drift < NONE_DRIFT_LIMIT and shown[0] > 0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=600.0, help="how long to run the live view (default 10 minutes)")
+    ap.add_argument("--photo-every", type=float, default=60.0, help="seconds between photo-mode round trips")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args(argv)
+    result = soak(args.seconds, args.photo_every)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
