@@ -35,8 +35,7 @@ def rss_mb() -> float:
 
 def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
     """Run the app for ``seconds`` and return the measurements (see the module docstring)."""
-    from gui_evidence import make_video, pump
-    from PySide6.QtCore import QTimer
+    from gui_evidence import Meter, make_video, pump
     from PySide6.QtWidgets import QApplication
 
     from faceapp.config import Settings
@@ -51,32 +50,12 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
         win.refresh_gallery_size()
         win.show()
         pump(app, 3.0)
-        shown = [0]
-        original = win._on_frame
-
-        def counting() -> None:
-            before = win.last
-            original()
-            shown[0] += win.last is not before
-
-        assert win.worker is not None
-        win.worker.frameReady.disconnect()
-        win.worker.frameReady.connect(counting)
-        gaps: list[float] = []
-        last = [time.perf_counter()]
-
-        def tick() -> None:
-            now = time.perf_counter()
-            gaps.append(now - last[0])
-            last[0] = now
-
-        timer = QTimer()
-        timer.timeout.connect(tick)
-        timer.start(10)
+        meter = Meter(win)
         none_start = sys.getrefcount(None)
         none_min = none_start
         rss_start = rss_mb()
         errors: list[str] = []
+        assert win.worker is not None
         win.worker.failed.connect(errors.append)
         photos = 0
         t0 = time.perf_counter()
@@ -93,7 +72,8 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
                 win.go_live()
                 next_photo = time.perf_counter() + photo_every
         elapsed = time.perf_counter() - t0
-        timer.stop()
+        meter.stop()
+        gaps, shown = meter.gaps, meter.shown
         none_end = sys.getrefcount(None)
         worker_alive = win.worker is not None and win.worker.running
         frames = win.worker.frames_processed if win.worker else 0
@@ -103,8 +83,8 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
     result = {
         "seconds": round(elapsed, 1),
         "frames_processed": frames,
-        "frames_shown": shown[0],
-        "gui_fps": round(shown[0] / elapsed, 1),
+        "frames_shown": shown,
+        "gui_fps": round(shown / elapsed, 1),
         "photo_round_trips": photos,
         "ui_timer_max_gap_ms": round(max(gaps) * 1e3, 1) if gaps else None,
         "none_refcount_start": none_start,
@@ -116,7 +96,7 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
         "max_rss_mb_start": round(rss_start, 1),
         "max_rss_mb_end": round(rss_mb(), 1),
     }
-    result["ok"] = bool(worker_alive and not errors and drift < NONE_DRIFT_LIMIT and shown[0] > 0)
+    result["ok"] = bool(worker_alive and not errors and drift < NONE_DRIFT_LIMIT and shown > 0)
     return result
 
 

@@ -56,6 +56,33 @@ def when(t: float | None) -> str:
     return "never" if not t else dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
 
+def tile_list(cell_height: int) -> QListWidget:
+    """A wrapping grid of 96-pixel face tiles with a caption under each."""
+    grid = QListWidget()
+    grid.setViewMode(QListWidget.ViewMode.IconMode)
+    grid.setResizeMode(QListWidget.ResizeMode.Adjust)
+    grid.setMovement(QListWidget.Movement.Static)
+    grid.setIconSize(QSize(96, 96))
+    grid.setGridSize(QSize(150, cell_height))
+    grid.setWordWrap(True)
+    return grid
+
+
+def tile_dialog_layout(dlg: QDialog, header: QWidget, tiles: QWidget, buttons: list[QPushButton]) -> None:
+    """Header, tiles, a row of buttons and Close, top to bottom."""
+    row = QHBoxLayout()
+    for b in buttons:
+        row.addWidget(b)
+    row.addStretch(1)
+    close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    close.rejected.connect(dlg.reject)
+    lay = QVBoxLayout(dlg)
+    lay.addWidget(header)
+    lay.addWidget(tiles, 1)
+    lay.addLayout(row)
+    lay.addWidget(close)
+
+
 class PeopleModel(QAbstractListModel):
     """Enrolled people, filtered by a search text; thumbnails loaded when first drawn.
 
@@ -269,29 +296,13 @@ class SamplesDialog(QDialog):
         self.pipeline = pipeline
         self.name = name
         self.summary = QLabel()
-        self.list = QListWidget()
-        self.list.setViewMode(QListWidget.ViewMode.IconMode)
-        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.list.setMovement(QListWidget.Movement.Static)
-        self.list.setIconSize(QSize(96, 96))
-        self.list.setGridSize(QSize(150, 170))
-        self.list.setWordWrap(True)
+        self.list = tile_list(170)
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         delete = QPushButton("Delete selected samples")
         delete.clicked.connect(self.delete_selected_dialog)
         select_low = QPushButton("Select low-quality")
         select_low.clicked.connect(self.select_low_quality)
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.rejected.connect(self.reject)
-        row = QHBoxLayout()
-        row.addWidget(select_low)
-        row.addWidget(delete)
-        row.addStretch(1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.summary)
-        lay.addWidget(self.list, 1)
-        lay.addLayout(row)
-        lay.addWidget(close)
+        tile_dialog_layout(self, self.summary, self.list, [select_low, delete])
         self.reload()
 
     def reload(self) -> None:
@@ -364,27 +375,14 @@ class InboxDialog(QDialog):
         self.inbox = inbox
         self.info = QLabel()
         self.info.setWordWrap(True)
-        self.list = QListWidget()
-        self.list.setViewMode(QListWidget.ViewMode.IconMode)
-        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.list.setMovement(QListWidget.Movement.Static)
-        self.list.setIconSize(QSize(96, 96))
-        self.list.setGridSize(QSize(150, 160))
-        self.list.setWordWrap(True)
-        row = QHBoxLayout()
+        self.list = tile_list(160)
+        buttons = []
         for text, slot in (("Name...", self.name_dialog), ("Add to person...", self.add_to_dialog),
                            ("Dismiss", self.dismiss_selected)):
             b = QPushButton(text)
             b.clicked.connect(slot)
-            row.addWidget(b)
-        row.addStretch(1)
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.info)
-        lay.addWidget(self.list, 1)
-        lay.addLayout(row)
-        lay.addWidget(close)
+            buttons.append(b)
+        tile_dialog_layout(self, self.info, self.list, buttons)
         self.reload()
 
     def reload(self) -> None:

@@ -1,0 +1,109 @@
+"""Keystroke latency of the people grid's search at 1,000 and 10,000 people.
+
+    QT_QPA_PLATFORM=offscreen python scripts/library_latency.py --people 1000 10000
+
+For each gallery size it enrols that many people (synthetic embeddings, each with a real
+face crop as thumbnail, in a temporary gallery), opens the People view and types a query
+one character at a time. Per keystroke it reports two times, in milliseconds:
+
+* ``keystroke``: the text-changed handler (restarts the debounce timer);
+* ``update``: the debounced work: filtering, the grid's relayout, and painting the
+  visible cells, decoding the thumbnails that were not cached yet.
+
+Cold = the first pass (thumbnails decoded as they come into view), warm = the same
+query typed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = "son 12"
+
+
+def build(gallery_dir: Path, n: int) -> None:
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline, encode_thumbnail
+
+    with Pipeline(Settings(gallery=gallery_dir)) as pipe:
+        face = pipe.main_face(ROOT / "tests" / "data" / "obama.jpg")
+        thumb = encode_thumbnail(face.crop)
+        rng = np.random.default_rng(0)
+        emb = rng.normal(size=(n, face.embedding.shape[0])).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        for i in range(n):
+            pipe.gallery.add_templates(f"Person {i:05d}", emb[i : i + 1], model_id=pipe.model_id, thumbnails=[thumb])
+
+
+def type_query(app: Any, dlg: Any, query: str) -> list[tuple[float, float]]:
+    out = []
+    dlg.search.setText("")
+    dlg.apply_search()
+    app.processEvents()
+    for k in range(1, len(query) + 1):
+        t0 = time.perf_counter()
+        dlg.search.setText(query[:k])
+        t1 = time.perf_counter()
+        dlg.apply_search()
+        dlg.grid.viewport().repaint()
+        app.processEvents()
+        t2 = time.perf_counter()
+        out.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3))
+    return out
+
+
+def measure(n: int, tmp: Path) -> dict[str, Any]:
+    from PySide6.QtWidgets import QApplication
+
+    from faceapp.config import Settings
+    from faceapp.gui.library import PeopleDialog
+    from faceapp.pipeline import Pipeline
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    gdir = tmp / f"gallery-{n}"
+    t0 = time.perf_counter()
+    build(gdir, n)
+    built = time.perf_counter() - t0
+    with Pipeline(Settings(gallery=gdir)) as pipe:
+        t0 = time.perf_counter()
+        dlg = PeopleDialog(pipe)
+        dlg.show()
+        app.processEvents()
+        open_ms = (time.perf_counter() - t0) * 1e3
+        cold = type_query(app, dlg, QUERY)
+        warm = type_query(app, dlg, QUERY)
+        decoded = dlg.model.thumbnails_decoded
+        dlg.close()
+
+    def summary(rows: list[tuple[float, float]]) -> dict[str, float]:
+        k = np.array([r[0] for r in rows])
+        u = np.array([r[1] for r in rows])
+        return {"keystroke_ms_max": round(float(k.max()), 2), "update_ms_median": round(float(np.median(u)), 2),
+                "update_ms_max": round(float(u.max()), 2)}
+
+    return {"people": n, "gallery_build_s": round(built, 1), "open_ms": round(open_ms, 1), "query": QUERY,
+            "cold": summary(cold), "warm": summary(warm), "thumbnails_decoded": decoded,
+            "per_keystroke_update_ms": [round(u, 1) for _, u in cold]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, nargs="+", default=[1000, 10000])
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(n, Path(tmp)) for n in args.people]
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
