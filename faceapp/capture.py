@@ -7,11 +7,10 @@ raises :class:`CameraLost`, after which :meth:`FrameSource.reopen` may be tried.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,22 +33,18 @@ class CameraLost(FaceappError):
     """The source stopped delivering frames."""
 
 
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[Any]:
-    """OpenCV's module, with its own logging silenced while a capture is opened: a missing
-    camera is our :class:`CameraError`, not V4L/FFMPEG warnings on stderr."""
+def _opencv_for_capture() -> Any:
+    """``cv2`` with its own logging off, for opening cameras and videos.
+
+    OpenCV and the FFmpeg inside it print warnings straight to stderr when a camera index
+    or a file cannot be opened (V4L2, FFMPEG and obsensor backends each have a go); the
+    sources here report that as one :class:`CameraError` line instead.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
     import cv2
 
-    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging_api is None:
-        yield cv2
-        return
-    before = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
-    try:
-        yield cv2
-    finally:
-        logging_api.setLogLevel(before)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
 
 
 @dataclass(frozen=True)
@@ -122,9 +117,9 @@ class CameraSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
+        cv2 = _opencv_for_capture()
         self.close()
-        with _quiet_opencv() as cv2:
-            cap = cv2.VideoCapture(self.index)
+        cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"camera {self.index} is not available (absent or used by another program); "
@@ -168,11 +163,11 @@ class VideoFileSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
+        cv2 = _opencv_for_capture()
         self.close()
         if not self.path.is_file():
             raise CameraError(f"video {self.path} does not exist")
-        with _quiet_opencv() as cv2:
-            cap = cv2.VideoCapture(str(self.path))
+        cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise CameraError(f"video {self.path} cannot be opened; use an MP4/AVI file OpenCV can read")
         self._cap = cap
