@@ -30,6 +30,13 @@ NONE_DRIFT_LIMIT = 2000
 
 
 def rss_mb() -> float:
+    """Resident memory now (Linux), else the peak so far."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -58,11 +65,16 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
         assert win.worker is not None
         win.worker.failed.connect(errors.append)
         photos = 0
+        rss_per_minute: list[float] = []
         t0 = time.perf_counter()
+        next_minute = t0 + 60.0
         next_photo = t0 + photo_every
         while (now := time.perf_counter()) - t0 < seconds:
             pump(app, min(1.0, seconds - (now - t0)))
             none_min = min(none_min, sys.getrefcount(None))
+            if time.perf_counter() >= next_minute:
+                rss_per_minute.append(round(rss_mb(), 1))
+                next_minute += 60.0
             if time.perf_counter() >= next_photo:
                 win.match_photo(ROOT / "tests" / "data" / "biden.jpg")
                 end = time.perf_counter() + 30
@@ -87,14 +99,17 @@ def soak(seconds: float, photo_every: float = 60.0) -> dict[str, Any]:
         "gui_fps": round(shown / elapsed, 1),
         "photo_round_trips": photos,
         "ui_timer_max_gap_ms": round(max(gaps) * 1e3, 1) if gaps else None,
+        "ui_timer_p99_gap_ms": round(sorted(gaps)[int(0.99 * (len(gaps) - 1))] * 1e3, 1) if gaps else None,
+        "ui_timer_gaps_over_100ms": sum(g > 0.1 for g in gaps),
         "none_refcount_start": none_start,
         "none_refcount_min": none_min,
         "none_refcount_end": none_end,
         "none_refcount_lost": drift,
         "worker_running_at_end": worker_alive,
         "worker_errors": errors,
-        "max_rss_mb_start": round(rss_start, 1),
-        "max_rss_mb_end": round(rss_mb(), 1),
+        "rss_mb_start": round(rss_start, 1),
+        "rss_mb_per_minute": rss_per_minute,
+        "rss_mb_end": round(rss_mb(), 1),
     }
     result["ok"] = bool(worker_alive and not errors and drift < NONE_DRIFT_LIMIT and shown > 0)
     return result

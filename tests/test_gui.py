@@ -261,7 +261,8 @@ def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, da
     w._make_source = lambda: BrokenFolder(frame)
     w.start_source()
     qtbot.waitUntil(lambda: "truncated" in w.view.message, timeout=30000)
-    assert w.retry.isVisible() and not w.worker.running
+    assert w.retry.isVisible()
+    qtbot.waitUntil(lambda: not w.worker.running, timeout=5000)  # the loop ended, no frozen frame
     # an exception that is not ours
     calls = {"n": 0}
     real = w.pipeline.track_frame

@@ -96,6 +96,7 @@ class PeopleModel(QAbstractListModel):
         self._all: list[Any] = []
         self._keys: list[str] = []
         self._rows: list[Any] = []
+        self._text = ""
         self._icons: OrderedDict[str, tuple[QIcon, int]] = OrderedDict()
         self.thumbnails_decoded = 0
 
@@ -104,7 +105,7 @@ class PeopleModel(QAbstractListModel):
         self._all = list(self.pipeline.gallery.list_persons())
         self._keys = [p.name.casefold() for p in self._all]
         self._icons.clear()
-        self.set_filter(getattr(self, "_text", ""))
+        self.set_filter(self._text)
 
     def set_filter(self, text: str) -> None:
         """Show only people whose name contains ``text`` (case-insensitive)."""
