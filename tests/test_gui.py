@@ -346,6 +346,7 @@ def test_source_picker_shows_the_real_source(qtbot, window, frames, tmp_path):
     assert "video" in kinds and "folder" in kinds
     w.use_source(str(frames))
     qtbot.waitUntil(lambda: w.source_name.text() == "frames", timeout=30000)
+    assert w.source_picker.currentText() == "frames (folder)"  # not "Camera 0" while a folder plays
     wait_frames(qtbot, w)
     assert load_settings(tmp_path / "settings.toml").camera_index == 0  # a file source is not saved
 

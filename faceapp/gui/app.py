@@ -374,9 +374,11 @@ class MainWindow(QMainWindow):
             self.choose_video()
         elif kind == "folder":
             self.choose_folder()
-        else:
+        elif kind.isdigit():
             w, h = (int(x) for x in self.resolution.currentText().split("x"))
             self.use_camera(int(kind), w, h)
+        else:
+            self.use_source(kind)
 
     def choose_video(self) -> None:
         f, _ = QFileDialog.getOpenFileName(self, "Play a video file", "", VIDEO_FILTER)
@@ -395,6 +397,13 @@ class MainWindow(QMainWindow):
 
     def _on_opened(self, name: str) -> None:
         self.source_name.setText(name)
+        spec = self.source_spec
+        if spec is not None and not is_camera(spec):  # a file or folder: shown (and re-openable) in the picker
+            i = self.source_picker.findData(spec)
+            if i < 0:
+                self.source_picker.insertItem(0, f"{Path(spec).name} ({'folder' if Path(spec).is_dir() else 'video'})", spec)
+                i = 0
+            self.source_picker.setCurrentIndex(i)
         self.statusBar().showMessage(f"source: {name}", 3000)
 
     def _on_frame(self) -> None:
@@ -460,6 +469,7 @@ class MainWindow(QMainWindow):
         self.photo_index = 0
         self.photo_bar.setVisible(True)
         self.mode_label.setText("photo mode")
+        self.fps_label.setText("-- fps")
         self.busy.setVisible(True)
         self.view.show_message(f"matching {paths[0].name} ...")
         self._show_photo_label()
@@ -528,6 +538,7 @@ class MainWindow(QMainWindow):
         if isinstance(item, FrameResult):
             self.last = item
             self.view.show_frame(item.frame, item.faces)
+            self.latency_label.setText(f"{item.latency_ms:.0f} ms/photo")
         elif isinstance(item, str):
             self.view.show_message(item)
         else:
