@@ -368,7 +368,7 @@ def _scenario(people: Any, strangers: Any, size: int, rng: np.random.Generator, 
     impostor = (probes[~np.isin(plabels, g_lab)] @ g_emb.T).ravel()
     look = None
     if composites and embed is not None:
-        groups = composite_groups(people.labels, enrolled & ~first, composites, rng)
+        groups = composite_groups(people.labels, enrolled, composites, rng, prefer=~first)
         if groups:
             cemb = np.asarray(embed(blend(people.crops, groups)), np.float32)
             look = top_scores(gallery, glabels, cemb, np.arange(len(cemb)) + 10_000_000)
