@@ -14,8 +14,8 @@ clears the threshold and beats the runner-up by the margin), in the NIST 1:N ter
   their own name (no name, or a wrong one);
 * wrong-name rate: the share of enrolled probes named as someone else.
 
-:func:`det_curve` sweeps the threshold, :func:`operating_point` picks the threshold (and the
-margin) for a target FPIR, and :func:`bootstrap` gives confidence intervals by resampling
+:func:`det_curve` sweeps the threshold, :func:`operating_point` picks the threshold and the
+margin for a target FPIR (and a target share of look-alikes named), and :func:`bootstrap` gives confidence intervals by resampling
 identities, not photos, since photos of one person are not independent.
 
 The pair-level figures (genuine/impostor similarities, ROC AUC, FAR and TAR) used by
@@ -359,15 +359,19 @@ class OperatingPoint:
     """A threshold and margin chosen for a target FPIR, and the figures there.
 
     Attributes:
-        target_fpir: the FPIR asked for.
+        target_fpir: the share of strangers allowed a name.
         rates: the measured figures at the chosen threshold and margin.
+        lookalike_target: the share of look-alikes allowed a name (``None``: margin not tuned).
+        lookalikes_named: the measured share of look-alikes named (``None`` without look-alikes).
         resolved: at least 3 strangers are expected above the threshold at the target, so
             the tail is measured rather than bounded by the number of strangers.
     """
 
     target_fpir: float
     rates: OpenSetRates
-    resolved: bool
+    lookalike_target: float | None = None
+    lookalikes_named: float | None = None
+    resolved: bool = True
 
     @property
     def threshold(self) -> float:
@@ -378,28 +382,39 @@ class OperatingPoint:
         return self.rates.margin
 
 
-def operating_point(scores: TopScores, target_fpir: float,
-                    margins: Sequence[float] = (0.0,), min_threshold: float = -1.0) -> OperatingPoint:
-    """Threshold (and margin) with the lowest FNIR whose FPIR is at most ``target_fpir``.
+def operating_point(scores: TopScores, target_fpir: float, *, lookalikes: TopScores | None = None,
+                    lookalike_target: float = 0.1, margins: Sequence[float] = (),
+                    min_threshold: float = -1.0) -> OperatingPoint:
+    """The threshold and margin with the lowest FNIR that keep strangers and look-alikes out.
 
-    For each margin, the threshold is the smallest that meets the target; the margin whose
-    point has the lowest FNIR wins (ties go to the smaller margin, then the higher threshold).
+    For each candidate margin, the threshold is the smallest at which at most
+    ``target_fpir`` of the strangers in ``scores`` and at most ``lookalike_target`` of the
+    ``lookalikes`` get a name, and at least ``min_threshold``; the margin whose point has
+    the lowest FNIR wins (ties: the smaller margin). A margin names nobody whose runner-up
+    is close, so it can let the threshold come down; ``min_threshold`` is what the
+    threshold must hold on its own, where no runner-up helps (a gallery of one person).
 
     Args:
         scores: top scores of the tuning probes (enrolled and strangers).
         target_fpir: the share of strangers allowed a name.
-        margins: candidate runner-up margins; ``(0.0,)`` tunes the threshold alone.
-        min_threshold: never return a threshold below this.
+        lookalikes: top scores of look-alike probes (none of them enrolled).
+        lookalike_target: the share of look-alikes allowed a name.
+        margins: candidate margins besides 0.
+        min_threshold: the lowest threshold allowed.
     """
-    best: OpenSetRates | None = None
-    for m in sorted(set(float(x) for x in margins)):
+    best: tuple[OpenSetRates, float | None] | None = None
+    for m in sorted({0.0, *(float(x) for x in margins)}):
         t = max(threshold_for_fpir(scores, target_fpir, m), min_threshold)
+        if lookalikes is not None and len(lookalikes):
+            t = max(t, threshold_for_fpir(lookalikes, lookalike_target, m))
         r = rates(scores, t, m)
-        if best is None or r.fnir < best.fnir - 1e-12:
-            best = r
-    assert best is not None, "margins must not be empty"
+        if best is None or r.fnir < best[0].fnir - 1e-12:
+            best = (r, None if lookalikes is None or not len(lookalikes) else rates(lookalikes, t, m).fpir)
+    assert best is not None
     n_str = int((~scores.enrolled).sum())
-    return OperatingPoint(target_fpir=float(target_fpir), rates=best, resolved=n_str * target_fpir >= 3)
+    return OperatingPoint(target_fpir=float(target_fpir), rates=best[0],
+                          lookalike_target=None if lookalikes is None else float(lookalike_target),
+                          lookalikes_named=best[1], resolved=n_str * target_fpir >= 3)
 
 
 # ---------------------------------------------------------------------- bootstrap

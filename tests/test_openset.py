@@ -115,10 +115,27 @@ def test_operating_point_uses_the_margin_only_when_it_helps():
     enrolled = make_scores(np.linspace(0.4, 0.8, n), np.arange(n), np.full(n, 0.2), np.arange(n), np.ones(n))
     s = os_.TopScores.concat([strangers, enrolled])
     alone = os_.operating_point(s, 0.01)
-    assert alone.margin == 0.0 and alone.threshold > 0.6
-    both = os_.operating_point(s, 0.01, margins=[0.0, 0.05, 0.1])
-    assert both.margin == 0.05 and both.rates.fpir == 0.0
+    assert alone.margin == 0.0 and alone.threshold > 0.6 and alone.lookalikes_named is None
+    both = os_.operating_point(s, 0.01, margins=[0.05, 0.1], min_threshold=0.3)
+    assert both.margin == 0.05 and both.rates.fpir == 0.0 and both.threshold == 0.3
     assert both.rates.fnir < alone.rates.fnir
+    # The floor holds even where the margin alone would keep every stranger out.
+    assert os_.operating_point(s, 0.01, margins=[0.05], min_threshold=0.5).threshold == 0.5
+
+
+def test_operating_point_keeps_lookalikes_within_their_target():
+    n = 100
+    strangers = make_scores(np.linspace(0.1, 0.5, n), np.zeros(n, int), np.full(n, 0.0), np.arange(n) + 1000,
+                            np.zeros(n))
+    enrolled = make_scores(np.linspace(0.4, 0.8, n), np.arange(n), np.linspace(0.1, 0.35, n), np.arange(n), np.ones(n))
+    s = os_.TopScores.concat([strangers, enrolled])
+    look = make_scores(np.linspace(0.45, 0.7, n), np.zeros(n, int), np.linspace(0.45, 0.7, n) - 0.05,
+                       np.arange(n) + 5000, np.zeros(n))  # every look-alike has a runner-up 0.05 behind
+    plain = os_.operating_point(s, 0.05, lookalikes=look, lookalike_target=0.1)
+    assert plain.lookalikes_named <= 0.1 and plain.margin == 0.0 and plain.threshold > 0.67
+    op = os_.operating_point(s, 0.05, lookalikes=look, lookalike_target=0.1, margins=[0.02, 0.06])
+    assert op.margin == 0.06 and op.lookalikes_named == 0.0
+    assert op.threshold == os_.threshold_for_fpir(s, 0.05, 0.06) and op.rates.fnir < plain.rates.fnir
 
 
 def test_bootstrap_interval_covers_the_estimate_and_resamples_identities():
