@@ -476,3 +476,18 @@ def test_soak_short_form(qtbot):
     result = soak(8.0, photo_every=4.0)
     assert result["ok"], result
     assert result["photo_round_trips"] >= 1 and result["frames_shown"] > 10
+
+
+def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
+    """Each "Match photos" keeps its photos in memory until "Back to live"; after that they must go."""
+    import gc
+
+    from faceapp.gui.worker import PhotoJob
+
+    w = window(source="9")
+    for _ in range(4):
+        w.match_photo(data_dir / "biden.jpg")
+        qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
+        w.go_live()
+    gc.collect()
+    assert sum(isinstance(o, PhotoJob) for o in gc.get_objects()) <= 1

@@ -347,7 +347,6 @@ class MainWindow(QMainWindow):
         """Stop the live view; returns only when its thread has ended."""
         if self.worker is not None:
             self.worker.stop()
-            self.worker.deleteLater()
             self.worker = None
 
     def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
@@ -549,7 +548,6 @@ class MainWindow(QMainWindow):
         """Leave photo mode: stop matching photos and resume the live view."""
         if self.photo_job is not None:
             self.photo_job.stop()
-            self.photo_job.deleteLater()
             self.photo_job = None
         self.mode = "live"
         self.photos = []
