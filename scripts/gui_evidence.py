@@ -73,6 +73,7 @@ class Meter:
 
         self.shown = 0
         self.gaps: list[float] = []
+        self.stalls: list[tuple[float, float]] = []  # (when, gap) for gaps over 100 ms
         self._win = win
         self._original = win._on_frame
         win.worker.frameReady.disconnect()
@@ -90,6 +91,8 @@ class Meter:
     def _tick(self) -> None:
         now = time.perf_counter()
         self.gaps.append(now - self._last)
+        if now - self._last > 0.1:
+            self.stalls.append((now, now - self._last))
         self._last = now
 
     def stop(self) -> None:

@@ -395,6 +395,8 @@ class MainWindow(QMainWindow):
             self.worker.set_paused(paused or self.mode == "photo")
 
     def _on_opened(self, name: str) -> None:
+        if self.sender() is not self.worker:  # from a worker stopped since
+            return
         self.source_name.setText(name)
         spec = self.source_spec
         if spec is not None and not is_camera(spec):  # a file or folder: shown (and re-openable) in the picker
@@ -421,6 +423,8 @@ class MainWindow(QMainWindow):
                 self.enrol_dialog.offer(item.frame, faces)
 
     def _on_failed(self, message: str) -> None:
+        if self.sender() is not self.worker:  # from a worker stopped since (e.g. before a Retry)
+            return
         self.source_error = message
         self.fps_label.setText("-- fps")
         if self.mode == "live":
