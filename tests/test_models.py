@@ -155,3 +155,25 @@ def test_blockwise_dequantisation_matches_onnxruntime(tmp_path):
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0]
     np.testing.assert_allclose(build._blockwise_dequantize(q, scale, zero, 1, 64), expected, rtol=1e-6)
     assert onnx.checker.check_model(model) is None
+
+
+def test_thresholds_metadata_reads_a_margin_and_defaults_it_for_older_files():
+    from faceapp.contract import DEFAULT_MARGIN
+
+    old = RecommendedThresholds.from_json('{"match": 0.5, "uncertain_band": 0.1, "verify": 0.4}')
+    assert old.margin == DEFAULT_MARGIN
+    new = RecommendedThresholds(match=0.5, uncertain_band=0.1, verify=0.4, margin=0.07)
+    assert RecommendedThresholds.from_json(new.to_json()) == new
+
+
+def test_margin_setting_overrides_the_model_and_is_checked():
+    from faceapp.config import Settings
+    from faceapp.errors import SettingsError
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(margin=0.12)) as pipe:
+        assert pipe.thresholds().margin == 0.12
+    with Pipeline(Settings()) as pipe:
+        assert pipe.thresholds().margin == pipe.embedder.thresholds.margin
+    with pytest.raises(SettingsError):
+        Settings(margin=-0.1)
