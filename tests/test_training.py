@@ -135,6 +135,34 @@ def test_metrics_on_known_scores():
     assert m["tar_at_far_0.001"] is None and "cannot resolve" in m["tar_at_far_0.001_note"]
 
 
+def slow_kfold(genuine, impostor, folds=10, seed=0):
+    """Reference k-fold accuracy: every candidate threshold scored on every pair, in a loop."""
+    scores = np.concatenate([genuine, impostor])
+    same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(scores)), max(2, min(folds, len(scores))))
+    u = np.unique(scores)
+    candidates = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]])
+    accs, thrs = [], []
+    for k in range(len(parts)):
+        train_idx = np.concatenate([parts[j] for j in range(len(parts)) if j != k])
+        acc = [sum((scores[i] >= t) == same[i] for i in train_idx) / len(train_idx) for t in candidates]
+        best = [t for t, a in zip(candidates, acc) if a == max(acc)]
+        t = (min(best) + max(best)) / 2
+        thrs.append(t)
+        accs.append(np.mean([(scores[i] >= t) == same[i] for i in parts[k]]))
+    return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "threshold": float(np.mean(thrs))}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kfold_accuracy_matches_a_slow_loop(seed):
+    rng = np.random.default_rng(seed)
+    gen = np.round(rng.normal(0.6, 0.15, 40), 2)  # rounding makes ties, the edge case of counting
+    imp = np.round(rng.normal(0.2, 0.15, 90), 2)
+    fast, slow = kfold_accuracy(gen, imp, folds=7, seed=seed), slow_kfold(gen, imp, folds=7, seed=seed)
+    assert fast == pytest.approx(slow, abs=1e-12)
+    assert 0.5 < fast["accuracy"] < 1.0  # overlapping scores: the threshold choice matters
+
+
 def test_demo_arcface_is_tighter_than_softmax(tmp_path):
     pytest.importorskip("sklearn")
     from training.demo import plot_demo, run_demo

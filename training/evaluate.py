@@ -56,8 +56,39 @@ def onnx_embedder(path: Path, provider: str = "cpu", batch: int = 64) -> EmbedFn
     return run
 
 
+def threshold_accuracies(scores: np.ndarray, same: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Verification accuracy at each threshold (``score >= t`` means "same person").
+
+    Sorting once and counting with binary search makes this O((N + T) log N) rather
+    than the O(N * T) of scoring every threshold on every pair.
+
+    Args:
+        scores: ``(N,)`` similarities.
+        same: ``(N,)`` bool, True for a genuine pair.
+        thresholds: ``(T,)`` candidate thresholds.
+
+    Returns:
+        ``(T,)`` float64 share of pairs decided correctly.
+    """
+    gen = np.sort(scores[same])
+    imp = np.sort(scores[~same])
+    gen_accepted = len(gen) - np.searchsorted(gen, thresholds, side="left")
+    imp_rejected = np.searchsorted(imp, thresholds, side="left")
+    return (gen_accepted + imp_rejected) / max(1, len(scores))
+
+
 def kfold_accuracy(genuine: np.ndarray, impostor: np.ndarray, folds: int = 10, seed: int = 0) -> dict[str, float]:
-    """Verification accuracy with the threshold chosen on k-1 folds and scored on the rest."""
+    """Verification accuracy with the threshold chosen on k-1 folds and scored on the rest.
+
+    Args:
+        genuine: similarities of same-person pairs.
+        impostor: similarities of different-person pairs.
+        folds: number of folds (at most one per pair, at least two).
+        seed: shuffles the pairs into folds.
+
+    Returns:
+        ``accuracy`` (mean over folds), ``accuracy_std`` and the mean chosen ``threshold``.
+    """
     scores = np.concatenate([genuine, impostor])
     same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     order = np.random.default_rng(seed).permutation(len(scores))
@@ -68,8 +99,8 @@ def kfold_accuracy(genuine: np.ndarray, impostor: np.ndarray, folds: int = 10, s
     for k in range(len(parts)):
         test = parts[k]
         train = np.concatenate([parts[j] for j in range(len(parts)) if j != k])
-        acc_train = [((scores[train] >= t) == same[train]).mean() for t in candidates]
-        best = candidates[np.asarray(acc_train) == max(acc_train)]
+        acc_train = threshold_accuracies(scores[train], same[train], candidates)
+        best = candidates[acc_train == acc_train.max()]
         t = float((best.min() + best.max()) / 2)  # the middle of the best range, not its edge
         thrs.append(t)
         accs.append(float(((scores[test] >= t) == same[test]).mean()))
