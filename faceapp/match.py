@@ -1,6 +1,11 @@
 """Pure decisions: template similarities + thresholds -> :class:`~faceapp.types.Match`.
 
 No I/O, no models: everything here is a function of its arguments.
+
+The open-set rule: a probe is named only when its best person clears ``match`` *and* beats
+the second-best person by at least ``margin`` (otherwise it is ``ambiguous``: "looks like A
+or B"). Below ``match`` it is ``uncertain`` inside the band and ``unknown`` under it. Only a
+``match`` carries a name; the other decisions list their candidates.
 """
 
 from __future__ import annotations
@@ -16,18 +21,23 @@ class Thresholds:
     """Open-set decision thresholds on cosine similarity.
 
     Attributes:
-        match: similarity at or above which the best person is a match.
+        match: similarity at or above which the best person can be named.
         uncertain_band: similarities in ``[match - band, match)`` are uncertain.
+        margin: the best person must beat the second-best by at least this much
+            (similarity difference) to be named; ``0`` turns the rule off.
     """
 
     match: float
     uncertain_band: float = 0.0
+    margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.match <= 1.0:
             raise ValueError(f"threshold must be in [-1, 1], got {self.match}")
         if self.uncertain_band < 0:
             raise ValueError("uncertain_band must be >= 0")
+        if not 0.0 <= self.margin <= 2.0:
+            raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
     @property
     def uncertain_from(self) -> float:
@@ -49,18 +59,27 @@ def aggregate(hits: Iterable[tuple[int, str, float]], k: int) -> list[Candidate]
     return sorted(best.values(), key=lambda c: (-c.similarity, c.name))[:k]
 
 
+def person_gap(candidates: list[Candidate]) -> float | None:
+    """Similarity of the best person minus the second-best's; ``None`` with fewer than two."""
+    if len(candidates) < 2:
+        return None
+    return candidates[0].similarity - candidates[1].similarity
+
+
 def decide(candidates: list[Candidate], thresholds: Thresholds) -> Match:
-    """The open-set decision for one probe from its ranked candidates."""
+    """The open-set decision for one probe from its ranked candidates (best person first)."""
     if not candidates:
         return Match(decision=Decision.UNKNOWN, person=None, similarity=None, candidates=())
     top = candidates[0]
     if top.similarity >= thresholds.match:
-        decision = Decision.MATCH
+        gap = person_gap(candidates)
+        ambiguous = thresholds.margin > 0 and gap is not None and gap < thresholds.margin
+        decision = Decision.AMBIGUOUS if ambiguous else Decision.MATCH
     elif thresholds.uncertain_band > 0 and top.similarity >= thresholds.uncertain_from:
         decision = Decision.UNCERTAIN
     else:
         decision = Decision.UNKNOWN
-    person = top.name if decision is not Decision.UNKNOWN else None
+    person = top.name if decision is Decision.MATCH else None
     return Match(decision=decision, person=person, similarity=top.similarity, candidates=tuple(candidates))
 
 
