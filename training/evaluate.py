@@ -17,14 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceapp.calibrate import (
-    empirical_threshold,
-    far_at,
-    open_set_rates,
-    pair_scores,
-    roc_auc,
-    tar_at,
-)
+from faceapp.openset import empirical_threshold, far_at, pair_scores, roc_auc, tar_at
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +123,87 @@ def pair_metrics(genuine: np.ndarray, impostor: np.ndarray, target_far: float = 
     return out
 
 
-def evaluate_crops(embed: EmbedFn, crops: np.ndarray, labels: np.ndarray, target_far: float = 1e-3) -> dict[str, Any]:
-    """Figures on a labelled set: all pairs, plus leave-one-out open-set identification."""
+def evaluate_crops(embed: EmbedFn, crops: np.ndarray, labels: np.ndarray, target_far: float = 1e-3,
+                   strangers: np.ndarray | None = None, target_fpir: float = 0.01) -> dict[str, Any]:
+    """Figures on a labelled set: all pairs, plus open-set identification at a target FPIR.
+
+    Args:
+        embed: the embedder.
+        crops: ``(N, 112, 112, 3)`` aligned RGB uint8 crops.
+        labels: ``(N,)`` identity labels.
+        target_far: pair false-accept rate for the pair-level threshold.
+        strangers: ``(S, 112, 112, 3)`` crops of people in no label, added as stranger probes.
+        target_fpir: the FPIR at which FNIR and the wrong-name rate are reported.
+    """
     emb = embed(crops)
     gen, imp = pair_scores(emb, labels)
     report = pair_metrics(gen, imp, target_far)
-    report["open_set"] = open_set_rates(emb, labels, report["threshold_at_target_far"])
+    stranger_emb = embed(strangers) if strangers is not None and len(strangers) else None
+    report["open_set"] = open_set_figures(emb, labels, stranger_emb, target_fpir)
     report["_scores"] = (gen, imp)
     return report
+
+
+def open_set_protocol(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gallery and probes for open-set identification within one labelled set.
+
+    Half of the identities with at least two photos are enrolled with their first photo
+    (the way a user enrols one photo and meets the person again on another day); their other
+    photos are enrolled probes. Every photo of the remaining identities is a stranger probe.
+
+    Args:
+        labels: ``(N,)`` identity label per photo.
+        seed: which identities are enrolled.
+
+    Returns:
+        ``(gallery_index, probe_index, probe_labels)``: stranger probes get labels below 0,
+        one per identity, so they match no gallery label.
+    """
+    labels = np.asarray(labels)
+    ids, counts = np.unique(labels, return_counts=True)
+    multi = ids[counts >= 2]
+    enrolled = set(np.random.default_rng(seed).permutation(multi)[: (len(multi) + 1) // 2].tolist())
+    gallery, probes, probe_labels = [], [], []
+    seen: set[int] = set()
+    for i, y in enumerate(labels.tolist()):
+        if y in enrolled and y not in seen:
+            gallery.append(i)
+            seen.add(y)
+        else:
+            probes.append(i)
+            probe_labels.append(y if y in enrolled else -1 - y)
+    return np.asarray(gallery, np.int64), np.asarray(probes, np.int64), np.asarray(probe_labels, np.int64)
+
+
+def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarray | None = None,
+                     target_fpir: float = 0.01, seed: int = 0) -> dict[str, Any]:
+    """FNIR and wrong-name rate at a target FPIR, the way the app decides (faceapp.openset).
+
+    Args:
+        emb: ``(N, D)`` unit embeddings of a labelled set (split by :func:`open_set_protocol`).
+        labels: ``(N,)`` identity labels.
+        stranger_emb: ``(S, D)`` extra stranger probes (people in no label), or None.
+        target_fpir: share of strangers allowed a name; the threshold is set to meet it.
+        seed: which identities are enrolled.
+
+    Returns:
+        ``fnir_at_fpir`` (enrolled probes not given their own name), ``wrong_name_at_fpir``,
+        the ``threshold`` and measured ``fpir``, probe counts, and ``resolved`` (enough
+        strangers to measure the target rather than bound it).
+    """
+    from faceapp import openset
+
+    g, p, plab = open_set_protocol(labels, seed)
+    probes = emb[p]
+    if stranger_emb is not None and len(stranger_emb):
+        probes = np.concatenate([probes, stranger_emb])
+        plab = np.concatenate([plab, -1 - int(np.max(labels)) - 1 - np.arange(len(stranger_emb))])
+    scores = openset.top_scores(emb[g], labels[g], probes, plab)
+    op = openset.operating_point(scores, target_fpir)
+    r = op.rates
+    return {"target_fpir": target_fpir, "fnir_at_fpir": r.fnir, "wrong_name_at_fpir": r.wrong_name,
+            "threshold": r.threshold, "fpir": r.fpir, "enrolled_probes": r.enrolled, "stranger_probes": r.strangers,
+            "gallery_people": len(g), "resolved": op.resolved}
 
 
 def evaluate_pairs_csv(embed: EmbedFn, csv_path: Path, target_far: float = 1e-3) -> dict[str, Any]:
@@ -216,14 +282,21 @@ def format_table(reports: dict[str, dict[str, Any]]) -> list[str]:
     rows = [("ROC AUC", "roc_auc", "{:.4f}"), ("accuracy (10-fold)", "accuracy", "{:.4f}"),
             ("TAR @ FAR 1e-2", "tar_at_far_0.01", "{:.4f}"), ("TAR @ FAR 1e-3", "tar_at_far_0.001", "{:.4f}"),
             ("threshold @ target FAR", "threshold_at_target_far", "{:.3f}")]
+    open_rows = [("FNIR @ FPIR target", "fnir_at_fpir", "{:.4f}"), ("wrong names @ FPIR", "wrong_name_at_fpir", "{:.4f}")]
     lines = ["metric".ljust(24) + "".join(n[:18].rjust(20) for n in names)]
     for label, key, fmt in rows:
         vals = [reports[n].get(key) for n in names]
         lines.append(label.ljust(24) + "".join(("n/a" if v is None else fmt.format(v)).rjust(20) for v in vals))
+    for label, key, fmt in open_rows:
+        vals = [reports[n].get("open_set", {}).get(key) for n in names]
+        lines.append(label.ljust(24) + "".join(("n/a" if v is None else fmt.format(v)).rjust(20) for v in vals))
     for n in names:
         if "open_set" in reports[n]:
             o = reports[n]["open_set"]
-            lines.append(f"{n}: open-set leave-one-out DIR {o['dir']:.3f}, FPIR {o['fpir']:.3f}")
+            lines.append(f"{n}: open-set FNIR {o['fnir_at_fpir']:.4f} and wrong names {o['wrong_name_at_fpir']:.4f} "
+                         f"at FPIR {o['fpir']:.4f} (target {o['target_fpir']:g}, threshold {o['threshold']:.3f}; "
+                         f"{o['enrolled_probes']} enrolled probes of {o['gallery_people']} people, "
+                         f"{o['stranger_probes']} strangers)")
         for k, v in reports[n].items():
             if k.endswith("_note"):
                 lines.append(f"{n}: {v}")
