@@ -135,13 +135,15 @@ def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str =
     return _align_photos(_tree(Path(root)), Path(cache_dir) if cache_dir else Path(root), detector)
 
 
-def from_stranger_folder(root: Path, cache_dir: Path | None = None, detector: str = "full") -> FaceCrops:
+def from_stranger_folder(root: Path, cache_dir: Path | None = None, detector: str = "full",
+                         aligned: bool = False) -> FaceCrops:
     """Photos of people who are in no person folder, one identity per photo (``root/*.jpg``).
 
     Args:
         root: flat folder of photos, each of a different person.
         cache_dir: where the aligned crops are cached (default: ``root`` itself).
         detector: faceapp's detector setting.
+        aligned: the files are crops already aligned to the template (no detection).
 
     Raises:
         ValueError: ``root`` is not a folder or holds no photos.
@@ -154,18 +156,21 @@ def from_stranger_folder(root: Path, cache_dir: Path | None = None, detector: st
     photos = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise ValueError(f"strangers: {root} holds no photos (expected {root}/*.jpg)")
-    return _align_photos([(f.stem, f) for f in photos], Path(cache_dir) if cache_dir else root, detector)
+    items = [(f.stem, f) for f in photos]
+    if aligned:
+        return _read_aligned(items)
+    return _align_photos(items, Path(cache_dir) if cache_dir else root, detector)
 
 
-def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
-    """Crops already aligned to the template, ``root/<person>/*.png``; resized when needed."""
+def _read_aligned(items: list[tuple[str, Path]], size: int = 112) -> FaceCrops:
+    """Crops already aligned to the template, one ``(identity, file)`` each; resized when needed."""
     import cv2
 
     from faceapp.errors import ImageError
     from faceapp.images import load_image
 
     entries, failed = [], []
-    for name, f in _tree(Path(root)):
+    for name, f in items:
         try:
             img = load_image(f)
         except ImageError as exc:
@@ -175,6 +180,11 @@ def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
             img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
         entries.append((name, img, str(f)))
     return _labelled(entries, failed)
+
+
+def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
+    """Crops already aligned to the template, ``root/<person>/*.png``; resized when needed."""
+    return _read_aligned(_tree(Path(root)), size)
 
 
 def from_gallery(gallery_dir: Path) -> FaceCrops:

@@ -144,16 +144,18 @@ def evaluate_crops(embed: EmbedFn, crops: np.ndarray, labels: np.ndarray, target
     return report
 
 
-def open_set_protocol(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def open_set_protocol(labels: np.ndarray, seed: int = 0,
+                      enrol_share: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gallery and probes for open-set identification within one labelled set.
 
-    Half of the identities with at least two photos are enrolled with their first photo
+    A share of the identities with at least two photos are enrolled with their first photo
     (the way a user enrols one photo and meets the person again on another day); their other
     photos are enrolled probes. Every photo of the remaining identities is a stranger probe.
 
     Args:
         labels: ``(N,)`` identity label per photo.
         seed: which identities are enrolled.
+        enrol_share: share of the identities with two or more photos that are enrolled.
 
     Returns:
         ``(gallery_index, probe_index, probe_labels)``: stranger probes get labels below 0,
@@ -162,7 +164,8 @@ def open_set_protocol(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np
     labels = np.asarray(labels)
     ids, counts = np.unique(labels, return_counts=True)
     multi = ids[counts >= 2]
-    enrolled = set(np.random.default_rng(seed).permutation(multi)[: (len(multi) + 1) // 2].tolist())
+    n_enrol = min(len(multi), max(1, int(round(enrol_share * len(multi)))))
+    enrolled = set(np.random.default_rng(seed).permutation(multi)[:n_enrol].tolist())
     gallery, probes, probe_labels = [], [], []
     seen: set[int] = set()
     for i, y in enumerate(labels.tolist()):
@@ -179,6 +182,10 @@ def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarr
                      target_fpir: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """FNIR and wrong-name rate at a target FPIR, the way the app decides (faceapp.openset).
 
+    Without ``stranger_emb`` half of the identities are enrolled and the other half are the
+    strangers; with it, every identity with two or more photos is enrolled (more enrolled
+    probes, so finer FNIR) and ``stranger_emb`` supplies the strangers.
+
     Args:
         emb: ``(N, D)`` unit embeddings of a labelled set (split by :func:`open_set_protocol`).
         labels: ``(N,)`` identity labels.
@@ -193,9 +200,10 @@ def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarr
     """
     from faceapp import openset
 
-    g, p, plab = open_set_protocol(labels, seed)
+    extra = stranger_emb is not None and len(stranger_emb) > 0
+    g, p, plab = open_set_protocol(labels, seed, enrol_share=1.0 if extra else 0.5)
     probes = emb[p]
-    if stranger_emb is not None and len(stranger_emb):
+    if stranger_emb is not None and extra:
         probes = np.concatenate([probes, stranger_emb])
         plab = np.concatenate([plab, -1 - int(np.max(labels)) - 1 - np.arange(len(stranger_emb))])
     scores = openset.top_scores(emb[g], labels[g], probes, plab)

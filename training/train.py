@@ -190,7 +190,8 @@ def load_strangers(cfg: TrainConfig) -> FaceCrops | None:
     """The stranger crops of ``cfg.strangers``, or None when it is not set."""
     if not cfg.strangers:
         return None
-    return from_stranger_folder(Path(cfg.strangers), Path(cfg.cache_dir) if cfg.cache_dir else None)
+    return from_stranger_folder(Path(cfg.strangers), Path(cfg.cache_dir) if cfg.cache_dir else None,
+                                aligned=cfg.data_kind == "aligned")
 
 
 def build_backbone(cfg: TrainConfig) -> nn.Module:
@@ -357,6 +358,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if device == "cuda":
         device = f"cuda:{di.local_rank}"
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     ckpt_path = out / "last.pt"
