@@ -171,7 +171,25 @@ def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .gallery import Gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return Gallery(settings.gallery_dir())
+    return Gallery(settings.gallery_dir(), index=settings.index)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipe:
+        face = pipe.main_face(Path(args.image))
+        before = pipe.match_faces([face])[0].match
+        nid = pipe.reject(args.name, face)
+        after = pipe.match_faces([face])[0].match
+    _emit(
+        args,
+        {"image": args.image, "not": args.name, "negative_id": nid,
+         "before": {"person": before.person, "decision": before.decision.value},
+         "now": {"person": after.person, "decision": after.decision.value}},
+        f"kept the face in {args.image} as not {args.name}; it is now "
+        f"{after.person or 'not named'} [{after.decision.value}] (was {before.person or 'not named'} "
+        f"[{before.decision.value}])",
+    )
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -189,8 +207,42 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
-        n = gallery.remove(args.name)
-    _emit(args, {"removed": args.name, "templates": n}, f"removed {args.name} ({n} template(s))")
+        e = gallery.remove(args.name)
+    text = (f"removed {args.name}: erased {e.templates} template(s), {e.crops} face crop(s) and "
+            f"{e.negatives} negative sample(s) from the database and the index")
+    if not e.log_cleared:
+        text += "; another faceapp process is reading the gallery, so its write-ahead log is cleared when it closes"
+    _emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
+                 "log_cleared": e.log_cleared}, text)
+    return EXIT_OK
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .pipeline import decode_thumbnail
+    from .reembed import reembed
+
+    with _pipeline(args) as pipe:
+        gallery, model_id = pipe.gallery, pipe.model_id
+        if gallery.store.state().model_id in (None, model_id) and not gallery.store.reembed_status(model_id).pending:
+            _emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
+            return EXIT_OK
+        with tqdm(unit="face", desc="re-embed", disable=args.json or None, file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            report = reembed(gallery, model_id, pipe.embedder.embed, decode_thumbnail, progress=progress)
+    assert report is not None
+    lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
+             + (f" ({report.resumed} done by an earlier, interrupted run)" if report.resumed else ""),
+             f"erased {report.erased.templates} template(s) of the old model"]
+    if report.without_crop:
+        lines.append("no stored face crop for: " + ", ".join(report.without_crop) + "; enrol them again")
+    _emit(args, {"embedded": report.embedded, "resumed": report.resumed, "erased": report.erased.templates,
+                 "model_id": model_id, "needs_reenrolment": list(report.without_crop)}, lines)
     return EXIT_OK
 
 
@@ -207,7 +259,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with _pipeline(args) as pipe:
         emb, det = pipe.embedder_file, pipe.detector_file
         gallery = pipe.gallery
-        stats = gallery.index_stats()
+        stats = gallery.info()
         thr = pipe.thresholds()
         doc = {
             "version": __version__,
@@ -220,7 +272,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "provider_note": pipe.embedder.provider_note,
             "thresholds": {"match": thr.match, "uncertain_band": thr.uncertain_band,
                            "verify": pipe.verify_threshold()},
-            "gallery": {"path": str(gallery.root), "people": len(gallery), **stats},
+            "gallery": stats,
         }
     lines = [
         f"faceapp {__version__}",
@@ -231,9 +283,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {det.sha256} ({det.source})",
         f"provider:  {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
-        f"gallery:   {gallery.root}",
-        f"           {doc['gallery']['people']} people, {stats['templates']} templates, "
-        f"index {stats['index_file_bytes']} bytes, database {stats['database_bytes']} bytes",
+        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']})",
+        f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
+        f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
+        "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
+        "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
+                                      "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
+        + (", read-only" if stats["read_only"] else ""),
     ]
     _emit(args, doc, lines)
     return EXIT_OK
@@ -299,11 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("b", metavar="B")
     s.set_defaults(func=cmd_verify)
 
+    s = sub.add_parser("reject", help='"this is not NAME": keep the main face of IMAGE as a negative sample of NAME')
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--not", dest="name", required=True, metavar="NAME", help="the person this face is not")
+    s.set_defaults(func=cmd_reject)
+
     s = sub.add_parser("list", help="list enrolled people")
     s.add_argument("--search", help="only names containing this text")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("remove", help="remove a person with all their templates")
+    s = sub.add_parser("remove", help="erase a person: templates, face crops and negative samples, from every file")
     s.add_argument("name")
     s.set_defaults(func=cmd_remove)
 
@@ -311,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("old")
     s.add_argument("new")
     s.set_defaults(func=cmd_rename)
+
+    s = sub.add_parser("reembed", help="rebuild the gallery's templates with the current model from the stored face crops")
+    s.set_defaults(func=cmd_reembed)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)

@@ -47,7 +47,10 @@ class Settings:
         max_detect_side: images larger than this (pixels, longest side) are downscaled
             for detection; boxes are mapped back to the original.
         top_k: how many candidate people to report per face.
-        store_thumbnails: keep each template's aligned face crop in the gallery.
+        store_thumbnails: keep each template's aligned face crop in the gallery (needed
+            to re-embed the gallery when the model changes).
+        index: gallery search index: ``"auto"`` (exact up to 20,000 templates, hnswlib
+            above), ``"exact"`` or ``"hnsw"``.
         camera_index: default camera for the GUI.
         camera_width: requested capture width for the GUI.
         camera_height: requested capture height for the GUI.
@@ -65,6 +68,7 @@ class Settings:
     max_detect_side: int = 1920
     top_k: int = 3
     store_thumbnails: bool = True
+    index: str = "auto"
     camera_index: int = 0
     camera_width: int = 640
     camera_height: int = 480
@@ -82,6 +86,8 @@ class Settings:
             raise SettingsError(f"uncertain_band must be in [0, 1], not {self.uncertain_band}")
         if not 0.0 <= self.min_detection_confidence <= 1.0:
             raise SettingsError("min_detection_confidence must be in [0, 1]")
+        if self.index not in ("auto", "exact", "hnsw"):
+            raise SettingsError(f"index must be one of auto, exact, hnsw, not {self.index!r}")
         if self.top_k < 1:
             raise SettingsError("top_k must be at least 1")
         if self.max_detect_side < 64:
