@@ -23,7 +23,8 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/device.txt"
-"$PY" "$CODE/scripts/device_check.py" --data "$DATA" --out "$WORK" "$@" 2>&1 | tee -a "$OUT/device.txt"
+# DEVICE_CHECK_TIMEOUT (seconds) stops the checks early enough to pack what they wrote.
+${DEVICE_CHECK_TIMEOUT:+timeout "$DEVICE_CHECK_TIMEOUT"} "$PY" "$CODE/scripts/device_check.py" --data "$DATA" --out "$WORK" "$@" 2>&1 | tee -a "$OUT/device.txt"
 status=${PIPESTATUS[0]}
 cp "$WORK/results.json" "$OUT/" 2>/dev/null
 (cd "$WORK" && tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.pt.tmp' .)

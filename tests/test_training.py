@@ -77,6 +77,27 @@ def test_split_is_by_identity_and_written_down(tree, tmp_path):
         data.select(["nobody"])
 
 
+def test_open_set_figures_on_known_embeddings():
+    """Enrol the first photo of each person; a probe nearer someone else is a wrong name."""
+    from training.evaluate import open_set_figures, open_set_protocol
+
+    def unit(*v):
+        v = np.asarray(v, np.float32)
+        return v / np.linalg.norm(v)
+
+    emb = np.stack([unit(1, 0, 0), unit(1, 0, 0.1),  # person 0: enrolment photo, then a probe near it
+                    unit(0, 1, 0), unit(0.9, 0.3, 0)])  # person 1: its probe is nearer person 0
+    labels = np.array([0, 0, 1, 1])
+    strangers = np.stack([unit(-1, 0, 0), unit(0, -1, 0), unit(-0.2, 0, 1)])
+    f = open_set_figures(emb, labels, strangers, target_fpir=0.01)
+    assert f["gallery_people"] == 2 and f["enrolled_probes"] == 2 and f["stranger_probes"] == 3
+    assert f["fpir"] == 0.0 and f["fnir_at_fpir"] == 0.5 and f["wrong_name_at_fpir"] == 0.5
+    # without outside strangers half of the people are enrolled and the rest are the strangers
+    g, p, plab = open_set_protocol(np.array([0, 0, 1, 1, 2, 2, 3, 3]), seed=0)
+    assert len(g) == 2 and len(p) == 6 and (plab < 0).sum() == 4
+    assert set(g).isdisjoint(p) and set(g) | set(p) == set(range(8))
+
+
 def test_augment_keeps_shape():
     img = np.full((112, 112, 3), 100, np.uint8)
     cfg = AugmentConfig(flip=1, colour=1, blur=1, downscale=1, jpeg=1)

@@ -161,21 +161,18 @@ def open_set_protocol(labels: np.ndarray, seed: int = 0,
         ``(gallery_index, probe_index, probe_labels)``: stranger probes get labels below 0,
         one per identity, so they match no gallery label.
     """
+    from faceapp.evaluate import enrolment_split
+
     labels = np.asarray(labels)
     ids, counts = np.unique(labels, return_counts=True)
     multi = ids[counts >= 2]
     n_enrol = min(len(multi), max(1, int(round(enrol_share * len(multi)))))
-    enrolled = set(np.random.default_rng(seed).permutation(multi)[:n_enrol].tolist())
-    gallery, probes, probe_labels = [], [], []
-    seen: set[int] = set()
-    for i, y in enumerate(labels.tolist()):
-        if y in enrolled and y not in seen:
-            gallery.append(i)
-            seen.add(y)
-        else:
-            probes.append(i)
-            probe_labels.append(y if y in enrolled else -1 - y)
-    return np.asarray(gallery, np.int64), np.asarray(probes, np.int64), np.asarray(probe_labels, np.int64)
+    enrolled_ids = np.random.default_rng(seed).permutation(multi)[:n_enrol]
+    of_enrolled = np.isin(labels, enrolled_ids)
+    in_gallery = enrolment_split(labels, 1) & of_enrolled
+    probes = np.flatnonzero(~in_gallery)
+    probe_labels = np.where(of_enrolled[probes], labels[probes], -1 - labels[probes])
+    return np.flatnonzero(in_gallery), probes, probe_labels.astype(np.int64)
 
 
 def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarray | None = None,
