@@ -43,12 +43,12 @@ def test_sets(run: Path, people: Path, strangers: Path) -> tuple[list[tuple[Path
 
 def evaluate(model: str, people: list[tuple[Path, str]], strangers: list[tuple[Path, str]],
              cache: Path | None, target_fpir: float) -> dict[str, Any]:
+    import tempfile
+
     from faceapp import openset
     from faceapp.config import Settings
     from faceapp.evaluate import embed_photos, enrolment_split, evaluate_open_set
     from faceapp.pipeline import Pipeline
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as gallery, Pipeline(
         Settings(model=None if model == "bundled" else Path(model), gallery=Path(gallery))
