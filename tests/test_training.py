@@ -215,6 +215,16 @@ def test_export_refuses_a_model_that_does_not_beat_the_base(tree, tmp_path, caps
     assert train_main(["-q", "export", str(out), "--out", str(tmp_path / "m.onnx"), "--force"]) == 0
 
 
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    from training.cli import main as train_main
+
+    assert train_main(["-q", "finetune", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert train_main(["-q", "export", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(x.startswith("faceapp-train: error: ") for x in lines)
+    assert "is not a folder" in lines[0] and "config.toml not found" in lines[1] and "run folder" in lines[1]
+
+
 def test_eval_uses_the_runs_test_identities(tree, tmp_path, capsys):
     from training.cli import main as train_main
 

@@ -158,8 +158,21 @@ class TrainConfig:
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """An experiment from a TOML file (or none) with ``overrides`` on top.
+
+    Args:
+        path: a TOML file of :class:`TrainConfig` fields, e.g. a run's ``config.toml``.
+        overrides: field values that replace the file's.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: an unknown field or a bad value.
+    """
     values: dict[str, Any] = {}
     if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found: give an experiment TOML file, or a run folder written "
+                                    "by faceapp-train finetune")
         values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
     values.update(overrides or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
