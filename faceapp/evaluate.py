@@ -239,9 +239,19 @@ def blend(crops: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 def composite_groups(labels: np.ndarray, eligible: np.ndarray, n: int, rng: np.random.Generator,
-                     sizes: tuple[int, int] = (2, 4)) -> list[list[int]]:
-    """``n`` groups of crop indices, each one photo of 2-4 different identities among ``eligible`` photos."""
-    by_id = {int(lab): np.flatnonzero(eligible & (labels == lab)) for lab in np.unique(labels[eligible])}
+                     sizes: tuple[int, int] = (2, 4), prefer: np.ndarray | None = None) -> list[list[int]]:
+    """``n`` groups of crop indices, each one photo of 2-4 different identities among ``eligible`` photos.
+
+    With ``prefer``, a person's photo is drawn from their ``prefer`` photos when they have any
+    (e.g. not the enrolment photo, so a composite does not contain a template's own pixels).
+    """
+    def photos(lab: int) -> np.ndarray:
+        mine = eligible & (labels == lab)
+        if prefer is not None and (mine & prefer).any():
+            mine = mine & prefer
+        return np.flatnonzero(mine)
+
+    by_id = {int(lab): photos(int(lab)) for lab in np.unique(labels[eligible])}
     ids = np.array(sorted(by_id))
     if len(ids) < sizes[0]:
         return []
@@ -365,7 +375,7 @@ def evaluate_open_set(people: FaceSet, strangers: FaceSet, thresholds: Threshold
                      thresholds.margin)
     comp_share, n_comp = None, 0
     if composites > 0 and embed is not None:
-        groups = composite_groups(people.labels, ~is_enrol if (~is_enrol).any() else is_enrol, composites, rng)
+        groups = composite_groups(people.labels, np.ones(len(people), bool), composites, rng, prefer=~is_enrol)
         if groups:
             cemb = np.asarray(embed(blend(people.crops, groups)), dtype=np.float32)
             n_comp = len(groups)

@@ -156,9 +156,11 @@ class Pipeline:
         rec = self.embedder.thresholds
         match = threshold if threshold is not None else self.settings.threshold
         band = self.settings.uncertain_band
+        margin = self.settings.margin
         return Thresholds(
             match=rec.match if match is None else float(match),
             uncertain_band=rec.uncertain_band if band is None else float(band),
+            margin=rec.margin if margin is None else float(margin),
         )
 
     def verify_threshold(self) -> float:
