@@ -9,7 +9,8 @@
    steps alone on data already on the GPU, and the training loop of
    :func:`training.train.train` with its data loader (per epoch).
 3. A small grid of fine-tunes (margin presets and freezing choices) on an aligned
-   folder-per-person tree with a folder of strangers; every run is kept, and the run
+   folder-per-person tree with a folder of strangers (and, with several GPUs, the training
+   loop under DistributedDataParallel); every run is kept, and the run
    whose best epoch has the lowest validation FNIR is named in the report.
 
 Everything is written under ``--out``: ``results.json`` and one folder per run.
@@ -139,6 +140,25 @@ def step_throughput(model: Path, device: str, batch: int, amp: bool, steps: int,
     return batch * steps / (time.perf_counter() - t0)
 
 
+def ddp_throughput(cfg: dict[str, Any], gpus: int, out: Path) -> dict[str, Any]:
+    """Images/s (all processes together) of the training loop under ``torchrun`` on ``gpus`` GPUs."""
+    import subprocess
+    import sys
+
+    import tomli_w
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "ddp.toml"
+    config.write_text(tomli_w.dumps({**cfg, "out": str(out / "run")}), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus),
+                           "-m", "training.cli", "-q", "train", "--config", str(config)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    rows = [json.loads(x) for x in (out / "run" / "log.jsonl").read_text().splitlines()]
+    return {"gpus": gpus, "images_per_second": rows[-1].get("images_per_second")}
+
+
 def run_config(base: dict[str, Any], name: str, overrides: dict[str, Any], out: Path) -> dict[str, Any]:
     from training.train import load_config, train
 
@@ -206,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                 res["throughput"].append({"batch_size": batch, "workers": workers, "amp": amp,
                                           "images_per_second": r["images_per_second_last"]})
                 log.info("throughput: %s", res["throughput"][-1])
+    if cuda and res["gpus"] > 1:  # DistributedDataParallel over every GPU, one process each
+        res["ddp"] = ddp_throughput({**base, "epochs": 2, "amp": True, "freeze_stages": 0}, res["gpus"], args.out / "ddp")
+        log.info("DDP over %d GPUs: %s", res["gpus"], res["ddp"])
     runs = []
     for name, overrides in GRIDS[args.grid]:
         runs.append(run_config(base, name, overrides, args.out))
