@@ -46,8 +46,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("data", "out", "epochs", "device", "strangers"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
-    if args.command == "finetune":
-        overrides.setdefault("data_kind", "photos")
     cfg = load_config(args.config, overrides)
     summary = train(cfg, resume=args.resume, progress=not args.quiet)
     if "last" in summary:
