@@ -285,8 +285,7 @@ def max_difference(tflite_bytes: bytes, onnx_bytes: bytes, inputs: list[np.ndarr
     worst = 0.0
     for x in inputs:
         ref = _reference_outputs(tflite_bytes, x)
-        got = dict(zip(["regressors", "classificators"], sess.run(["regressors", "classificators"], {"image": x})))
-        for role, value in got.items():
+        for value in sess.run(["regressors", "classificators"], {"image": x}):
             match = next(v for v in ref.values() if v.shape[-1] == value.shape[-1])
             worst = max(worst, float(np.abs(match - value).max()))
     return worst
