@@ -167,9 +167,11 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
 
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); use a JPEG or PNG photo")
+    # The budget below replaces Pillow's own bomb check, which would refuse before we can
+    # say how large the image is, and could not be raised past its fixed limit.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
-            # Our own budget applies; Pillow's bomb check (and its warning) would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as img:
                 check_pixel_budget(img.size, max_pixels, name)

@@ -73,12 +73,13 @@ def compare(ours: FaceDetector, ref: MediaPipeReference, files: list[Path], repo
             report.score_err.append(abs(d.score - r.score))
             report.kp_err.append(min(errs))
             bad = min(errs) > KP_TOL
+            box_err = 0.0
             if r.box[0] > 0 and r.box[1] > 0 and r.box[2] < w - 1 and r.box[3] < h - 1:
-                box_err = float(np.max(np.abs(np.array(d.box) - np.array(r.box)) - 2.0)) / size
-                report.box_err.append(max(box_err, 0.0))
+                box_err = max(float(np.max(np.abs(np.array(d.box) - np.array(r.box)) - 2.0)) / size, 0.0)
+                report.box_err.append(box_err)
                 bad |= box_err > BOX_TOL
             if bad:
-                report.outliers.append(f"{f.name} kp {min(errs):.3f}")
+                report.outliers.append(f"{f.name} keypoints {min(errs):.3f} box {box_err:.3f}")
     return report
 
 
