@@ -3,7 +3,7 @@
 The pipeline is detect -> align -> embed -> gallery -> match; :class:`faceapp.pipeline.Pipeline`
 runs it. Importing this package loads no model and no heavy library.
 
-Nothing faceapp runs may use the network. onnxruntime (1.2x and later) sends usage
+Nothing faceapp runs may use the network. onnxruntime (1.32 on Linux) sends usage
 telemetry over HTTPS and keeps a device id under ``~/.cache/Microsoft`` unless
 ``ORT_DISABLE_TELEMETRY`` is set when it is first imported, so it is set here, before
 any faceapp module can import onnxruntime. A program that imports onnxruntime itself
