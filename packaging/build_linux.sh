@@ -37,6 +37,9 @@ BUNDLE="$BUILD/dist/faceapp"
 
 echo "== checking the bundle"
 internal="$BUNDLE/_internal"
+# libpython and the locally compiled hnswlib carry debug info (~30 MB); the wheels' own
+# libraries are stripped already (and stripping the auditwheel-patched ones breaks them).
+strip --strip-debug "$internal"/libpython3*.so* "$internal"/hnswlib*.so
 for f in models/manifest.json models/sface_fp32.onnx models/face_detection_full_range.onnx \
          models/face_detection_short_range.onnx cv2; do
   [[ -e "$internal/$f" ]] || { echo "missing from the bundle: $f" >&2; exit 1; }
