@@ -22,7 +22,7 @@ from .errors import SettingsError
 log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
-PROVIDERS = ("auto", "cuda", "cpu")
+PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 
 
@@ -35,8 +35,9 @@ class Settings:
         model: embedder ONNX file; ``None`` = the bundled SFace model.
         detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
             (selfie distance, faster).
-        provider: onnxruntime provider: ``"auto"`` (CUDA when it works, else CPU),
-            ``"cuda"`` or ``"cpu"``.
+        provider: where the embedder runs: ``"auto"`` (CUDA when it works, else the faster
+            of onnxruntime and OpenVINO on the CPU, timed once and cached), ``"cuda"``,
+            ``"openvino"`` or ``"cpu"`` (onnxruntime).
         threshold: cosine similarity at or above which a face is a match; ``None`` =
             the model's recommended 1:N threshold.
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
