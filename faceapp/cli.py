@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .config import DETECTORS, PROVIDERS, Settings, load_settings
 from .errors import FaceappError
-from .images import person_folders
+from .images import person_folders, prefetch
 from .types import Decision
 
 log = logging.getLogger("faceapp")
@@ -77,19 +77,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": []}
     with _pipeline(args) as pipe:
         total = sum(len(imgs) for _, imgs in people)
+        todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
+        # Photos are decoded on a background thread while the previous ones are analysed.
+        photos = prefetch((img for name, images in people if name in todo for img in images), pipe.load_photo)
         with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar:
             for name, images in people:
-                if not args.add and pipe.gallery.has_person(name):
+                if name not in todo:
                     report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
                     bar.update(len(images))
                     continue
                 faces, sources = [], []
-                for img in images:
+                for _ in images:
+                    item = next(photos)
                     try:
-                        faces.append(pipe.main_face(img))
-                        sources.append(img.name)
+                        if item.error is not None:
+                            raise item.error
+                        faces.append(pipe.main_face(item.value))
+                        sources.append(item.source.name)
                     except FaceappError as exc:
-                        report["bad_images"].append({"image": str(img), "error": str(exc)})
+                        report["bad_images"].append({"image": str(item.source), "error": str(exc)})
                         log.warning("%s", exc)
                     bar.update(1)
                 if not faces:
@@ -112,9 +118,11 @@ def cmd_match(args: argparse.Namespace) -> int:
     lines: list[str] = []
     any_error = any_match = False
     with _pipeline(args) as pipe:
-        for path in args.images:
+        for path, item in zip(args.images, prefetch((Path(p) for p in args.images), pipe.load_photo)):
             try:
-                result = pipe.match_image(Path(path), threshold=args.threshold, top_k=args.top_k)
+                if item.error is not None:
+                    raise item.error
+                result = pipe.match_image(item.value, threshold=args.threshold, top_k=args.top_k)
             except FaceappError as exc:
                 if not _is_fatal(exc):
                     any_error = True

@@ -8,7 +8,12 @@ Honours EXIF orientation; turns grey, palette, CMYK, alpha (flattened onto white
 from __future__ import annotations
 
 import io
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -81,15 +86,125 @@ def load_image(path: str | Path) -> np.ndarray:
         ImageError: missing, unreadable, not an image, truncated or corrupt.
     """
     p = Path(path)
+    return decode_image(_read_file(p), str(p))
+
+
+def _read_file(p: Path) -> bytes:
     if not p.exists():
         raise ImageError(f"{p} does not exist; check the path")
     if p.is_dir():
         raise ImageError(f"{p} is a folder, not an image")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as exc:
         raise ImageError(f"{p} cannot be read ({exc.strerror}); check its permissions") from exc
-    return decode_image(data, str(p))
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo decoded for detection, possibly at a reduced JPEG scale.
+
+    Attributes:
+        image: ``(h, w, 3)`` RGB uint8, EXIF orientation applied.
+        scale: ``image`` size over the full-resolution size (1.0, 1/2, 1/4 or 1/8).
+        path: the file, to decode again at full resolution when a face is small.
+    """
+
+    image: np.ndarray = field(repr=False)
+    scale: float
+    path: Path
+
+    def full(self) -> np.ndarray:
+        """The photo at full resolution (decoded again when ``scale`` < 1)."""
+        return self.image if self.scale == 1.0 else load_image(self.path)
+
+
+def load_photo(path: str | Path, min_side: int) -> Photo:
+    """Read a photo, letting JPEGs decode at a reduced scale (Pillow's draft mode).
+
+    A JPEG is decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) whose longer side is
+    still at least ``min_side`` pixels, which is several times faster than a full decode.
+    Other formats are decoded in full.
+
+    Args:
+        path: the image file.
+        min_side: the longer side the caller needs (for example the detector's working size).
+
+    Raises:
+        ImageError: as :func:`load_image`.
+    """
+    from PIL import Image, ImageOps
+
+    p = Path(path)
+    data = _read_file(p)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "JPEG":
+                return Photo(decode_image(data, str(p)), 1.0, p)
+            full_w, full_h = img.size
+            # draft() picks the largest scale reduction that keeps both requested sides.
+            ratio = min_side / max(full_w, full_h)
+            if ratio < 1.0:
+                img.draft("RGB", (max(1, int(full_w * ratio)), max(1, int(full_h * ratio))))
+            scale = img.size[0] / full_w
+            img.load()
+            upright = ImageOps.exif_transpose(img) or img
+            return Photo(to_rgb8(upright), scale, p)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return Photo(decode_image(data, str(p)), 1.0, p)  # the full decoder's checks and messages
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """One item of :func:`prefetch`: the source, and the loaded value or the error it raised."""
+
+    source: Path
+    value: T | None
+    error: Exception | None
+
+
+def prefetch(paths: Iterable[Path], load: Callable[[Path], T], depth: int = 2) -> Iterator[Loaded[T]]:
+    """Load ``paths`` on a background thread, ``depth`` ahead of the consumer, in order.
+
+    Decoding (which releases the GIL in Pillow) overlaps with the caller's inference.
+    An exception from ``load`` is handed over with its path instead of stopping the run.
+    Stopping the iteration early stops the thread.
+    """
+    q: queue.Queue[Loaded[T] | None] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: Loaded[T] | None) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            for path in paths:
+                if stop.is_set():
+                    return
+                try:
+                    put(Loaded(Path(path), load(Path(path)), None))
+                except Exception as exc:  # handed to the consumer with its path
+                    put(Loaded(Path(path), None, exc))
+        finally:
+            put(None)
+
+    thread = threading.Thread(target=work, name="faceapp-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (got := q.get()) is not None:
+            yield got
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
