@@ -252,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     doc, lines = run_bench(
         _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
-        skip_pipeline=args.skip_pipeline, progress=not args.json,
+        skip_pipeline=args.skip_pipeline, cold_starts=args.cold_starts, progress=not args.json,
     )
     _emit(args, doc, lines)
     return EXIT_OK
@@ -323,13 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("bench", help="time the pipeline stages and the gallery search")
-    s.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+    s = sub.add_parser("bench", help="time the embedder runtimes, the pipeline stages, cold start and gallery search")
+    s.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
                    help="synthetic gallery sizes (templates)")
     s.add_argument("--queries", type=int, default=1000, help="search queries per gallery size")
     s.add_argument("--repeats", type=int, default=50, help="timed frames per pipeline case")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--skip-pipeline", action="store_true", help="only the gallery search")
+    s.add_argument("--cold-starts", type=int, default=3, metavar="N",
+                   help="time N fresh `faceapp-cli match` processes (0 = skip)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from labelled photos")
