@@ -226,6 +226,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "detector": {"path": str(det.path), "sha256": det.sha256, "source": det.source, "licence": det.licence},
             "provider": pipe.embedder.provider,
             "provider_note": pipe.embedder.provider_note,
+            "runtime": pipe.embedder.runtime_name,
             "thresholds": {"match": thr.match, "uncertain_band": thr.uncertain_band,
                            "verify": pipe.verify_threshold()},
             "gallery": {"path": str(gallery.root), "people": len(gallery), **stats},
@@ -237,7 +238,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {emb.sha256} ({emb.source}{', ' + emb.licence if emb.licence else ''})",
         f"detector:  {det.path}",
         f"           sha256 {det.sha256} ({det.source})",
-        f"provider:  {pipe.embedder.provider_note}",
+        f"runtime:   {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
         f"gallery:   {gallery.root}",
         f"           {doc['gallery']['people']} people, {stats['templates']} templates, "
@@ -277,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"faceapp {__version__}")
     p.add_argument("--gallery", type=Path, help="gallery folder (default: the user data directory)")
     p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
-    p.add_argument("--provider", choices=PROVIDERS, help="onnxruntime provider (default: auto)")
+    p.add_argument("--provider", choices=PROVIDERS,
+                   help="where the embedder runs: auto (default: CUDA if it works, else the faster CPU runtime, "
+                        "timed once and cached), cuda, openvino or cpu (onnxruntime)")
     p.add_argument("--detector", choices=DETECTORS, help="face detector model: full (default) or short range")
     p.add_argument("--config", type=Path, help="settings file (default: the user config directory)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
