@@ -320,7 +320,8 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
     doc["search"] = []
     if sizes:
         lines += ["", f"gallery search, {dim}-d templates, k={QUERY_K}, {queries} queries, single thread:", "",
-                  "| templates | ef | build | bytes / template | enrolled p50 | p99 | recall@1 | strangers p50 | p99 | recall@1 |",
+                  "| templates | ef | build | bytes / template | enrolled p50 | p99 | recall@1 "
+                  "| strangers p50 | p99 | recall@1 |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in sizes:
         say(f"building a {n}-template index ...")

@@ -20,7 +20,7 @@ from . import models
 from .align import align_face, face_quality
 from .config import Settings
 from .errors import FaceappError, ManyFacesError, NoFaceError
-from .images import Photo, as_rgb8, load_image, load_photo
+from .images import Photo, as_rgb8, load_photo
 from .match import Thresholds, aggregate, decide, same_person
 from .types import Decision, Detection, Face, FaceResult
 
@@ -197,7 +197,7 @@ class Pipeline:
         if isinstance(image, (str, Path)):
             image = self.load_photo(image)
         photo = image if isinstance(image, Photo) else None
-        rgb = photo.image if photo is not None else as_rgb8(image)
+        rgb = image.image if isinstance(image, Photo) else as_rgb8(image)
         t0 = time.perf_counter()
         detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
                                           retry_padded=still)

@@ -188,7 +188,6 @@ def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
 
 
 def _prelu_graph():
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
