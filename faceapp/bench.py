@@ -94,7 +94,8 @@ def runtime_embedders(pipe: Any) -> dict[str, Any]:
             out[name] = pipe.embedder
             continue
         try:
-            out[name] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file))
+            out[name] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file),
+                                 threads=pipe.settings.threads)
         except ModelError as exc:
             log.warning("the %s runtime is unusable here: %s", name, exc)
     return out

@@ -38,6 +38,8 @@ class Settings:
         provider: where the embedder runs: ``"auto"`` (CUDA when it works, else the faster
             of onnxruntime and OpenVINO on the CPU, timed once and cached), ``"cuda"``,
             ``"openvino"`` or ``"cpu"`` (onnxruntime).
+        threads: CPU threads for the embedder; 0 = automatic (one core left free on
+            machines with up to 4 cores, all cores on larger ones).
         threshold: cosine similarity at or above which a face is a match; ``None`` =
             the model's recommended 1:N threshold.
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
@@ -58,6 +60,7 @@ class Settings:
     model: Path | None = None
     detector: str = "full"
     provider: str = "auto"
+    threads: int = 0
     threshold: float | None = None
     uncertain_band: float | None = None
     verify_threshold: float | None = None
@@ -85,6 +88,8 @@ class Settings:
             raise SettingsError("min_detection_confidence must be in [0, 1]")
         if self.top_k < 1:
             raise SettingsError("top_k must be at least 1")
+        if self.threads < 0:
+            raise SettingsError("threads must be 0 (automatic) or a positive number of CPU threads")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
 

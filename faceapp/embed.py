@@ -34,6 +34,7 @@ class Embedder:
             rewrite of the same network), used instead of ``model_path`` on onnxruntime.
         cache_dir: where timed choices and OpenVINO's compiled models are cached
             (default: the user cache directory).
+        threads: CPU inference threads; ``None`` or 0 = :func:`faceapp.runtime.default_threads`.
 
     Attributes:
         provider: the runtime in use (``"cpu"``, ``"openvino"`` or ``"cuda"``).
@@ -45,7 +46,7 @@ class Embedder:
     """
 
     def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
-                 ort_model_path: Path | None = None, cache_dir: Path | None = None) -> None:
+                 ort_model_path: Path | None = None, cache_dir: Path | None = None, threads: int | None = None) -> None:
         from . import runtime
 
         self.model_path = Path(model_path)
@@ -58,10 +59,12 @@ class Embedder:
         cache_root = cache_dir if cache_dir is not None else runtime.default_cache_dir()
         ort_path = Path(ort_model_path) if ort_model_path is not None else self.model_path
 
+        n_threads = threads or runtime.default_threads()
+
         def open_runtime(name: str) -> runtime.Backend:
             if name == "openvino":
-                return runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino")
-            return runtime.OrtBackend(ort_path, cuda=name == "cuda")
+                return runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads)
+            return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
 
         if model_sha256 is None:
             from .models import sha256_file
@@ -70,6 +73,7 @@ class Embedder:
         selection = runtime.select(
             provider, open_runtime, avail=avail, model_sha256=model_sha256,
             cache=runtime.RuntimeCache(cache_root / "runtime.json"), probe=self._probe,
+            machine=f"{runtime.machine_key()}|threads={n_threads}",
         )
         self.backend = selection.backend
         self.provider = self.backend.name

@@ -129,7 +129,7 @@ class Pipeline:
                 self._embedder_file = models.resolve_embedder(self.settings.model)
                 self._embedder = Embedder(
                     self._embedder_file.path, provider=self.settings.provider, model_sha256=self._embedder_file.sha256,
-                    ort_model_path=models.onnxruntime_variant(self._embedder_file),
+                    ort_model_path=models.onnxruntime_variant(self._embedder_file), threads=self.settings.threads,
                 )
                 log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
             return self._embedder

@@ -221,6 +221,18 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
+def default_threads(cpus: int | None = None) -> int:
+    """Inference threads for ``cpus`` cores (default: this machine's).
+
+    On small CPUs (up to 4 cores) one core is left to the GUI, the camera and the
+    detector, which share it with inference: on a busy 2-core machine one inference
+    thread was about 1.8x faster than two (see README, "Performance"). Larger CPUs use
+    every core (returned as 0: the runtime's own default).
+    """
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, n - 1) if n <= 4 else 0
+
+
 def ort_options(threads: int = 0) -> Any:
     """onnxruntime session options for low latency on a small shared CPU."""
     import onnxruntime as ort

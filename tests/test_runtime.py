@@ -158,6 +158,10 @@ def test_unreadable_cache_is_ignored_and_rewritten(tmp_path, fake_clock):
 # ---------------------------------------------------------------------- the real runtimes
 
 
+def test_thread_default_leaves_a_core_free_on_small_cpus():
+    assert [runtime.default_threads(n) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
+
+
 def test_machine_key_names_the_runtime_versions():
     key = runtime.machine_key()
     assert "onnxruntime" in key and str(__import__("os").cpu_count()) in key
@@ -179,7 +183,8 @@ def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
 def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
     bundled = models.resolve_embedder(None)
     emb = Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path)
-    record = RuntimeCache(tmp_path / "runtime.json").get(bundled.sha256, runtime.machine_key())
+    key = f"{runtime.machine_key()}|threads={runtime.default_threads()}"
+    record = RuntimeCache(tmp_path / "runtime.json").get(bundled.sha256, key)
     assert record is not None and record["runtime"] == emb.provider
     assert set(record["timings_ms"]) == {"cpu", "openvino"} and "auto:" in emb.provider_note
 
