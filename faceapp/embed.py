@@ -60,19 +60,25 @@ class Embedder:
         ort_path = Path(ort_model_path) if ort_model_path is not None else self.model_path
 
         n_threads = threads or runtime.default_threads()
-
-        def open_runtime(name: str) -> runtime.Backend:
-            if name == "openvino":
-                return runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads)
-            return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
-
         if model_sha256 is None:
             from .models import sha256_file
 
             model_sha256 = sha256_file(self.model_path)
+        cache = runtime.RuntimeCache(cache_root / "runtime.json")
+        sha = model_sha256
+
+        def open_runtime(name: str) -> runtime.Backend:
+            if name != "openvino":
+                return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
+            known = cache.get_metadata(sha)
+            backend = runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads,
+                                              known_metadata=known)
+            if known is None and backend.metadata:
+                cache.put_metadata(sha, backend.metadata)
+            return backend
+
         selection = runtime.select(
-            provider, open_runtime, avail=avail, model_sha256=model_sha256,
-            cache=runtime.RuntimeCache(cache_root / "runtime.json"), probe=self._probe,
+            provider, open_runtime, avail=avail, model_sha256=model_sha256, cache=cache, probe=self._probe,
             machine=f"{runtime.machine_key()}|threads={n_threads}",
         )
         self.backend = selection.backend

@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -175,6 +175,15 @@ class RuntimeCache:
             return {}
         return data
 
+    def get_metadata(self, model_sha256: str) -> dict[str, str] | None:
+        """The ONNX metadata recorded for a model hash, or ``None``."""
+        meta = self._read().get("metadata", {}).get(model_sha256)
+        return meta if isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()) else None
+
+    def put_metadata(self, model_sha256: str, metadata: Mapping[str, str]) -> None:
+        """Record a model's ONNX metadata, so that a later load need not parse the file."""
+        self._write(lambda data: data.setdefault("metadata", {}).__setitem__(model_sha256, dict(metadata)))
+
     def get(self, model_sha256: str, machine: str) -> dict[str, Any] | None:
         """The stored record for this model and machine, or ``None``."""
         rec = self._read().get("choices", {}).get(f"{model_sha256}|{machine}")
@@ -182,11 +191,15 @@ class RuntimeCache:
 
     def put(self, model_sha256: str, machine: str, runtime: str, timings_ms: Mapping[str, float]) -> None:
         """Store a choice; a cache that cannot be written only costs a new measurement next time."""
-        data = self._read() or {"version": CACHE_VERSION, "choices": {}}
-        data.setdefault("choices", {})[f"{model_sha256}|{machine}"] = {
+        record = {
             "runtime": runtime, "timings_ms": {k: round(float(v), 3) for k, v in timings_ms.items()},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        self._write(lambda data: data.setdefault("choices", {}).__setitem__(f"{model_sha256}|{machine}", record))
+
+    def _write(self, change: Callable[[dict[str, Any]], None]) -> None:
+        data = self._read() or {"version": CACHE_VERSION}
+        change(data)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
@@ -309,18 +322,22 @@ class OrtBackend:
 class OpenVinoBackend:
     """The OpenVINO runtime on the CPU, fp32 inference, latency hint, dynamic batch.
 
-    Compiled networks are cached in ``cache_dir`` (OpenVINO's own model cache), which
-    makes later starts faster.
+    Compiled networks are cached in ``cache_dir`` (OpenVINO's own model cache). When the
+    model's metadata is passed in as well (kept from an earlier load), the ONNX file is
+    not parsed at all: OpenVINO loads the compiled network from its cache, which roughly
+    halves the start-up time.
 
     Args:
         path: ONNX file.
         cache_dir: OpenVINO model cache folder, or ``None`` for none.
         threads: inference threads (0 = OpenVINO's default).
+        known_metadata: the model's ONNX metadata when already known, else ``None``.
     """
 
     path: Path
     cache_dir: Path | None = None
     threads: int = 0
+    known_metadata: InitVar[dict[str, str] | None] = None
     name: str = field(init=False, default="openvino")
     label: str = field(init=False)
     metadata: dict[str, str] = field(init=False)
@@ -328,7 +345,7 @@ class OpenVinoBackend:
     output_names: list[str] = field(init=False)
     batch: int | None = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, known_metadata: dict[str, str] | None) -> None:
         import openvino as ov
 
         core = ov.Core()
@@ -345,16 +362,20 @@ class OpenVinoBackend:
             except OSError:
                 pass
         try:
-            model = core.read_model(str(self.path))
-            # ONNX metadata_props arrive in OpenVINO's rt_info under "framework".
-            rt_info = model.get_rt_info()
-            framework = rt_info["framework"] if "framework" in rt_info else {}
-            self.metadata = {str(k): v.astype(str) for k, v in dict(framework).items()}
-            self.input_names = [p.get_any_name() for p in model.inputs]
-            self.output_names = [p.get_any_name() for p in model.outputs]
-            dim = model.inputs[0].get_partial_shape()[0]
+            if known_metadata is not None and "CACHE_DIR" in config:
+                self.metadata = dict(known_metadata)
+                compiled = core.compile_model(str(self.path), "CPU", config)
+            else:
+                model = core.read_model(str(self.path))
+                # ONNX metadata_props arrive in OpenVINO's rt_info under "framework".
+                rt_info = model.get_rt_info()
+                framework = rt_info["framework"] if "framework" in rt_info else {}
+                self.metadata = {str(k): v.astype(str) for k, v in dict(framework).items()}
+                compiled = core.compile_model(model, "CPU", config)
+            self.input_names = [p.get_any_name() for p in compiled.inputs]
+            self.output_names = [p.get_any_name() for p in compiled.outputs]
+            dim = compiled.input(0).get_partial_shape()[0]
             self.batch = None if dim.is_dynamic else int(dim.get_length())
-            compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
         self._compiled = compiled

@@ -180,6 +180,21 @@ def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_second_start_skips_parsing_the_model(tmp_path):
+    bundled = models.resolve_embedder(None)
+    first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    assert cache.get_metadata(bundled.sha256) == first.backend.metadata and "faceapp.contract" in first.backend.metadata
+    second = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    assert second.contract == first.contract
+    # with metadata known and a compiled network cached, the metadata is not read from the file
+    probe = runtime.OpenVinoBackend(bundled.path, cache_dir=tmp_path / "openvino", known_metadata={"k": "v"})
+    assert probe.metadata == {"k": "v"} and probe.output_names == ["fc1"] and probe.batch is None
+    crops = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(second.embed(crops), first.embed(crops))
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
     bundled = models.resolve_embedder(None)
     emb = Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path)
