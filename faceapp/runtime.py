@@ -53,6 +53,32 @@ class Availability:
     openvino: bool
 
 
+def import_openvino() -> Any:
+    """Import OpenVINO with its usage telemetry off.
+
+    ``import openvino`` imports OpenVINO's model-conversion tools, which send a usage event
+    to Google Analytics through the ``openvino-telemetry`` package unless the user has
+    opted out (and then hold the process at exit while the sender times out offline).
+    faceapp sends nothing anywhere: the telemetry package is hidden during the import, so
+    OpenVINO falls back to its own no-op stub.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    missing = object()
+    saved = sys.modules.get("openvino_telemetry", missing)
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # makes its import fail
+    try:
+        import openvino
+    finally:
+        if saved is missing:
+            del sys.modules["openvino_telemetry"]
+        else:
+            sys.modules["openvino_telemetry"] = saved  # type: ignore[assignment]
+    return openvino
+
+
 def availability() -> Availability:
     """What is installed (cheap: no network is loaded, OpenVINO is not imported)."""
     import importlib.util
@@ -346,7 +372,7 @@ class OpenVinoBackend:
     batch: int | None = field(init=False)
 
     def __post_init__(self, known_metadata: dict[str, str] | None) -> None:
-        import openvino as ov
+        ov = import_openvino()
 
         core = ov.Core()
         # fp32 keeps embeddings equal to onnxruntime's: on CPUs with bf16 support OpenVINO

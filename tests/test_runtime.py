@@ -180,6 +180,17 @@ def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_is_imported_without_its_telemetry():
+    import subprocess
+
+    code = ("import sys; from faceapp.runtime import import_openvino; import_openvino(); "
+            "print(sys.modules['openvino.tools.ovc.telemetry_utils'].tm.__name__, 'openvino_telemetry' in sys.modules)")
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CI": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["openvino.tools.ovc.telemetry_stub", "False"]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_second_start_skips_parsing_the_model(tmp_path):
     bundled = models.resolve_embedder(None)
     first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
