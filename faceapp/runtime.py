@@ -321,6 +321,8 @@ class OrtBackend:
         except (FileNotFoundError, PermissionError) as exc:
             raise ModelError(f"model file {self.path} cannot be read ({exc})") from exc
         except Exception as exc:  # onnxruntime raises its own unexported exception types
+            if self.cuda:
+                raise ModelError(f"the CUDA provider failed ({_first_line(exc)}); use --provider auto or cpu") from exc
             raise ModelError(f"{self.path} is not a usable ONNX model ({_first_line(exc)}); check --model") from exc
         if self.cuda and self.session.get_providers()[0] != ORT_CUDA:
             raise ModelError(
