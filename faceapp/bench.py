@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .gallery import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
 from .models import models_dir
+from .vindex import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
 
 log = logging.getLogger(__name__)
 

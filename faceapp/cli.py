@@ -179,7 +179,25 @@ def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .gallery import Gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return Gallery(settings.gallery_dir())
+    return Gallery(settings.gallery_dir(), index=settings.index)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipe:
+        face = pipe.main_face(Path(args.image))
+        before = pipe.match_faces([face])[0].match
+        nid = pipe.reject(args.name, face)
+        after = pipe.match_faces([face])[0].match
+    _emit(
+        args,
+        {"image": args.image, "not": args.name, "negative_id": nid,
+         "before": {"person": before.person, "decision": before.decision.value},
+         "now": {"person": after.person, "decision": after.decision.value}},
+        f"kept the face in {args.image} as not {args.name}; it is now "
+        f"{after.person or 'not named'} [{after.decision.value}] (was {before.person or 'not named'} "
+        f"[{before.decision.value}])",
+    )
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -197,8 +215,42 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
-        n = gallery.remove(args.name)
-    _emit(args, {"removed": args.name, "templates": n}, f"removed {args.name} ({n} template(s))")
+        e = gallery.remove(args.name)
+    text = (f"removed {args.name}: erased {e.templates} template(s), {e.crops} face crop(s) and "
+            f"{e.negatives} negative sample(s) from the database and the index")
+    if not e.log_cleared:
+        text += "; another faceapp process is reading the gallery, so its write-ahead log is cleared when it closes"
+    _emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
+                 "log_cleared": e.log_cleared}, text)
+    return EXIT_OK
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .pipeline import decode_thumbnail
+    from .reembed import reembed
+
+    with _pipeline(args) as pipe:
+        gallery, model_id = pipe.gallery, pipe.model_id
+        if gallery.store.state().model_id in (None, model_id) and not gallery.store.reembed_status(model_id).pending:
+            _emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
+            return EXIT_OK
+        with tqdm(unit="face", desc="re-embed", disable=args.json or None, file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            report = reembed(gallery, model_id, pipe.embedder.embed, decode_thumbnail, progress=progress)
+    assert report is not None
+    lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
+             + (f" ({report.resumed} done by an earlier, interrupted run)" if report.resumed else ""),
+             f"erased {report.erased.templates} template(s) of the old model"]
+    if report.without_crop:
+        lines.append("no stored face crop for: " + ", ".join(report.without_crop) + "; enrol them again")
+    _emit(args, {"embedded": report.embedded, "resumed": report.resumed, "erased": report.erased.templates,
+                 "model_id": model_id, "needs_reenrolment": list(report.without_crop)}, lines)
     return EXIT_OK
 
 
@@ -215,7 +267,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with _pipeline(args) as pipe:
         emb, det = pipe.embedder_file, pipe.detector_file
         gallery = pipe.gallery
-        stats = gallery.index_stats()
+        stats = gallery.info()
         thr = pipe.thresholds()
         doc = {
             "version": __version__,
@@ -229,7 +281,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "runtime": pipe.embedder.runtime_name,
             "thresholds": {"match": thr.match, "uncertain_band": thr.uncertain_band,
                            "verify": pipe.verify_threshold()},
-            "gallery": {"path": str(gallery.root), "people": len(gallery), **stats},
+            "gallery": stats,
         }
     lines = [
         f"faceapp {__version__}",
@@ -240,9 +292,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {det.sha256} ({det.source})",
         f"runtime:   {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
-        f"gallery:   {gallery.root}",
-        f"           {doc['gallery']['people']} people, {stats['templates']} templates, "
-        f"index {stats['index_file_bytes']} bytes, database {stats['database_bytes']} bytes",
+        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']})",
+        f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
+        f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
+        "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
+        "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
+                                      "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
+        + (", read-only" if stats["read_only"] else ""),
     ]
     _emit(args, doc, lines)
     return EXIT_OK
@@ -259,13 +315,80 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _face_sets(pipe, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .evaluate import embed_photos, labelled_photos
+
+    progress = not args.json
+    people = embed_photos(pipe, labelled_photos(args.people), cache_dir=args.cache, progress=progress)
+    strangers = embed_photos(pipe, labelled_photos(args.strangers), cache_dir=args.cache, progress=progress)
+    for s in (people, strangers):
+        for f, e in s.failed:
+            log.warning("skipped %s: %s", f, e)
+    return people, strangers
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate
+    from .calibrate import calibrate, calibrate_open_set, calibration_lines
+
+    if args.strangers is None:
+        with _pipeline(args) as pipe:
+            doc, lines = calibrate(pipe, [Path(s) for s in args.sources], gallery_size=args.gallery_size,
+                                   templates_per_person=args.templates_per_person, target_fpir=args.target_fpir,
+                                   progress=not args.json)
+        _emit(args, doc, lines)
+        return EXIT_OK
+    if len(args.sources) != 1:
+        raise FaceappError("with --strangers, give one folder of people (a sub-folder of photos per person)")
+    args.people = args.sources[0]
+    with _pipeline(args) as pipe:
+        people, strangers = _face_sets(pipe, args)
+        rows = calibrate_open_set(people, strangers, embed=pipe.embedder.embed, target_fpir=args.target_fpir,
+                                  lookalike_target=args.lookalike_target, gallery_sizes=args.gallery_sizes,
+                                  composites=args.composites, n_boot=args.bootstrap, seed=args.seed,
+                                  cache_dir=args.cache, progress=not args.json)
+    table = [{"gallery_size": r.gallery_size, "distractors": r.distractors[0], "blended_distractors": r.distractors[1],
+            "threshold": r.tuned.threshold, "margin": r.tuned.margin,
+            "threshold_ci": [r.threshold_ci.low, r.threshold_ci.high],
+            "tuning": {"fpir": r.tuned.rates.fpir, "fnir": r.tuned.rates.fnir, "fnir_ci": [r.fnir_ci.low, r.fnir_ci.high],
+                       "wrong_name": r.tuned.rates.wrong_name, "lookalikes_named": r.tuned.lookalikes_named},
+            "held_out": {"fpir": r.held_out.fpir, "fnir": r.held_out.fnir, "wrong_name": r.held_out.wrong_name,
+                         "lookalikes_named": r.held_out_lookalikes, "strangers": r.held_out.strangers,
+                         "enrolled_probes": r.held_out.enrolled}}
+           for r in rows]
+    lines = [f"target: strangers named <= {args.target_fpir:g}, look-alike composites named <= {args.lookalike_target:g}; "
+             "tuned on one half of the identities, held out = the other half", *calibration_lines(rows)]
+    _emit(args, table, lines)
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import embed_photos, evaluate_open_set, labelled_photos, plot_det, select
+    from .match import Thresholds
 
     with _pipeline(args) as pipe:
-        doc, lines = calibrate(pipe, [Path(s) for s in args.sources], gallery_size=args.gallery_size,
-                               templates_per_person=args.templates_per_person, target_fpir=args.target_fpir,
-                               progress=not args.json)
+        people, strangers = _face_sets(pipe, args)
+        people, strangers = select(people, args.half), select(strangers, args.half)
+        same_day = None
+        if args.same_day:
+            firsts: dict[str, Path] = {}
+            for path, name in labelled_photos(args.people):
+                firsts.setdefault(name, path)
+            same_day = select(embed_photos(pipe, [(p, n) for n, p in firsts.items()], cache_dir=args.cache,
+                                           variant="reframed", progress=not args.json), args.half)
+        base = pipe.thresholds(args.threshold)
+        thresholds = Thresholds(base.match, base.uncertain_band, base.margin if args.margin is None else args.margin)
+        ev = evaluate_open_set(people, strangers, thresholds, enrol=args.enrol, same_day=same_day,
+                               composites=args.composites, embed=pipe.embedder.embed, n_boot=args.bootstrap,
+                               seed=args.seed)
+    lines = ev.lines()
+    doc = ev.to_dict()
+    if args.plot:
+        o = ev.other_day
+        plot_det({f"margin {thresholds.margin:.2f}": ev.det["margin"], "no margin": ev.det["no_margin"]},
+                 {f"threshold {thresholds.match:.3f}": (o.fpir, o.fnir)}, args.plot,
+                 title=f"{ev.people} people, {args.enrol} enrolment photo(s) each")
+        lines.append(f"DET plot: {args.plot}")
+        doc["plot"] = str(args.plot)
     _emit(args, doc, lines)
     return EXIT_OK
 
@@ -310,11 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("b", metavar="B")
     s.set_defaults(func=cmd_verify)
 
+    s = sub.add_parser("reject", help='"this is not NAME": keep the main face of IMAGE as a negative sample of NAME')
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--not", dest="name", required=True, metavar="NAME", help="the person this face is not")
+    s.set_defaults(func=cmd_reject)
+
     s = sub.add_parser("list", help="list enrolled people")
     s.add_argument("--search", help="only names containing this text")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("remove", help="remove a person with all their templates")
+    s = sub.add_parser("remove", help="erase a person: templates, face crops and negative samples, from every file")
     s.add_argument("name")
     s.set_defaults(func=cmd_remove)
 
@@ -322,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("old")
     s.add_argument("new")
     s.set_defaults(func=cmd_rename)
+
+    s = sub.add_parser("reembed", help="rebuild the gallery's templates with the current model from the stored face crops")
+    s.set_defaults(func=cmd_reembed)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)
@@ -344,7 +475,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--templates-per-person", type=int, default=1, help="templates each gallery person has")
     s.add_argument("--target-fpir", type=float, default=0.01,
                    help="accepted chance that a stranger matches someone in such a gallery")
+    s.add_argument("--strangers", type=Path,
+                   help="open-set calibration: a folder of people not among SOURCE's; tunes threshold and margin "
+                        "per gallery size on half of the identities and reports on the other half")
+    s.add_argument("--gallery-sizes", type=int, nargs="+", default=[10, 100, 1000, 10000],
+                   help="with --strangers: gallery sizes to tune for (larger than the set: blended distractors)")
+    s.add_argument("--lookalike-target", type=float, default=0.1,
+                   help="with --strangers: accepted share of look-alike composites given a name")
+    s.add_argument("--composites", type=int, default=200, help="with --strangers: look-alike composites per size")
+    s.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
     s.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("evaluate", help="open-set report: who gets a name, on people's photos plus strangers")
+    s.add_argument("people", metavar="PEOPLE", type=Path, help="folder with one sub-folder of photos per person")
+    s.add_argument("--strangers", type=Path, required=True,
+                   help="folder of photos of people not enrolled (loose images or a sub-folder per person)")
+    s.add_argument("--enrol", type=int, default=1, help="enrolment photos per person (the first by file name)")
+    s.add_argument("--same-day", action="store_true",
+                   help="also probe with a re-framed copy of each first enrolment photo")
+    s.add_argument("--composites", type=int, default=200, help="look-alike composites of 2-4 enrolled people")
+    s.add_argument("--threshold", type=float, help="match threshold (default: the model's)")
+    s.add_argument("--margin", type=float, help="runner-up margin (default: the model's)")
+    s.add_argument("--half", choices=["all", "tune", "report"], default="all",
+                   help="only the identities of one half of the fixed split that calibrate tunes on")
+    s.add_argument("--plot", type=Path, help="write the DET plot (FNIR against FPIR) to this PNG")
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (0 = none)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
+    s.set_defaults(func=cmd_evaluate)
     return p
 
 

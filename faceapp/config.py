@@ -45,12 +45,18 @@ class Settings:
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
             ``None`` = the model's recommendation, ``0`` = no band.
         verify_threshold: threshold for 1:1 ``verify``; ``None`` = the model's.
+        margin: the best person must beat the second-best by this much (cosine
+            similarity) to be named, else the face is "ambiguous"; ``None`` = the
+            model's recommendation, ``0`` = off.
         min_face_size: faces whose inter-ocular distance is below this (pixels) are ignored.
         min_detection_confidence: detector score below which a face is dropped.
         max_detect_side: images larger than this (pixels, longest side) are downscaled
             for detection; boxes are mapped back to the original.
         top_k: how many candidate people to report per face.
-        store_thumbnails: keep each template's aligned face crop in the gallery.
+        store_thumbnails: keep each template's aligned face crop in the gallery (needed
+            to re-embed the gallery when the model changes).
+        index: gallery search index: ``"auto"`` (exact up to 20,000 templates, hnswlib
+            above), ``"exact"`` or ``"hnsw"``.
         camera_index: default camera for the GUI.
         camera_width: requested capture width for the GUI.
         camera_height: requested capture height for the GUI.
@@ -64,11 +70,13 @@ class Settings:
     threshold: float | None = None
     uncertain_band: float | None = None
     verify_threshold: float | None = None
+    margin: float | None = None
     min_face_size: float = 0.0
     min_detection_confidence: float = 0.5
     max_detect_side: int = 1920
     top_k: int = 3
     store_thumbnails: bool = True
+    index: str = "auto"
     camera_index: int = 0
     camera_width: int = 640
     camera_height: int = 480
@@ -82,10 +90,14 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not -1.0 <= value <= 1.0:
                 raise SettingsError(f"{name} must be a cosine similarity in [-1, 1], not {value}")
+        if self.margin is not None and not 0.0 <= self.margin <= 1.0:
+            raise SettingsError(f"margin must be in [0, 1], not {self.margin}")
         if self.uncertain_band is not None and not 0.0 <= self.uncertain_band <= 1.0:
             raise SettingsError(f"uncertain_band must be in [0, 1], not {self.uncertain_band}")
         if not 0.0 <= self.min_detection_confidence <= 1.0:
             raise SettingsError("min_detection_confidence must be in [0, 1]")
+        if self.index not in ("auto", "exact", "hnsw"):
+            raise SettingsError(f"index must be one of auto, exact, hnsw, not {self.index!r}")
         if self.top_k < 1:
             raise SettingsError("top_k must be at least 1")
         if self.threads < 0:

@@ -6,7 +6,8 @@ An embedder ONNX file carries, in its metadata properties:
   colour order, per-channel mean and std applied to 0-255 pixels, alignment template,
   embedding size);
 * ``faceapp.thresholds``: JSON of the recommended cosine thresholds (``match`` for 1:N
-  identification, ``uncertain_band``, ``verify`` for 1:1);
+  identification, ``uncertain_band``, ``verify`` for 1:1, ``margin`` between the best and
+  the second-best person; a file without ``margin`` gets :data:`DEFAULT_MARGIN`);
 * ``faceapp.provenance``: JSON describing where the model came from.
 
 The app reads all three back (:mod:`faceapp.embed`); the training package writes them
@@ -79,6 +80,11 @@ class Contract:
         return cls(**known)
 
 
+# The runner-up margin for models whose metadata names none: calibrated for the bundled
+# SFace model on LFW (README, "Who gets a name: open-set decisions").
+DEFAULT_MARGIN = 0.0
+
+
 @dataclass(frozen=True)
 class RecommendedThresholds:
     """Cosine-similarity thresholds recommended by whoever made the model."""
@@ -86,6 +92,7 @@ class RecommendedThresholds:
     match: float
     uncertain_band: float
     verify: float
+    margin: float = DEFAULT_MARGIN
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -97,6 +104,7 @@ class RecommendedThresholds:
             match=float(data["match"]),
             uncertain_band=float(data.get("uncertain_band", 0.0)),
             verify=float(data.get("verify", data["match"])),
+            margin=float(data.get("margin", DEFAULT_MARGIN)),
         )
 
 

@@ -38,6 +38,18 @@ class GalleryLockedError(GalleryError):
     """Another process holds the gallery's write lock for too long."""
 
 
+class GalleryFullError(GalleryError):
+    """The disk holding the gallery is full; nothing was changed."""
+
+
+class GalleryReadOnlyError(GalleryError):
+    """The gallery can be read but not written (read-only folder or medium)."""
+
+
+class GalleryMismatchError(GalleryError):
+    """The gallery holds templates of another embedder; re-embed or use that model."""
+
+
 class UnknownPersonError(FaceappError):
     """A name that is not in the gallery."""
 

@@ -85,6 +85,7 @@ class Decision(str, Enum):
     """Open-set decision for one face."""
 
     MATCH = "match"
+    AMBIGUOUS = "ambiguous"  # clears the threshold, but the runner-up person is too close to tell apart
     UNCERTAIN = "uncertain"
     UNKNOWN = "unknown"
 
@@ -103,9 +104,9 @@ class Match:
     """The decision for one probe face.
 
     Attributes:
-        decision: match / uncertain / unknown.
-        person: the best person's name when ``decision`` is ``MATCH`` or ``UNCERTAIN``,
-            else ``None``.
+        decision: match / ambiguous / uncertain / unknown.
+        person: the best person's name when ``decision`` is ``MATCH``, else ``None``: a
+            name is never shown without a match (the candidates say who came close).
         similarity: the best person's cosine similarity, or ``None`` for an empty gallery.
         candidates: the top-k people, best first.
     """

@@ -11,6 +11,7 @@ from ..types import Decision, FaceResult
 
 COLOURS = {
     Decision.MATCH: QColor(40, 200, 80),
+    Decision.AMBIGUOUS: QColor(240, 160, 20),
     Decision.UNCERTAIN: QColor(240, 160, 20),
     Decision.UNKNOWN: QColor(220, 50, 50),
 }
@@ -28,10 +29,16 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
 
 
 def label_for(fr: FaceResult) -> str:
+    """The text over a face: a name only for a match; "Looks like A or B" when ambiguous."""
     m = fr.match
-    name = m.person if m.person else "Unknown"
-    if m.decision is Decision.UNCERTAIN:
-        name += "?"
+    if m.decision is Decision.MATCH and m.person:
+        name = m.person
+    elif m.decision is Decision.AMBIGUOUS and len(m.candidates) >= 2:
+        name = f"Looks like {m.candidates[0].name} or {m.candidates[1].name}"
+    elif m.decision is Decision.UNCERTAIN:
+        name = "Not sure"
+    else:
+        name = "Unknown"
     return name if m.similarity is None else f"{name} {m.similarity:.2f}"
 
 

@@ -1,0 +1,101 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from faceapp.cli import main
+from faceapp.errors import FaceappError, ImageError
+from faceapp.evaluate import (
+    FaceSet,
+    blend,
+    composite_groups,
+    enrolment_split,
+    evaluate_open_set,
+    half_of,
+    labelled_photos,
+    select,
+)
+from faceapp.match import Thresholds
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def faceset(emb, labels, names):
+    emb = unit(emb)
+    crops = np.zeros((len(emb), 2, 2, 3), np.uint8)
+    crops[:, 0, 0, 0] = np.arange(len(emb))  # the crop says which photo it is
+    return FaceSet(emb, crops, np.asarray(labels), tuple(names), tuple(f"{i}.jpg" for i in range(len(emb))))
+
+
+def test_report_counts_names_strangers_and_lookalikes():
+    e = np.eye(6)
+    # ann and bob: an enrolment photo and an other-day photo each; cy's other photo looks like ann.
+    people = faceset([e[0], e[0] + 0.3 * e[3], e[1], e[1] + 0.3 * e[4], e[2], e[0] + 0.1 * e[2]],
+                     [0, 0, 1, 1, 2, 2], ["ann", "bob", "cy"])
+    strangers = faceset([e[5], e[3] + 0.2 * e[4]], [0, 1], ["s0", "s1"])
+    same = faceset([e[0], e[1]], [0, 1], ["ann", "bob"])
+
+    def embed(crops):  # a composite's embedding: the mean of its sources' embeddings
+        return unit(np.stack([people.embeddings[[0, 2]].mean(0) for _ in crops]))
+
+    ev = evaluate_open_set(people, strangers, Thresholds(0.5), same_day=same, composites=5, embed=embed, n_boot=50)
+    o = ev.other_day
+    assert (ev.people, ev.templates, o.enrolled, o.strangers) == (3, 3, 3, 2)
+    assert o.correct == pytest.approx(2 / 3) and o.wrong_name == pytest.approx(1 / 3) and o.fpir == 0.0
+    assert ev.same_day.correct == 1.0 and ev.composites == 1.0 and ev.composites_count == 5
+    # A composite is equally like ann and bob: a margin stops it being named.
+    ev2 = evaluate_open_set(people, strangers, Thresholds(0.5, margin=0.1), composites=5, embed=embed, n_boot=0)
+    assert ev2.composites == 0.0 and ev2.intervals == {}
+    doc = json.loads(json.dumps(ev.to_dict()))
+    assert doc["strangers_named"] == 0.0 and len(doc["det"]["margin"]) == len(doc["det"]["no_margin"]) > 100
+    assert any("look-alike composites" in line for line in ev.lines())
+
+
+def test_protocol_helpers(tmp_path):
+    labels = np.array([3, 3, 1, 3, 1])
+    assert enrolment_split(labels, 1).tolist() == [True, False, True, False, False]
+    assert enrolment_split(labels, 2).tolist() == [True, True, True, False, True]
+    crops = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (0, 100, 200)])
+    assert blend(crops, [[0, 2], [0, 1, 2]])[:, 0, 0, 0].tolist() == [100, 100]
+    groups = composite_groups(np.array([0, 0, 1, 1, 2]), np.ones(5, bool), 30, np.random.default_rng(0))
+    assert all(2 <= len(g) <= 3 and len({int(np.array([0, 0, 1, 1, 2])[i]) for i in g}) == len(g) for g in groups)
+    halves = [half_of(f"person {i}") for i in range(400)]
+    assert halves == [half_of(f"person {i}") for i in range(400)] and 150 < halves.count("tune") < 250
+    fs = faceset(np.eye(4), [0, 1, 2, 3], [f"person {i}" for i in range(4)])
+    assert len(select(fs, "tune")) + len(select(fs, "report")) == 4 and len(select(fs, "all")) == 4
+
+    (tmp_path / "ann").mkdir()
+    for f in ("ann/1.jpg", "ann/notes.txt", "loose.png"):
+        (tmp_path / f).write_bytes(b"x")
+    assert [(p.name, n) for p, n in labelled_photos(tmp_path)] == [("1.jpg", "ann"), ("loose.png", "loose")]
+    with pytest.raises(ImageError):
+        labelled_photos(tmp_path / "missing")
+    with pytest.raises(FaceappError):
+        evaluate_open_set(fs, fs, Thresholds(0.5), enrol=0)
+
+
+def test_evaluate_command_on_real_photos(tmp_path, data_dir, capsys):
+    people, strangers = tmp_path / "people", tmp_path / "strangers"
+    for who, files in {"obama": ["obama.jpg", "obama2.jpg"], "biden": ["biden.jpg"]}.items():
+        (people / who).mkdir(parents=True)
+        for f in files:
+            shutil.copy(data_dir / f, people / who / f)
+    strangers.mkdir()
+    shutil.copy(data_dir / "t1.jpg", strangers / "t1.jpg")  # a group photo: its most central face
+    args = ["--gallery", str(tmp_path / "g"), "--json", "evaluate", str(people), "--strangers", str(strangers),
+            "--same-day", "--composites", "3", "--bootstrap", "20", "--cache", str(tmp_path / "cache"),
+            "--plot", str(tmp_path / "det.png")]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["other_day"]["enrolled"] == 1 and doc["other_day"]["correct"] == 1.0
+    assert doc["same_day"]["correct"] == 1.0 and doc["other_day"]["strangers"] == 1
+    assert doc["composites"] == 3 and (tmp_path / "det.png").stat().st_size > 1000
+    cached = sorted((tmp_path / "cache").glob("faces-*.npz"))
+    assert len(cached) == 3  # people, strangers, same-day copies
+    assert main(args) == 0 and json.loads(capsys.readouterr().out)["other_day"] == doc["other_day"]
+    assert main(["--gallery", str(tmp_path / "g"), "evaluate", str(people), "--strangers", str(tmp_path / "no")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
