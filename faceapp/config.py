@@ -23,7 +23,7 @@ from .images import MAX_PIXELS
 log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
-PROVIDERS = ("auto", "cuda", "cpu")
+PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 
 
@@ -36,8 +36,11 @@ class Settings:
         model: embedder ONNX file; ``None`` = the bundled SFace model.
         detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
             (selfie distance, faster).
-        provider: onnxruntime provider: ``"auto"`` (CUDA when it works, else CPU),
-            ``"cuda"`` or ``"cpu"``.
+        provider: where the embedder runs: ``"auto"`` (CUDA when it works, else the faster
+            of onnxruntime and OpenVINO on the CPU, timed once and cached), ``"cuda"``,
+            ``"openvino"`` or ``"cpu"`` (onnxruntime).
+        threads: CPU threads for the embedder; 0 = automatic (one core left free on
+            machines with up to 4 cores, all cores on larger ones).
         threshold: cosine similarity at or above which a face is a match; ``None`` =
             the model's recommended 1:N threshold.
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
@@ -66,6 +69,7 @@ class Settings:
     model: Path | None = None
     detector: str = "full"
     provider: str = "auto"
+    threads: int = 0
     threshold: float | None = None
     uncertain_band: float | None = None
     verify_threshold: float | None = None
@@ -100,6 +104,8 @@ class Settings:
             raise SettingsError(f"index must be one of auto, exact, hnsw, not {self.index!r}")
         if self.top_k < 1:
             raise SettingsError("top_k must be at least 1")
+        if self.threads < 0:
+            raise SettingsError("threads must be 0 (automatic) or a positive number of CPU threads")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
         if self.max_image_pixels < 64 * 64:

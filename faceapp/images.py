@@ -15,10 +15,15 @@ from __future__ import annotations
 import errno
 import io
 import os
+import queue
 import stat
 import struct
+import threading
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -203,6 +208,118 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             truncated or corrupt.
     """
     return decode_image(read_image_bytes(path), str(path), max_pixels)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo decoded for detection, possibly at a reduced JPEG scale.
+
+    Attributes:
+        image: ``(h, w, 3)`` RGB uint8, EXIF orientation applied.
+        scale: ``image`` size over the full-resolution size (1.0, 1/2, 1/4 or 1/8).
+        path: the file, to decode again at full resolution when a face is small.
+    """
+
+    image: np.ndarray = field(repr=False)
+    scale: float
+    path: Path
+    max_pixels: int = MAX_PIXELS
+
+    def full(self) -> np.ndarray:
+        """The photo at full resolution (decoded again when ``scale`` < 1)."""
+        return self.image if self.scale == 1.0 else load_image(self.path, self.max_pixels)
+
+
+def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Read a photo, letting JPEGs decode at a reduced scale (Pillow's draft mode).
+
+    A JPEG is decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) whose longer side is
+    still at least ``min_side`` pixels, which is several times faster than a full decode.
+    Other formats are decoded in full.
+
+    Args:
+        path: the image file.
+        min_side: the longer side the caller needs (for example the detector's working size).
+        max_pixels: pixel budget of the full-resolution image, checked on the header.
+
+    Raises:
+        ImageError: as :func:`load_image`.
+    """
+    from PIL import Image, ImageOps
+
+    p = Path(path)
+    data = read_image_bytes(p)
+    Image.MAX_IMAGE_PIXELS = None  # the budget is checked below, on the header
+    try:
+        with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as img:
+            if img.format != "JPEG":
+                return Photo(decode_image(data, str(p), max_pixels), 1.0, p, max_pixels)
+            check_pixel_budget(img.size, max_pixels, str(p))
+            full_w, full_h = img.size
+            # draft() picks the largest scale reduction that keeps both requested sides.
+            ratio = min_side / max(full_w, full_h)
+            if ratio < 1.0:
+                img.draft("RGB", (max(1, int(full_w * ratio)), max(1, int(full_h * ratio))))
+            scale = img.size[0] / full_w
+            img.load()
+            upright = ImageOps.exif_transpose(img) or img
+            return Photo(to_rgb8(upright), scale, p, max_pixels)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return Photo(decode_image(data, str(p), max_pixels), 1.0, p, max_pixels)  # the full decoder's messages
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """One item of :func:`prefetch`: the source, and the loaded value or the error it raised."""
+
+    source: Path
+    value: T | None
+    error: Exception | None
+
+
+def prefetch(paths: Iterable[Path], load: Callable[[Path], T], depth: int = 2) -> Iterator[Loaded[T]]:
+    """Load ``paths`` on a background thread, ``depth`` ahead of the consumer, in order.
+
+    Decoding (which releases the GIL in Pillow) overlaps with the caller's inference.
+    An exception from ``load`` is handed over with its path instead of stopping the run.
+    Stopping the iteration early stops the thread.
+    """
+    q: queue.Queue[Loaded[T] | None] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: Loaded[T] | None) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            for path in paths:
+                if stop.is_set():
+                    return
+                try:
+                    put(Loaded(Path(path), load(Path(path)), None))
+                except Exception as exc:  # handed to the consumer with its path
+                    put(Loaded(Path(path), None, exc))
+        finally:
+            put(None)
+
+    thread = threading.Thread(target=work, name="faceapp-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (got := q.get()) is not None:
+            yield got
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
