@@ -1,8 +1,11 @@
 """``faceapp-cli bench``: figures for the machine it runs on.
 
+* Embedder: milliseconds per call at batch 1 and 5 on each installed runtime
+  (onnxruntime CPU, OpenVINO, CUDA), side by side, with their largest output difference.
 * Pipeline: per-stage and total milliseconds for a 640x480 frame with one face and with
-  five faces (the faces are cut from a real photo and pasted onto a grey frame), matched
-  against a gallery of 100 people.
+  five faces (a real face shipped with the package, pasted onto a grey frame), matched
+  against a gallery of 100 people, on each runtime.
+* Cold start: process start to exit of ``faceapp-cli match`` on one frame.
 * Gallery search: synthetic galleries of unit vectors shaped like face templates
   (identities with 5 templates each, same-identity cosine about 0.7), indexed with the
   gallery's own hnswlib parameters: build time, bytes per template, p50/p99 query time
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -19,21 +23,25 @@ from typing import Any
 
 import numpy as np
 
+from .models import models_dir
 from .vindex import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
+
+log = logging.getLogger(__name__)
 
 TEMPLATES_PER_ID = 5
 NOISE = 0.06  # per-dimension noise; gives same-identity cosine ~0.68 in 128-d
 QUERY_K = 10
 
 
-def _sample_photo() -> Path:
+BENCH_FACE = Path(__file__).resolve().parent / "data" / "bench_face.jpg"
+
+
+def bench_face(pipe: Any) -> np.ndarray:
+    """The face pasted into the test frames: ``FACEAPP_BENCH_IMAGE``'s, else the packaged one."""
+    from .images import load_image
+
     env = os.environ.get("FACEAPP_BENCH_IMAGE")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[1] / "tests" / "data" / "obama.jpg"
-    if here.exists():
-        return here
-    raise FileNotFoundError("set FACEAPP_BENCH_IMAGE to a photo with one face for the pipeline benchmark")
+    return face_square(pipe, Path(env)) if env else load_image(BENCH_FACE)
 
 
 def make_frame(face: np.ndarray, n: int, size: tuple[int, int] = (640, 480), seed: int = 0) -> np.ndarray:
@@ -56,52 +64,143 @@ def make_frame(face: np.ndarray, n: int, size: tuple[int, int] = (640, 480), see
 
 
 def face_square(pipe: Any, photo: Path) -> np.ndarray:
+    """A square around the largest face of ``photo``, with some margin."""
+    from .errors import NoFaceError
     from .images import load_image
 
     img = load_image(photo)
-    det = pipe.detector.detect(img)[0]
-    x0, y0, x1, y1 = det.box
+    found = pipe.detector.detect(img)
+    if not found:
+        raise NoFaceError(f"no face found in {photo}; set FACEAPP_BENCH_IMAGE to a photo with one clear face")
+    x0, y0, x1, y1 = found[0].box
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.9 * max(x1 - x0, y1 - y0)
     h, w = img.shape[:2]
     a, b = int(max(0, cx - half)), int(max(0, cy - half))
     return img[b : int(min(h, cy + half)), a : int(min(w, cx + half))]
 
 
-def bench_pipeline(pipe: Any, repeats: int, seed: int) -> dict[str, Any]:
+def runtime_embedders(pipe: Any) -> dict[str, Any]:
+    """One embedder per installed runtime (``cpu``, ``openvino``, ``cuda``), the pipeline's own included."""
+    from . import models, runtime
+    from .embed import Embedder
+    from .errors import ModelError
+
+    avail = runtime.availability()
+    names = ["cpu"] + (["openvino"] if avail.openvino else []) + (["cuda"] if avail.cuda else [])
+    file = pipe.embedder_file
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == pipe.embedder.provider:
+            out[name] = pipe.embedder
+            continue
+        try:
+            out[name] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file),
+                                 threads=pipe.settings.threads)
+        except ModelError as exc:
+            log.warning("the %s runtime is unusable here: %s", name, exc)
+    return out
+
+
+def bench_embedders(embedders: dict[str, Any], crops: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Median embed milliseconds per runtime at batch 1 and batch ``len(crops)``, runs interleaved."""
+    times: dict[str, dict[int, list[float]]] = {k: {1: [], len(crops): []} for k in embedders}
+    for emb in embedders.values():
+        for _ in range(3):
+            emb.embed(crops)
+    for _ in range(repeats):
+        for name, emb in embedders.items():
+            for n in (1, len(crops)):
+                t0 = time.perf_counter()
+                emb.embed(crops[:n])
+                times[name][n].append((time.perf_counter() - t0) * 1e3)
+    ref = next(iter(embedders.values())).embed(crops)
+    return {
+        name: {"runtime": emb.runtime_name, "batch_1_ms": float(np.median(times[name][1])),
+               f"batch_{len(crops)}_ms": float(np.median(times[name][len(crops)])),
+               "max_abs_diff_to_cpu": float(np.abs(emb.embed(crops) - ref).max())}
+        for name, emb in embedders.items()
+    }
+
+
+def bench_pipeline(pipe: Any, repeats: int, seed: int, embedders: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per runtime, per-stage medians for a 640x480 frame with 1 and with 5 faces."""
     from .gallery import Gallery
 
     rng = np.random.default_rng(seed)
-    face = face_square(pipe, _sample_photo())
-    out: dict[str, Any] = {"provider": pipe.embedder.provider_note}
+    face = bench_face(pipe)
+    own = pipe.embedder
+    embedders = embedders or {own.provider: own}
+    out: dict[str, Any] = {"provider": own.provider_note, "runtimes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         pipe._gallery = Gallery(Path(tmp))
-        emb = rng.standard_normal((100, pipe.embedder.dim)).astype(np.float32)
+        emb = rng.standard_normal((100, own.dim)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         for i in range(100):
             pipe._gallery.add_templates(f"person {i:03d}", emb[i : i + 1], model_id=pipe.model_id)
-        for n in (1, 5):
-            frame = make_frame(face, n, seed=seed)
-            for _ in range(3):
-                pipe.match_image(frame, still=False)  # warm-up
-            rows, found = [], []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                res = pipe.match_image(frame, still=False)
-                wall = (time.perf_counter() - t0) * 1e3
-                t = res.times
-                rows.append((t.detect, t.align, t.embed, t.search, wall))
-                found.append(len(res.faces))
-            arr = np.array(rows)
-            med = np.median(arr, axis=0)
-            out[f"{n}_face"] = {
-                "faces_found": int(np.median(found)),
-                "detect_ms": float(med[0]), "align_ms": float(med[1]), "embed_ms": float(med[2]),
-                "search_ms": float(med[3]), "total_ms": float(med[4]),
-                "total_p90_ms": float(np.quantile(arr[:, 4], 0.9)),
-            }
-        pipe._gallery.close()
-        pipe._gallery = None
+        try:
+            for name, embedder in embedders.items():
+                pipe._embedder = embedder
+                out["runtimes"][name] = {"runtime": embedder.runtime_name}
+                for n in (1, 5):
+                    out["runtimes"][name][f"{n}_face"] = _time_frames(pipe, make_frame(face, n, seed=seed), repeats)
+        finally:
+            pipe._embedder = own
+            pipe._gallery.close()
+            pipe._gallery = None
+    for n in (1, 5):  # the figures of the runtime the pipeline uses, where earlier reports had them
+        out[f"{n}_face"] = out["runtimes"][own.provider][f"{n}_face"]
     return out
+
+
+def _time_frames(pipe: Any, frame: np.ndarray, repeats: int) -> dict[str, Any]:
+    for _ in range(3):
+        pipe.match_image(frame, still=False)  # warm-up
+    rows, found = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = pipe.match_image(frame, still=False)
+        wall = (time.perf_counter() - t0) * 1e3
+        t = res.times
+        rows.append((t.detect, t.align, t.embed, t.search, wall))
+        found.append(len(res.faces))
+    arr = np.array(rows)
+    med = np.median(arr, axis=0)
+    return {
+        "faces_found": int(np.median(found)),
+        "detect_ms": float(med[0]), "align_ms": float(med[1]), "embed_ms": float(med[2]),
+        "search_ms": float(med[3]), "total_ms": float(med[4]),
+        "total_p90_ms": float(np.quantile(arr[:, 4], 0.9)),
+    }
+
+
+def bench_cold_start(pipe: Any, runs: int) -> dict[str, Any]:
+    """Seconds from process start to exit of ``faceapp-cli match`` on one frame, ``runs`` times.
+
+    The runs use the same settings file and model as this process, and an empty gallery;
+    the first run may include the runtime timing that ``auto`` caches.
+    """
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    face = bench_face(pipe)
+    s = pipe.settings
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = Path(tmp) / "frame.jpg"
+        Image.fromarray(make_frame(face, 1)).save(frame, quality=92)
+        cmd = [sys.executable, "-m", "faceapp.cli", "--gallery", str(Path(tmp) / "gallery"), "--provider", s.provider,
+               "--detector", s.detector]
+        if s.model is not None:
+            cmd += ["--model", str(s.model)]
+        cmd += ["match", str(frame)]
+        secs = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            secs.append(time.perf_counter() - t0)
+    return {"command": "faceapp-cli match <one 640x480 frame>", "runs_s": [round(x, 3) for x in secs],
+            "median_s": float(np.median(secs)), "min_s": float(min(secs))}
 
 
 def synthetic_templates(n: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -165,39 +264,82 @@ def bench_search(n: int, queries: int, dim: int, seed: int) -> dict[str, Any]:
 
 
 def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: int,
-              skip_pipeline: bool = False, progress: bool = True) -> tuple[dict[str, Any], list[str]]:
-    """Run the benchmarks; returns a JSON-ready report and the lines to print."""
+              skip_pipeline: bool = False, cold_starts: int = 3, progress: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """Run the benchmarks; returns a JSON-ready report and the lines to print (Markdown tables)."""
     import platform
+    import sys
+
+    def say(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
 
     doc: dict[str, Any] = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine()},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine(),
+                    "avx512f": _cpu_flag("avx512f"), "avx2": _cpu_flag("avx2")},
         "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "k": QUERY_K},
+        "where": f"faceapp {Path(__file__).resolve().parent}, models {models_dir()}",
     }
-    lines = [f"machine: {os.cpu_count()} CPUs, {platform.platform()}"]
+    isa = "AVX-512" if doc["machine"]["avx512f"] else "AVX2" if doc["machine"]["avx2"] else "no AVX2"
+    lines = [f"machine: {os.cpu_count()} CPUs ({isa}), {platform.platform()}"]
     with pipe:
         dim = pipe.embedder.dim
         if not skip_pipeline:
-            p = bench_pipeline(pipe, repeats, seed)
+            say("timing the embedder on each runtime ...")
+            embedders = runtime_embedders(pipe)
+            frame = make_frame(bench_face(pipe), 5, seed=seed)
+            crops = np.stack([f.crop for f in pipe.analyze(frame, embed=False, still=False)[0]][:5])
+            if len(crops) < 5:
+                crops = np.concatenate([crops] * 5)[:5] if len(crops) else np.zeros((5, *pipe.embedder.input_size, 3), np.uint8)
+            e = bench_embedders(embedders, crops, repeats)
+            doc["embedder"] = e
+            lines += ["", f"embedder alone, aligned faces, median of {repeats} (in use: {pipe.embedder.provider_note}):", "",
+                      "| runtime | batch 1 | batch 5 | per face at batch 5 | max abs diff to onnxruntime CPU |",
+                      "| --- | --- | --- | --- | --- |"]
+            for r in e.values():
+                lines.append(f"| {r['runtime']} | {r['batch_1_ms']:.1f} ms | {r['batch_5_ms']:.1f} ms | "
+                             f"{r['batch_5_ms'] / 5:.1f} ms | {r['max_abs_diff_to_cpu']:.1e} |")
+            say("timing the pipeline ...")
+            p = bench_pipeline(pipe, repeats, seed, embedders)
             doc["pipeline"] = p
-            lines.append(f"pipeline, 640x480 frame, embedder on {p['provider']} (median of {repeats}):")
-            for n in (1, 5):
-                r = p[f"{n}_face"]
-                lines.append(
-                    f"  {n} face(s) (found {r['faces_found']}): detect {r['detect_ms']:.1f} ms, "
-                    f"align {r['align_ms']:.1f} ms, embed {r['embed_ms']:.1f} ms, search {r['search_ms']:.2f} ms, "
-                    f"total {r['total_ms']:.1f} ms (p90 {r['total_p90_ms']:.1f} ms)"
-                )
+            lines += ["", f"pipeline, 640x480 frame, 100-person gallery, median of {repeats} frames:", "",
+                      "| runtime | faces (found) | detect | align | embed | search | total (p90) |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for r in p["runtimes"].values():
+                for n in (1, 5):
+                    t = r[f"{n}_face"]
+                    lines.append(
+                        f"| {r['runtime']} | {n} ({t['faces_found']}) | {t['detect_ms']:.1f} ms | {t['align_ms']:.1f} ms | "
+                        f"{t['embed_ms']:.1f} ms | {t['search_ms']:.2f} ms | **{t['total_ms']:.1f} ms** "
+                        f"({t['total_p90_ms']:.1f}) |"
+                    )
+        if cold_starts > 0:
+            say("timing cold starts ...")
+            c = bench_cold_start(pipe, cold_starts)
+            doc["cold_start"] = c
+            lines += ["", f"cold start, `{c['command']}`, process start to exit, {cold_starts} runs: "
+                      f"median {c['median_s']:.2f} s, min {c['min_s']:.2f} s ({', '.join(f'{x:.2f}' for x in c['runs_s'])})"]
     doc["search"] = []
-    lines.append(f"gallery search, {dim}-d templates, k={QUERY_K}, {queries} queries, single thread:")
+    if sizes:
+        lines += ["", f"gallery search, {dim}-d templates, k={QUERY_K}, {queries} queries, single thread:", "",
+                  "| templates | ef | build | bytes / template | enrolled p50 | p99 | recall@1 "
+                  "| strangers p50 | p99 | recall@1 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in sizes:
-        if progress:
-            print(f"building a {n}-template index ...", flush=True)
+        say(f"building a {n}-template index ...")
         r = bench_search(n, queries, dim, seed)
         doc["search"].append(r)
+        en, st = r["enrolled"], r["strangers"]
         lines.append(
-            f"  {n:>9,} templates (ef {r['ef']}): build {r['build_s']:.1f} s, {r['bytes_per_template']:.0f} bytes/template; "
-            f"enrolled probes p50 {r['enrolled']['p50_ms']:.3f} ms p99 {r['enrolled']['p99_ms']:.3f} ms "
-            f"recall@1 {r['enrolled']['recall_at_1']:.4f}; strangers p50 {r['strangers']['p50_ms']:.3f} ms "
-            f"p99 {r['strangers']['p99_ms']:.3f} ms recall@1 {r['strangers']['recall_at_1']:.4f}"
+            f"| {n:,} | {r['ef']} | {r['build_s']:.1f} s | {r['bytes_per_template']:.0f} | {en['p50_ms']:.3f} ms | "
+            f"{en['p99_ms']:.3f} ms | {en['recall_at_1']:.4f} | {st['p50_ms']:.3f} ms | {st['p99_ms']:.3f} ms | "
+            f"{st['recall_at_1']:.4f} |"
         )
     return doc, lines
+
+
+def _cpu_flag(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return any(line.startswith("flags") and flag in line.split() for line in f)
+    except OSError:
+        return False

@@ -453,7 +453,15 @@ def calibrate_open_set(people: Any, strangers: Any, *, embed: Any, target_fpir: 
                                    margins=margins, min_threshold=floor)
 
         op = tune(scores)
-        t_ci, f_ci = bootstrap(scores, lambda x: [(o := tune(x)).threshold, o.rates.fnir], n_boot=n_boot, seed=seed)
+        boot_rng = np.random.default_rng(seed)
+
+        def retune(x: TopScores, look: TopScores | None = look, rng: np.random.Generator = boot_rng) -> list[float]:
+            # The look-alikes are resampled too (each composite is an identity of its own).
+            lk = None if look is None else look.subset(rng.integers(0, len(look), len(look)))
+            o = tune(x, lk)
+            return [o.threshold, o.rates.fnir]
+
+        t_ci, f_ci = bootstrap(scores, retune, n_boot=n_boot, seed=seed)
         r_scores, r_look, _, _ = _scenario(*halves["report"], size, np.random.default_rng(seed + size + 1), embed,
                                            blends["report"], composites)
         held = rates(r_scores, op.threshold, op.margin)

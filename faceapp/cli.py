@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .config import DETECTORS, PROVIDERS, Settings, load_settings
 from .errors import FaceappError
-from .images import person_folders
+from .images import person_folders, prefetch
 from .types import Decision
 
 log = logging.getLogger("faceapp")
@@ -77,19 +77,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": []}
     with _pipeline(args) as pipe:
         total = sum(len(imgs) for _, imgs in people)
+        todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
+        # Photos are decoded on a background thread while the previous ones are analysed.
+        photos = prefetch((img for name, images in people if name in todo for img in images), pipe.load_photo)
         with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar:
             for name, images in people:
-                if not args.add and pipe.gallery.has_person(name):
+                if name not in todo:
                     report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
                     bar.update(len(images))
                     continue
                 faces, sources = [], []
-                for img in images:
+                for _ in images:
+                    item = next(photos)
                     try:
-                        faces.append(pipe.main_face(img))
-                        sources.append(img.name)
+                        if item.error is not None:
+                            raise item.error
+                        faces.append(pipe.main_face(item.value))
+                        sources.append(item.source.name)
                     except FaceappError as exc:
-                        report["bad_images"].append({"image": str(img), "error": str(exc)})
+                        report["bad_images"].append({"image": str(item.source), "error": str(exc)})
                         log.warning("%s", exc)
                     bar.update(1)
                 if not faces:
@@ -112,9 +118,11 @@ def cmd_match(args: argparse.Namespace) -> int:
     lines: list[str] = []
     any_error = any_match = False
     with _pipeline(args) as pipe:
-        for path in args.images:
+        for path, item in zip(args.images, prefetch((Path(p) for p in args.images), pipe.load_photo)):
             try:
-                result = pipe.match_image(Path(path), threshold=args.threshold, top_k=args.top_k)
+                if item.error is not None:
+                    raise item.error
+                result = pipe.match_image(item.value, threshold=args.threshold, top_k=args.top_k)
             except FaceappError as exc:
                 if not _is_fatal(exc):
                     any_error = True
@@ -270,6 +278,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "detector": {"path": str(det.path), "sha256": det.sha256, "source": det.source, "licence": det.licence},
             "provider": pipe.embedder.provider,
             "provider_note": pipe.embedder.provider_note,
+            "runtime": pipe.embedder.runtime_name,
             "thresholds": {"match": thr.match, "uncertain_band": thr.uncertain_band,
                            "verify": pipe.verify_threshold()},
             "gallery": stats,
@@ -281,7 +290,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {emb.sha256} ({emb.source}{', ' + emb.licence if emb.licence else ''})",
         f"detector:  {det.path}",
         f"           sha256 {det.sha256} ({det.source})",
-        f"provider:  {pipe.embedder.provider_note}",
+        f"runtime:   {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
         f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']})",
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
@@ -300,7 +309,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     doc, lines = run_bench(
         _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
-        skip_pipeline=args.skip_pipeline, progress=not args.json,
+        skip_pipeline=args.skip_pipeline, cold_starts=args.cold_starts, progress=not args.json,
     )
     _emit(args, doc, lines)
     return EXIT_OK
@@ -392,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"faceapp {__version__}")
     p.add_argument("--gallery", type=Path, help="gallery folder (default: the user data directory)")
     p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
-    p.add_argument("--provider", choices=PROVIDERS, help="onnxruntime provider (default: auto)")
+    p.add_argument("--provider", choices=PROVIDERS,
+                   help="where the embedder runs: auto (default: CUDA if it works, else the faster CPU runtime, "
+                        "timed once and cached), cuda, openvino or cpu (onnxruntime)")
     p.add_argument("--detector", choices=DETECTORS, help="face detector model: full (default) or short range")
     p.add_argument("--config", type=Path, help="settings file (default: the user config directory)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -446,13 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("bench", help="time the pipeline stages and the gallery search")
-    s.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+    s = sub.add_parser("bench", help="time the embedder runtimes, the pipeline stages, cold start and gallery search")
+    s.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000],
                    help="synthetic gallery sizes (templates)")
     s.add_argument("--queries", type=int, default=1000, help="search queries per gallery size")
     s.add_argument("--repeats", type=int, default=50, help="timed frames per pipeline case")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--skip-pipeline", action="store_true", help="only the gallery search")
+    s.add_argument("--cold-starts", type=int, default=3, metavar="N",
+                   help="time N fresh `faceapp-cli match` processes (0 = skip)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from labelled photos")

@@ -22,11 +22,12 @@ from typing import Any
 import tomllib
 
 from .errors import SettingsError
+from .images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
-PROVIDERS = ("auto", "cuda", "cpu")
+PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 
 
@@ -39,8 +40,11 @@ class Settings:
         model: embedder ONNX file; ``None`` = the bundled SFace model.
         detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
             (selfie distance, faster).
-        provider: onnxruntime provider: ``"auto"`` (CUDA when it works, else CPU),
-            ``"cuda"`` or ``"cpu"``.
+        provider: where the embedder runs: ``"auto"`` (CUDA when it works, else the faster
+            of onnxruntime and OpenVINO on the CPU, timed once and cached), ``"cuda"``,
+            ``"openvino"`` or ``"cpu"`` (onnxruntime).
+        threads: CPU threads for the embedder; 0 = automatic (one core left free on
+            machines with up to 4 cores, all cores on larger ones).
         threshold: cosine similarity at or above which a face is a match; ``None`` =
             the model's recommended 1:N threshold.
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
@@ -53,6 +57,8 @@ class Settings:
         min_detection_confidence: detector score below which a face is dropped.
         max_detect_side: images larger than this (pixels, longest side) are downscaled
             for detection; boxes are mapped back to the original.
+        max_image_pixels: image files whose header claims more pixels than this are
+            refused before decoding (a 100-megapixel photo takes ~300 MB to decode).
         top_k: how many candidate people to report per face.
         store_thumbnails: keep each template's aligned face crop in the gallery (needed
             to re-embed the gallery when the model changes).
@@ -70,6 +76,7 @@ class Settings:
     model: Path | None = None
     detector: str = "full"
     provider: str = "auto"
+    threads: int = 0
     threshold: float | None = None
     uncertain_band: float | None = None
     verify_threshold: float | None = None
@@ -77,6 +84,7 @@ class Settings:
     min_face_size: float = 0.0
     min_detection_confidence: float = 0.5
     max_detect_side: int = 1920
+    max_image_pixels: int = MAX_PIXELS
     top_k: int = 3
     store_thumbnails: bool = True
     index: str = "auto"
@@ -105,6 +113,8 @@ class Settings:
             raise SettingsError(f"index must be one of auto, exact, hnsw, not {self.index!r}")
         if self.top_k < 1:
             raise SettingsError("top_k must be at least 1")
+        if self.threads < 0:
+            raise SettingsError("threads must be 0 (automatic) or a positive number of CPU threads")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
         if self.min_face_size < 0:
@@ -115,6 +125,8 @@ class Settings:
             raise SettingsError("camera_width and camera_height must be between 16 and 8192 pixels")
         if self.inbox_retention_days < 1:
             raise SettingsError("inbox_retention_days must be at least 1 day")
+        if self.max_image_pixels < 64 * 64:
+            raise SettingsError("max_image_pixels must be at least 4096")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values leave a field unchanged."""

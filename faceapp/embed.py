@@ -1,4 +1,4 @@
-"""Face embeddings with onnxruntime.
+"""Face embeddings on onnxruntime or OpenVINO (the runtime is chosen in :mod:`faceapp.runtime`).
 
 Input: aligned crops ``(N, H, W, 3)`` RGB uint8 (H, W from the model's contract).
 Output: ``(N, D)`` float32, each row unit length. The preprocessing (colour order,
@@ -20,103 +20,122 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-
-
-def _create_session(model: Path, providers: list[str]) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model), sess_options=opts, providers=providers)
-
 
 class Embedder:
-    """An ArcFace-family embedder in onnxruntime.
+    """An ArcFace-family embedder on onnxruntime (CPU or CUDA) or OpenVINO.
 
     Args:
         model_path: ONNX file carrying faceapp's contract metadata.
-        provider: ``"auto"`` (CUDA when onnxruntime-gpu and a GPU work, else CPU),
-            ``"cuda"`` (fail if CUDA does not work) or ``"cpu"``.
+        provider: ``"auto"`` (CUDA when it works, else the faster CPU runtime, timed once per
+            model and machine and cached), ``"cuda"``, ``"openvino"`` or ``"cpu"``
+            (onnxruntime's CPU provider); see :mod:`faceapp.runtime`.
+        model_sha256: the model's hash when already known (keys the cached choice).
+        ort_model_path: an equivalent graph for onnxruntime (the bundled PRelu-free
+            rewrite of the same network), used instead of ``model_path`` on onnxruntime.
+        cache_dir: where timed choices and OpenVINO's compiled models are cached
+            (default: the user cache directory).
+        threads: CPU inference threads; ``None`` or 0 = :func:`faceapp.runtime.default_threads`.
 
     Attributes:
-        provider: the provider actually in use (``"cuda"`` or ``"cpu"``).
-        provider_note: why that provider was chosen, for display.
+        provider: the runtime in use (``"cpu"``, ``"openvino"`` or ``"cuda"``).
+        provider_note: the runtime with version and why it was chosen, for display.
+        runtime_name: the runtime with its version, short, e.g. ``"OpenVINO 2026.4.1 CPU"``.
         contract: the preprocessing contract.
         thresholds: the model's recommended thresholds.
         provenance: the model's provenance record (may be empty).
     """
 
-    def __init__(self, model_path: Path, provider: str = "auto") -> None:
+    def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
+                 ort_model_path: Path | None = None, cache_dir: Path | None = None, threads: int | None = None) -> None:
+        from . import runtime
+
         self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise ModelError(f"model file {self.model_path} does not exist; check --model")
         try:
-            import onnxruntime as ort
+            avail = runtime.availability()
         except ImportError as exc:  # pragma: no cover - dependency missing
             raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        available = ort.get_available_providers()
-        self.session, self.provider, self.provider_note = self._open(provider, available)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if CONTRACT_KEY not in meta:
-            raise ModelError(
-                f"{self.model_path} carries no '{CONTRACT_KEY}' metadata; use a model exported by "
-                "`faceapp-train export` or the bundled one"
-            )
+        cache_root = cache_dir if cache_dir is not None else runtime.default_cache_dir()
+        ort_path = Path(ort_model_path) if ort_model_path is not None else self.model_path
+
+        n_threads = threads or runtime.default_threads()
+        if model_sha256 is None:
+            from .models import sha256_file
+
+            model_sha256 = sha256_file(self.model_path)
+        cache = runtime.RuntimeCache(cache_root / "runtime.json")
+        sha = model_sha256
+
+        def open_runtime(name: str) -> runtime.Backend:
+            if name != "openvino":
+                return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
+            known = cache.get_metadata(sha)
+            backend = runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads,
+                                              known_metadata=known)
+            if known is None and backend.metadata:
+                cache.put_metadata(sha, backend.metadata)
+            return backend
+
+        selection = runtime.select(
+            provider, open_runtime, avail=avail, model_sha256=model_sha256, cache=cache, probe=self._probe,
+            machine=f"{runtime.machine_key()}|threads={n_threads}",
+        )
+        self.backend = selection.backend
+        self.provider = self.backend.name
+        self.runtime_name = self.backend.label
+        self.provider_note = selection.note
+        self.runtime_timings_ms = selection.timings_ms
+        meta = self.backend.metadata
+        self.contract = self._contract(meta)
         try:
-            self.contract = Contract.from_json(meta[CONTRACT_KEY])
             self.thresholds = RecommendedThresholds.from_json(
                 meta.get(THRESHOLDS_KEY, '{"match": 0.5, "uncertain_band": 0.0, "verify": 0.4}')
             )
             self.provenance: dict[str, Any] = json.loads(meta.get(PROVENANCE_KEY, "{}"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{self.model_path} has invalid faceapp metadata ({exc}); re-export it") from exc
-        names = [i.name for i in self.session.get_inputs()]
+        names = self.backend.input_names
         if self.contract.input_name not in names:
             raise ModelError(
                 f"{self.model_path}: contract names input {self.contract.input_name!r} but the graph has {names}"
             )
+        if self.contract.output_name in self.backend.output_names:
+            self.backend.use_output(self.contract.output_name)
+        else:
+            raise ModelError(
+                f"{self.model_path}: contract names output {self.contract.output_name!r} but the graph has "
+                f"{self.backend.output_names}"
+            )
         self._mean = np.asarray(self.contract.mean, np.float32)
         self._inv_std = 1.0 / np.asarray(self.contract.std, np.float32)
-        self._batch_fixed = self._fixed_batch()
+        self._batch_fixed = self.backend.batch
 
-    def _open(self, provider: str, available: list[str]) -> tuple[Any, str, str]:
-        if provider not in ("auto", "cuda", "cpu"):
-            raise ModelError(f"unknown provider {provider!r}; use auto, cuda or cpu")
-        reason = ""
-        if provider in ("auto", "cuda"):
-            if CUDA in available:
-                try:
-                    session = self._load([CUDA, CPU])
-                    if session.get_providers()[0] == CUDA:
-                        return session, "cuda", "CUDA (onnxruntime-gpu)"
-                    reason = "CUDA provider did not initialise (no usable GPU or CUDA libraries)"
-                except ModelError:
-                    raise
-                except Exception as exc:  # onnxruntime raises plain exceptions for CUDA set-up
-                    reason = f"CUDA provider failed ({str(exc).splitlines()[0]})"
-            else:
-                reason = "onnxruntime has no CUDA provider (install onnxruntime-gpu for GPU use)"
-            if provider == "cuda":
-                raise ModelError(f"--provider cuda was asked for but {reason}; use --provider auto or cpu")
-        session = self._load([CPU])
-        note = "CPU" if provider == "cpu" else f"CPU ({reason})"
-        return session, "cpu", note
-
-    def _load(self, providers: list[str]) -> Any:
+    def _contract(self, meta: dict[str, str]) -> Contract:
+        if CONTRACT_KEY not in meta:
+            raise ModelError(
+                f"{self.model_path} carries no '{CONTRACT_KEY}' metadata; use a model exported by "
+                "`faceapp-train export` or the bundled one"
+            )
         try:
-            return _create_session(self.model_path, providers)
-        except Exception as exc:
-            if isinstance(exc, (FileNotFoundError, PermissionError)):
-                raise ModelError(f"model file {self.model_path} cannot be read ({exc})") from exc
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "CUDA" in first or "cuda" in first:
-                raise
-            raise ModelError(f"{self.model_path} is not a usable ONNX model ({first[:200]}); check --model") from exc
+            return Contract.from_json(meta[CONTRACT_KEY])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{self.model_path} has invalid faceapp metadata ({exc}); re-export it") from exc
 
-    def _fixed_batch(self) -> int | None:
-        shape = self.session.get_inputs()[0].shape
-        return shape[0] if isinstance(shape[0], int) else None
+    def _probe(self, backend: Any) -> np.ndarray:
+        """A batch-1 input of the contract's shape to time runtimes on."""
+        contract = self._contract(backend.metadata)
+        h, w = contract.input_size
+        shape = (1, 3, h, w) if contract.layout == "NCHW" else (1, h, w, 3)
+        return np.random.default_rng(0).uniform(-1.0, 1.0, shape).astype(np.float32)
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session (only when the runtime is onnxruntime)."""
+        sess = getattr(self.backend, "session", None)
+        if sess is None:
+            raise AttributeError(f"the {self.provider} runtime has no onnxruntime session")
+        return sess
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -154,12 +173,10 @@ class Embedder:
         x = self.preprocess(crops)
         if len(x) == 0:
             return np.zeros((0, self.dim), np.float32)
-        feed = self.contract.input_name
-        outputs = [self.contract.output_name]
         if self._batch_fixed == 1:
-            y = np.concatenate([self.session.run(outputs, {feed: x[i : i + 1]})[0] for i in range(len(x))])
+            y = np.concatenate([self.backend.run(x[i : i + 1]) for i in range(len(x))])
         else:
-            y = self.session.run(outputs, {feed: x})[0]
+            y = self.backend.run(x)
         y = np.asarray(y, np.float32).reshape(len(x), -1)
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         return y / np.maximum(norms, 1e-12)

@@ -152,3 +152,21 @@ def resolve_detector(kind: str) -> ModelFile:
 def resolve_embedder(path: Path | None) -> ModelFile:
     """The checked embedder: ``path`` when given, else the bundled one."""
     return check(path if path is not None else bundled_path(ROLE_EMBEDDER))
+
+
+def onnxruntime_variant(model: ModelFile) -> Path | None:
+    """The checked equivalent graph onnxruntime should load instead of ``model``, if one is shipped.
+
+    The manifest may list, for a bundled model, a rewrite of the same network that gives
+    the same outputs and runs faster on onnxruntime (``"variant_of"`` names the model,
+    ``"runtime"`` is ``"onnxruntime"``). User-supplied models have none.
+
+    Raises:
+        ModelError: the variant is listed but missing or damaged.
+    """
+    if not model.bundled:
+        return None
+    for entry in manifest()["files"]:
+        if entry.get("variant_of") == model.path.name and entry.get("runtime") == "onnxruntime":
+            return check(models_dir() / entry["file"]).path
+    return None

@@ -184,6 +184,28 @@ def person_similarities(gallery: np.ndarray, gallery_labels: np.ndarray,
     return out, people
 
 
+def as_norm(person_sims: np.ndarray, probe_cohort: np.ndarray, person_cohort: np.ndarray, k: int = 50) -> np.ndarray:
+    """Adaptive symmetric score normalisation (AS-norm) of a probe-by-person score matrix.
+
+    Each score is standardised twice, by the mean and spread of the probe's ``k`` highest
+    similarities to a cohort of faces nobody enrolled, and by the same for the person,
+    and the two are averaged: a probe or a person that resembles many faces is discounted.
+
+    Args:
+        person_sims: ``(Q, P)`` raw similarities.
+        probe_cohort: ``(Q, C)`` similarities of each probe to the cohort.
+        person_cohort: ``(P, C)`` similarities of each person's template to the cohort.
+        k: how many of the highest cohort similarities to use.
+    """
+    def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = np.sort(x, axis=1)[:, -k:]
+        return top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6)
+
+    mq, sq = stats(probe_cohort)
+    mp, sp = stats(person_cohort)
+    return 0.5 * ((person_sims - mq[:, None]) / sq[:, None] + (person_sims - mp[None]) / sp[None])
+
+
 def top_scores_from_matrix(person_sims: np.ndarray, people: np.ndarray, probe_labels: np.ndarray) -> TopScores:
     """Top-1/top-2 people from a ``(Q, P)`` probe-by-person score matrix (columns = ``people``).
 

@@ -20,10 +20,10 @@ from . import models
 from .align import align_face, face_quality
 from .config import Settings
 from .errors import FaceappError, ManyFacesError, NoFaceError
-from .images import as_rgb8, load_image
+from .images import Photo, as_rgb8, load_photo
 from .match import Thresholds, aggregate, decide, same_person
 from .track import Tracker, TrackResult
-from .types import Decision, Face, FaceResult, Match
+from .types import Decision, Detection, Face, FaceResult, Match
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,12 @@ DOMINANT_FACE_RATIO = 0.5
 # Templates fetched per requested person, so that people with many templates do not
 # crowd others out of the top-k.
 TEMPLATES_PER_PERSON = 8
+# Photos are decoded for detection at no less than this longer side (JPEG draft scales):
+# the detector itself looks at 192x192, so more pixels only cost decoding time.
+PHOTO_DETECT_SIDE = 640
+# A face is aligned from the full-resolution photo when its box in the reduced photo is
+# narrower than this many times the crop size, so small faces keep every pixel.
+FULL_RES_FACE_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,10 @@ class Pipeline:
                 from .embed import Embedder
 
                 self._embedder_file = models.resolve_embedder(self.settings.model)
-                self._embedder = Embedder(self._embedder_file.path, provider=self.settings.provider)
+                self._embedder = Embedder(
+                    self._embedder_file.path, provider=self.settings.provider, model_sha256=self._embedder_file.sha256,
+                    ort_model_path=models.onnxruntime_variant(self._embedder_file), threads=self.settings.threads,
+                )
                 log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
             return self._embedder
 
@@ -173,20 +182,29 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def analyze(self, image: np.ndarray | str | Path, *, embed: bool = True,
+    def load_photo(self, path: str | Path) -> Photo:
+        """Decode a photo file at the size detection needs (see :func:`~faceapp.images.load_photo`)."""
+        return load_photo(path, PHOTO_DETECT_SIDE, self.settings.max_image_pixels)
+
+    def analyze(self, image: np.ndarray | str | Path | Photo, *, embed: bool = True,
                 still: bool = True) -> tuple[list[Face], StageTimes]:
         """Detect, align, measure and (optionally) embed every face in an image.
 
         Args:
-            image: RGB uint8 ``(H, W, 3)`` array, or a path to an image file.
+            image: RGB uint8 ``(H, W, 3)`` array, a path to an image file, or a
+                :class:`~faceapp.images.Photo` (a path is decoded with :meth:`load_photo`).
             embed: also compute embeddings (in one batch for all faces).
             still: a photo rather than a video frame: worth a second detection pass
                 when the first finds nothing.
 
         Returns:
-            Faces largest first, and the time spent per stage.
+            Faces largest first (boxes and keypoints in full-resolution pixels), and the
+            time spent per stage.
         """
-        rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
+        if isinstance(image, (str, Path)):
+            image = self.load_photo(image)
+        photo = image if isinstance(image, Photo) else None
+        rgb = image.image if isinstance(image, Photo) else as_rgb8(image)
         t0 = time.perf_counter()
         with self._detect_lock:
             detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
@@ -194,9 +212,12 @@ class Pipeline:
         t1 = time.perf_counter()
         template = self.embedder.contract.template
         size = self.embedder.input_size[0]
+        sources = [(rgb, d.keypoints) for d in detections]
+        if photo is not None and photo.scale != 1.0:
+            detections, sources = self._to_full_resolution(photo, detections, size)
         crops, faces = [], []
-        for det in detections:
-            crop = align_face(rgb, det.keypoints, template, size)
+        for det, (src, points) in zip(detections, sources):
+            crop = align_face(src, points, template, size)
             q = face_quality(det.keypoints, crop)
             if q.face_size < self.settings.min_face_size:
                 continue
@@ -208,6 +229,27 @@ class Pipeline:
             faces = [Face(f.detection, f.crop, f.quality, emb[i]) for i, f in enumerate(faces)]
         t3 = time.perf_counter()
         return faces, StageTimes(detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3)
+
+    @staticmethod
+    def _to_full_resolution(photo: Photo, detections: list[Detection],
+                            crop_size: int) -> tuple[list[Detection], list[tuple[np.ndarray, np.ndarray]]]:
+        """Detections in full-resolution pixels, with the image (and keypoints in it) to align from.
+
+        Keypoints are scaled back to the full photo; a face is aligned from the reduced
+        image (already decoded) unless it is small there, then from the full decode.
+        """
+        inv = 1.0 / photo.scale
+        full: np.ndarray | None = None
+        out, sources = [], []
+        for det in detections:
+            small = det.width < FULL_RES_FACE_RATIO * crop_size
+            if small and full is None:
+                full = photo.full()
+            points = (det.keypoints * inv).astype(np.float32)
+            out.append(Detection(box=(det.box[0] * inv, det.box[1] * inv, det.box[2] * inv, det.box[3] * inv),
+                                 keypoints=points, score=det.score))
+            sources.append((full, points) if small and full is not None else (photo.image, det.keypoints))
+        return out, sources
 
     def match_embeddings(self, embeddings: np.ndarray, *, threshold: float | None = None,
                          top_k: int | None = None) -> list[Match]:
@@ -233,7 +275,7 @@ class Pipeline:
         matches = self.match_embeddings(emb, threshold=threshold, top_k=top_k)
         return [FaceResult(face=face, match=m) for face, m in zip(faces, matches)]
 
-    def match_image(self, image: np.ndarray | str | Path, *, threshold: float | None = None,
+    def match_image(self, image: np.ndarray | str | Path | Photo, *, threshold: float | None = None,
                     top_k: int | None = None, still: bool = True) -> ImageResult:
         """Every face in an image with its best person (or unknown); ``still`` as in :meth:`analyze`."""
         faces, times = self.analyze(image, still=still)
@@ -260,7 +302,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ single-face helpers
 
-    def main_face(self, image: np.ndarray | str | Path, name: str = "the image") -> Face:
+    def main_face(self, image: np.ndarray | str | Path | Photo, name: str = "the image") -> Face:
         """The one face a photo is about: the only face, or the clearly largest one.
 
         Raises:
@@ -268,7 +310,7 @@ class Pipeline:
             ManyFacesError: several faces of similar size.
         """
         faces, _ = self.analyze(image)
-        label = str(image) if isinstance(image, (str, Path)) else name
+        label = str(image) if isinstance(image, (str, Path)) else str(image.path) if isinstance(image, Photo) else name
         if not faces:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible")
         if len(faces) > 1 and faces[1].detection.area >= DOMINANT_FACE_RATIO * faces[0].detection.area:

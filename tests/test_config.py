@@ -17,7 +17,8 @@ def test_missing_file_gives_defaults(tmp_path):
     assert load_settings(tmp_path / "none.toml") == Settings()
 
 
-@pytest.mark.parametrize("text", ['threshold = "high"', "provider = 'tpu'", "threshold = 3.0", "top_k = 0", "[[["])
+@pytest.mark.parametrize("text", ['threshold = "high"', "provider = 'tpu'", "threshold = 3.0", "top_k = 0", "[[[",
+                                  "threads = -1"])
 def test_bad_values_raise(tmp_path, text):
     path = tmp_path / "s.toml"
     path.write_text(text)

@@ -42,7 +42,7 @@ def test_tampered_model_is_refused(models_copy):
 
 
 def test_missing_model_is_refused(models_copy):
-    (models_copy / "face_detection_full_range_sparse.tflite").unlink()
+    (models_copy / "face_detection_full_range.onnx").unlink()
     with pytest.raises(ModelError, match="does not exist"):
         models.resolve_detector("full")
 
@@ -108,14 +108,14 @@ def test_model_without_metadata_or_not_onnx_is_refused(tmp_path):
 
 def test_bundled_embedder_contract_and_dynamic_batch():
     emb = Embedder(models.bundled_path("embedder"), provider="auto")
-    assert emb.provider in ("cpu", "cuda") and emb.provider_note
+    assert emb.provider in ("cpu", "cuda", "openvino") and emb.provider_note
     assert emb.contract.color == "RGB" and emb.contract.input_size == (112, 112) and emb.dim == 128
-    assert emb.session.get_inputs()[0].shape[0] == "batch"
+    assert emb.backend.batch is None
     crops = np.random.default_rng(2).integers(0, 255, (4, 112, 112, 3), dtype=np.uint8)
     batched = emb.embed(crops)
     single = np.concatenate([emb.embed(crops[i : i + 1]) for i in range(4)])
     np.testing.assert_allclose(batched, single, atol=1e-5)
-    meta = json.loads(emb.session.get_modelmeta().custom_metadata_map["faceapp.thresholds"])
+    meta = json.loads(emb.backend.metadata["faceapp.thresholds"])
     assert meta["match"] == emb.thresholds.match
 
 
@@ -155,3 +155,25 @@ def test_blockwise_dequantisation_matches_onnxruntime(tmp_path):
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0]
     np.testing.assert_allclose(build._blockwise_dequantize(q, scale, zero, 1, 64), expected, rtol=1e-6)
     assert onnx.checker.check_model(model) is None
+
+
+def test_thresholds_metadata_reads_a_margin_and_defaults_it_for_older_files():
+    from faceapp.contract import DEFAULT_MARGIN
+
+    old = RecommendedThresholds.from_json('{"match": 0.5, "uncertain_band": 0.1, "verify": 0.4}')
+    assert old.margin == DEFAULT_MARGIN
+    new = RecommendedThresholds(match=0.5, uncertain_band=0.1, verify=0.4, margin=0.07)
+    assert RecommendedThresholds.from_json(new.to_json()) == new
+
+
+def test_margin_setting_overrides_the_model_and_is_checked():
+    from faceapp.config import Settings
+    from faceapp.errors import SettingsError
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(margin=0.12)) as pipe:
+        assert pipe.thresholds().margin == 0.12
+    with Pipeline(Settings()) as pipe:
+        assert pipe.thresholds().margin == pipe.embedder.thresholds.margin
+    with pytest.raises(SettingsError):
+        Settings(margin=-0.1)

@@ -180,3 +180,16 @@ def test_pair_figures():
     assert os_.far_at(np.linspace(0, 1, 101), t) <= 0.05
     with pytest.raises(ValueError):
         os_.empirical_threshold(np.array([]), 0.1)
+
+
+def test_as_norm_discounts_a_probe_that_resembles_everyone():
+    sims = np.array([[0.6, 0.2], [0.6, 0.2]])
+    cohort_plain = np.array([[0.0, 0.1, 0.2, 0.1]])
+    cohort_crowded = np.array([[0.5, 0.55, 0.6, 0.5]])  # the second probe is like every cohort face
+    probes = np.concatenate([cohort_plain, cohort_crowded])
+    people = np.array([[0.0, 0.1, 0.0, 0.1], [0.1, 0.0, 0.1, 0.0]])
+    n = os_.as_norm(sims, probes, people, k=4)
+    assert n[0, 0] > n[1, 0] and n[0, 0] > n[0, 1]
+    mq, sq = cohort_plain.mean(), cohort_plain.std()
+    mp, sp = people[0].mean(), people[0].std()
+    assert n[0, 0] == pytest.approx(0.5 * ((0.6 - mq) / sq + (0.6 - mp) / sp))

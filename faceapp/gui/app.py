@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
     def _load_models(self) -> None:
         try:
             emb = self.pipeline.embedder
-            self.provider_label.setText(f"provider: {emb.provider.upper()}")
+            self.provider_label.setText(f"runtime: {emb.runtime_name}")
             self.provider_label.setToolTip(emb.provider_note)
             self._sync_controls()
             self._open_inbox()

@@ -1,0 +1,280 @@
+"""The runtime choice: a pure function of availability and timings, a cache keyed by model
+hash and machine, and the real runtimes giving the same embeddings."""
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceapp import models, runtime
+from faceapp.embed import Embedder
+from faceapp.errors import ModelError
+from faceapp.runtime import Availability, RuntimeCache, fastest, plan, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+
+NONE = Availability(cuda=False, openvino=False)
+OV = Availability(cuda=False, openvino=True)
+GPU = Availability(cuda=True, openvino=True)
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+
+def test_plan_follows_what_is_installed():
+    assert plan("auto", NONE) == ["cpu"]
+    assert plan("auto", OV) == ["cpu", "openvino"]
+    assert plan("auto", GPU) == ["cuda"]
+    assert plan("cpu", GPU) == ["cpu"]
+    assert plan("openvino", OV) == ["openvino"]
+    with pytest.raises(ModelError, match="--provider cuda was asked for"):
+        plan("cuda", OV)
+    with pytest.raises(ModelError, match="OpenVINO is not installed"):
+        plan("openvino", NONE)
+    with pytest.raises(ModelError, match="unknown provider"):
+        plan("tpu", OV)
+
+
+def test_fastest_switches_only_for_a_clear_gain():
+    assert fastest({"cpu": 16.0, "openvino": 8.0}) == "openvino"
+    assert fastest({"cpu": 10.0, "openvino": 9.5}) == "cpu"  # within noise: keep onnxruntime
+    assert fastest({"cpu": 8.0, "openvino": 16.0}) == "cpu"
+    assert fastest({"cpu": float("nan"), "openvino": 12.0}) == "openvino"
+    assert fastest({}) == "cpu"
+
+
+@dataclass
+class FakeBackend:
+    name: str
+    ms: float
+    label: str = ""
+    metadata: dict = field(default_factory=dict)
+    input_names: list = field(default_factory=lambda: ["x"])
+    output_names: list = field(default_factory=lambda: ["y"])
+    batch: int | None = None
+    runs: int = 0
+
+    def __post_init__(self):
+        self.label = f"fake {self.name}"
+
+    def use_output(self, name):
+        pass
+
+    def run(self, x):
+        self.runs += 1
+        return x
+
+
+class Opener:
+    """Opens fake backends whose timed runs take ``ms`` (the clock is faked too)."""
+
+    def __init__(self, ms, fail=()):
+        self.ms, self.fail, self.opened = ms, set(fail), []
+
+    def __call__(self, name):
+        if name in self.fail:
+            raise ModelError(f"{name} broken")
+        self.opened.append(name)
+        return FakeBackend(name, self.ms[name])
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """perf_counter advances by the running backend's ``ms`` on each of its runs."""
+    now = [0.0]
+    real_run = FakeBackend.run
+
+    def run(self, x):
+        now[0] += self.ms / 1e3
+        return real_run(self, x)
+
+    monkeypatch.setattr(FakeBackend, "run", run)
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: now[0])
+
+
+def _probe(backend):
+    return np.zeros((1, 3, 4, 4), np.float32)
+
+
+def test_auto_times_the_cpu_runtimes_and_caches_the_winner(tmp_path, fake_clock):
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    first = Opener({"cpu": 16.0, "openvino": 8.0})
+    sel = select("auto", first, avail=OV, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m1")
+    assert sel.backend.name == "openvino" and first.opened == ["cpu", "openvino"]
+    assert sel.timings_ms == pytest.approx({"cpu": 16.0, "openvino": 8.0})
+    assert "8.0 ms vs onnxruntime CPU 16.0 ms" in sel.note
+
+    # the same model on the same machine: the cached winner is opened alone, nothing timed
+    again = Opener({"cpu": 1.0, "openvino": 100.0})
+    sel = select("auto", again, avail=OV, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m1")
+    assert again.opened == ["openvino"] and sel.backend.runs == 0 and sel.backend.name == "openvino"
+
+    # another model (hash) or another machine: timed afresh, and the new result is kept beside the old
+    other = Opener({"cpu": 5.0, "openvino": 10.0})
+    sel = select("auto", other, avail=OV, model_sha256="b" * 64, cache=cache, probe=_probe, machine="m1")
+    assert other.opened == ["cpu", "openvino"] and sel.backend.name == "cpu"
+    moved = Opener({"cpu": 5.0, "openvino": 10.0})
+    sel = select("auto", moved, avail=OV, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m2")
+    assert moved.opened == ["cpu", "openvino"] and sel.backend.name == "cpu"
+    assert cache.get("a" * 64, "m1")["runtime"] == "openvino"
+    assert cache.get("b" * 64, "m1")["runtime"] == "cpu"
+
+
+def test_explicit_runtimes_and_cuda_are_not_timed(tmp_path, fake_clock):
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    for requested, avail, expect in (("cpu", OV, "cpu"), ("openvino", OV, "openvino"), ("auto", NONE, "cpu"),
+                                     ("auto", GPU, "cuda"), ("cuda", GPU, "cuda")):
+        op = Opener({"cpu": 9.0, "openvino": 3.0, "cuda": 1.0})
+        sel = select(requested, op, avail=avail, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m")
+        assert sel.backend.name == expect and op.opened == [expect] and sel.backend.runs == 0
+    assert not cache.path.exists()
+
+
+def test_broken_cuda_falls_back_to_timing_the_cpu_runtimes(tmp_path, fake_clock):
+    op = Opener({"cpu": 16.0, "openvino": 8.0}, fail={"cuda"})
+    sel = select("auto", op, avail=GPU, model_sha256="a" * 64, cache=None, probe=_probe, machine="m")
+    assert sel.backend.name == "openvino"
+    with pytest.raises(ModelError, match="cuda broken"):
+        select("cuda", op, avail=GPU, model_sha256="a" * 64, cache=None, probe=_probe, machine="m")
+
+
+def test_broken_openvino_leaves_onnxruntime(tmp_path, fake_clock):
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    op = Opener({"cpu": 16.0, "openvino": 8.0}, fail={"openvino"})
+    sel = select("auto", op, avail=OV, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m")
+    assert sel.backend.name == "cpu" and "failed to load" in sel.note
+
+
+def test_unreadable_cache_is_ignored_and_rewritten(tmp_path, fake_clock):
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    cache.path.write_text("{not json")
+    op = Opener({"cpu": 16.0, "openvino": 8.0})
+    assert select("auto", op, avail=OV, model_sha256="a" * 64, cache=cache, probe=_probe, machine="m").backend.name == "openvino"
+    assert json.loads(cache.path.read_text())["version"] == runtime.CACHE_VERSION
+
+
+# ---------------------------------------------------------------------- the real runtimes
+
+
+def test_thread_default_leaves_a_core_free_on_small_cpus():
+    assert [runtime.default_threads(n) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
+
+
+def test_machine_key_names_the_runtime_versions():
+    key = runtime.machine_key()
+    assert "onnxruntime" in key and str(__import__("os").cpu_count()) in key
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
+    bundled = models.resolve_embedder(None)
+    crops = np.stack([f.crop for f in faces.values()])
+    ort = Embedder(bundled.path, "cpu", model_sha256=bundled.sha256, ort_model_path=models.onnxruntime_variant(bundled),
+                   cache_dir=tmp_path)
+    ov = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    assert ort.provider == "cpu" and ov.provider == "openvino" and ov.runtime_name.startswith("OpenVINO")
+    assert ov.contract == ort.contract and ov.thresholds == ort.thresholds
+    np.testing.assert_allclose(ov.embed(crops), ort.embed(crops), atol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_is_imported_without_its_telemetry():
+    import subprocess
+
+    code = ("import sys; from faceapp.runtime import import_openvino; import_openvino(); "
+            "print(sys.modules['openvino.tools.ovc.telemetry_utils'].tm.__name__, 'openvino_telemetry' in sys.modules)")
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CI": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["openvino.tools.ovc.telemetry_stub", "False"]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_second_start_skips_parsing_the_model(tmp_path):
+    bundled = models.resolve_embedder(None)
+    first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    cache = RuntimeCache(tmp_path / "runtime.json")
+    assert cache.get_metadata(bundled.sha256) == first.backend.metadata and "faceapp.contract" in first.backend.metadata
+    second = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    assert second.contract == first.contract
+    # with metadata known and a compiled network cached, the metadata is not read from the file
+    probe = runtime.OpenVinoBackend(bundled.path, cache_dir=tmp_path / "openvino", known_metadata={"k": "v"})
+    assert probe.metadata == {"k": "v"} and probe.output_names == ["fc1"] and probe.batch is None
+    crops = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(second.embed(crops), first.embed(crops))
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
+    bundled = models.resolve_embedder(None)
+    emb = Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    key = f"{runtime.machine_key()}|threads={runtime.default_threads()}"
+    record = RuntimeCache(tmp_path / "runtime.json").get(bundled.sha256, key)
+    assert record is not None and record["runtime"] == emb.provider
+    assert set(record["timings_ms"]) == {"cpu", "openvino"} and "auto:" in emb.provider_note
+
+
+# ---------------------------------------------------------------------- the PRelu-free graph
+
+
+def _prelu_graph():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    slope = rng.uniform(-0.5, 0.5, (4, 1, 1)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+         helper.make_node("PRelu", ["c", "s"], ["p"], name="act"),
+         helper.make_node("PRelu", ["p", "s"], ["y"], name="act2")],
+        "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(slope, "s")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.add(key="k", value="v")
+    return model.SerializeToString()
+
+
+def test_prelu_rewrite_is_bit_identical_on_a_small_graph():
+    import onnx
+    import onnxruntime as ort
+    from build import prelu_to_relu
+
+    original = _prelu_graph()
+    rewritten = prelu_to_relu(original)
+    model = onnx.load_from_string(rewritten)
+    assert not [n for n in model.graph.node if n.op_type == "PRelu"]
+    assert {p.key: p.value for p in model.metadata_props} == {"k": "v"}
+    x = np.random.default_rng(1).standard_normal((3, 4, 8, 8)).astype(np.float32) * 3
+    a = ort.InferenceSession(original, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    b = ort.InferenceSession(rewritten, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert (a < 0).any() and (a > 0).any()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_shipped_prelu_free_embedder_equals_the_original_on_real_faces(faces):
+    from build import compare_graphs
+
+    bundled = models.resolve_embedder(None)
+    variant = models.onnxruntime_variant(bundled)
+    assert variant is not None and variant.name == "sface_fp32_relu.onnx"
+    crops = np.stack([f.crop for f in faces.values()])
+    diff, changed = compare_graphs(bundled.path.read_bytes(), variant.read_bytes(), crops)
+    assert diff == 0.0 and changed == 0
+
+
+def test_build_writes_only_files_whose_hash_matches(tmp_path):
+    from build import write_checked
+
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"shipped")
+    import hashlib
+
+    assert not write_checked(target, b"something else", hashlib.sha256(b"expected").hexdigest())
+    assert target.read_bytes() == b"shipped" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    assert write_checked(target, b"expected", hashlib.sha256(b"expected").hexdigest())
+    assert target.read_bytes() == b"expected"
