@@ -33,20 +33,6 @@ class CameraLost(FaceappError):
     """The source stopped delivering frames."""
 
 
-def _opencv_for_capture() -> Any:
-    """``cv2`` with its own logging off, for opening cameras and videos.
-
-    OpenCV and the FFmpeg inside it print warnings straight to stderr when a camera index
-    or a file cannot be opened (V4L2, FFMPEG and obsensor backends each have a go); the
-    sources here report that as one :class:`CameraError` line instead.
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
-    import cv2
-
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    return cv2
-
-
 @dataclass(frozen=True)
 class CameraInfo:
     """A camera the system reports, without opening it.

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..capture import VIDEO_SUFFIXES, FrameSource, list_cameras, open_source
-from ..config import Settings, SettingsLayers
+from ..config import PROVIDERS, Settings, SettingsLayers
 from ..errors import FaceappError, SettingsError
 from ..images import IMAGE_SUFFIXES
 from ..inbox import UnknownInbox, add_unknowns
@@ -724,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", help="camera index, video file or folder of images (default: the settings' camera)")
     ap.add_argument("--gallery", type=Path, help="gallery folder for this run (not saved)")
     ap.add_argument("--model", type=Path, help="embedder ONNX file for this run (not saved)")
-    ap.add_argument("--provider", choices=["auto", "cuda", "cpu"], help="for this run (not saved)")
+    ap.add_argument("--provider", choices=list(PROVIDERS), help="for this run (not saved)")
     ap.add_argument("--config", type=Path, help="settings file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="faceapp: %(message)s")
