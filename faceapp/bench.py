@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .gallery import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
+from .vindex import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
 
 TEMPLATES_PER_ID = 5
 NOISE = 0.06  # per-dimension noise; gives same-identity cosine ~0.68 in 128-d

@@ -7,6 +7,7 @@ raises :class:`CameraLost`, after which :meth:`FrameSource.reopen` may be tried.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,20 @@ class FrameSource:
         self.close()
 
 
+def _opencv_for_capture() -> Any:
+    """``cv2`` with its own logging off, for opening cameras and videos.
+
+    OpenCV and the FFmpeg inside it print warnings straight to stderr when a camera index
+    or a file cannot be opened (V4L2, FFMPEG and obsensor backends each have a go); the
+    sources here report that as one :class:`CameraError` line instead.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
 class CameraSource(FrameSource):
     """An OpenCV camera by index, with a one-frame buffer so frames are never stale."""
 
@@ -59,8 +74,7 @@ class CameraSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
-        import cv2
-
+        cv2 = _opencv_for_capture()
         self.close()
         cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
@@ -106,8 +120,7 @@ class VideoFileSource(FrameSource):
         self.reopen()
 
     def reopen(self) -> None:
-        import cv2
-
+        cv2 = _opencv_for_capture()
         self.close()
         if not self.path.is_file():
             raise CameraError(f"video {self.path} does not exist")

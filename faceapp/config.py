@@ -18,6 +18,7 @@ from typing import Any
 import tomllib
 
 from .errors import SettingsError
+from .images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Settings:
         min_detection_confidence: detector score below which a face is dropped.
         max_detect_side: images larger than this (pixels, longest side) are downscaled
             for detection; boxes are mapped back to the original.
+        max_image_pixels: image files whose header claims more pixels than this are
+            refused before decoding (a 100-megapixel photo takes ~300 MB to decode).
         top_k: how many candidate people to report per face.
         store_thumbnails: keep each template's aligned face crop in the gallery (needed
             to re-embed the gallery when the model changes).
@@ -70,6 +73,7 @@ class Settings:
     min_face_size: float = 0.0
     min_detection_confidence: float = 0.5
     max_detect_side: int = 1920
+    max_image_pixels: int = MAX_PIXELS
     top_k: int = 3
     store_thumbnails: bool = True
     index: str = "auto"
@@ -98,6 +102,8 @@ class Settings:
             raise SettingsError("top_k must be at least 1")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
+        if self.max_image_pixels < 64 * 64:
+            raise SettingsError("max_image_pixels must be at least 4096")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values leave a field unchanged."""

@@ -1,18 +1,25 @@
-"""Face detection with MediaPipe Tasks' ``FaceDetector``.
+"""Face detection: MediaPipe's BlazeFace detectors run in onnxruntime.
 
 Input: RGB uint8 ``(H, W, 3)`` of any size. Output: :class:`~faceapp.types.Detection`
 list, largest face first, boxes and keypoints in the input's pixel coordinates. Images
 whose longest side exceeds ``max_side`` are downscaled for detection only.
+
+The networks are MediaPipe's own face detectors (full-range and short-range),
+converted once to ONNX by ``models/build.py``. What MediaPipe's ``FaceDetector`` task
+does around the network is done here in numpy, step for step: letterbox the image into
+the square model input (bilinear, zero border, values in ``[-1, 1]``), decode the SSD
+anchors (box centre, size and six keypoints per anchor, sigmoid score), merge
+overlapping boxes with weighted non-maximum suppression, and map the result back to
+the image. Nothing of MediaPipe is imported, so nothing of it runs (its native library
+sends usage logs over the network).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-import weakref
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,56 +27,169 @@ from .errors import ModelError
 from .images import as_rgb8
 from .types import Detection
 
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+NUM_KEYPOINTS = 6
+# Scores are computed for every anchor and filtered here, so that a changed
+# min_confidence takes effect without reloading the model; candidates below this
+# floor never reach suppression (MediaPipe's task is run with the same floor).
+_SCORE_FLOOR = 0.2
+_SCORE_CLIP = 100.0
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence what MediaPipe's native code writes to fd 2 while loading a model."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+@dataclass(frozen=True)
+class AnchorSpec:
+    """SSD anchor layout of a BlazeFace model (MediaPipe's ``SsdAnchorsCalculator``).
 
-
-def _close_before_thread_shutdown(finalizer: weakref.finalize) -> None:
-    """Run ``finalizer`` at interpreter exit while thread pools still work.
-
-    MediaPipe closes its tasks through a thread pool that is shut down before plain
-    ``atexit`` handlers run; hooks registered with threading run earlier (last first).
+    Attributes:
+        input_size: side of the square model input (pixels).
+        strides: one stride per anchor layer; consecutive layers with the same stride
+            share one grid.
+        anchors_per_layer: anchors each layer puts in every grid cell.
     """
-    register = getattr(threading, "_register_atexit", None)
-    if register is None:  # pragma: no cover - other Python implementations
-        finalizer.atexit = True
-        return
-    try:
-        register(finalizer)
-    except RuntimeError:  # already shutting down
-        finalizer.atexit = True
+
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int
+
+    def centres(self) -> np.ndarray:
+        """Anchor centres ``(N, 2)`` float32 (x, y) in ``[0, 1]``, in the model's output order.
+
+        Anchors are fixed-size (width = height = 1), so only the centres matter.
+        """
+        out: list[np.ndarray] = []
+        i = 0
+        while i < len(self.strides):
+            stride = self.strides[i]
+            per_cell = 0
+            while i < len(self.strides) and self.strides[i] == stride:
+                per_cell += self.anchors_per_layer
+                i += 1
+            cells = -(-self.input_size // stride)
+            grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+            ys, xs = np.meshgrid(grid, grid, indexing="ij")
+            xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
+            out.append(np.repeat(xy, per_cell, axis=0))
+        return np.concatenate(out).astype(np.float32)
 
 
-def _close_quietly(detector: object) -> None:
-    with _quiet_native_stderr():
-        detector.close()  # type: ignore[attr-defined]
+# The two layouts MediaPipe uses for its face detectors, keyed by model input size.
+ANCHOR_SPECS = {
+    128: AnchorSpec(128, (8, 16, 16, 16), 2),  # short-range: 512 + 384 = 896 anchors
+    192: AnchorSpec(192, (4,), 1),  # full-range: 48 x 48 = 2304 anchors
+}
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float]:
+    """Fit ``rgb`` into a ``size`` x ``size`` model input, keeping its aspect ratio.
+
+    Args:
+        rgb: RGB uint8 ``(H, W, 3)``.
+        size: model input side.
+
+    Returns:
+        ``(tensor, scale, dx, dy)``: float32 ``(1, size, size, 3)`` in ``[-1, 1]`` with a
+        zero (black) border, and the map from image to input pixels:
+        ``u = x * scale + dx``, ``v = y * scale + dy``.
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    scale = size / side
+    dx, dy = (side - w) / 2 * scale, (side - h) / 2 * scale
+    m = np.array([[scale, 0.0, dx], [0.0, scale, dy]], np.float32)
+    square = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    tensor = square.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+    return tensor[None], scale, dx, dy
+
+
+def decode(regressors: np.ndarray, scores: np.ndarray, anchors: np.ndarray, size: int,
+           floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn raw model outputs into candidate faces in model-input coordinates ``[0, 1]``.
+
+    Args:
+        regressors: ``(N, 16)``: box centre offset, box size, six keypoint offsets (x, y),
+            in input pixels relative to the anchor centre.
+        scores: ``(N,)`` raw logits.
+        anchors: ``(N, 2)`` anchor centres.
+        size: model input side.
+        floor: candidates scoring below this are dropped.
+
+    Returns:
+        ``(boxes (M, 4) x0 y0 x1 y1, keypoints (M, 6, 2), scores (M,))``, float32.
+    """
+    with np.errstate(over="ignore"):  # exp(100) is inf in float32: the score is then 0, as intended
+        prob = 1.0 / (1.0 + np.exp(-np.clip(scores, -_SCORE_CLIP, _SCORE_CLIP)))
+    keep = prob >= floor
+    reg = regressors[keep] / np.float32(size)
+    anc = anchors[keep]
+    centre = reg[:, 0:2] + anc
+    half = reg[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    kps = reg[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anc[:, None, :]
+    return boxes.astype(np.float32), kps.astype(np.float32), prob[keep].astype(np.float32)
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], others[:, :2])
+    hi = np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    union = area + np.prod(others[:, 2:] - others[:, :2], axis=1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Weighted non-maximum suppression (MediaPipe's ``WEIGHTED`` algorithm, IoU overlap).
+
+    The best remaining candidate takes every candidate overlapping it by more than
+    ``threshold`` IoU (itself included); its box and keypoints become their
+    score-weighted mean, its score stays its own.
+
+    Returns:
+        ``[(box (4,), keypoints (6, 2), score)]``, best first.
+    """
+    order = np.argsort(-scores, kind="stable")
+    out = []
+    while order.size:
+        top = order[0]
+        overlap = _iou(boxes[top], boxes[order]) > threshold
+        group, order = order[overlap], order[~overlap]
+        w = scores[group]
+        total = float(w.sum())
+        box = (boxes[group] * w[:, None]).sum(axis=0) / total
+        kps = (keypoints[group] * w[:, None, None]).sum(axis=0) / total
+        out.append((box, kps, float(scores[top])))
+    return out
+
+
+def _open_session(model_path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # warnings from the runtime are not the user's business
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One thread, no spinning: the network is small enough that a thread pool costs more
+    # than it gains (measured in scripts/detector_runtimes.py), and idle spinning threads
+    # would take CPU from the embedder and the GUI between frames.
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 class FaceDetector:
-    """MediaPipe face detector (full-range or short-range model).
+    """MediaPipe's face detector (full-range or short-range model) in onnxruntime.
 
     Args:
-        model_path: a MediaPipe face detection ``.tflite`` file.
+        model_path: a face detection ``.onnx`` file built by ``models/build.py``.
         min_confidence: detections scoring below this are dropped.
         max_side: longest image side used for detection; larger images are downscaled.
         suppression: non-maximum suppression IoU threshold.
+
+    Raises:
+        ModelError: the file is not a detector faceapp can run.
     """
 
     def __init__(self, model_path: Path, *, min_confidence: float = 0.5, max_side: int = 1920,
@@ -77,36 +197,46 @@ class FaceDetector:
         self.model_path = Path(model_path)
         self.min_confidence = float(min_confidence)
         self.max_side = int(max_side)
+        self.suppression = float(suppression)
         self._lock = threading.Lock()
+        if self.model_path.suffix.lower() == ".tflite":
+            raise ModelError(f"{self.model_path} is a TFLite file; faceapp runs the ONNX detectors "
+                             "that `python models/build.py` makes from it")
         try:
-            from mediapipe.tasks.python import BaseOptions, vision
+            self._session: Any = _open_session(self.model_path)
         except ImportError as exc:  # pragma: no cover - dependency missing
-            raise ModelError(f"mediapipe is not installed ({exc}); reinstall faceapp") from exc
-        # Scores are filtered here, not by MediaPipe, so that a changed
-        # min_confidence takes effect without reloading the model.
-        options = vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_buffer=self.model_path.read_bytes()),
-            min_detection_confidence=0.2,
-            min_suppression_threshold=suppression,
-        )
-        try:
-            with _quiet_native_stderr():
-                self._detector = vision.FaceDetector.create_from_options(options)
-                # Close before interpreter teardown, or MediaPipe's own __del__ fails noisily.
-                self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
-                self._finalizer.atexit = False
-                _close_before_thread_shutdown(self._finalizer)
-                # The first call allocates; keep its log lines out of the user's terminal.
-                self._run(np.zeros((480, 640, 3), np.uint8))
-        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
+        except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"face detector {self.model_path} could not be loaded ({exc}); reinstall faceapp") from exc
+        inputs = self._session.get_inputs()
+        outputs = {o.name for o in self._session.get_outputs()}
+        shape = inputs[0].shape if len(inputs) == 1 else None
+        size = shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else None
+        if size not in ANCHOR_SPECS or not {"regressors", "classificators"} <= outputs:
+            raise ModelError(f"{self.model_path} is not a BlazeFace detector built by models/build.py; "
+                             "reinstall faceapp")
+        self.input_size: int = size
+        self._input_name = inputs[0].name
+        self._anchors = ANCHOR_SPECS[size].centres()
 
-    def _run(self, rgb: np.ndarray) -> list:
-        import mediapipe as mp
-
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+    def _candidates(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Faces in ``rgb`` as ``(box, keypoints, score)`` in ``rgb``'s pixels, unfiltered."""
+        size = self.input_size
+        tensor, scale, dx, dy = letterbox(rgb, size)
         with self._lock:
-            return list(self._detector.detect(image).detections)
+            session = self._session
+            if session is None:
+                raise ModelError("the face detector was closed")
+            reg, cls = session.run(["regressors", "classificators"], {self._input_name: tensor})
+        if reg.shape[1] != len(self._anchors):
+            raise ModelError(f"{self.model_path} gives {reg.shape[1]} boxes, expected {len(self._anchors)}")
+        boxes, kps, scores = decode(reg[0], cls[0, :, 0], self._anchors, size, _SCORE_FLOOR)
+        offset = np.array([dx, dy], np.float32)
+        out = []
+        for box, kp, score in weighted_nms(boxes, kps, scores, self.suppression):
+            box_px = ((box.reshape(2, 2) * size - offset) / scale).ravel()
+            out.append((box_px, (kp * size - offset) / scale, score))
+        return out
 
     def detect(self, image: np.ndarray, min_confidence: float | None = None,
                retry_padded: bool = True) -> list[Detection]:
@@ -133,42 +263,33 @@ class FaceDetector:
             scale = self.max_side / max(h, w)
             work = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                               interpolation=cv2.INTER_AREA)
-        found = self._run(np.ascontiguousarray(work))
+        found = self._candidates(work)
         pad = 0
-        if retry_padded and not any(d.categories and d.categories[0].score >= threshold for d in found):
+        if retry_padded and not any(score >= threshold for _, _, score in found):
             # Tight face chips (the face fills the frame) are missed by the detector's
             # anchors; a border gives the face the context it was trained with.
             import cv2
 
             pad = max(work.shape[:2]) // 4
-            work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            found = self._run(np.ascontiguousarray(work))
-        wh, ww = work.shape[:2]
+            padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            found = self._candidates(padded)
         out: list[Detection] = []
-        for d in found:
-            score = float(d.categories[0].score) if d.categories else 0.0
+        for box_px, kps_px, score in found:
             if score < threshold:
                 continue
-            bb = d.bounding_box
-            x0 = (bb.origin_x - pad) / scale
-            y0 = (bb.origin_y - pad) / scale
-            x1 = (bb.origin_x + bb.width - pad) / scale
-            y1 = (bb.origin_y + bb.height - pad) / scale
+            x0, y0, x1, y1 = ((box_px - pad) / scale).tolist()
             box = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
             if box[2] <= box[0] or box[3] <= box[1]:
                 continue
-            kps = np.array([[(k.x * ww - pad) / scale, (k.y * wh - pad) / scale] for k in d.keypoints], np.float32)
-            if kps.shape != (6, 2):
-                continue
+            kps = ((kps_px - pad) / scale).astype(np.float32)
             out.append(Detection(box=box, keypoints=kps, score=score))
         out.sort(key=lambda det: det.area, reverse=True)
         return out
 
     def close(self) -> None:
-        fin = getattr(self, "_finalizer", None)
-        if fin is not None:
-            fin()
-        self._detector = None
+        """Release the model; :meth:`detect` raises :class:`ModelError` afterwards."""
+        with self._lock:
+            self._session = None
 
     def __enter__(self) -> FaceDetector:
         return self

@@ -215,13 +215,14 @@ class Gallery:
             same_lineage = (index is not None and b is not None and index.kind == kind and b.gallery_id == state.gallery_id
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
-                index = HnswIndex.load(self._index_root(), binding) if kind == "hnsw" and self._index_root() else None
+                root = self._index_root()
+                index = HnswIndex.load(root, binding) if kind == "hnsw" and root is not None else None
                 if index is None:
                     index = vindex.new_index(kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
-            missing = np.setdiff1d(ids, have)
-            gone = np.setdiff1d(have, ids)
+            missing = np.setdiff1d(ids, have, assume_unique=True)
+            gone = np.setdiff1d(have, ids, assume_unique=True)
             if len(gone):
                 index.remove(gone)
             if len(missing):

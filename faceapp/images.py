@@ -3,11 +3,21 @@
 Honours EXIF orientation; turns grey, palette, CMYK, alpha (flattened onto white),
 16-bit and float images into 8-bit RGB. Truncated and corrupt files raise
 :class:`~faceapp.errors.ImageError` instead of decoding to a half-grey picture.
+
+Files are untrusted input, so reading is bounded: only regular files are opened (a FIFO,
+a device or a folder is refused, never read), at most ``MAX_FILE_BYTES`` are read, only
+the formats in :data:`PIL_FORMATS` are parsed, and the dimensions in the header are
+checked against a pixel budget before any pixel is decoded.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +25,14 @@ import numpy as np
 from .errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
-MAX_PIXELS = 400_000_000  # ~20000 x 20000; beyond that decoding alone would need >1 GB
+# The Pillow plugins that may parse a file; nothing else is tried (no EPS/Ghostscript, ...).
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF")
+MAX_PIXELS = 100_000_000  # default pixel budget (Settings.max_image_pixels): ~300 MB decoded
+MAX_FILE_BYTES = 256 * 1024 * 1024  # no photo faceapp can use is larger than this on disk
+
+# What Pillow's decoders raise on damaged data (the fuzz test in tests/ exercises them).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                  struct.error, ZeroDivisionError, OverflowError, MemoryError)
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -50,46 +67,142 @@ def to_rgb8(pil_image: PIL.Image.Image) -> np.ndarray:  # type: ignore[name-defi
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes to ``(H, W, 3)`` RGB uint8.
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _stat_error(p: Path, exc: OSError) -> ImageError:
+    """One line for a path that cannot be looked at."""
+    if exc.errno == errno.ELOOP:
+        return ImageError(f"{p} is a symlink loop; point it at a real image file")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        if p.is_symlink():
+            return ImageError(f"{p} is a broken symlink (to {os.readlink(p)}); fix the link or give the image itself")
+        return ImageError(f"{p} does not exist; check the path")
+    if exc.errno == errno.EACCES:
+        return ImageError(f"{p} cannot be read (permission denied); check its permissions")
+    if exc.errno == errno.ENAMETOOLONG:
+        return ImageError(f"{str(p)[:80]}... is not a usable path (name too long)")
+    return ImageError(f"{p} cannot be read ({exc.strerror}); check the path and its permissions")
+
+
+def read_image_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read a regular file's bytes, refusing anything that could hang or flood the reader.
+
+    The file is opened non-blocking and checked on the open descriptor, so a FIFO or
+    device put in its place between the check and the open is refused too.
+
+    Args:
+        path: the file.
+        max_bytes: larger files are refused without being read.
 
     Raises:
-        ImageError: the bytes are not a complete image Pillow can read.
+        ImageError: missing, a symlink loop, a folder/FIFO/device/socket, unreadable, or
+            larger than ``max_bytes``.
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise _stat_error(p, exc) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{p} is {_file_kind(st.st_mode)}, not an image file; give a JPEG or PNG photo")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        raise _stat_error(p, exc) from exc
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{p} is {_file_kind(st.st_mode)}, not an image file; give a JPEG or PNG photo")
+        if st.st_size > max_bytes:
+            raise ImageError(f"{p} is {st.st_size / 2**20:.0f} MB, more than faceapp reads "
+                             f"({max_bytes / 2**20:.0f} MB); use a smaller photo")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise ImageError(f"{p} cannot be read ({exc.strerror}); check the file and its disk") from exc
+    if len(data) > max_bytes:  # the file grew while being read
+        raise ImageError(f"{p} is larger than faceapp reads ({max_bytes / 2**20:.0f} MB); use a smaller photo")
+    return data
+
+
+def check_pixel_budget(size: tuple[int, int], max_pixels: int, name: str) -> None:
+    """Refuse an image whose header claims more than ``max_pixels`` pixels.
+
+    Raises:
+        ImageError: ``width * height > max_pixels``, or a zero dimension.
+    """
+    w, h = size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name} says it is {w} x {h} pixels; it is damaged, re-export it")
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{name} is {w} x {h} = {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}; "
+            "downscale it or raise max_image_pixels in the settings"
+        )
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to ``(H, W, 3)`` RGB uint8.
+
+    Args:
+        data: the encoded file (JPEG, PNG, WebP, BMP, TIFF or GIF; first frame only).
+        name: how to call the image in error messages.
+        max_pixels: pixel budget, checked on the header before decoding.
+
+    Raises:
+        ImageError: the bytes are not a complete image Pillow can read, or are over budget.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); use a JPEG or PNG photo")
+    # The budget below replaces Pillow's own bomb check, which would refuse before we can
+    # say how large the image is, and could not be raised past its fixed limit.
+    Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            upright = ImageOps.exif_transpose(img) or img
-            return to_rgb8(upright)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as img:
+                check_pixel_budget(img.size, max_pixels, name)
+                img.load()
+                upright = ImageOps.exif_transpose(img) or img
+                return to_rgb8(upright)
+    except ImageError:
+        raise
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image faceapp can read; use a JPEG or PNG photo") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name} is too large ({exc}); downscale it below {MAX_PIXELS // 1_000_000} megapixels") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name} is damaged or truncated ({exc}); re-export or re-copy the file") from exc
+        raise ImageError(f"{name} is too large ({exc}); downscale it below {max_pixels // 1_000_000} megapixels") from exc
+    except MemoryError as exc:
+        raise ImageError(f"{name} needs more memory to decode than is free; use a smaller photo") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"{name} is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]}); "
+                         "re-export or re-copy the file") from exc
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file into ``(H, W, 3)`` RGB uint8, EXIF orientation applied.
 
+    Args:
+        path: a regular image file (symlinks are followed).
+        max_pixels: pixel budget, checked on the header before decoding.
+
     Raises:
-        ImageError: missing, unreadable, not an image, truncated or corrupt.
+        ImageError: missing, not a regular file, unreadable, too large, not an image,
+            truncated or corrupt.
     """
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p} does not exist; check the path")
-    if p.is_dir():
-        raise ImageError(f"{p} is a folder, not an image")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{p} cannot be read ({exc.strerror}); check its permissions") from exc
-    return decode_image(data, str(p))
+    return decode_image(read_image_bytes(path), str(path), max_pixels)
 
 
 def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:

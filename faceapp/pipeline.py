@@ -182,7 +182,8 @@ class Pipeline:
         Returns:
             Faces largest first, and the time spent per stage.
         """
-        rgb = load_image(image) if isinstance(image, (str, Path)) else as_rgb8(image)
+        rgb = (load_image(image, self.settings.max_image_pixels) if isinstance(image, (str, Path))
+               else as_rgb8(image))
         t0 = time.perf_counter()
         detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
                                           retry_padded=still)

@@ -38,7 +38,7 @@ class ReembedReport:
 
 def reembed(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.ndarray],
             decode: Callable[[bytes], np.ndarray], *, progress: Callable[[int, int], None] | None = None,
-            stop_after: int | None = None) -> ReembedReport | None:
+            batch: int = BATCH, stop_after: int | None = None) -> ReembedReport | None:
     """Rebuild every template and negative sample of other models with ``embed``.
 
     Args:
@@ -47,6 +47,7 @@ def reembed(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.nd
         embed: ``(N, 112, 112, 3)`` RGB uint8 crops -> ``(N, D)`` unit embeddings.
         decode: a stored crop's bytes -> ``(112, 112, 3)`` RGB uint8.
         progress: called with ``(done, total)`` after each batch.
+        batch: crops per embedder call and per transaction.
         stop_after: stop (unfinished, returning ``None``) after this many batches; for
             tests of resuming.
 
@@ -58,7 +59,7 @@ def reembed(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.nd
     total = before.pending
     done = batches = 0
     while True:
-        work = store.reembed_work(model_id, BATCH)
+        work = store.reembed_work(model_id, batch)
         if not work:
             break
         if stop_after is not None and batches >= stop_after:

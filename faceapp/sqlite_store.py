@@ -134,21 +134,29 @@ class SQLiteStore:
             self.db_path.exists() and not os.access(self.db_path, os.W_OK)
         )
         if existed:
-            self._check_not_orphaned()
             if not self.read_only:
                 self.permission_note = private.tighten(self.root)
             elif private.loose_entries(self.root):
                 self.permission_note = f"gallery {self.root} is readable by other users (read-only: not changed)"
             if self.permission_note:
                 log.warning("%s", self.permission_note)
-        self._file_lock = filelock.FileLock(str(self.root / LOCK_NAME))
         self._mutex = threading.RLock()
-        self._db = self._connect()
+        if not self.read_only:
+            private.create_private_file(self.root / LOCK_NAME)
+        self._file_lock = filelock.FileLock(str(self.root / LOCK_NAME))
+        if self.read_only or (self.db_path.exists() and self.db_path.stat().st_size > 0):
+            self._db = self._connect()
+        else:  # a new gallery is created under the write lock, so nobody sees it half-made
+            with self._write():
+                self._check_not_orphaned()
+                self._db = self._connect()
 
     # ------------------------------------------------------------------ opening
 
     def _check_not_orphaned(self) -> None:
-        """A missing or 0-byte database beside files of an existing gallery is damage."""
+        """Under the write lock, before creating: a missing or 0-byte database is damage when
+        the gallery's other files are there (a 0-byte one always: creation writes it under
+        this lock)."""
         from .vindex import INDEX_FILES
 
         others = [n for n in (*INDEX_FILES, DB_NAME + "-wal") if (self.root / n).exists()]
@@ -178,7 +186,6 @@ class SQLiteStore:
                                          check_same_thread=False)
             else:
                 private.create_private_file(self.db_path)
-                private.create_private_file(self.root / LOCK_NAME)
                 db = sqlite3.connect(str(self.db_path), timeout=self.lock_timeout, isolation_level=None,
                                      check_same_thread=False)
                 db.execute("PRAGMA journal_mode = WAL")
@@ -451,7 +458,8 @@ class SQLiteStore:
     def samples(self, name: str) -> list[Sample]:
         pid = self.get_person(name).id
         rows = self._query(
-            "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? ORDER BY id", (pid,)
+            "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? "
+            "ORDER BY created_at, id", (pid,)
         )
         return [Sample(int(i), c, json.loads(q) if q else None, s, float(t), m) for i, c, q, s, t, m in rows]
 

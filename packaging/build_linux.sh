@@ -7,7 +7,7 @@
 #   packaging/build_linux.sh          # CPU build (onnxruntime)
 #   packaging/build_linux.sh --gpu    # GPU build (onnxruntime-gpu; CUDA libraries not bundled)
 #
-# Needs python3 (3.10+), a C++ compiler (hnswlib has no wheels) and dpkg-deb.
+# Needs python3 (3.11+), a C++ compiler (hnswlib has no wheels) and dpkg-deb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=0
@@ -37,9 +37,15 @@ BUNDLE="$BUILD/dist/faceapp"
 
 echo "== checking the bundle"
 internal="$BUNDLE/_internal"
-for f in models/manifest.json models/sface_fp32.onnx models/face_detection_full_range_sparse.tflite \
-         models/face_detection_short_range.tflite mediapipe/tasks/c/libmediapipe.so; do
+# libpython and the locally compiled hnswlib carry debug info (~30 MB); the wheels' own
+# libraries are stripped already (and stripping the auditwheel-patched ones breaks them).
+strip --strip-debug "$internal"/libpython3*.so* "$internal"/hnswlib*.so
+for f in models/manifest.json models/sface_fp32.onnx models/face_detection_full_range.onnx \
+         models/face_detection_short_range.onnx cv2; do
   [[ -e "$internal/$f" ]] || { echo "missing from the bundle: $f" >&2; exit 1; }
+done
+for f in mediapipe ai_edge_litert; do
+  [[ ! -e "$internal/$f" ]] || { echo "must not be in the bundle: $f" >&2; exit 1; }
 done
 ls "$internal"/onnxruntime/capi/libonnxruntime*.so* >/dev/null || { echo "onnxruntime's library is missing" >&2; exit 1; }
 ls "$internal"/hnswlib*.so >/dev/null || { echo "the compiled hnswlib is missing" >&2; exit 1; }

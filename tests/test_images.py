@@ -66,3 +66,112 @@ def test_as_rgb8_accepts_arrays():
     assert as_rgb8(np.ones((2, 2, 3), np.float32)).max() == 255
     with pytest.raises(ImageError):
         as_rgb8(np.zeros((4,), np.uint8))
+
+
+# ---------------------------------------------------------------- untrusted files
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG whose header claims ``width`` x ``height`` (CRCs correct)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey: compresses to nothing
+    idat = zlib.compress(b"\0" * 4096, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_pixel_budget_is_checked_on_the_header_before_decoding():
+    import time
+
+    bomb = _png_header_claiming(28000, 28000)  # 784 megapixels in a few hundred bytes
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError, match="784 megapixels, over the limit of 100"):
+        decode_image(bomb, "bomb.png")
+    assert time.perf_counter() - t0 < 1.0
+    small = _encode(Image.new("RGB", (300, 200)), "PNG")
+    assert decode_image(small, max_pixels=60_000).shape == (200, 300, 3)
+    with pytest.raises(ImageError, match="max_image_pixels"):
+        decode_image(small, "small.png", max_pixels=59_999)
+
+
+def test_pixel_budget_setting_reaches_the_pipeline(tmp_path, data_dir):
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(gallery=tmp_path / "g", max_image_pixels=100_000)) as pipe:
+        with pytest.raises(ImageError, match="megapixels"):
+            pipe.analyze(data_dir / "obama.jpg")
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_image(fifo)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "reading a FIFO hung"
+    assert isinstance(outcome[0], ImageError) and "FIFO" in str(outcome[0])
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ImageError, match="is a device, not an image file"):
+            load_image("/dev/zero")
+    with pytest.raises(ImageError, match="is a folder, not an image file"):
+        load_image(tmp_path)
+
+
+def test_symlinks(tmp_path, data_dir):
+    loop_a, loop_b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    with pytest.raises(ImageError, match="symlink loop"):
+        load_image(loop_a)
+    dangling = tmp_path / "gone.jpg"
+    dangling.symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(ImageError, match="broken symlink"):
+        load_image(dangling)
+    good = tmp_path / "photo.jpg"
+    good.symlink_to(data_dir / "obama2.jpg")
+    assert load_image(good).ndim == 3
+
+
+def test_byte_cap(tmp_path):
+    from faceapp.images import read_image_bytes
+
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * 5000)
+    assert len(read_image_bytes(big, max_bytes=5000)) == 5000
+    with pytest.raises(ImageError, match="more than faceapp reads"):
+        read_image_bytes(big, max_bytes=4999)
+
+
+def test_formats_outside_the_list_are_not_parsed():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"  # would start Ghostscript
+    with pytest.raises(ImageError, match="not an image faceapp can read"):
+        decode_image(eps, "x.eps")
+
+
+def test_cli_refuses_bad_inputs_with_one_line_and_exit_2(tmp_path, capsys):
+    import os
+
+    from faceapp.cli import main
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    code = main(["--gallery", str(tmp_path / "g"), "match", str(fifo)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out.strip().count("\n") == 0 and "FIFO" in out

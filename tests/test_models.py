@@ -42,7 +42,7 @@ def test_tampered_model_is_refused(models_copy):
 
 
 def test_missing_model_is_refused(models_copy):
-    (models_copy / "face_detection_full_range_sparse.tflite").unlink()
+    (models_copy / "face_detection_full_range.onnx").unlink()
     with pytest.raises(ModelError, match="does not exist"):
         models.resolve_detector("full")
 

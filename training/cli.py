@@ -1,12 +1,14 @@
 """``faceapp-train``: fine-tune, evaluate, export, and draw the margin demo.
 
+    faceapp-train finetune PHOTOS --out RUN [--strangers DIR] [--config exp.toml] [--set key=value ...]
     faceapp-train train --config exp.toml [--set key=value ...] [--resume]
-    faceapp-train eval MODEL... --data DIR|CSV [--split RUN] [--out DIR]
-    faceapp-train export RUN --out model.onnx
+    faceapp-train eval MODEL... --data DIR|CSV [--split RUN] [--strangers DIR] [--out DIR]
+    faceapp-train export RUN --out model.onnx [--force]
     faceapp-train demo --out demo.png
 
 A MODEL for ``eval`` is an ONNX file the app can load, ``bundled`` (faceapp's own
-embedder), or a run folder (its ``model.pt``).
+embedder), or a run folder (its ``model.pt``). With ``--split RUN`` evaluation uses the
+run's held-out test identities and test strangers, as written in ``RUN/split.json``.
 """
 
 from __future__ import annotations
@@ -41,14 +43,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_config, train
 
     overrides = _parse_set(args.set)
-    for key in ("data", "out", "epochs", "device"):
-        if getattr(args, key) is not None:
+    for key in ("data", "out", "epochs", "device", "strangers"):
+        if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     cfg = load_config(args.config, overrides)
     summary = train(cfg, resume=args.resume, progress=not args.quiet)
     if "last" in summary:
         print(json.dumps(summary["last"], default=float))
+    if summary.get("base") and summary.get("best"):
+        print(verdict_line(summary["base"], summary["best"], cfg.target_fpir))
     return 0
+
+
+def verdict_line(base: dict[str, Any], best: dict[str, Any], target_fpir: float) -> str:
+    """One line: does the kept epoch beat the base model on validation?"""
+    from .train import beats
+
+    figures = (f"validation FNIR {best['val_fnir']:.4f} vs base {base['val_fnir']:.4f}, wrong names "
+               f"{best['val_wrong_name']:.4f} vs {base['val_wrong_name']:.4f} at FPIR {target_fpir:g}")
+    if beats(best, base):
+        return f"epoch {best['epoch']} beats the base model: {figures}"
+    return f"no epoch beats the base model ({figures}); export will refuse it"
 
 
 def _model_embedder(spec: str, device: str):  # type: ignore[no-untyped-def]
@@ -66,15 +81,23 @@ def _model_embedder(spec: str, device: str):  # type: ignore[no-untyped-def]
     return path.name, onnx_embedder(path)
 
 
-def _eval_crops(data: Path, split: Path | None):  # type: ignore[no-untyped-def]
-    from .data import from_aligned_folder, from_photo_folder
+def _eval_sets(data: Path, split: Path | None, strangers: Path | None):  # type: ignore[no-untyped-def]
+    """Crops to evaluate on and stranger crops (or None): a run's test identities with ``split``."""
+    from .data import from_aligned_folder, load_split
+    from .train import load_config, load_data, load_strangers
 
-    crops = from_aligned_folder(data) if (split is None and _looks_aligned(data)) else from_photo_folder(data)
-    if split is not None:
-        names = json.loads((split / "split.json").read_text())["val"]
-        keep = [crops.names.index(n) for n in names if n in crops.names]
-        crops = crops.subset(keep)
-    return crops
+    if split is None:
+        crops = from_aligned_folder(data) if _looks_aligned(data) else load_data(load_config(None, {"data": str(data)}))
+        st = load_strangers(load_config(None, {"data": str(data), "strangers": str(strangers)})) if strangers else None
+        return crops, st
+    cfg = load_config(split / "config.toml", {"data": str(data)})
+    if strangers is not None:
+        cfg.strangers = str(strangers)
+    sp = load_split(split)
+    if not sp.test:
+        raise ValueError(f"{split} has no test identities (test_fraction was 0); evaluate without --split")
+    st = load_strangers(cfg)
+    return load_data(cfg).select(sp.test), st.select(sp.test_strangers) if st is not None and sp.test_strangers else None
 
 
 def _looks_aligned(root: Path) -> bool:
@@ -89,19 +112,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     reports: dict[str, dict[str, Any]] = {}
     data = Path(args.data)
-    crops = None if data.suffix.lower() == ".csv" else _eval_crops(data, args.split)
+    crops, strangers = (None, None) if data.suffix.lower() == ".csv" else _eval_sets(data, args.split, args.strangers)
     for spec in args.models:
         name, embed = _model_embedder(spec, args.device)
         if crops is None:
             reports[name] = evaluate_pairs_csv(embed, data, args.target_far)
         else:
-            reports[name] = evaluate_crops(embed, crops.crops, crops.labels, args.target_far)
+            reports[name] = evaluate_crops(embed, crops.crops, crops.labels, args.target_far,
+                                           strangers=strangers.crops if strangers is not None else None,
+                                           target_fpir=args.target_fpir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_report(reports, out / "report.json")
     plot_reports(reports, out / "report.png")
     if crops is not None:
-        print(f"{len(crops)} images of {crops.num_classes} people")
+        extra = f" and {len(strangers)} strangers" if strangers is not None else ""
+        print(f"{len(crops)} images of {crops.num_classes} people{extra}")
     print("\n".join(format_table(reports)))
     print(f"report: {out / 'report.json'}, plots: {out / 'report.png'}")
     return 0
@@ -122,25 +148,34 @@ def calibrated_thresholds(embed, crops) -> tuple[Any, dict[str, Any]]:  # type: 
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .data import split_by_identity
+    from .data import load_split
     from .evaluate import torch_embedder
     from .export import export_onnx, provenance_record
-    from .train import base_model_hash, load_config, load_data, load_run
+    from .train import base_model_hash, beats, load_config, load_data, load_run, read_best
 
     run = Path(args.run)
     cfg = load_config(run / "config.toml")
+    best = read_best(run)
+    if best["base"] and not beats(best["best"], best["base"]):
+        line = verdict_line(best["base"], best["best"], best["target_fpir"])
+        if not args.force:
+            raise ValueError(f"not exported: {line.replace('; export will refuse it', '')}; "
+                             "train differently, or pass --force to export it anyway")
+        log.warning("exporting anyway (--force): %s", line)
+    split = load_split(run)  # never re-split: test identities stay out of everything here
     base_sha = base_model_hash(cfg)
     _, backbone = load_run(run)
     data = load_data(cfg)
-    train_set, val_set = split_by_identity(data, cfg.val_fraction, cfg.seed)
+    val_set = data.select(split.val)
     thr, how = calibrated_thresholds(torch_embedder(backbone), val_set)
     sample = val_set.crops[: min(16, len(val_set))]
     prov = provenance_record(
         base_model=Path(cfg.pretrained) if cfg.pretrained not in ("", "bundled") else None,
         base_sha256=base_sha,
-        data_summary={"train": train_set.summary(), "val": val_set.summary(), "source": cfg.data},
+        data_summary={"train": data.select(split.train).summary(), "val": val_set.summary(),
+                      "test_identities": len(split.test), "source": cfg.data},
         settings=cfg.to_dict(),
-        validation={"thresholds": how},
+        validation={"thresholds": how, "open_set": best},
     )
     path = export_onnx(backbone, Path(args.out), sample=np.asarray(sample), thresholds=thr, provenance=prov,
                        embedding_size=cfg.embedding_size)
@@ -164,21 +199,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("train", help="fine-tune or train an embedder")
-    s.add_argument("--config", type=Path, help="experiment TOML (fields of training.train.TrainConfig)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    s.add_argument("--data")
-    s.add_argument("--out")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    s.set_defaults(func=cmd_train)
+    for name, helptext in (("finetune", "fine-tune the app's embedder on a folder-per-person tree of photos"),
+                           ("train", "fine-tune or train an embedder from an experiment file")):
+        s = sub.add_parser(name, help=helptext)
+        if name == "finetune":
+            s.add_argument("data", metavar="PHOTOS", help="folder-per-person tree: PHOTOS/<name>/*.jpg")
+        else:
+            s.add_argument("--data")
+        s.add_argument("--config", type=Path, help="experiment TOML (fields of training.train.TrainConfig)")
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+        s.add_argument("--strangers", help="folder of photos of people in no person folder (validation and test)")
+        s.add_argument("--out", required=name == "finetune", help="run folder")
+        s.add_argument("--epochs", type=int)
+        s.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+        s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="verification and identification figures for one or more models")
     s.add_argument("models", nargs="+", metavar="MODEL", help="ONNX file, run folder, or 'bundled'")
     s.add_argument("--data", required=True, help="folder-per-identity tree, or a pairs CSV")
-    s.add_argument("--split", type=Path, help="a run folder: evaluate only its held-out identities")
+    s.add_argument("--split", type=Path, help="a run folder: evaluate only its held-out test identities")
+    s.add_argument("--strangers", type=Path, help="folder of photos of people in none of the identities")
     s.add_argument("--target-far", type=float, default=1e-3)
+    s.add_argument("--target-fpir", type=float, default=0.01)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default="eval")
     s.set_defaults(func=cmd_eval)
@@ -186,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a run's model to ONNX for the app")
     s.add_argument("run", metavar="RUN")
     s.add_argument("--out", required=True)
+    s.add_argument("--force", action="store_true", help="export even if it does not beat the base model")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("demo", help="softmax vs ArcFace 3-D embeddings of digits, on spheres")

@@ -54,6 +54,19 @@ class FaceCrops:
             names=[self.names[i] for i in identities], files=files,
         )
 
+    def select(self, names: list[str]) -> FaceCrops:
+        """Only the identities called ``names`` (in that order), relabelled from 0.
+
+        Raises:
+            ValueError: a name is not in this set.
+        """
+        index = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(f"{len(missing)} identities of the split are not in the data (e.g. {missing[0]!r}); "
+                             "give the data the run was trained on")
+        return self.subset([index[n] for n in names])
+
     def summary(self) -> dict[str, object]:
         return {"images": len(self), "identities": self.num_classes, "failed": len(self.failed)}
 
@@ -74,19 +87,18 @@ def _labelled(entries: list[tuple[str, np.ndarray, str]], failed: list[tuple[str
     )
 
 
-def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str = "full") -> FaceCrops:
-    """Detect and align the main face of every photo in ``root/<person>/``, with a cache."""
+def _align_photos(items: list[tuple[str, Path]], cache: Path, detector: str) -> FaceCrops:
+    """Detect and align the main face of each ``(identity, photo)``, cached in ``cache``."""
     from tqdm import tqdm
 
     from faceapp.config import Settings
     from faceapp.errors import FaceappError
     from faceapp.pipeline import Pipeline
 
-    items = _tree(Path(root))
     key = hashlib.sha256(json.dumps(
         [detector] + [(n, str(f), f.stat().st_size, f.stat().st_mtime_ns) for n, f in items]
     ).encode()).hexdigest()[:16]
-    cache = (Path(cache_dir) if cache_dir else Path(root)) / f".faceapp-crops-{key}.npz"
+    cache = cache / f".faceapp-crops-{key}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
@@ -112,15 +124,53 @@ def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str =
     return data
 
 
-def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
-    """Crops already aligned to the template, ``root/<person>/*.png``; resized when needed."""
+def from_photo_folder(root: Path, cache_dir: Path | None = None, detector: str = "full") -> FaceCrops:
+    """Detect and align the main face of every photo in ``root/<person>/``, with a cache.
+
+    Args:
+        root: folder-per-person tree of photos.
+        cache_dir: where the aligned crops are cached (default: ``root`` itself).
+        detector: faceapp's detector setting.
+    """
+    return _align_photos(_tree(Path(root)), Path(cache_dir) if cache_dir else Path(root), detector)
+
+
+def from_stranger_folder(root: Path, cache_dir: Path | None = None, detector: str = "full",
+                         aligned: bool = False) -> FaceCrops:
+    """Photos of people who are in no person folder, one identity per photo (``root/*.jpg``).
+
+    Args:
+        root: flat folder of photos, each of a different person.
+        cache_dir: where the aligned crops are cached (default: ``root`` itself).
+        detector: faceapp's detector setting.
+        aligned: the files are crops already aligned to the template (no detection).
+
+    Raises:
+        ValueError: ``root`` is not a folder or holds no photos.
+    """
+    from faceapp.images import IMAGE_SUFFIXES
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"strangers: {root} is not a folder; give a folder of photos of people not in the data")
+    photos = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise ValueError(f"strangers: {root} holds no photos (expected {root}/*.jpg)")
+    items = [(f.stem, f) for f in photos]
+    if aligned:
+        return _read_aligned(items)
+    return _align_photos(items, Path(cache_dir) if cache_dir else root, detector)
+
+
+def _read_aligned(items: list[tuple[str, Path]], size: int = 112) -> FaceCrops:
+    """Crops already aligned to the template, one ``(identity, file)`` each; resized when needed."""
     import cv2
 
     from faceapp.errors import ImageError
     from faceapp.images import load_image
 
     entries, failed = [], []
-    for name, f in _tree(Path(root)):
+    for name, f in items:
         try:
             img = load_image(f)
         except ImageError as exc:
@@ -130,6 +180,11 @@ def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
             img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
         entries.append((name, img, str(f)))
     return _labelled(entries, failed)
+
+
+def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
+    """Crops already aligned to the template, ``root/<person>/*.png``; resized when needed."""
+    return _read_aligned(_tree(Path(root)), size)
 
 
 def from_gallery(gallery_dir: Path) -> FaceCrops:
@@ -142,16 +197,69 @@ def from_gallery(gallery_dir: Path) -> FaceCrops:
     return _labelled(entries, [])
 
 
-def split_by_identity(data: FaceCrops, val_fraction: float, seed: int = 0) -> tuple[FaceCrops, FaceCrops]:
-    """Disjoint identities for training and validation."""
-    if not 0 < val_fraction < 1:
-        raise ValueError("val_fraction must be between 0 and 1")
+@dataclass(frozen=True)
+class Split:
+    """Identity-disjoint train / validation / test names, and strangers for validation and test.
+
+    Written to a run folder as ``split.json`` when training starts; export and evaluation
+    read it back and never split again, so test identities cannot leak into training.
+    """
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    val_strangers: list[str] = field(default_factory=list)
+    test_strangers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"train": self.train, "val": self.val, "test": self.test,
+                "val_strangers": self.val_strangers, "test_strangers": self.test_strangers}
+
+    def save(self, path: Path) -> None:
+        """Write the split as JSON to ``path``."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+
+
+def load_split(run: Path) -> Split:
+    """The split a run was trained with (``RUN/split.json``).
+
+    Raises:
+        FileNotFoundError: the run folder has no ``split.json``.
+    """
+    path = Path(run) / "split.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: give a run folder written by faceapp-train finetune")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    return Split(d["train"], d["val"], d.get("test", []), d.get("val_strangers", []), d.get("test_strangers", []))
+
+
+def split_identities(names: list[str], val_fraction: float, test_fraction: float, seed: int = 0,
+                     strangers: list[str] | None = None) -> Split:
+    """Shuffle identities into disjoint train, validation and test sets.
+
+    Args:
+        names: identity names.
+        val_fraction: share of identities for validation (at least 2 of them).
+        test_fraction: share for the final test (0 = no test set).
+        seed: shuffling seed.
+        strangers: names of one-photo stranger identities, split half and half between
+            validation and test (all to validation when there is no test set).
+
+    Raises:
+        ValueError: fractions out of range, or too few identities for the split.
+    """
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError("val_fraction must be in (0, 1), test_fraction in [0, 1), and together below 1")
     rng = np.random.default_rng(seed)
-    ids = rng.permutation(data.num_classes).tolist()
+    ids = [names[i] for i in rng.permutation(len(names))]
     n_val = max(2, int(round(val_fraction * len(ids))))
-    if len(ids) - n_val < 2:
-        raise ValueError(f"{data.num_classes} identities are too few to split into train and validation")
-    return data.subset(sorted(ids[n_val:])), data.subset(sorted(ids[:n_val]))
+    n_test = max(2, int(round(test_fraction * len(ids)))) if test_fraction > 0 else 0
+    if len(ids) - n_val - n_test < 2:
+        raise ValueError(f"{len(names)} identities are too few to split into train, validation and test")
+    st = [strangers[i] for i in rng.permutation(len(strangers))] if strangers else []
+    half = len(st) // 2 if n_test else len(st)
+    return Split(train=sorted(ids[n_val + n_test:]), val=sorted(ids[:n_val]), test=sorted(ids[n_val:n_val + n_test]),
+                 val_strangers=sorted(st[:half]), test_strangers=sorted(st[half:]))
 
 
 @dataclass(frozen=True)

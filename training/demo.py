@@ -34,15 +34,20 @@ def _net() -> nn.Module:
     return nn.Sequential(nn.Linear(64, 128), nn.PReLU(128), nn.Linear(128, 64), nn.PReLU(64), nn.Linear(64, 3))
 
 
-def intra_class_angle(emb: np.ndarray, labels: np.ndarray) -> float:
-    """Mean angle in degrees between each unit embedding and its class's mean direction."""
-    angles = []
+def angles_to_class_centre(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(N,)`` angle in degrees between each unit embedding and its class's mean direction."""
+    out = np.empty(len(emb))
     for c in np.unique(labels):
         e = emb[labels == c]
         centre = e.mean(0)
         centre /= np.linalg.norm(centre) + 1e-12
-        angles.append(np.degrees(np.arccos(np.clip(e @ centre, -1, 1))))
-    return float(np.concatenate(angles).mean())
+        out[labels == c] = np.degrees(np.arccos(np.clip(e @ centre, -1, 1)))
+    return out
+
+
+def intra_class_angle(emb: np.ndarray, labels: np.ndarray) -> float:
+    """Mean angle in degrees between each unit embedding and its class's mean direction."""
+    return float(angles_to_class_centre(emb, labels).mean())
 
 
 def _nearest_centre_accuracy(train_e: np.ndarray, train_y: np.ndarray, test_e: np.ndarray, test_y: np.ndarray) -> float:
@@ -91,25 +96,51 @@ def run_demo(steps: int = 600, seed: int = 0) -> DemoResult:
 
 
 def plot_demo(result: DemoResult, path: Path) -> Path:
+    """Both sets of embeddings on spheres, and the spread of angles to the class centres.
+
+    Args:
+        result: the output of :func:`run_demo`.
+        path: where to write the PNG.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig = plt.figure(figsize=(12, 6))
-    u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
-    for i, (name, emb, ang, acc) in enumerate([
-        ("softmax", result.softmax, result.softmax_angle, result.softmax_accuracy),
-        ("ArcFace (m = 0.5)", result.arcface, result.arcface_angle, result.arcface_accuracy),
-    ]):
-        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-        ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.4)
-        sc = ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], c=result.labels, cmap="tab10", s=8, depthshade=False)
-        ax.set_title(f"{name}\nmean intra-class angle {ang:.1f} deg, accuracy {acc:.3f}")
-        ax.set_box_aspect((1, 1, 1))
+    colours = plt.get_cmap("tab10")(result.labels % 10)
+    fig = plt.figure(figsize=(15, 5.6), dpi=110)
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.0, 0.85], wspace=0.02, left=0.01, right=0.98, top=0.86,
+                            bottom=0.17)
+    u, v = np.mgrid[0 : 2 * np.pi : 48j, 0 : np.pi : 24j]
+    sphere = (np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v))
+    panels = [("softmax", result.softmax, result.softmax_angle, result.softmax_accuracy),
+              ("ArcFace (m = 0.5)", result.arcface, result.arcface_angle, result.arcface_accuracy)]
+    for i, (name, emb, ang, acc) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, i], projection="3d")
+        ax.plot_surface(*sphere, color="0.92", alpha=0.35, linewidth=0, shade=False)
+        ax.plot_wireframe(*sphere, color="0.75", linewidth=0.25, rstride=2, cstride=2)
+        ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], c=colours, s=16, depthshade=True, edgecolors="none")
+        ax.view_init(elev=22, azim=40)
+        ax.set_box_aspect((1, 1, 1), zoom=1.6)
         ax.set_axis_off()
-    fig.colorbar(sc, ax=fig.axes, shrink=0.6, label="digit")
+        ax.set_title(f"{name}\nintra-class angle {ang:.1f}\u00b0, nearest-centre accuracy {acc:.3f}",
+                     fontsize=11, pad=-6)
+    ax = fig.add_subplot(grid[0, 2])
+    bins = np.linspace(0, 60, 41)
+    for (name, emb, _, _), colour in zip(panels, ("tab:grey", "tab:red")):
+        a = angles_to_class_centre(emb, result.labels)
+        ax.hist(a, bins=bins, alpha=0.55, color=colour, label=f"{name}: median {np.median(a):.1f}\u00b0")
+    ax.set_xlabel("angle to its class centre (degrees)")
+    ax.set_ylabel("held-out digits")
+    ax.set_title("the margin pulls each class together", fontsize=11)
+    ax.legend(fontsize=9)
+    ax.grid(True, alpha=0.3)
+    handles = [Line2D([], [], marker="o", ls="", color=plt.get_cmap("tab10")(d), label=str(d)) for d in range(10)]
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.12, 0.02), ncol=10, title="digit",
+               fontsize=9, title_fontsize=9, frameon=False)
+    fig.suptitle("Softmax vs ArcFace: 3-D embeddings of held-out handwritten digits on the unit sphere", fontsize=13)
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path)
     plt.close(fig)
     return path

@@ -69,6 +69,15 @@ PRESETS: dict[str, Margin] = {
 
 
 def margin_preset(name: str, s: float | None = None) -> Margin:
+    """A named preset from :data:`PRESETS`, optionally with another scale ``s``.
+
+    Args:
+        name: preset name.
+        s: logit scale; ``None`` keeps the preset's.
+
+    Raises:
+        ValueError: unknown name.
+    """
     try:
         m = PRESETS[name]
     except KeyError:
@@ -119,20 +128,33 @@ class MarginHead(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
         self.margin = margin
         self.warmup_steps = int(warmup_steps)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # The step count lives on the host: reading a device tensor every step would
+        # force a GPU sync. It travels in checkpoints as the module's extra state.
+        self.steps = 0
 
     def current_margin(self) -> Margin:
+        """The margin in force at the current step (grown linearly during warm-up)."""
         if self.warmup_steps <= 0:
             return self.margin
-        return self.margin.scaled(float(self.steps.item()) / self.warmup_steps)
+        return self.margin.scaled(self.steps / self.warmup_steps)
 
     def step(self) -> None:
+        """Count one optimiser step (advances the margin warm-up)."""
         self.steps += 1
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.steps = int(state["steps"])
 
     def cosines(self, emb: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy loss of ``(B, D)`` embeddings against ``(B,)`` labels."""
-        logits = margin_logits(self.cosines(emb).float(), labels, self.current_margin())
+        cos = self.cosines(emb)
+        if cos.dtype in (torch.float16, torch.bfloat16):  # mixed precision: the margin needs float32
+            cos = cos.float()
+        logits = margin_logits(cos, labels, self.current_margin())
         return F.cross_entropy(logits, labels)

@@ -2,9 +2,19 @@
 
 Runs on the CPU by default and on CUDA when present (with mixed precision). Under
 ``torchrun`` it uses DistributedDataParallel (gloo on CPU, NCCL on CUDA). Each run
-writes to its ``out`` folder: ``config.toml``, ``split.json`` (train and validation
-identities), ``log.jsonl`` (one line per epoch), ``last.pt`` (checkpoint for resuming)
-and ``model.pt`` (the backbone's weights).
+writes to its ``out`` folder:
+
+* ``config.toml``: the settings;
+* ``split.json``: the identity-disjoint train / validation / test split (and strangers),
+  made once; resuming, export and evaluation read it and never split again;
+* ``log.jsonl``: one line per epoch, epoch 0 being the base model before training;
+* ``last.pt``: checkpoint for resuming (weights, optimiser, schedule, random states);
+* ``model.pt`` and ``best.json``: the weights of the epoch with the best validation
+  figures, and those figures next to the base model's.
+
+Validation is open-set identification as the app does it: FNIR (enrolled people not
+given their own name) at a fixed FPIR (strangers given a name), through
+:func:`training.evaluate.open_set_figures` and :mod:`faceapp.openset`.
 """
 
 from __future__ import annotations
@@ -29,7 +39,18 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .backbones import create_backbone
-from .data import AugmentConfig, CropDataset, FaceCrops, from_aligned_folder, from_gallery, from_photo_folder, split_by_identity
+from .data import (
+    AugmentConfig,
+    CropDataset,
+    FaceCrops,
+    Split,
+    from_aligned_folder,
+    from_gallery,
+    from_photo_folder,
+    from_stranger_folder,
+    load_split,
+    split_identities,
+)
 from .margins import Margin, MarginHead, margin_preset
 
 log = logging.getLogger(__name__)
@@ -42,6 +63,9 @@ class TrainConfig:
     Attributes:
         data: the training data: a folder-per-identity tree or a gallery folder.
         data_kind: ``photos`` (detect and align), ``aligned`` (crops) or ``gallery``.
+        strangers: a folder of photos of people in none of ``data``'s identities (one
+            person per photo), added as stranger probes to validation and test ("" = none).
+        cache_dir: where aligned crops of photos are cached ("" = next to the photos).
         out: run folder.
         backbone: a name from :data:`training.backbones.BACKBONES`.
         pretrained: ONNX weights for ``sface`` (``"bundled"`` = faceapp's model, ``""`` = none).
@@ -63,7 +87,9 @@ class TrainConfig:
         keep_close: weight of the penalty ``1 - cos(e, e_base)`` that keeps embeddings near the
             base model's (guards against forgetting on small data; 0 = off).
         init_head_from_base: start each class centre at the mean base-model embedding.
-        val_fraction: share of identities held out for validation.
+        val_fraction: share of identities held out for validation (choosing the best epoch).
+        test_fraction: share held out for the final test, never seen in training or selection.
+        target_fpir: the FPIR at which validation measures FNIR.
         seed: random seed.
         augment: augmentation probabilities.
         amp: mixed precision on CUDA.
@@ -73,6 +99,8 @@ class TrainConfig:
 
     data: str = ""
     data_kind: str = "photos"
+    strangers: str = ""
+    cache_dir: str = ""
     out: str = "runs/exp"
     backbone: str = "sface"
     pretrained: str = "bundled"
@@ -96,7 +124,9 @@ class TrainConfig:
     train_bn: bool = False
     keep_close: float = 1.0
     init_head_from_base: bool = True
-    val_fraction: float = 0.25
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    target_fpir: float = 0.01
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     amp: bool = True
@@ -110,6 +140,8 @@ class TrainConfig:
             raise ValueError("optimizer must be adamw or sgd")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        if not 0 < self.target_fpir < 1:
+            raise ValueError(f"target_fpir must be between 0 and 1, not {self.target_fpir}")
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**self.augment)
         self.margin_params()  # validates
@@ -126,8 +158,21 @@ class TrainConfig:
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """An experiment from a TOML file (or none) with ``overrides`` on top.
+
+    Args:
+        path: a TOML file of :class:`TrainConfig` fields, e.g. a run's ``config.toml``.
+        overrides: field values that replace the file's.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: an unknown field or a bad value.
+    """
     values: dict[str, Any] = {}
     if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found: give an experiment TOML file, or a run folder written "
+                                    "by faceapp-train finetune")
         values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
     values.update(overrides or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -144,11 +189,22 @@ def save_config(cfg: TrainConfig, path: Path) -> None:
 
 
 def load_data(cfg: TrainConfig) -> FaceCrops:
+    """The labelled crops of ``cfg.data``, aligned (and cached) when they are photos."""
+    if not cfg.data:
+        raise ValueError("no training data: set data to a folder-per-person tree")
     if cfg.data_kind == "photos":
-        return from_photo_folder(Path(cfg.data))
+        return from_photo_folder(Path(cfg.data), Path(cfg.cache_dir) if cfg.cache_dir else None)
     if cfg.data_kind == "aligned":
         return from_aligned_folder(Path(cfg.data))
     return from_gallery(Path(cfg.data))
+
+
+def load_strangers(cfg: TrainConfig) -> FaceCrops | None:
+    """The stranger crops of ``cfg.strangers``, or None when it is not set."""
+    if not cfg.strangers:
+        return None
+    return from_stranger_folder(Path(cfg.strangers), Path(cfg.cache_dir) if cfg.cache_dir else None,
+                                aligned=cfg.data_kind == "aligned")
 
 
 def build_backbone(cfg: TrainConfig) -> nn.Module:
@@ -256,8 +312,58 @@ def class_means(backbone: nn.Module, data: FaceCrops, device: str) -> torch.Tens
     return torch.from_numpy(means)
 
 
+def validate(backbone: nn.Module, val: FaceCrops, strangers: FaceCrops | None, cfg: TrainConfig,
+             device: str) -> dict[str, Any]:
+    """Open-set and pair figures of ``backbone`` on the validation identities."""
+    from .evaluate import evaluate_crops, torch_embedder
+
+    rep = evaluate_crops(torch_embedder(backbone, device), val.crops, val.labels,
+                         strangers=strangers.crops if strangers is not None else None, target_fpir=cfg.target_fpir)
+    o = rep["open_set"]
+    return {"val_fnir": o["fnir_at_fpir"], "val_wrong_name": o["wrong_name_at_fpir"], "val_fpir": o["fpir"],
+            "val_threshold": o["threshold"], "val_auc": rep["roc_auc"], "val_accuracy": rep["accuracy"]}
+
+
+def selection_key(record: dict[str, Any]) -> tuple[float, float]:
+    """Lower is better: FNIR at the target FPIR, then the wrong-name rate (NaN counts as worst)."""
+    def v(x: Any) -> float:
+        return float("inf") if x is None or not math.isfinite(float(x)) else float(x)
+
+    return v(record.get("val_fnir")), v(record.get("val_wrong_name"))
+
+
+def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """``a`` has better validation figures than ``b`` (strictly)."""
+    return selection_key(a) < selection_key(b)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def make_split(cfg: TrainConfig, data: FaceCrops, strangers: FaceCrops | None, out: Path, resume: bool) -> Split:
+    """The run's split: read back from ``out/split.json`` when resuming, made anew otherwise."""
+    if resume and (out / "split.json").is_file():
+        return load_split(out)
+    return split_identities(data.names, cfg.val_fraction, cfg.test_fraction, cfg.seed,
+                            strangers.names if strangers is not None else None)
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run one experiment. Returns a summary (paths, last epoch's figures, throughput)."""
+    """Run one experiment.
+
+    Args:
+        cfg: the experiment.
+        resume: continue from ``out/last.pt`` (same split, same random states: the losses
+            are those of an uninterrupted run).
+        progress: show progress bars.
+
+    Returns:
+        A summary: run folder, device, ``base`` and ``best`` validation records, ``last``
+        epoch's record (loss, images per second, validation figures).
+    """
     from tqdm import tqdm
 
     device = pick_device(cfg)
@@ -265,36 +371,41 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if device == "cuda":
         device = f"cuda:{di.local_rank}"
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
+    ckpt_path = out / "last.pt"
+    resume = resume and ckpt_path.is_file()
     if di.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.toml")
 
     data = load_data(cfg)
-    train_set, val_set = split_by_identity(data, cfg.val_fraction, cfg.seed)
+    strangers = load_strangers(cfg)
+    split = make_split(cfg, data, strangers, out, resume)
+    train_set, val_set = data.select(split.train), data.select(split.val)
+    val_strangers = strangers.select(split.val_strangers) if strangers is not None and split.val_strangers else None
     if di.main:
-        (out / "split.json").write_text(json.dumps({
-            "train": train_set.names, "val": val_set.names, "failed": data.failed,
-            "train_images": len(train_set), "val_images": len(val_set),
-        }, indent=1))
-        log.info("%d training images of %d people, %d validation images of %d people",
-                 len(train_set), train_set.num_classes, len(val_set), val_set.num_classes)
+        split.save(out / "split.json")
+        log.info("%d training images of %d people; validation %d images of %d people and %d strangers; "
+                 "test %d people and %d strangers held out", len(train_set), train_set.num_classes, len(val_set),
+                 val_set.num_classes, len(split.val_strangers), len(split.test), len(split.test_strangers))
 
     backbone = build_backbone(cfg).to(device)
     base = copy.deepcopy(backbone).eval().requires_grad_(False) if cfg.keep_close > 0 else None
     head = MarginHead(cfg.embedding_size, train_set.num_classes, cfg.margin_params(), cfg.margin_warmup_steps).to(device)
-    if cfg.init_head_from_base:
+    if cfg.init_head_from_base and not resume:
         with torch.no_grad():
             head.weight.copy_(class_means(backbone, train_set, device))
     _freeze(backbone, cfg.freeze_stages)
     model: nn.Module = Trainee(backbone, head, base, cfg.keep_close)
 
     dataset = CropDataset(train_set, cfg.augment, cfg.seed)
+    order = torch.Generator()  # reseeded every epoch, so a resumed run draws the same batches
     sampler = (DistributedSampler(dataset, di.world, di.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-               if di.world > 1 else RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed)))
+               if di.world > 1 else RandomSampler(dataset, generator=order))
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                        drop_last=len(dataset) >= 2 * cfg.batch_size)
+                        drop_last=len(dataset) >= 2 * cfg.batch_size, pin_memory=device.startswith("cuda"))
     steps_per_epoch = max(1, len(loader))
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -312,16 +423,28 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start_epoch = 0
-    ckpt_path = out / "last.pt"
-    if resume and ckpt_path.is_file():
+    base_rec: dict[str, Any] = {}
+    best_rec: dict[str, Any] = {}
+    if resume:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         backbone.load_state_dict(ckpt["backbone"])
         head.load_state_dict(ckpt["head"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if ckpt["rng"].get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         start_epoch = int(ckpt["epoch"]) + 1
-        log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
+        base_rec, best_rec = ckpt.get("base", {}), ckpt.get("best", {})
+        log.info("resumed from %s at epoch %d", ckpt_path, start_epoch + 1)
+    elif di.main:
+        (out / "log.jsonl").write_text("", encoding="utf-8")
+        if val_set.num_classes >= 2:
+            base_rec = {"epoch": 0, **validate(backbone, val_set, val_strangers, cfg, device)}
+            with (out / "log.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(base_rec) + "\n")
+            log.info("base model: %s", _rounded(base_rec))
 
     if di.world > 1:
         model = nn.parallel.DistributedDataParallel(
@@ -331,6 +454,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     summary: dict[str, Any] = {"out": str(out), "device": device, "world_size": di.world}
     for epoch in range(start_epoch, cfg.epochs):
         dataset.epoch = epoch
+        order.manual_seed(cfg.seed * 1_000_003 + epoch)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
         model.train()
@@ -338,8 +462,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             _set_bn_eval(backbone)
         if base is not None:
             base.eval()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
-        seen, loss_sum, pen_sum = 0, 0.0, 0.0
+        seen = 0
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on the device: no sync per step
+        pen_sum = torch.zeros((), device=device, dtype=torch.float64)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and di.main), leave=False)
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -355,37 +483,69 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             sched.step()
             head.step()
             seen += len(x)
-            loss_sum += loss.item() * len(x)
-            pen_sum += penalty.item() * len(x)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            loss_sum += loss.detach().double() * len(x)
+            pen_sum += penalty.detach().double() * len(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         record: dict[str, Any] = {
-            "epoch": epoch + 1, "loss": loss_sum / max(1, seen), "keep_close_penalty": pen_sum / max(1, seen),
-            "lr": sched.get_last_lr()[0], "margin_fraction": min(1.0, float(head.steps) / max(1, cfg.margin_warmup_steps)),
+            "epoch": epoch + 1, "loss": float(loss_sum) / max(1, seen), "keep_close_penalty": float(pen_sum) / max(1, seen),
+            "lr": sched.get_last_lr()[0], "margin_fraction": min(1.0, head.steps / max(1, cfg.margin_warmup_steps)),
             "seconds": seconds, "images_per_second": seen * di.world / seconds if seconds > 0 else None,
         }
         if di.main:
-            if val_set.num_classes >= 2 and len(val_set) >= 3:
-                from .evaluate import evaluate_crops, torch_embedder
-
-                rep = evaluate_crops(torch_embedder(backbone, device), val_set.crops, val_set.labels)
-                record.update({"val_auc": rep["roc_auc"], "val_accuracy": rep["accuracy"]})
+            if val_set.num_classes >= 2:
+                record.update(validate(backbone, val_set, val_strangers, cfg, device))
+                if not best_rec or beats(record, best_rec):
+                    best_rec = dict(record)
+                    _atomic_save(backbone.state_dict(), out / "model.pt")
+            elif not best_rec or epoch + 1 == cfg.epochs:  # nothing to select on: keep the last
+                best_rec = dict(record)
+                _atomic_save(backbone.state_dict(), out / "model.pt")
             with (out / "log.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-            torch.save({"backbone": backbone.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                        "config": cfg.to_dict()}, out / "last.pt.tmp")
-            os.replace(out / "last.pt.tmp", ckpt_path)
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
+            _atomic_save({
+                "backbone": backbone.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                "config": cfg.to_dict(), "base": base_rec, "best": best_rec,
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            }, ckpt_path)
+            write_best(out, base_rec, best_rec, cfg)
+            log.info("epoch %d: %s", epoch + 1, _rounded(record))
         summary["last"] = record
-    if di.main:
-        torch.save(backbone.state_dict(), out / "model.pt")
+    summary["base"], summary["best"] = base_rec, best_rec
     summary["checksum"] = param_checksum(backbone)
     if di.world > 1:
         Path(out / f"rank{di.rank}.json").write_text(json.dumps({"checksum": summary["checksum"]}))
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def _rounded(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
+
+
+def write_best(out: Path, base: dict[str, Any], best: dict[str, Any], cfg: TrainConfig) -> None:
+    """``best.json``: the kept epoch's validation figures, the base model's, and whether it beat them."""
+    verdict = bool(base) and bool(best) and beats(best, base)
+    (out / "best.json").write_text(json.dumps({
+        "target_fpir": cfg.target_fpir, "base": base, "best": best, "beats_base": verdict,
+    }, indent=1), encoding="utf-8")
+
+
+def read_best(run: Path) -> dict[str, Any]:
+    """The ``best.json`` of a run folder.
+
+    Raises:
+        FileNotFoundError: the run has not finished an epoch.
+    """
+    path = Path(run) / "best.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the run has not finished an epoch")
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
 
 
 def load_run(run: Path, device: str = "cpu") -> tuple[TrainConfig, nn.Module]:

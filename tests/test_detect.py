@@ -1,0 +1,49 @@
+"""The detector's own parts: anchors, suppression, model checks (parity with MediaPipe is in
+test_detect_parity.py)."""
+
+import numpy as np
+import pytest
+
+from faceapp import models
+from faceapp.detect import ANCHOR_SPECS, FaceDetector, weighted_nms
+from faceapp.errors import ModelError
+
+
+def test_anchor_layouts_match_the_models():
+    full, short = ANCHOR_SPECS[192].centres(), ANCHOR_SPECS[128].centres()
+    assert full.shape == (2304, 2) and short.shape == (896, 2)
+    assert np.allclose(full[0], [0.5 / 48, 0.5 / 48]) and np.allclose(full[1], [1.5 / 48, 0.5 / 48])
+    # short-range: 2 anchors per cell on the 16x16 grid, then 6 per cell on the 8x8 grid
+    assert np.allclose(short[0], short[1]) and np.allclose(short[2], [1.5 / 16, 0.5 / 16])
+    assert np.allclose(short[512:518], [0.5 / 8, 0.5 / 8])
+    for kind in ("full", "short"):
+        det = FaceDetector(models.resolve_detector(kind).path)
+        assert len(det._anchors) == det._session.get_outputs()[0].shape[1]
+
+
+def test_weighted_suppression_merges_overlaps_by_score():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    kps = np.repeat(boxes[:, None, :2], 6, axis=1)
+    scores = np.array([0.9, 0.3, 0.6], np.float32)
+    out = weighted_nms(boxes, kps, scores, 0.3)
+    assert [round(s, 2) for _, _, s in out] == [0.9, 0.6]  # the best keeps its own score
+    assert np.allclose(out[0][0], [0.25, 0.25, 10.25, 10.25])  # (0.9 * 0 + 0.3 * 1) / 1.2
+    assert np.allclose(out[1][0], boxes[2])
+
+
+def test_unusable_model_files_are_refused(tmp_path):
+    with pytest.raises(ModelError, match="TFLite file"):
+        FaceDetector(models.bundled_path("detector-full-range-tflite"))
+    with pytest.raises(ModelError, match="not a BlazeFace detector"):
+        FaceDetector(models.bundled_path("embedder"))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="could not be loaded"):
+        FaceDetector(junk)
+
+
+def test_closed_detector_says_so():
+    det = FaceDetector(models.resolve_detector("short").path)
+    det.close()
+    with pytest.raises(ModelError, match="closed"):
+        det.detect(np.zeros((64, 64, 3), np.uint8))
