@@ -82,7 +82,7 @@ class Contract:
 
 # The runner-up margin for models whose metadata names none: calibrated for the bundled
 # SFace model on LFW (README, "Who gets a name: open-set decisions").
-DEFAULT_MARGIN = 0.0
+DEFAULT_MARGIN = 0.08
 
 
 @dataclass(frozen=True)

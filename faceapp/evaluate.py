@@ -416,7 +416,7 @@ def plot_det(curves: dict[str, DetCurve], points: dict[str, tuple[float, float]]
     except ImportError as exc:
         raise FaceappError("drawing the DET plot needs matplotlib: pip install 'faceapp[train]', "
                            "or leave out --plot") from exc
-    floor = 1e-4
+    floor = 1e-3  # rates of 0 are drawn here: a log axis has no 0
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
     for label, c in curves.items():
         ax.plot(np.maximum(c.fpir, floor), np.maximum(c.fnir, floor), label=label)
@@ -424,7 +424,7 @@ def plot_det(curves: dict[str, DetCurve], points: dict[str, tuple[float, float]]
         ax.plot([max(x, floor)], [max(y, floor)], "o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("FPIR: share of strangers given a name")
+    ax.set_xlabel("FPIR: share of strangers given a name (0 drawn at 0.001)")
     ax.set_ylabel("FNIR: enrolled faces not given their name")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
@@ -144,7 +145,9 @@ def fastest(timings_ms: Mapping[str, float], default: str = "cpu", ratio: float 
 
 def machine_key() -> str:
     """What a measurement depends on besides the model: CPU, core count, runtime versions."""
-    cpu = platform.processor() or platform.machine()
+    # platform.processor() runs `uname -p` on Linux; the app starts no programs, so the CPU's
+    # name comes from /proc/cpuinfo where there is one.
+    cpu = platform.machine() if sys.platform.startswith("linux") else (platform.processor() or platform.machine())
     flags = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:

@@ -313,3 +313,16 @@ def test_demo_arcface_is_tighter_than_softmax(tmp_path):
     r = run_demo(steps=300)
     assert r.arcface_angle < 0.8 * r.softmax_angle
     assert plot_demo(r, tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_pairs_csv_evaluation_reads_the_apps_parser(tmp_path, data_dir, pipeline):
+    from training.evaluate import evaluate_pairs_csv
+
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        (tmp_path / name).write_bytes((data_dir / name).read_bytes())
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("file_x,file_y,Decision\nobama.jpg,obama2.jpg,Yes\nobama.jpg,biden.jpg,No\nobama2.jpg,biden.jpg,No\n")
+    report = evaluate_pairs_csv(pipeline.embedder.embed, csv)
+    gen, imp = report["_scores"]
+    assert len(gen) == 1 and len(imp) == 2 and gen[0] > imp.max()
+    assert report["failed_images"] == []

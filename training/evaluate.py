@@ -212,30 +212,27 @@ def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarr
 
 
 def evaluate_pairs_csv(embed: EmbedFn, csv_path: Path, target_far: float = 1e-3) -> dict[str, Any]:
-    """Figures on the labelled pairs of a CSV (``file_x,file_y,Decision``)."""
-    import csv
-
+    """Figures on the labelled pairs of a CSV (``file_x,file_y,Decision``), read by the app's own parser."""
+    from faceapp.calibrate import read_pairs_csv
     from faceapp.config import Settings
     from faceapp.errors import FaceappError
     from faceapp.pipeline import Pipeline
 
-    rows = list(csv.DictReader(Path(csv_path).open(newline="", encoding="utf-8")))
-    files = sorted({Path(r["file_x"]).name for r in rows} | {Path(r["file_y"]).name for r in rows})
+    pairs = read_pairs_csv(Path(csv_path))
+    files = sorted({p.a for p in pairs} | {p.b for p in pairs})
     crops, failed = {}, []
     with Pipeline(Settings()) as pipe:
         for f in files:
             try:
-                crops[f] = pipe.main_face(Path(csv_path).parent / f).crop
+                crops[f] = pipe.main_face(f).crop
             except FaceappError as exc:
-                failed.append((f, str(exc)))
+                failed.append((f.name, str(exc)))
     names = sorted(crops)
-    emb = dict(zip(names, embed(np.stack([crops[n] for n in names]))))
+    emb = dict(zip(names, embed(np.stack([crops[n] for n in names])))) if names else {}
     gen, imp = [], []
-    for r in rows:
-        a, b = Path(r["file_x"]).name, Path(r["file_y"]).name
-        if a in emb and b in emb:
-            s = float(emb[a] @ emb[b])
-            (gen if str(r.get("Decision", r.get("decision"))).lower() == "yes" else imp).append(s)
+    for pair in pairs:
+        if pair.a in emb and pair.b in emb:
+            (gen if pair.same else imp).append(float(emb[pair.a] @ emb[pair.b]))
     report = pair_metrics(np.array(gen), np.array(imp), target_far)
     report["failed_images"] = failed
     report["_scores"] = (np.array(gen), np.array(imp))
