@@ -186,7 +186,7 @@ class PeopleDialog(QDialog):
         self.grid.setLayoutMode(QListView.LayoutMode.Batched)
         self.grid.setBatchSize(200)
         self.grid.setIconSize(QSize(88, 88))
-        self.grid.setGridSize(QSize(150, 150))
+        self.grid.setGridSize(QSize(150, 172))
         self.grid.setWordWrap(True)
         self.grid.setModel(self.model)
         self.grid.doubleClicked.connect(lambda idx: self.open_person(self.model.person(idx.row()).name))
