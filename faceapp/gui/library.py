@@ -186,8 +186,9 @@ class PeopleDialog(QDialog):
         self.grid.setLayoutMode(QListView.LayoutMode.Batched)
         self.grid.setBatchSize(200)
         self.grid.setIconSize(QSize(88, 88))
-        self.grid.setGridSize(QSize(150, 172))
-        self.grid.setWordWrap(True)
+        self.grid.setGridSize(QSize(150, 150))
+        self.grid.setWordWrap(False)  # name on one line (elided when long), the count under it
+        self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.grid.setModel(self.model)
         self.grid.doubleClicked.connect(lambda idx: self.open_person(self.model.person(idx.row()).name))
         self.empty = QLabel("No one is enrolled yet. Add your first person from the main window (Add person...).")
