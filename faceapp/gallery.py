@@ -21,10 +21,10 @@ import numpy as np
 from . import vindex
 from .errors import GalleryError, GalleryMismatchError
 from .sqlite_store import SQLiteStore
-from .store import Erased, Person, Sample, Store, StoreState, normalise_name
+from .store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
 from .vindex import Binding, HnswIndex, VectorIndex
 
-__all__ = ["Gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
+__all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,18 @@ class Gallery:
         lock_timeout: seconds a writer waits for another process's write to finish.
         index: ``"auto"`` (exact up to :data:`faceapp.vindex.EXACT_MAX_TEMPLATES`
             templates, hnswlib above), ``"exact"`` or ``"hnsw"``.
-        store: an already opened store to use instead of a folder.
+        store: an already opened store to use instead of a folder; ``root`` is then the
+            folder for its saved index.
+        index_is_cache: ``root`` is this device's private cache for the index of a shared
+            store: the index is saved there after every change it takes in (removed
+            vectors erased at once), under a lock shared by this device's processes.
 
     Raises:
         GalleryError: the gallery cannot be opened (see :class:`~faceapp.sqlite_store.SQLiteStore`).
     """
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float = 10.0, index: str = "auto",
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, index_is_cache: bool = False) -> None:
         if store is None:
             if root is None:
                 raise ValueError("a gallery needs a folder or a store")
@@ -63,6 +67,7 @@ class Gallery:
         self.store = store
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
+        self.index_is_cache = index_is_cache
         self._mutex = threading.RLock()
         self._index: VectorIndex | None = None
         self._binding: Binding | None = None
@@ -208,6 +213,8 @@ class Gallery:
             if state.model_id is None or state.dim is None:
                 self._index, self._binding = None, None
                 return
+            if self._catch_up(state):
+                return
             ids = self.store.template_ids(state.model_id)
             kind = vindex.choose_kind(len(ids), self.index_setting)
             binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids))
@@ -229,7 +236,62 @@ class Gallery:
                 index.add(missing, self.store.embeddings(missing, state.dim))
             self._index, self._binding = index, binding
             if index.kind == "hnsw" and (len(missing) or len(gone)):
-                self._persist(force=False, only_if_unlocked=True)
+                self._persist(force=self.index_is_cache, only_if_unlocked=True)
+
+    def _catch_up(self, state: StoreState) -> bool:
+        """Bring the index (in memory, else the saved one) to ``state`` from the store's change log.
+
+        Returns ``False`` when that cannot be done (no log that far back, another lineage,
+        the index kind would change): the caller then compares every id.
+        """
+        assert state.model_id is not None and state.dim is not None
+        index, b = self._index, self._binding
+        root = self._index_root()
+        if (index is None or b is None) and root is not None:
+            probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
+            found = HnswIndex.load_lineage(root, probe)
+            if found is not None:
+                index, b = found
+        if index is None or b is None or (b.gallery_id, b.model_id, b.dim) != (state.gallery_id, state.model_id, state.dim):
+            return False
+        changes = self.store.changes_since(b.generation, state.model_id)
+        if changes is None or (changes.state.gallery_id, changes.state.model_id, changes.state.dim) != (
+                state.gallery_id, state.model_id, state.dim):
+            return False
+        have = index.ids()
+        added = np.setdiff1d(changes.added, have)
+        removed = np.intersect1d(changes.removed, have)
+        if vindex.choose_kind(len(have) + len(added) - len(removed), self.index_setting) != index.kind:
+            return False
+        if len(removed):
+            index.remove(removed)
+        if len(added):
+            index.add(added, self.store.embeddings(added, state.dim))
+        self._index, self._state = index, changes.state
+        self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
+                                vindex.ids_digest(index.ids()))
+        if index.kind == "hnsw" and (len(added) or len(removed) or self.index_is_cache):
+            self._persist(force=self.index_is_cache, only_if_unlocked=True)
+        return True
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for another device's write, then take it in.
+
+        For running devices (the GUI, ``faceapp-cli watch``) of a shared gallery, whose
+        store announces writes; a folder gallery just sleeps and checks.
+
+        Returns:
+            ``True`` when the gallery's state changed.
+        """
+        before = self._state.generation if self._state is not None else None
+        waiter = getattr(self.store, "wait_for_change", None)
+        if waiter is not None:
+            waiter(timeout)
+        else:
+            threading.Event().wait(timeout)
+        with self._mutex:
+            self._sync()
+            return self._state is not None and self._state.generation != before
 
     def _index_root(self) -> Path | None:
         return self.root if self.root is not None and not self.store.read_only else None
@@ -250,8 +312,14 @@ class Gallery:
         if only_if_unlocked and not force:
             return  # a reader leaves saving to the writers, who hold the lock
         try:
-            index.save(root, binding)
-        except OSError as exc:
+            if self.index_is_cache:
+                import filelock
+
+                with filelock.FileLock(str(root / "index.lock"), timeout=30):
+                    index.save(root, binding)
+            else:
+                index.save(root, binding)
+        except (OSError, TimeoutError) as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
 
@@ -368,3 +436,36 @@ class Gallery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0) -> Gallery:
+    """Open the gallery a ``gallery`` setting names (see :meth:`faceapp.config.Settings.gallery_spec`).
+
+    A folder keeps its index beside its database. A shared (PostgreSQL) gallery keeps this
+    device's index in the user cache directory (``FACEAPP_CACHE_DIR`` or the platform's),
+    in a ``0700`` folder named by the gallery id.
+
+    Args:
+        spec: a folder, or a PostgreSQL address without a password.
+        index: ``"auto"``, ``"exact"`` or ``"hnsw"``.
+        lock_timeout: seconds a folder gallery's writer waits for another process.
+
+    Raises:
+        GalleryError: the gallery cannot be opened.
+        SettingsError: a database address is malformed or holds a password.
+    """
+    from . import private
+    from .config import default_cache_dir, is_database_address
+
+    if not (isinstance(spec, str) and is_database_address(spec)):
+        return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)
+    store = open_store(spec)
+    cache = default_cache_dir() / "galleries" / store.state().gallery_id
+    try:
+        private.make_private_dir(cache.parent)
+        private.make_private_dir(cache)
+    except OSError as exc:
+        store.close()
+        raise GalleryError(f"cannot create the gallery cache folder {cache} ({exc.strerror}); "
+                           "set FACEAPP_CACHE_DIR to a folder you can write") from exc
+    return Gallery(cache, index=index, store=store, index_is_cache=True)

@@ -224,6 +224,22 @@ class HnswIndex:
 
         Logs one line and returns ``None`` otherwise: the caller rebuilds from the store.
         """
+        found = cls._read(root, binding.dim, lambda saved: saved == binding)
+        return None if found is None else found[0]
+
+    @classmethod
+    def load_lineage(cls, root: Path, binding: Binding) -> tuple[HnswIndex, Binding] | None:
+        """A saved index of the same gallery, model and size at ``binding``'s generation or an
+        earlier one, with the binding it was saved with; the caller applies what changed since.
+        """
+        def same_lineage(saved: Binding) -> bool:
+            return ((saved.gallery_id, saved.model_id, saved.dim) == (binding.gallery_id, binding.model_id, binding.dim)
+                    and saved.generation <= binding.generation)
+
+        return cls._read(root, binding.dim, same_lineage)
+
+    @classmethod
+    def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
         import hnswlib
 
         from .models import sha256_file
@@ -234,16 +250,16 @@ class HnswIndex:
         try:
             side = json.loads(side_path.read_text(encoding="utf-8"))
             saved = Binding(**side["binding"]) if side.get("format") == SIDECAR_FORMAT else None
-            if saved != binding:
+            if saved is None or not accept(saved):
                 log.warning("gallery index %s was built for another state of the gallery; rebuilding it from the database",
                             path)
                 return None
             if side.get("size") != path.stat().st_size or side.get("sha256") != sha256_file(path):
                 log.warning("gallery index %s is damaged or was modified; rebuilding it from the database", path)
                 return None
-            raw = hnswlib.Index(space="ip", dim=binding.dim)
+            raw = hnswlib.Index(space="ip", dim=dim)
             raw.load_index(str(path), max_elements=int(side["max_elements"]))
-            return cls(binding.dim, _index=raw)
+            return cls(dim, _index=raw), saved
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             log.warning("gallery index %s could not be read (%s); rebuilding it from the database", path, exc)
             return None
