@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DETECTORS, PROVIDERS, Settings, load_settings
+from .config import DETECTORS, PROVIDERS, Settings, gallery_arg, load_settings
 from .errors import FaceappError
 from .images import person_folders
 from .types import Decision
@@ -168,10 +168,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return Gallery(settings.gallery_dir(), index=settings.index)
+    return open_gallery(settings.gallery_spec(), index=settings.index)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -305,7 +305,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceapp-cli", description="Private, local face matching.")
     p.add_argument("--version", action="version", version=f"faceapp {__version__}")
-    p.add_argument("--gallery", type=Path, help="gallery folder (default: the user data directory)")
+    p.add_argument("--gallery", type=gallery_arg, metavar="FOLDER|DSN",
+                   help="gallery folder (default: in the user data directory) or PostgreSQL address "
+                        "postgresql://user@host:port/dbname (password from ~/.pgpass or PGPASSWORD)")
     p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
     p.add_argument("--provider", choices=PROVIDERS, help="onnxruntime provider (default: auto)")
     p.add_argument("--detector", choices=DETECTORS, help="face detector model: full (default) or short range")
