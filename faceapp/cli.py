@@ -228,6 +228,38 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gallery_copy(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .gallery_copy import copy_store
+    from .store import open_store
+
+    src = open_store(args.src)
+    try:
+        dst = open_store(args.dst)
+        try:
+            with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                report = copy_store(src, dst, progress=progress)
+            where = dst.location
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
+    lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
+             "counts and model ids checked"]
+    if report.skipped:
+        lines.append("not copied (no templates; enrol them again): " + ", ".join(report.skipped))
+    _emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
+                 "skipped": list(report.skipped), "destination": where}, lines)
+    return EXIT_OK
+
+
 def cmd_rename(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         person = gallery.rename(args.old, args.new)
@@ -354,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reembed", help="rebuild the gallery's templates with the current model from the stored face crops")
     s.set_defaults(func=cmd_reembed)
+
+    s = sub.add_parser("gallery", help="manage whole galleries")
+    gsub = s.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
+    c = gsub.add_parser("copy", help="copy a gallery into an empty one: folder <-> PostgreSQL, checked at the end")
+    c.add_argument("src", type=gallery_arg, metavar="SRC", help="gallery folder or PostgreSQL address")
+    c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
+    c.set_defaults(func=cmd_gallery_copy)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)

@@ -116,12 +116,12 @@ WRITER = textwrap.dedent("""
     for i in range(n):
         v = rng.standard_normal((2, 128)).astype(np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
-        g.add_templates(f"{tag}-{i}", v, model_id="%s")
-        g.add_templates("shared", v[:1], model_id="%s", create=True)
-        if i %% 3 == 0:
+        g.add_templates(f"{tag}-{i}", v, model_id=MODEL_ID)
+        g.add_templates("shared", v[:1], model_id=MODEL_ID, create=True)
+        if i % 3 == 0:
             g.remove(f"{tag}-{i}")
     g.close()
-""" % (MODEL, MODEL))
+""").replace("MODEL_ID", repr(MODEL))
 
 
 def test_concurrent_writers_lose_nothing(pg_dsn, tmp_path):
