@@ -16,7 +16,6 @@ identities are the groups of files linked by ``Yes`` pairs.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,22 @@ import numpy as np
 
 from .errors import FaceappError, ImageError
 from .images import person_folders
+from .openset import (
+    empirical_threshold,
+    far_at,
+    far_for_fpir,
+    fpir_from_far,
+    pair_scores,
+    roc_auc,
+    tar_at,
+)
+
+# Kept under their earlier names for callers of this module (the training package).
+per_comparison_far = far_for_fpir
+fpir = fpir_from_far
+__all__ = ["calibrate", "embed_labelled", "empirical_threshold", "far_at", "fpir", "gaussian_threshold",
+           "labelled_files", "open_set_rates", "pair_scores", "per_comparison_far", "recommended_threshold",
+           "roc_auc", "tar_at"]
 
 
 @dataclass(frozen=True)
@@ -84,51 +99,6 @@ def embed_labelled(pipe: Any, sources: Sequence[Path], progress: bool = False) -
     return Labelled(np.stack(embs).astype(np.float32), np.asarray(labels), files, failed)
 
 
-def pair_scores(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarities of all genuine and all impostor pairs (each unordered pair once)."""
-    sims = emb @ emb.T
-    iu = np.triu_indices(len(emb), k=1)
-    same = labels[iu[0]] == labels[iu[1]]
-    s = sims[iu]
-    return s[same].astype(np.float64), s[~same].astype(np.float64)
-
-
-def roc_auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    if len(genuine) == 0 or len(impostor) == 0:
-        return float("nan")
-    allv = np.concatenate([genuine, impostor])
-    order = allv.argsort(kind="mergesort")
-    ranks = np.empty(len(allv))
-    sorted_v = allv[order]
-    i = 0
-    while i < len(allv):  # average ranks over ties
-        j = i
-        while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
-    r_gen = ranks[: len(genuine)].sum()
-    return float((r_gen - len(genuine) * (len(genuine) + 1) / 2) / (len(genuine) * len(impostor)))
-
-
-def far_at(impostor: np.ndarray, t: float) -> float:
-    return float((impostor >= t).mean()) if len(impostor) else float("nan")
-
-
-def tar_at(genuine: np.ndarray, t: float) -> float:
-    return float((genuine >= t).mean()) if len(genuine) else float("nan")
-
-
-def empirical_threshold(impostor: np.ndarray, far: float) -> float:
-    """Smallest threshold whose empirical FAR is at most ``far``."""
-    s = np.sort(impostor)[::-1]
-    allowed = int(math.floor(far * len(s)))  # impostors allowed at or above t
-    if allowed >= len(s):
-        return float(s[-1])
-    return float(np.nextafter(s[allowed], np.inf))
-
-
 def gaussian_threshold(impostor: np.ndarray, far: float) -> float:
     """Threshold at ``far`` under a normal fit of the impostor similarities."""
     mu, sd = float(impostor.mean()), float(impostor.std(ddof=1))
@@ -143,15 +113,6 @@ def recommended_threshold(impostor: np.ndarray, far: float) -> float:
     against both.
     """
     return max(empirical_threshold(impostor, far), gaussian_threshold(impostor, far))
-
-
-def fpir(far: float, comparisons: int) -> float:
-    """Chance that a stranger passes at least one of ``comparisons`` independent comparisons."""
-    return 1.0 - (1.0 - far) ** comparisons
-
-
-def per_comparison_far(target_fpir: float, comparisons: int) -> float:
-    return 1.0 - (1.0 - target_fpir) ** (1.0 / comparisons)
 
 
 def open_set_rates(emb: np.ndarray, labels: np.ndarray, t: float) -> dict[str, float]:

@@ -174,6 +174,24 @@ def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return open_gallery(settings.gallery_spec(), index=settings.index)
 
 
+def cmd_reject(args: argparse.Namespace) -> int:
+    with _pipeline(args) as pipe:
+        face = pipe.main_face(Path(args.image))
+        before = pipe.match_faces([face])[0].match
+        nid = pipe.reject(args.name, face)
+        after = pipe.match_faces([face])[0].match
+    _emit(
+        args,
+        {"image": args.image, "not": args.name, "negative_id": nid,
+         "before": {"person": before.person, "decision": before.decision.value},
+         "now": {"person": after.person, "decision": after.decision.value}},
+        f"kept the face in {args.image} as not {args.name}; it is now "
+        f"{after.person or 'not named'} [{after.decision.value}] (was {before.person or 'not named'} "
+        f"[{before.decision.value}])",
+    )
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -370,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("a", metavar="A")
     s.add_argument("b", metavar="B")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("reject", help='"this is not NAME": keep the main face of IMAGE as a negative sample of NAME')
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--not", dest="name", required=True, metavar="NAME", help="the person this face is not")
+    s.set_defaults(func=cmd_reject)
 
     s = sub.add_parser("list", help="list enrolled people")
     s.add_argument("--search", help="only names containing this text")

@@ -22,7 +22,8 @@ from .config import Settings
 from .errors import FaceappError, ManyFacesError, NoFaceError
 from .images import as_rgb8, load_image
 from .match import Thresholds, aggregate, decide, same_person
-from .types import Decision, Face, FaceResult
+from .track import Tracker, TrackResult
+from .types import Decision, Face, FaceResult, Match
 
 log = logging.getLogger(__name__)
 
@@ -201,22 +202,29 @@ class Pipeline:
         t3 = time.perf_counter()
         return faces, StageTimes(detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3)
 
+    def match_embeddings(self, embeddings: np.ndarray, *, threshold: float | None = None,
+                         top_k: int | None = None) -> list[Match]:
+        """Decisions for ``(N, D)`` unit-length embeddings against the gallery (one search for all)."""
+        if len(embeddings) == 0:
+            return []
+        thresholds = self.thresholds(threshold)
+        k = top_k or self.settings.top_k
+        emb = np.asarray(embeddings, dtype=np.float32)
+        hits = self.gallery.search(emb, k * TEMPLATES_PER_PERSON, model_id=self.model_id)
+        negatives = self.gallery.negative_similarities(emb, model_id=self.model_id)
+        return [decide(aggregate(((h.person_id, h.name, h.similarity) for h in face_hits), k), thresholds, negs)
+                for face_hits, negs in zip(hits, negatives)]
+
     def match_faces(self, faces: Sequence[Face], *, threshold: float | None = None,
                     top_k: int | None = None) -> list[FaceResult]:
         """Match embedded faces against the gallery."""
         if not faces:
             return []
-        thresholds = self.thresholds(threshold)
-        k = top_k or self.settings.top_k
         emb = np.stack([f.embedding for f in faces if f.embedding is not None])
         if len(emb) != len(faces):
             raise ValueError("every face must be embedded before matching")
-        hits = self.gallery.search(emb, k * TEMPLATES_PER_PERSON, model_id=self.model_id)
-        results = []
-        for face, face_hits in zip(faces, hits):
-            cands = aggregate(((h.person_id, h.name, h.similarity) for h in face_hits), k)
-            results.append(FaceResult(face=face, match=decide(cands, thresholds)))
-        return results
+        matches = self.match_embeddings(emb, threshold=threshold, top_k=top_k)
+        return [FaceResult(face=face, match=m) for face, m in zip(faces, matches)]
 
     def match_image(self, image: np.ndarray | str | Path, *, threshold: float | None = None,
                     top_k: int | None = None, still: bool = True) -> ImageResult:
@@ -226,6 +234,22 @@ class Pipeline:
         results = self.match_faces(faces, threshold=threshold, top_k=top_k)
         search_ms = (time.perf_counter() - t0) * 1e3
         return ImageResult(faces=results, times=dataclasses.replace(times, search=search_ms))
+
+    def track_frame(self, image: np.ndarray, tracker: Tracker, *, threshold: float | None = None) -> list[TrackResult]:
+        """Faces of one video frame, followed across frames and decided per track.
+
+        Detection runs on every frame (on a frame downscaled to ``max_detect_side``); a face
+        is embedded only when its track needs it (see :mod:`faceapp.track`), all such faces
+        in one embedder call, and the gallery is searched only for those.
+
+        Args:
+            image: RGB uint8 ``(H, W, 3)`` frame.
+            tracker: the :class:`~faceapp.track.Tracker` of this video or camera.
+            threshold: match threshold override.
+        """
+        faces, _ = self.analyze(image, embed=False, still=False)
+        return tracker.update(faces, self.embedder.embed,
+                              lambda emb: self.match_embeddings(emb, threshold=threshold))
 
     # ------------------------------------------------------------------ single-face helpers
 
@@ -270,6 +294,21 @@ class Pipeline:
             name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
             create=True, must_be_new=not add,
         )
+
+    def reject(self, name: str, face: Face) -> int:
+        """Keep ``face`` as a "this is not ``name``" sample: a probe nearer to it than to
+        ``name``'s templates is not named ``name``.
+
+        Returns:
+            The negative sample's id.
+
+        Raises:
+            UnknownPersonError: nobody called ``name`` is enrolled.
+        """
+        if face.embedding is None:
+            raise ValueError("the face must be embedded before it can be kept as a negative sample")
+        crop = _encode_thumbnail(face.crop) if self.settings.store_thumbnails else None
+        return int(self.gallery.add_negative(name, face.embedding, model_id=self.model_id, crop=crop))
 
     def lookalikes(self, faces: Sequence[Face], exclude: str | None = None) -> list[tuple[str, float]]:
         """Enrolled people (other than ``exclude``) that these faces already match."""

@@ -53,6 +53,24 @@ def test_enroll_match_list_rename_remove(cli, data_dir):
     assert "Joe Biden" in out and "Obama" not in out
 
 
+def test_reject_keeps_a_negative_that_stops_the_name(cli, data_dir):
+    assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
+    code, out, _ = cli("--json", "match", data_dir / "obama2.jpg")
+    assert json.loads(out)[0]["faces"][0]["person"] == "Obama"
+    code, out, _ = cli("--json", "reject", data_dir / "obama2.jpg", "--not", "Obama")
+    doc = json.loads(out)
+    assert code == 0 and doc["before"]["person"] == "Obama" and doc["now"]["person"] is None
+    code, out, _ = cli("--json", "match", data_dir / "obama2.jpg")
+    face = json.loads(out)[0]["faces"][0]
+    assert face["person"] is None and face["decision"] != "match"
+    code, out, _ = cli("--json", "match", data_dir / "obama.jpg")
+    assert json.loads(out)[0]["faces"][0]["person"] == "Obama"  # still named on the enrolled photo
+    code, _, err = cli("reject", data_dir / "obama2.jpg", "--not", "Nobody")
+    assert code == 2 and "Nobody" in err and err.count("\n") == 1
+    code, out, _ = cli("--json", "remove", "Obama")
+    assert json.loads(out)["negatives"] == 1
+
+
 def test_verify_exit_codes(cli, data_dir):
     code, out, _ = cli("verify", data_dir / "obama.jpg", data_dir / "obama2.jpg")
     assert code == 0 and out.startswith("same person")

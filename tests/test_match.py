@@ -56,3 +56,19 @@ def test_close_runner_up_is_ambiguous_not_a_name():
     assert alone.decision is Decision.MATCH
     # A margin of 0 turns the rule off.
     assert decide(cands, Thresholds(0.48, 0.08)).decision is Decision.MATCH
+
+
+def test_a_probe_nearer_to_a_negative_is_not_named_that_person():
+    cands = aggregate([(1, "a", 0.60), (2, "b", 0.30)], 2)
+    t = Thresholds(0.48)
+    assert decide(cands, t).person == "a"
+    m = decide(cands, t, negatives={1: 0.70})  # "this is not a", and the probe is nearer to that face
+    assert m.person is None and m.decision is Decision.UNKNOWN
+    assert [c.name for c in m.candidates] == ["b"]
+    # A negative less similar than the person's templates does not veto them.
+    assert decide(cands, t, negatives={1: 0.55}).person == "a"
+    # Another person's negatives do not matter; the runner-up can be named once the best is dropped.
+    assert decide(cands, t, negatives={2: 0.9}).person == "a"
+    both = aggregate([(1, "a", 0.60), (2, "b", 0.58)], 2)
+    assert decide(both, Thresholds(0.48, margin=0.1)).decision is Decision.AMBIGUOUS
+    assert decide(both, Thresholds(0.48, margin=0.1), negatives={1: 0.8}).person == "b"

@@ -91,3 +91,23 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
         assert pipe.lookalikes([faces["obama2.jpg"]], exclude="someone new") == [("Barack Obama", pytest.approx(m.similarity))]
         thumbs = list(pipe.gallery.all_thumbnails())
         assert len(thumbs) == 2
+
+
+def test_track_frame_follows_a_face_and_names_it_once_settled(tmp_path, data_dir, faces):
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline
+    from faceapp.track import Tracker, TrackerConfig
+
+    frame = load_image(data_dir / "obama2.jpg")
+    with Pipeline(Settings(gallery=tmp_path)) as pipe:
+        pipe.enroll("Barack Obama", [faces["obama.jpg"]])
+        pipe.enroll("Joe Biden", [faces["biden.jpg"]])
+        tracker = Tracker(TrackerConfig(stable_evaluations=2, reembed_every=4))
+        out = [pipe.track_frame(np.roll(frame, 3 * k, axis=1), tracker) for k in range(8)]
+    assert all(len(r) == 1 for r in out)
+    assert len({r[0].track_id for r in out}) == 1
+    assert out[0][0].match is None and out[0][0].latest.person == "Barack Obama"
+    assert all(r[0].match.person == "Barack Obama" for r in out[1:])
+    # Frames 1-2 until settled, then every 4th frame: 1, 2, 6.
+    assert [k + 1 for k, r in enumerate(out) if r[0].reembedded] == [1, 2, 6]
+    assert tracker.embedded == 3
