@@ -278,6 +278,31 @@ def cmd_gallery_copy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .watch import Event, watch
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping on signal %d", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def emit(event: Event) -> None:
+        print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
+
+    spec: str | int = int(args.source) if args.source.isdigit() else args.source
+    with _pipeline(args) as pipe:
+        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
+    log.info("watched %d frame(s)", frames)
+    return EXIT_OK
+
+
 def cmd_rename(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         person = gallery.rename(args.old, args.new)
@@ -409,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reembed", help="rebuild the gallery's templates with the current model from the stored face crops")
     s.set_defaults(func=cmd_reembed)
+
+    s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
+    s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
+    s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("gallery", help="manage whole galleries")
     gsub = s.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
