@@ -293,13 +293,84 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def emit(event: Event) -> None:
-        print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
-
     spec: str | int = int(args.source) if args.source.isdigit() else args.source
     with _pipeline(args) as pipe:
+        keep = _event_keeper(pipe.gallery.store, args) if args.record else None
+
+        def emit(event: Event) -> None:
+            print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
+            if keep is not None and event.kind == "face":
+                keep(event)
+
         frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
     log.info("watched %d frame(s)", frames)
+    return EXIT_OK
+
+
+def _event_store(store: Any) -> Any:
+    if not hasattr(store, "add_events"):
+        raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
+                           "(see 'Several devices' in the README)")
+    return store
+
+
+def _event_keeper(store: Any, args: argparse.Namespace) -> Any:
+    """A function that keeps each face event in the store; events wait in memory while the server is down."""
+    import socket
+
+    from .errors import GalleryUnavailableError
+    from .pg_store import EventRecord
+
+    _event_store(store)
+    if args.retention_days <= 0:
+        raise FaceappError("--retention-days must be more than 0")
+    device = args.device or socket.gethostname()
+    waiting: list[EventRecord] = []
+
+    def keep(e: Any) -> None:
+        waiting.append(EventRecord(e.time, e.person, e.decision, e.similarity, e.track_id, e.box, e.source, device))
+        try:
+            store.add_events(waiting, args.retention_days)
+            waiting.clear()
+        except GalleryUnavailableError:
+            del waiting[:-10_000]  # keep the newest while the server is away
+
+    return keep
+
+
+def _since(text: str) -> float:
+    """``7d``, ``12h``, ``30m`` ago, or an ISO date/time, as Unix time."""
+    import datetime as dt
+    import time
+
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * units[text[-1]]
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a time ago (7d, 12h, 30m) nor a date (2026-11-01)") \
+            from None
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    import csv
+    import datetime as dt
+
+    with _gallery(args) as gallery:
+        rows = _event_store(gallery.store).events(since=args.since, person=args.person)
+    docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
+             "decision": e.decision, "similarity": None if e.similarity is None else round(e.similarity, 4),
+             "track_id": e.track_id, "box": list(e.box) if e.box else None, "source": e.source, "device": e.device}
+            for e in rows]
+    if args.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(docs[0]) if docs else ["time"], lineterminator="\n")
+        w.writeheader()
+        w.writerows({**d, "box": " ".join(map(str, d["box"] or []))} for d in docs)
+        return EXIT_OK
+    _emit(args, docs, [f"{d['time']}  {d['device']}  {d['source']}  track {d['track_id']}  "
+                       f"{d['person'] or '-'}  {d['decision']}  {d['similarity']}" for d in docs]
+          + [f"{len(docs)} event(s)"])
     return EXIT_OK
 
 
@@ -438,7 +509,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
     s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
+    s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
+    s.add_argument("--device", help="with --record: this device's name (default: the host name)")
     s.set_defaults(func=cmd_watch)
+
+    s = sub.add_parser("events", help="the kept event history of a PostgreSQL gallery")
+    s.add_argument("--since", type=_since, help="only events since 7d / 12h / 30m ago or a date (2026-11-01T08:00)")
+    s.add_argument("--person", help="only this person's events")
+    s.add_argument("--csv", action="store_true", help="print CSV")
+    s.set_defaults(func=cmd_events)
 
     s = sub.add_parser("gallery", help="manage whole galleries")
     gsub = s.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")

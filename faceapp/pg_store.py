@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,21 @@ CREATE TABLE changes (
 );
 CREATE INDEX changes_generation ON changes (generation);
 """),
+    (2, """
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    time DOUBLE PRECISION NOT NULL,
+    person_id BIGINT REFERENCES persons(id) ON DELETE CASCADE,
+    decision TEXT NOT NULL,
+    similarity REAL,
+    track_id BIGINT,
+    box TEXT,
+    source TEXT NOT NULL,
+    device TEXT NOT NULL
+);
+CREATE INDEX events_time ON events (time);
+CREATE INDEX events_person ON events (person_id);
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")
@@ -135,6 +151,31 @@ def _check_no_password(dsn: str) -> None:
             f"the gallery address {redact(dsn)} contains a password; remove it and put it in ~/.pgpass "
             "(or PGPASSFILE, PGPASSWORD, a service file) instead"
         )
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One kept event of a device (see :class:`faceapp.watch.Event`).
+
+    Attributes:
+        time: Unix time.
+        person: the matched person's name, or ``None``.
+        decision: ``"match"``, ``"ambiguous"``, ``"uncertain"`` or ``"unknown"``.
+        similarity: the best person's similarity, or ``None``.
+        track_id: the face's track on that device.
+        box: pixel ``(x0, y0, x1, y1)``.
+        source: the device's camera or stream (without credentials).
+        device: the device's name (its host name unless set).
+    """
+
+    time: float
+    person: str | None
+    decision: str
+    similarity: float | None
+    track_id: int | None
+    box: tuple[float, ...] | None
+    source: str
+    device: str
 
 
 class PostgresStore:
@@ -495,13 +536,9 @@ class PostgresStore:
             n, c = self._erase(cur, gen, "person_id = %s", (pid,))
             cur.execute("DELETE FROM negatives WHERE person_id = %s RETURNING crop IS NOT NULL", (pid,))
             negs = cur.fetchall()
-            self._forget_person(cur, pid)
-            cur.execute("DELETE FROM persons WHERE id = %s", (pid,))
+            cur.execute("DELETE FROM persons WHERE id = %s", (pid,))  # and, by cascade, their events
         self._vacuum()
         return Erased(templates=n, crops=c + sum(1 for (x,) in negs if x), negatives=len(negs))
-
-    def _forget_person(self, cur: Any, pid: int) -> None:
-        """Hook for tables that refer to a person (events): erase their rows too."""
 
     def remove_template(self, template_id: int) -> Erased:
         with self._transaction() as (cur, gen):
@@ -688,6 +725,36 @@ class PostgresStore:
                 cur.execute("UPDATE gallery SET dim = %s", (int(dim[0]),))
         self._vacuum()
         return Erased(templates=n, crops=c, negatives=int(neg))
+
+    # ------------------------------------------------------------------ event history
+
+    def add_events(self, events: Sequence[EventRecord], retention_days: float) -> None:
+        """Keep events (one transaction) and drop those older than ``retention_days``.
+
+        Events are history, not gallery content: they do not bump the generation. A
+        person's events are erased with the person (``ON DELETE CASCADE``).
+        """
+        cutoff = time.time() - retention_days * 86400.0
+        with self._cursor() as cur, cur.connection.transaction():
+            if events:
+                cur.executemany(
+                    "INSERT INTO events (time, person_id, decision, similarity, track_id, box, source, device) "
+                    "VALUES (%s, (SELECT id FROM persons WHERE lower(name) = lower(%s)), %s, %s, %s, %s, %s, %s)",
+                    [(e.time, e.person, e.decision, e.similarity, e.track_id, json.dumps(e.box) if e.box else None,
+                      e.source, e.device) for e in events])
+            cur.execute("DELETE FROM events WHERE time < %s", (cutoff,))
+
+    def events(self, since: float | None = None, person: str | None = None) -> list[EventRecord]:
+        """Kept events, oldest first, from ``since`` (Unix time) and of ``person`` (a name)."""
+        sql = ("SELECT e.time, p.name, e.decision, e.similarity, e.track_id, e.box, e.source, e.device "
+               "FROM events e LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= %s")
+        params: list[Any] = [since if since is not None else 0.0]
+        if person is not None:
+            sql += " AND e.person_id = %s"
+            params.append(self.get_person(person).id)
+        rows = self._query(sql + " ORDER BY e.time, e.id", params)
+        return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
+                            tuple(json.loads(b)) if b else None, src, dev) for t, n, d, s, tr, b, src, dev in rows]
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -101,7 +101,59 @@ def test_removal_deletes_rows_and_logs_only_ids(pg_dsn, pg_server, cache, rng):
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'changes'").fetchall()]
         assert sorted(cols) == ["generation", "kind", "model_id", "seq", "template_id"]
-        assert con.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [(1,), (2,)]
+
+
+def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
+    import psycopg
+
+    from faceapp.errors import GalleryError
+
+    open_gallery(pg_dsn).close()
+    with psycopg.connect(pg_dsn, autocommit=True) as con:  # a database left at schema 1
+        con.execute("DROP TABLE events")
+        con.execute("DELETE FROM schema_migrations WHERE version = 2")
+    with open_gallery(pg_dsn) as g:
+        g.store.add_events([], 30)  # the events table is back
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 2
+        con.execute("INSERT INTO schema_migrations (version) VALUES (99)")
+    with pytest.raises(GalleryError, match="newer faceapp"):
+        open_gallery(pg_dsn)
+
+
+def test_event_history_filters_retention_and_erasure(pg_dsn, cache, rng, capsys):
+    import json
+    import time
+
+    from faceapp.cli import main
+    from faceapp.pg_store import EventRecord
+
+    now = time.time()
+    with open_gallery(pg_dsn) as g:
+        g.add_templates("Ada", unit(rng, 1), model_id=MODEL)
+        g.add_templates("Ben", unit(rng, 1), model_id=MODEL)
+        ev = [EventRecord(now - 100 * 86400, "Ada", "match", 0.7, 1, (1, 2, 3, 4), "camera 0", "door"),
+              EventRecord(now - 2 * 86400, "Ada", "match", 0.71, 2, (1, 2, 3, 4), "camera 0", "door"),
+              EventRecord(now - 60, "Ben", "match", 0.8, 3, (5, 6, 7, 8), "camera 0", "door"),
+              EventRecord(now - 30, None, "unknown", 0.2, 4, None, "camera 0", "door")]
+        g.store.add_events(ev, retention_days=30)  # the 100-day-old event is not kept
+        assert [e.track_id for e in g.store.events()] == [2, 3, 4]
+    assert main(["--gallery", pg_dsn, "--json", "events", "--person", "ada"]) == 0
+    assert [d["track_id"] for d in json.loads(capsys.readouterr().out)] == [2]
+    assert main(["--gallery", pg_dsn, "events", "--since", "1d", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("time,person,decision") and len(lines) == 3 and ",Ben,match," in lines[1]
+    assert main(["--gallery", pg_dsn, "remove", "Ada"]) == 0
+    with open_gallery(pg_dsn) as g:
+        assert [e.person for e in g.store.events()] == ["Ben", None]
+
+
+def test_event_history_needs_a_database(tmp_path, capsys):
+    from faceapp.cli import main
+
+    assert main(["--gallery", str(tmp_path / "g"), "events"]) == 2
+    assert "PostgreSQL gallery" in capsys.readouterr().err
 
 
 def test_concurrent_generation_and_names_are_serialised(pg_dsn, cache, rng):
