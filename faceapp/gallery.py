@@ -20,6 +20,7 @@ import numpy as np
 
 from . import vindex
 from .errors import GalleryError, GalleryMismatchError
+from .index_cache import IndexKeeper
 from .sqlite_store import SQLiteStore
 from .store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
 from .vindex import Binding, HnswIndex, VectorIndex
@@ -69,6 +70,7 @@ class Gallery:
         self.index_setting = index
         self.index_is_cache = index_is_cache
         self._mutex = threading.RLock()
+        self._keeper: IndexKeeper | None = IndexKeeper(self, self.root) if index_is_cache and self.root else None
         self._index: VectorIndex | None = None
         self._binding: Binding | None = None
         self._state: StoreState | None = None
@@ -224,8 +226,8 @@ class Gallery:
             if not same_lineage:
                 root = self._index_root()
                 index = HnswIndex.load(root, binding) if kind == "hnsw" and root is not None else None
-                if index is None:
-                    index = vindex.new_index(kind, state.dim, len(ids) + 1)
+                if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
+                    index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
             missing = np.setdiff1d(ids, have)
@@ -235,7 +237,7 @@ class Gallery:
             if len(missing):
                 index.add(missing, self.store.embeddings(missing, state.dim))
             self._index, self._binding = index, binding
-            if index.kind == "hnsw" and (len(missing) or len(gone)):
+            if (index.kind == "hnsw" or self._keeper is not None) and (len(missing) or len(gone)):
                 self._persist(force=self.index_is_cache, only_if_unlocked=True)
 
     def _catch_up(self, state: StoreState) -> bool:
@@ -261,7 +263,8 @@ class Gallery:
         have = index.ids()
         added = np.setdiff1d(changes.added, have)
         removed = np.intersect1d(changes.removed, have)
-        if vindex.choose_kind(len(have) + len(added) - len(removed), self.index_setting) != index.kind:
+        wanted = vindex.choose_kind(len(have) + len(added) - len(removed), self.index_setting)
+        if wanted != index.kind and not (self._keeper is not None and index.kind == "exact"):
             return False
         if len(removed):
             index.remove(removed)
@@ -270,7 +273,7 @@ class Gallery:
         self._index, self._state = index, changes.state
         self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
                                 vindex.ids_digest(index.ids()))
-        if index.kind == "hnsw" and (len(added) or len(removed) or self.index_is_cache):
+        if len(added) or len(removed):
             self._persist(force=self.index_is_cache, only_if_unlocked=True)
         return True
 
@@ -302,6 +305,12 @@ class Gallery:
         if root is None:
             return
         index, binding = self._index, self._binding
+        if self._keeper is not None:  # a device cache: erase now, build and save in the background
+            if isinstance(index, HnswIndex) and index.has_deleted:
+                self._keeper.wipe()
+            if index is not None and vindex.choose_kind(len(index), self.index_setting) == "hnsw":
+                self._keeper.schedule()
+                return
         if not isinstance(index, HnswIndex) or binding is None:
             if any((root / n).exists() for n in vindex.INDEX_FILES):
                 vindex.wipe_index_files(root)
@@ -312,14 +321,8 @@ class Gallery:
         if only_if_unlocked and not force:
             return  # a reader leaves saving to the writers, who hold the lock
         try:
-            if self.index_is_cache:
-                import filelock
-
-                with filelock.FileLock(str(root / "index.lock"), timeout=30):
-                    index.save(root, binding)
-            else:
-                index.save(root, binding)
-        except (OSError, TimeoutError) as exc:
+            index.save(root, binding)
+        except OSError as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
 
@@ -427,6 +430,8 @@ class Gallery:
         return self.store.check()
 
     def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
         with self._mutex:
             self.store.close()
             self._index = None

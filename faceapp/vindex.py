@@ -92,6 +92,7 @@ class VectorIndex(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
     def remove(self, ids: np.ndarray) -> None: ...
     def search(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def items(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ExactIndex:
@@ -117,6 +118,10 @@ class ExactIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._ids = np.concatenate([self._ids, np.asarray(ids, np.int64)])
         self._vectors = np.ascontiguousarray(np.concatenate([self._vectors, np.asarray(vectors, np.float32)]))
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)``: copies of every template in the index."""
+        return self._ids.copy(), self._vectors.copy()
 
     def remove(self, ids: np.ndarray) -> None:
         keep = ~np.isin(self._ids, np.asarray(ids, np.int64))
@@ -183,12 +188,19 @@ class HnswIndex:
     def has_deleted(self) -> bool:
         return bool(self._deleted)
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` of the live templates (removed ones are left out)."""
+        live = self.ids()
+        if not len(live):
+            return live, np.zeros((0, self.dim), np.float32)
+        return live, np.asarray(self._index.get_items(live.astype(np.uint64)), np.float32)
+
     def compacted(self) -> HnswIndex:
         """A new graph of the live templates only: removed vectors are not copied."""
-        live = self.ids()
+        live, vectors = self.items()
         fresh = HnswIndex(self.dim, capacity=len(live) + 1)
         if len(live):
-            fresh.add(live, np.asarray(self._index.get_items(live.astype(np.uint64)), np.float32))
+            fresh.add(live, vectors)
         return fresh
 
     def search(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -200,6 +200,7 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
     a.add_templates("Alice", e[:1], model_id=MODEL)
     b = device(pg_dsn, tmp_path / "b", monkeypatch, index="hnsw")
     assert names(b, e[:1]) == ["Alice"]
+    assert b._keeper.wait_idle(60)  # the graph is built and saved in the background
     b.close()
     saved = list((tmp_path / "b" / "galleries").iterdir())[0]
     assert (saved / "index.hnsw").is_file()
@@ -208,7 +209,9 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
     b = device(pg_dsn, tmp_path / "b", monkeypatch, index="hnsw")
     monkeypatch.setattr(b.store, "template_ids", lambda *_: pytest.fail("full reload"))
     assert names(b, e[:2]) == [None, "Bob"]
-    # The removed vector is gone from the saved file as well.
+    assert not (saved / "index.hnsw").exists()  # wiped at once: it held Alice's vector
+    assert b._keeper.wait_idle(60)
+    # The compacted index is saved again, without the removed vector.
     from faceapp.vindex import HnswIndex
 
     state = b.store.state()
@@ -216,6 +219,36 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
 
     loaded = HnswIndex.load_lineage(saved, Binding(state.gallery_id, state.generation, MODEL, DIM, ""))
     assert loaded is not None and loaded[1].generation == state.generation and len(loaded[0]) == 1
+    a.close()
+    b.close()
+
+
+def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_dsn, tmp_path, monkeypatch, rng):
+    import threading
+
+    from faceapp import index_cache
+
+    e = unit(rng, 50)
+    a = device(pg_dsn, tmp_path / "a", monkeypatch, index="exact")
+    for i in range(0, 50, 10):
+        a.store.add_templates(f"p{i}", e[i:i + 10], model_id=MODEL, crops=[None] * 10, sources=[None] * 10,
+                              qualities=[None] * 10, create=True, must_be_new=True)
+    gate = threading.Event()
+    real_add = index_cache.HnswIndex.add
+
+    def slow_add(self, ids, vectors):  # the background build waits until we let it go
+        gate.wait(30)
+        return real_add(self, ids, vectors)
+
+    monkeypatch.setattr(index_cache.HnswIndex, "add", slow_add)
+    b = device(pg_dsn, tmp_path / "b", monkeypatch, index="hnsw")
+    assert names(b, e[:1]) == ["p0"] and b.index_stats()["index_kind"] == "exact"
+    a.remove("p0")  # a removal while the graph is being built
+    b.wait_for_change(5.0)
+    gate.set()
+    assert b._keeper.wait_idle(60)
+    assert b.index_stats()["index_kind"] == "hnsw" and names(b, np.concatenate([e[:1], e[10:11]])) == [None, "p10"]
+    assert len(b._index) == 40
     a.close()
     b.close()
 
