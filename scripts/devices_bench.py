@@ -59,7 +59,8 @@ class Device:
     def __init__(self, dsn: str, probes: np.ndarray, cache: Path, model: str = MODEL, index: str = "auto") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="probe-"))
         np.save(self.dir / "p.npy", probes)
-        env = {**os.environ, "FACEAPP_CACHE_DIR": str(cache), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        path = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+        env = {**os.environ, "FACEAPP_CACHE_DIR": str(cache), "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "probe", "--dsn", dsn, "--probes", str(self.dir / "p.npy"),
              "--model", model, "--index", index], stdout=subprocess.PIPE, text=True, env=env)

@@ -233,17 +233,19 @@ def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_ds
     for i in range(0, 50, 10):
         a.store.add_templates(f"p{i}", e[i:i + 10], model_id=MODEL, crops=[None] * 10, sources=[None] * 10,
                               qualities=[None] * 10, create=True, must_be_new=True)
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     real_add = index_cache.HnswIndex.add
 
     def slow_add(self, ids, vectors):  # the background build waits until we let it go
+        entered.set()
         gate.wait(30)
         return real_add(self, ids, vectors)
 
     monkeypatch.setattr(index_cache.HnswIndex, "add", slow_add)
     b = device(pg_dsn, tmp_path / "b", monkeypatch, index="hnsw")
     assert names(b, e[:1]) == ["p0"] and b.index_stats()["index_kind"] == "exact"
-    a.remove("p0")  # a removal while the graph is being built
+    assert entered.wait(30)
+    a.remove("p0")  # a removal while the graph is being built from a snapshot that holds p0
     b.wait_for_change(5.0)
     gate.set()
     assert b._keeper.wait_idle(60)
