@@ -361,7 +361,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         rows = _event_store(gallery.store).events(since=args.since, person=args.person)
     docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
              "decision": e.decision, "similarity": None if e.similarity is None else round(e.similarity, 4),
-             "track_id": e.track_id, "box": list(e.box) if e.box else None, "source": e.source, "device": e.device}
+             "track_id": e.track_id, "box": [round(float(v), 1) for v in e.box] if e.box else None,
+             "source": e.source, "device": e.device}
             for e in rows]
     if args.csv:
         w = csv.DictWriter(sys.stdout, fieldnames=list(docs[0]) if docs else ["time"], lineterminator="\n")
@@ -518,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", type=_since, help="only events since 7d / 12h / 30m ago or a date (2026-11-01T08:00)")
     s.add_argument("--person", help="only this person's events")
     s.add_argument("--csv", action="store_true", help="print CSV")
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON (as the global --json)")
     s.set_defaults(func=cmd_events)
 
     s = sub.add_parser("gallery", help="manage whole galleries")

@@ -467,8 +467,8 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
     store = open_store(spec)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
-        private.make_private_dir(cache.parent)
-        private.make_private_dir(cache)
+        for folder in (cache.parent.parent, cache.parent, cache):
+            private.make_private_dir(folder)
     except OSError as exc:
         store.close()
         raise GalleryError(f"cannot create the gallery cache folder {cache} ({exc.strerror}); "

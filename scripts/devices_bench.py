@@ -99,6 +99,11 @@ class Device:
         return self.proc.wait(timeout=30)
 
 
+def _is(g, probe: np.ndarray, name: str) -> bool:  # type: ignore[no-untyped-def]
+    hits = g.search(probe[None], 1, model_id=MODEL)[0]
+    return bool(hits) and hits[0].name == name and hits[0].similarity > 0.99
+
+
 def bench(dsn: str, templates: int, index: str, rounds: int) -> dict:
     from faceapp.gallery import Gallery, open_gallery
 
@@ -170,6 +175,27 @@ def bench(dsn: str, templates: int, index: str, rounds: int) -> dict:
         out[f"search_ms_{'device' if 'device' in name else 'folder'}"] = ms
         print(f"search, one probe, {name}: {ms:.3f} ms", flush=True)
     print(f"search time device / folder: {out['search_ms_device'] / out['search_ms_folder']:.2f}", flush=True)
+
+    # Propagation with the large gallery: enrol and remove on A, seen by C (its graph built).
+    os.environ["FACEAPP_CACHE_DIR"] = str(work / "cache-a")
+    with open_gallery(dsn, index=index) as a:
+        seen, gone = [], []
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            a.store.add_templates(f"late {i}", people[i:i + 1], model_id=MODEL, crops=[None], sources=[None],
+                                  qualities=[None], create=True, must_be_new=True)
+            while not _is(c, people[i], f"late {i}"):
+                c.wait_for_change(0.05)
+            seen.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            a.store.remove(f"late {i}")
+            while _is(c, people[i], f"late {i}"):
+                c.wait_for_change(0.05)
+            gone.append(time.perf_counter() - t0)
+    out["large_enrolment_seen_s"] = float(np.max(seen))
+    out["large_removal_seen_s"] = float(np.max(gone))
+    print(f"with {templates} templates: enrolment seen by C in max {np.max(seen):.3f} s, removal in max "
+          f"{np.max(gone):.3f} s ({rounds} rounds)", flush=True)
     c.close()
     local.close()
     return out

@@ -62,7 +62,9 @@ def test_enrol_on_one_device_recognised_and_removed_on_two_others(pg_dsn, tmp_pa
     # Each device's cache is its own folder, private, and holds no removed vector.
     for cache in (tmp_path / "b", tmp_path / "c"):
         folders = list((cache / "galleries").iterdir())
-        assert len(folders) == 1 and (folders[0].stat().st_mode & 0o777) == 0o700
+        assert len(folders) == 1
+        for folder in (cache, cache / "galleries", folders[0]):
+            assert (folder.stat().st_mode & 0o777) == 0o700, folder
     a.close()
 
 

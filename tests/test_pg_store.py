@@ -139,7 +139,7 @@ def test_event_history_filters_retention_and_erasure(pg_dsn, cache, rng, capsys)
               EventRecord(now - 30, None, "unknown", 0.2, 4, None, "camera 0", "door")]
         g.store.add_events(ev, retention_days=30)  # the 100-day-old event is not kept
         assert [e.track_id for e in g.store.events()] == [2, 3, 4]
-    assert main(["--gallery", pg_dsn, "--json", "events", "--person", "ada"]) == 0
+    assert main(["--gallery", pg_dsn, "events", "--person", "ada", "--json"]) == 0
     assert [d["track_id"] for d in json.loads(capsys.readouterr().out)] == [2]
     assert main(["--gallery", pg_dsn, "events", "--since", "1d", "--csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
