@@ -387,7 +387,7 @@ class PostgresStore:
         While the change listener is connected and no change was announced, this answers
         without asking the server.
         """
-        if self._fresh and self._listening and self._last_state is not None:
+        if self._last_state is not None and (self._fresh and self._listening or self._reads_wait()):
             return self._last_state
         try:
             self._fresh = self._listening  # set before reading: a notification during the read clears it
@@ -402,6 +402,11 @@ class PostgresStore:
             return self._last_state
         self._last_state = state
         return state
+
+    def _reads_wait(self) -> bool:
+        """While the server is away, matching does not wait on connection attempts: the
+        listener thread retries with backoff, and reads go back to the server once it is in."""
+        return self._listener is not None and not self._listening and (self._con is None or self._con.closed)
 
     def model_counts(self) -> dict[str, int]:
         rows = self._query("SELECT COALESCE(model_id, '?'), COUNT(*) FROM templates GROUP BY model_id")
@@ -655,6 +660,8 @@ class PostgresStore:
         """Person id and name of each template; from the last answer when the server is down."""
         want = [int(x) for x in ids]
         try:
+            if self._reads_wait():
+                raise self._unavailable(None)
             rows = self._query("SELECT t.id, p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
                                "WHERE t.id = ANY(%s)", (want,))
         except GalleryUnavailableError:
