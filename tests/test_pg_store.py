@@ -5,6 +5,7 @@ that goes away and comes back."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +320,19 @@ def test_sqlite_store_keeps_no_change_log(tmp_path):
 def test_folder_gallery_still_opens_by_path(tmp_path, rng):
     with open_gallery(str(tmp_path / "g")) as g:
         assert isinstance(g, Gallery) and isinstance(g.store, SQLiteStore)
+
+
+def test_settings_and_pipeline_take_a_database_address(pg_dsn, cache, tmp_path, monkeypatch):
+    from faceapp.config import Settings, gallery_arg, load_settings
+    from faceapp.pg_store import PostgresStore
+    from faceapp.pipeline import Pipeline
+
+    toml = tmp_path / "settings.toml"
+    toml.write_text(f'gallery = "{pg_dsn}"\n')
+    settings = load_settings(toml)
+    assert settings.gallery_spec() == pg_dsn
+    assert gallery_arg("host=db dbname=faceapp") == "host=db dbname=faceapp"
+    assert gallery_arg("some/folder") == Path("some/folder")
+    assert Settings(gallery=tmp_path / "f").gallery_spec() == tmp_path / "f"
+    with Pipeline(settings) as pipe:
+        assert isinstance(pipe.gallery.store, PostgresStore)
