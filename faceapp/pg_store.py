@@ -96,7 +96,7 @@ CREATE INDEX negatives_person ON negatives (person_id);
 CREATE TABLE changes (
     seq BIGSERIAL PRIMARY KEY,
     generation BIGINT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('add', 'remove')),
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'remove', 'owner')),
     template_id BIGINT NOT NULL,
     model_id TEXT
 );
@@ -466,6 +466,12 @@ class PostgresStore:
             cur.executemany("INSERT INTO changes (generation, kind, template_id, model_id) VALUES (%s, %s, %s, %s)",
                             [(gen, kind, int(t), m) for t, m in rows])
 
+    @staticmethod
+    def _log_owner(cur: Any, gen: int, pid: int) -> None:
+        """Log that the templates of person ``pid`` now answer to another name or person."""
+        cur.execute("INSERT INTO changes (generation, kind, template_id, model_id) "
+                    "SELECT %s, 'owner', id, model_id FROM templates WHERE person_id = %s", (gen, pid))
+
     def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str,
                       crops: Sequence[bytes | None], sources: Sequence[str | None],
                       qualities: Sequence[dict[str, float] | None], create: bool, must_be_new: bool) -> Person:
@@ -500,21 +506,23 @@ class PostgresStore:
 
     def rename(self, old: str, new: str) -> Person:
         target = normalise_name(new)
-        with self._transaction() as (cur, _gen):
+        with self._transaction() as (cur, gen):
             pid = self._person_id(cur, old)
             cur.execute("SELECT id FROM persons WHERE lower(name) = lower(%s)", (target,))
             other = cur.fetchone()
             if other is not None and int(other[0]) != pid:
                 raise DuplicatePersonError(f"a person named {target!r} already exists; choose another name")
             cur.execute("UPDATE persons SET name = %s WHERE id = %s", (target, pid))
+            self._log_owner(cur, gen, pid)
         return self.get_person(target)
 
     def merge(self, source: str, target: str) -> Person:
-        with self._transaction() as (cur, _gen):
+        with self._transaction() as (cur, gen):
             src = self._person_id(cur, source)
             dst = self._person_id(cur, target)
             if src == dst:
                 raise GalleryError("cannot merge a person with themselves")
+            self._log_owner(cur, gen, src)
             cur.execute("UPDATE templates SET person_id = %s WHERE person_id = %s", (dst, src))
             cur.execute("UPDATE negatives SET person_id = %s WHERE person_id = %s", (dst, src))
             cur.execute("DELETE FROM persons WHERE id = %s", (src,))
@@ -621,9 +629,12 @@ class PostgresStore:
                     log_rows = cur.fetchall()
                     added: dict[int, None] = {}
                     removed: set[int] = set()
+                    moved: set[int] = set()
                     for kind, tid in log_rows:
                         tid = int(tid)
-                        if kind == "add":
+                        if kind == "owner":
+                            moved.add(tid)
+                        elif kind == "add":
                             added[tid] = None
                             removed.discard(tid)
                         elif tid in added:
@@ -631,9 +642,9 @@ class PostgresStore:
                         else:
                             removed.add(tid)
                     new = np.fromiter(added, np.int64, len(added))
-                    if len(new):
+                    if len(new) or moved:
                         cur.execute("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p "
-                                    "ON p.id = t.person_id WHERE t.id = ANY(%s)", (new.tolist(),))
+                                    "ON p.id = t.person_id WHERE t.id = ANY(%s)", (new.tolist() + sorted(moved),))
                         with self._mutex:
                             self._owners.update({int(t): (int(p), n) for t, p, n in cur.fetchall()})
             finally:
@@ -657,8 +668,16 @@ class PostgresStore:
         return out
 
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-        """Person id and name of each template; from the last answer when the server is down."""
+        """Person id and name of each template.
+
+        Answered from memory while the state is current (the listener heard of no write
+        since, and the change log keeps names up to date) or when the server is down; from
+        the server otherwise.
+        """
         want = [int(x) for x in ids]
+        with self._mutex:
+            if self._fresh and self._listening and all(t in self._owners for t in want):
+                return {t: self._owners[t] for t in want}
         try:
             if self._reads_wait():
                 raise self._unavailable(None)

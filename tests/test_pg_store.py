@@ -191,6 +191,16 @@ def test_other_device_catches_up_from_the_change_log(pg_dsn, tmp_path, monkeypat
     a.remove("Alice")
     assert b.wait_for_change(5.0)
     assert names(b, e[:2]) == [None, "Bob"]
+    a.rename("Bob", "Robert")
+    assert b.wait_for_change(5.0)
+    assert names(b, e[:2]) == [None, "Robert"]
+    a.add_templates("Carol", e[2:3], model_id=MODEL)
+    a.merge("Carol", "Robert")
+    assert b.wait_for_change(5.0)
+    assert names(b, e[:3]) == [None, "Robert", "Robert"]
+    # While nothing changes, a search asks the server nothing (as fast as a local gallery).
+    monkeypatch.setattr(b.store, "_cursor", lambda: pytest.fail("a round trip to the server"))
+    assert names(b, e[:3]) == [None, "Robert", "Robert"]
     a.close()
     b.close()
 
