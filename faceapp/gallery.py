@@ -230,8 +230,8 @@ class Gallery:
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
-            missing = np.setdiff1d(ids, have)
-            gone = np.setdiff1d(have, ids)
+            missing = np.setdiff1d(ids, have, assume_unique=True)
+            gone = np.setdiff1d(have, ids, assume_unique=True)
             if len(gone):
                 index.remove(gone)
             if len(missing):

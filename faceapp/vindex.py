@@ -96,7 +96,11 @@ class VectorIndex(Protocol):
 
 
 class ExactIndex:
-    """Every template in one ``(N, D)`` matrix; a search is one matrix product.
+    """Brute-force search over every template: perfect recall.
+
+    hnswlib's ``BFIndex`` does the scan in C++ on one thread per query, which stays fast on
+    a busy two-core machine where a multi-threaded BLAS product does not (README, "Gallery
+    search").
 
     Args:
         dim: embedding size.
@@ -108,6 +112,7 @@ class ExactIndex:
         self.dim = dim
         self._ids = np.zeros(0, np.int64)
         self._vectors = np.zeros((0, dim), np.float32)
+        self._bf: Any = None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -115,30 +120,44 @@ class ExactIndex:
     def ids(self) -> np.ndarray:
         return self._ids.copy()
 
+    def _rebuild(self, capacity: int) -> None:
+        import hnswlib
+
+        self._bf = hnswlib.BFIndex(space="ip", dim=self.dim)
+        self._bf.init_index(max_elements=max(capacity, 1024))
+        if len(self._ids):
+            self._bf.add_items(self._vectors, self._ids.astype(np.uint64))
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._ids = np.concatenate([self._ids, np.asarray(ids, np.int64)])
-        self._vectors = np.ascontiguousarray(np.concatenate([self._vectors, np.asarray(vectors, np.float32)]))
+        ids = np.asarray(ids, np.int64)
+        vectors = np.asarray(vectors, np.float32)
+        self._ids = np.concatenate([self._ids, ids])
+        self._vectors = np.ascontiguousarray(np.concatenate([self._vectors, vectors]))
+        if self._bf is None or len(self._ids) > self._bf.get_max_elements():
+            self._rebuild(2 * len(self._ids))
+        else:
+            self._bf.add_items(vectors, ids.astype(np.uint64))
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, vectors)``: copies of every template in the index."""
         return self._ids.copy(), self._vectors.copy()
 
     def remove(self, ids: np.ndarray) -> None:
-        keep = ~np.isin(self._ids, np.asarray(ids, np.int64))
+        gone = np.asarray(ids, np.int64)
+        keep = ~np.isin(self._ids, gone)
         self._ids, self._vectors = self._ids[keep], np.ascontiguousarray(self._vectors[keep])
+        if self._bf is not None:
+            for label in gone.tolist():
+                with contextlib.suppress(RuntimeError):
+                    self._bf.delete_vector(int(label))
 
     def search(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, similarities)``, each ``(N, min(k, len))``, best first."""
         k = min(int(k), len(self._ids))
-        sims = probes @ self._vectors.T  # (N, T)
-        if k < sims.shape[1]:
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        else:
-            top = np.broadcast_to(np.arange(sims.shape[1]), (len(probes), sims.shape[1]))
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        return self._ids[top], np.take_along_axis(top_sims, order, axis=1)
+        if k == 0 or self._bf is None:
+            return np.zeros((len(probes), 0), np.int64), np.zeros((len(probes), 0), np.float32)
+        labels, dists = self._bf.knn_query(probes, k=k)
+        return labels.astype(np.int64), _similarity(dists)
 
 
 class HnswIndex:

@@ -175,3 +175,50 @@ def test_console_script_cold_start(tmp_path, data_dir):
     doc = json.loads(proc.stdout)
     assert doc[0]["faces"][0]["decision"] == "unknown"  # empty gallery
     print(f"cold start: {elapsed:.2f} s")
+
+
+def _rotated_model(path):
+    """The bundled embedder followed by a fixed random rotation: a model with another embedding space."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(models.resolve_embedder(None).path))
+    out = m.graph.output[0]
+    dim = out.type.tensor_type.shape.dim[-1].dim_value
+    q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((dim, dim)))
+    m.graph.initializer.append(numpy_helper.from_array(q.astype(np.float32), "faceapp_rotation"))
+    old = out.name
+    for node in m.graph.node:
+        node.output[:] = [o if o != old else old + "_raw" for o in node.output]
+    m.graph.node.append(helper.make_node("MatMul", [old + "_raw", "faceapp_rotation"], [old]))
+    onnx.save(m, str(path))
+    return path
+
+
+def test_reembed_moves_a_gallery_to_a_new_model(cli, data_dir, tmp_path):
+    assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
+    assert cli("enroll", "Biden", data_dir / "biden.jpg")[0] == 0
+    new = _rotated_model(tmp_path / "rotated.onnx")
+    code, _, err = cli("--model", new, "match", data_dir / "obama2.jpg")
+    assert code == 2 and "faceapp-cli reembed" in err and err.count("\n") == 1
+    code, out, err = cli("--model", new, "--json", "reembed")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["embedded"] == 2 and doc["erased"] == 2 and doc["needs_reenrolment"] == []
+    code, out, _ = cli("--model", new, "--json", "match", data_dir / "obama2.jpg")
+    assert code == 0 and json.loads(out)[0]["faces"][0]["person"] == "Obama"
+    # The old model no longer matches this gallery.
+    assert cli("match", data_dir / "obama2.jpg")[0] == 2
+
+
+def test_info_and_remove_report_the_gallery(cli, data_dir):
+    assert cli("enroll", "Obama", data_dir / "obama.jpg", data_dir / "obama2.jpg")[0] == 0
+    code, out, _ = cli("--json", "info")
+    g = json.loads(out)["gallery"]
+    assert code == 0 and len(g["gallery_id"]) == 32 and g["generation"] >= 1
+    assert g["index_kind"] == "exact" and g["templates"] == 2 and list(g["model_ids"].values()) == [2]
+    if os.name == "posix":
+        assert g["private"] is True and g["permissions"]["."] == "0o700"
+    code, out, _ = cli("remove", "Obama")
+    assert code == 0 and "erased 2 template(s), 2 face crop(s)" in out
