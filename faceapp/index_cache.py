@@ -162,8 +162,8 @@ class IndexKeeper:
                 self._save(index, binding)
                 return
             ids, vectors = index.items()
-        fresh = HnswIndex(binding.dim, capacity=len(ids) + 1)  # the long part, outside the mutex
-        fresh.add(ids, vectors)
+        fresh = HnswIndex(binding.dim, capacity=len(ids) + 1)  # the long part, outside the mutex,
+        fresh.add(ids, vectors, threads=1)  # on one core, so the device goes on answering
         if self._stop.is_set():
             return
         with g._mutex:

@@ -179,6 +179,9 @@ class HnswIndex:
             _index.init_index(max_elements=max(capacity, 1024), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
         self._index = _index
         self._deleted: set[int] = set()
+        # A copy of the vectors added since this graph was made (not kept for a loaded file),
+        # so that :meth:`items` need not read them back out of the graph one by one.
+        self._added: list[tuple[np.ndarray, np.ndarray]] | None = [] if _index is None else None
 
     def __len__(self) -> int:
         return int(self._index.get_current_count()) - len(self._deleted)
@@ -189,13 +192,17 @@ class HnswIndex:
             have = np.setdiff1d(have, np.fromiter(self._deleted, np.int64))
         return have
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = -1) -> None:
+        """Add vectors; ``threads`` for hnswlib's insertion (-1: every core)."""
         if len(ids) == 0:
             return
         need = int(self._index.get_current_count()) + len(ids)
         if need > self._index.get_max_elements():
             self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
-        self._index.add_items(np.asarray(vectors, np.float32), np.asarray(ids, np.int64).astype(np.uint64))
+        ids64, vecs = np.asarray(ids, np.int64), np.asarray(vectors, np.float32)
+        self._index.add_items(vecs, ids64.astype(np.uint64), num_threads=threads)
+        if self._added is not None:
+            self._added.append((ids64.copy(), vecs.copy()))
 
     def remove(self, ids: np.ndarray) -> None:
         for label in np.asarray(ids, np.int64):
@@ -212,7 +219,13 @@ class HnswIndex:
         live = self.ids()
         if not len(live):
             return live, np.zeros((0, self.dim), np.float32)
-        return live, np.asarray(self._index.get_items(live.astype(np.uint64)), np.float32)
+        if self._added:
+            ids = np.concatenate([i for i, _ in self._added])
+            vecs = np.concatenate([v for _, v in self._added])
+            keep = np.isin(ids, live)
+            if int(keep.sum()) == len(live):
+                return ids[keep], vecs[keep]
+        return live, np.asarray(self._index.get_items(live.astype(np.uint64), return_type="numpy"), np.float32)
 
     def compacted(self) -> HnswIndex:
         """A new graph of the live templates only: removed vectors are not copied."""

@@ -250,10 +250,10 @@ def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_ds
     gate, entered = threading.Event(), threading.Event()
     real_add = index_cache.HnswIndex.add
 
-    def slow_add(self, ids, vectors):  # the background build waits until we let it go
+    def slow_add(self, ids, vectors, threads=-1):  # the background build waits until we let it go
         entered.set()
         gate.wait(30)
-        return real_add(self, ids, vectors)
+        return real_add(self, ids, vectors, threads)
 
     monkeypatch.setattr(index_cache.HnswIndex, "add", slow_add)
     b = device(pg_dsn, tmp_path / "b", monkeypatch, index="hnsw")
