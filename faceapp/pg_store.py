@@ -11,7 +11,9 @@ generations never collide), bumps the generation, logs its changes and sends a
 
 Search never runs on the server: each device keeps its own index (see
 :mod:`faceapp.gallery`). Rows are really deleted (no soft delete) and the tables are
-vacuumed after a removal.
+left to autovacuum (an explicit ``VACUUM`` of a large gallery after every removal
+would take seconds, and would not overwrite the freed bytes either: the server's disk
+should be encrypted, as for any database of personal data).
 
 Passwords come only from libpq's own places (``PGPASSWORD``, the password file, a service
 file); an address that contains one is refused, and every message shows the address
@@ -538,11 +540,6 @@ class PostgresStore:
                 self._owners.pop(int(t), None)
         return len(rows), sum(1 for *_, c in rows if c)
 
-    def _vacuum(self) -> None:
-        """Let the server reclaim the deleted rows' space now rather than some time later."""
-        with contextlib.suppress(GalleryError), self._cursor() as cur:
-            cur.execute("VACUUM templates, negatives, persons")
-
     def remove(self, name: str) -> Erased:
         with self._transaction() as (cur, gen):
             pid = self._person_id(cur, name)
@@ -550,7 +547,6 @@ class PostgresStore:
             cur.execute("DELETE FROM negatives WHERE person_id = %s RETURNING crop IS NOT NULL", (pid,))
             negs = cur.fetchall()
             cur.execute("DELETE FROM persons WHERE id = %s", (pid,))  # and, by cascade, their events
-        self._vacuum()
         return Erased(templates=n, crops=c + sum(1 for (x,) in negs if x), negatives=len(negs))
 
     def remove_template(self, template_id: int) -> Erased:
@@ -558,7 +554,6 @@ class PostgresStore:
             n, c = self._erase(cur, gen, "id = %s", (int(template_id),))
             if n == 0:
                 raise UnknownPersonError(f"no sample {template_id} in the gallery; it may have been removed already")
-        self._vacuum()
         return Erased(templates=n, crops=c)
 
     def samples(self, name: str) -> list[Sample]:
@@ -749,7 +744,6 @@ class PostgresStore:
             cur.execute("UPDATE gallery SET model_id = %s", (model_id,))
             if dim is not None:
                 cur.execute("UPDATE gallery SET dim = %s", (int(dim[0]),))
-        self._vacuum()
         return Erased(templates=n, crops=c, negatives=int(neg))
 
     # ------------------------------------------------------------------ event history

@@ -164,14 +164,18 @@ def bench(dsn: str, templates: int, index: str, rounds: int, folder: bool = True
             t0 = time.perf_counter()
             a.store.add_templates(f"late {i}", people[i:i + 1], model_id=MODEL, crops=[None], sources=[None],
                                   qualities=[None], create=True, must_be_new=True)
+            t1 = time.perf_counter()
             while not _is(c, people[i], f"late {i}"):
                 c.wait_for_change(0.05)
             seen.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            t2 = time.perf_counter()
             a.store.remove(f"late {i}")
+            t3 = time.perf_counter()
             while _is(c, people[i], f"late {i}"):
                 c.wait_for_change(0.05)
-            gone.append(time.perf_counter() - t0)
+            gone.append(time.perf_counter() - t2)
+            print(f"  round {i}: enrol committed in {t1 - t0:.3f} s, seen {seen[-1]:.3f} s; "
+                  f"removal committed in {t3 - t2:.3f} s, gone {gone[-1]:.3f} s", flush=True)
     out["large_enrolment_seen_s"] = float(np.max(seen))
     out["large_removal_seen_s"] = float(np.max(gone))
     print(f"with {templates} templates: enrolment seen by C in max {np.max(seen):.3f} s, removal in max "
