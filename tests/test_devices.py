@@ -27,6 +27,23 @@ PROPAGATION_S = 5.0  # generous for a loaded CI machine; scripts/devices_bench.p
 
 
 @pytest.fixture
+def spawn():
+    """Start probe devices; any still running at the end of the test (it failed) are killed."""
+    started = []
+
+    def start(*args, **kw):
+        dev = Device(*args, **kw)
+        started.append(dev)
+        return dev
+
+    yield start
+    for dev in started:
+        if dev.proc.poll() is None:
+            dev.proc.kill()
+            dev.proc.wait(timeout=30)
+
+
+@pytest.fixture
 def own_server():
     """A server of our own, so stopping it touches no other test."""
     from pgserver import PgServer, find_bindir
@@ -40,13 +57,13 @@ def own_server():
     server.destroy()
 
 
-def test_enrol_on_one_device_recognised_and_removed_on_two_others(pg_dsn, tmp_path, monkeypatch):
+def test_enrol_on_one_device_recognised_and_removed_on_two_others(pg_dsn, tmp_path, monkeypatch, spawn):
     rng = np.random.default_rng(1)
     people = unit(rng, 2)
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "a"))
     a = open_gallery(pg_dsn)
-    b = Device(pg_dsn, people, tmp_path / "b")
-    c = Device(pg_dsn, people, tmp_path / "c")
+    b = spawn(pg_dsn, people, tmp_path / "b")
+    c = spawn(pg_dsn, people, tmp_path / "c")
     for dev in (b, c):
         dev.wait(lambda d: d.get("names") == [None, None], PROPAGATION_S)
     t0 = time.time()
@@ -68,14 +85,14 @@ def test_enrol_on_one_device_recognised_and_removed_on_two_others(pg_dsn, tmp_pa
     a.close()
 
 
-def test_server_stop_and_restart(own_server, tmp_path, monkeypatch):
+def test_server_stop_and_restart(own_server, tmp_path, monkeypatch, spawn):
     rng = np.random.default_rng(2)
     people = unit(rng, 2)
     dsn = own_server.new_database()
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "a"))
     a = open_gallery(dsn)
     a.add_templates("Ada", people[:1], model_id=MODEL)
-    b = Device(dsn, people, tmp_path / "b")
+    b = spawn(dsn, people, tmp_path / "b")
     b.wait(lambda d: d.get("names") == ["Ada", None], PROPAGATION_S)
 
     own_server.stop()
