@@ -416,9 +416,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
-        "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
-                                      "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
-        + (", read-only" if stats["read_only"] else ""),
+        ("           server: PostgreSQL " + str(stats.get("server_version")) + (", TLS" if stats.get("tls") else ", no TLS")
+         + f"; this device's index in {gallery.root}" if stats.get("kind") == "postgresql" else
+         "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
+                                       "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
+         + (", read-only" if stats["read_only"] else "")),
     ]
     _emit(args, doc, lines)
     return EXIT_OK

@@ -349,3 +349,11 @@ def test_settings_and_pipeline_take_a_database_address(pg_dsn, cache, tmp_path, 
     assert Settings(gallery=tmp_path / "f").gallery_spec() == tmp_path / "f"
     with Pipeline(settings) as pipe:
         assert isinstance(pipe.gallery.store, PostgresStore)
+
+
+def test_info_describes_the_server_and_the_device_index(pg_dsn, cache, capsys):
+    from faceapp.cli import main
+
+    assert main(["--gallery", pg_dsn, "info"]) == 0
+    out = capsys.readouterr().out
+    assert "server: PostgreSQL 15" in out and "no TLS" in out and str(cache / "galleries") in out
