@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS templates (
     derived_from INTEGER
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
+-- A covering index: keeping the index in step reads template ids without touching the rows
+-- (which carry the embedding and the face crop).
+CREATE INDEX IF NOT EXISTS templates_model ON templates(model_id, id);
 CREATE TABLE IF NOT EXISTS negatives (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
