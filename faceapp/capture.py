@@ -106,13 +106,25 @@ def _opencv_for_capture() -> Any:
     return cv2
 
 
-class CameraSource(FrameSource):
-    """An OpenCV camera by index, with a one-frame buffer so frames are never stale."""
+def shown_url(url: str) -> str:
+    """A stream URL without the user name and password it may carry (``rtsp://user:pw@cam/``)."""
+    from urllib.parse import urlsplit, urlunsplit
 
-    def __init__(self, index: int = 0, width: int = 640, height: int = 480, failures_before_lost: int = 10) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class CameraSource(FrameSource):
+    """An OpenCV camera by index, or a network stream by URL (RTSP, HTTP), with a one-frame
+    buffer so frames are never stale."""
+
+    def __init__(self, index: int | str = 0, width: int = 640, height: int = 480, failures_before_lost: int = 10) -> None:
         self.index, self.width, self.height = index, width, height
         self.failures_before_lost = failures_before_lost
-        self.name = f"camera {index}"
+        self.name = f"camera {index}" if isinstance(index, int) else f"stream {shown_url(index)}"
         self._cap: Any = None
         self.reopen()
 
@@ -122,6 +134,8 @@ class CameraSource(FrameSource):
         cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
+            if not isinstance(self.index, int):
+                raise CameraError(f"{self.name} cannot be opened; check the address and that the camera is on")
             raise CameraError(f"camera {self.index} is not available (absent or used by another program); "
                               "plug one in, close the other program, or choose another camera")
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
@@ -241,13 +255,16 @@ class ImageFolderSource(FrameSource):
         raise CameraLost(f"no image in {self.path} can be read; choose another folder")
 
 
-def open_source(spec: str | Path | int, width: int = 640, height: int = 480) -> FrameSource:
-    """A camera index (``0``), a video file, or a folder of images."""
+def open_source(spec: str | Path | int, width: int = 640, height: int = 480, loop: bool = True) -> FrameSource:
+    """A camera index (``0``), a stream URL (``rtsp://...``, ``http://...``), a video file, or a
+    folder of images; ``loop`` starts files and folders again at their end."""
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         return CameraSource(int(spec), width, height)
+    if isinstance(spec, str) and "://" in spec:
+        return CameraSource(spec, width, height)
     path = Path(spec)
     if path.is_dir():
-        return ImageFolderSource(path)
+        return ImageFolderSource(path, loop=loop)
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
-        return VideoFileSource(path)
+        return VideoFileSource(path, loop=loop, realtime=loop)
     raise CameraError(f"{spec} is neither a camera index, a video file nor a folder of images")

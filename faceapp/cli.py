@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DETECTORS, PROVIDERS, Settings, load_settings
+from .config import DETECTORS, PROVIDERS, Settings, gallery_arg, load_settings
 from .errors import FaceappError
 from .images import person_folders, prefetch
 from .types import Decision
@@ -176,10 +176,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return Gallery(settings.gallery_dir(), index=settings.index)
+    return open_gallery(settings.gallery_spec(), index=settings.index)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
@@ -254,6 +254,135 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gallery_copy(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .gallery_copy import copy_store
+    from .store import open_store
+
+    src = open_store(args.src)
+    try:
+        dst = open_store(args.dst)
+        try:
+            with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                report = copy_store(src, dst, progress=progress)
+            where = dst.location
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
+    lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
+             "counts and model ids checked"]
+    if report.skipped:
+        lines.append("not copied (no templates; enrol them again): " + ", ".join(report.skipped))
+    _emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
+                 "skipped": list(report.skipped), "destination": where}, lines)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .watch import Event, watch
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping on signal %d", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    spec: str | int = int(args.source) if args.source.isdigit() else args.source
+    with _pipeline(args) as pipe:
+        keep = _event_keeper(pipe.gallery.store, args) if args.record else None
+
+        def emit(event: Event) -> None:
+            print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
+            if keep is not None and event.kind == "face":
+                keep(event)
+
+        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
+    log.info("watched %d frame(s)", frames)
+    return EXIT_OK
+
+
+def _event_store(store: Any) -> Any:
+    if not hasattr(store, "add_events"):
+        raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
+                           "(see 'Several devices' in the README)")
+    return store
+
+
+def _event_keeper(store: Any, args: argparse.Namespace) -> Any:
+    """A function that keeps each face event in the store; events wait in memory while the server is down."""
+    import socket
+
+    from .errors import GalleryUnavailableError
+    from .pg_store import EventRecord
+
+    _event_store(store)
+    if args.retention_days <= 0:
+        raise FaceappError("--retention-days must be more than 0")
+    device = args.device or socket.gethostname()
+    waiting: list[EventRecord] = []
+
+    def keep(e: Any) -> None:
+        waiting.append(EventRecord(e.time, e.person, e.decision, e.similarity, e.track_id, e.box, e.source, device))
+        try:
+            store.add_events(waiting, args.retention_days)
+            waiting.clear()
+        except GalleryUnavailableError:
+            del waiting[:-10_000]  # keep the newest while the server is away
+
+    return keep
+
+
+def _since(text: str) -> float:
+    """``7d``, ``12h``, ``30m`` ago, or an ISO date/time, as Unix time."""
+    import datetime as dt
+    import time
+
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * units[text[-1]]
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a time ago (7d, 12h, 30m) nor a date (2026-11-01)") \
+            from None
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    import csv
+    import datetime as dt
+
+    with _gallery(args) as gallery:
+        rows = _event_store(gallery.store).events(since=args.since, person=args.person)
+    docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
+             "decision": e.decision, "similarity": None if e.similarity is None else round(e.similarity, 4),
+             "track_id": e.track_id, "box": [round(float(v), 1) for v in e.box] if e.box else None,
+             "source": e.source, "device": e.device}
+            for e in rows]
+    if args.csv:
+        w = csv.DictWriter(sys.stdout, fieldnames=list(docs[0]) if docs else ["time"], lineterminator="\n")
+        w.writeheader()
+        w.writerows({**d, "box": " ".join(map(str, d["box"] or []))} for d in docs)
+        return EXIT_OK
+    _emit(args, docs, [f"{d['time']}  {d['device']}  {d['source']}  track {d['track_id']}  "
+                       f"{d['person'] or '-'}  {d['decision']}  {d['similarity']}" for d in docs]
+          + [f"{len(docs)} event(s)"])
+    return EXIT_OK
+
+
 def cmd_rename(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         person = gallery.rename(args.old, args.new)
@@ -296,9 +425,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
-        "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
-                                      "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
-        + (", read-only" if stats["read_only"] else ""),
+        ("           server: PostgreSQL " + str(stats.get("server_version")) + (", TLS" if stats.get("tls") else ", no TLS")
+         + f"; this device's index in {gallery.root}" if stats.get("kind") == "postgresql" else
+         "           permissions: " + ("private (folder 0700, files 0600)" if stats["private"] else
+                                       "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
+         + (", read-only" if stats["read_only"] else "")),
     ]
     _emit(args, doc, lines)
     return EXIT_OK
@@ -399,7 +530,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceapp-cli", description="Private, local face matching.")
     p.add_argument("--version", action="version", version=f"faceapp {__version__}")
-    p.add_argument("--gallery", type=Path, help="gallery folder (default: the user data directory)")
+    p.add_argument("--gallery", type=gallery_arg, metavar="FOLDER|DSN",
+                   help="gallery folder (default: in the user data directory) or PostgreSQL address "
+                        "postgresql://user@host:port/dbname (password from ~/.pgpass or PGPASSWORD)")
     p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
     p.add_argument("--provider", choices=PROVIDERS,
                    help="where the embedder runs: auto (default: CUDA if it works, else the faster CPU runtime, "
@@ -453,6 +586,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reembed", help="rebuild the gallery's templates with the current model from the stored face crops")
     s.set_defaults(func=cmd_reembed)
+
+    s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
+    s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
+    s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
+    s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
+    s.add_argument("--device", help="with --record: this device's name (default: the host name)")
+    s.set_defaults(func=cmd_watch)
+
+    s = sub.add_parser("events", help="the kept event history of a PostgreSQL gallery")
+    s.add_argument("--since", type=_since, help="only events since 7d / 12h / 30m ago or a date (2026-11-01T08:00)")
+    s.add_argument("--person", help="only this person's events")
+    s.add_argument("--csv", action="store_true", help="print CSV")
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON (as the global --json)")
+    s.set_defaults(func=cmd_events)
+
+    s = sub.add_parser("gallery", help="manage whole galleries")
+    gsub = s.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
+    c = gsub.add_parser("copy", help="copy a gallery into an empty one: folder <-> PostgreSQL, checked at the end")
+    c.add_argument("src", type=gallery_arg, metavar="SRC", help="gallery folder or PostgreSQL address")
+    c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
+    c.set_defaults(func=cmd_gallery_copy)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)

@@ -36,7 +36,9 @@ class Settings:
     """Everything a user can tune.
 
     Attributes:
-        gallery: gallery folder; ``None`` = the platform's user data directory.
+        gallery: gallery folder, or a PostgreSQL address (``postgresql://user@host/db``
+            or ``host=... dbname=...``, never with a password); ``None`` = a folder in the
+            platform's user data directory.
         model: embedder ONNX file; ``None`` = the bundled SFace model.
         detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
             (selfie distance, faster).
@@ -72,7 +74,7 @@ class Settings:
         inbox_retention_days: inbox faces older than this are erased.
     """
 
-    gallery: Path | None = None
+    gallery: Path | str | None = None
     model: Path | None = None
     detector: str = "full"
     provider: str = "auto"
@@ -138,6 +140,36 @@ class Settings:
             return Path(self.gallery).expanduser()
         return default_data_dir() / "gallery"
 
+    def gallery_spec(self) -> Path | str:
+        """The gallery to open: a PostgreSQL address as given, else :meth:`gallery_dir`."""
+        if isinstance(self.gallery, str) and is_database_address(self.gallery):
+            return self.gallery
+        return self.gallery_dir()
+
+
+def is_database_address(spec: object) -> bool:
+    """Whether a gallery setting names a PostgreSQL database (URI or key=value) rather than a folder."""
+    text = str(spec).strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return True
+    return "=" in text and any(text.startswith(k + "=") or f" {k}=" in text
+                               for k in ("host", "dbname", "service", "user", "port", "hostaddr"))
+
+
+def gallery_arg(text: str) -> Path | str:
+    """A ``--gallery`` value: a database address stays text, anything else is a folder."""
+    return text if is_database_address(text) else Path(text).expanduser()
+
+
+def default_cache_dir() -> Path:
+    """Where this device keeps rebuildable data (indexes of shared galleries): ``FACEAPP_CACHE_DIR`` or the platform's."""
+    env = os.environ.get("FACEAPP_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
 
 def default_data_dir() -> Path:
     env = os.environ.get("FACEAPP_DATA_DIR")
@@ -165,6 +197,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if name in _PATH_FIELDS:
         if not isinstance(value, str):
             raise SettingsError(f"setting {name} must be a path string")
+        if name == "gallery" and value:
+            return gallery_arg(value)
         return Path(value).expanduser() if value else None
     if isinstance(default, bool) or name == "store_thumbnails":
         if not isinstance(value, bool):

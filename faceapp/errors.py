@@ -46,6 +46,10 @@ class GalleryReadOnlyError(GalleryError):
     """The gallery can be read but not written (read-only folder or medium)."""
 
 
+class GalleryUnavailableError(GalleryError):
+    """The gallery's server cannot be reached; nothing was changed."""
+
+
 class GalleryMismatchError(GalleryError):
     """The gallery holds templates of another embedder; re-embed or use that model."""
 

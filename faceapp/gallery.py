@@ -20,11 +20,12 @@ import numpy as np
 
 from . import vindex
 from .errors import GalleryError, GalleryMismatchError
+from .index_cache import IndexKeeper
 from .sqlite_store import SQLiteStore
-from .store import Erased, Person, Sample, Store, StoreState, normalise_name
+from .store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
 from .vindex import Binding, HnswIndex, VectorIndex
 
-__all__ = ["Gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
+__all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,18 @@ class Gallery:
         lock_timeout: seconds a writer waits for another process's write to finish.
         index: ``"auto"`` (exact up to :data:`faceapp.vindex.EXACT_MAX_TEMPLATES`
             templates, hnswlib above), ``"exact"`` or ``"hnsw"``.
-        store: an already opened store to use instead of a folder.
+        store: an already opened store to use instead of a folder; ``root`` is then the
+            folder for its saved index.
+        index_is_cache: ``root`` is this device's private cache for the index of a shared
+            store: the index is saved there after every change it takes in (removed
+            vectors erased at once), under a lock shared by this device's processes.
 
     Raises:
         GalleryError: the gallery cannot be opened (see :class:`~faceapp.sqlite_store.SQLiteStore`).
     """
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float = 10.0, index: str = "auto",
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, index_is_cache: bool = False) -> None:
         if store is None:
             if root is None:
                 raise ValueError("a gallery needs a folder or a store")
@@ -63,7 +68,9 @@ class Gallery:
         self.store = store
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
+        self.index_is_cache = index_is_cache
         self._mutex = threading.RLock()
+        self._keeper: IndexKeeper | None = IndexKeeper(self, self.root) if index_is_cache and self.root else None
         self._index: VectorIndex | None = None
         self._binding: Binding | None = None
         self._state: StoreState | None = None
@@ -208,6 +215,8 @@ class Gallery:
             if state.model_id is None or state.dim is None:
                 self._index, self._binding = None, None
                 return
+            if self._catch_up(state):
+                return
             ids = self.store.template_ids(state.model_id)
             kind = vindex.choose_kind(len(ids), self.index_setting)
             binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids))
@@ -217,8 +226,8 @@ class Gallery:
             if not same_lineage:
                 root = self._index_root()
                 index = HnswIndex.load(root, binding) if kind == "hnsw" and root is not None else None
-                if index is None:
-                    index = vindex.new_index(kind, state.dim, len(ids) + 1)
+                if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
+                    index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
             missing = np.setdiff1d(ids, have, assume_unique=True)
@@ -228,8 +237,64 @@ class Gallery:
             if len(missing):
                 index.add(missing, self.store.embeddings(missing, state.dim))
             self._index, self._binding = index, binding
-            if index.kind == "hnsw" and (len(missing) or len(gone)):
-                self._persist(force=False, only_if_unlocked=True)
+            if (index.kind == "hnsw" or self._keeper is not None) and (len(missing) or len(gone)):
+                self._persist(force=self.index_is_cache, only_if_unlocked=True)
+
+    def _catch_up(self, state: StoreState) -> bool:
+        """Bring the index (in memory, else the saved one) to ``state`` from the store's change log.
+
+        Returns ``False`` when that cannot be done (no log that far back, another lineage,
+        the index kind would change): the caller then compares every id.
+        """
+        assert state.model_id is not None and state.dim is not None
+        index, b = self._index, self._binding
+        root = self._index_root()
+        if (index is None or b is None) and root is not None:
+            probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
+            found = HnswIndex.load_lineage(root, probe)
+            if found is not None:
+                index, b = found
+        if index is None or b is None or (b.gallery_id, b.model_id, b.dim) != (state.gallery_id, state.model_id, state.dim):
+            return False
+        changes = self.store.changes_since(b.generation, state.model_id)
+        if changes is None or (changes.state.gallery_id, changes.state.model_id, changes.state.dim) != (
+                state.gallery_id, state.model_id, state.dim):
+            return False
+        have = index.ids()
+        added = np.setdiff1d(changes.added, have)
+        removed = np.intersect1d(changes.removed, have)
+        wanted = vindex.choose_kind(len(have) + len(added) - len(removed), self.index_setting)
+        if wanted != index.kind and not (self._keeper is not None and index.kind == "exact"):
+            return False
+        if len(removed):
+            index.remove(removed)
+        if len(added):
+            index.add(added, self.store.embeddings(added, state.dim))
+        self._index, self._state = index, changes.state
+        self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
+                                vindex.ids_digest(index.ids()))
+        if len(added) or len(removed):
+            self._persist(force=self.index_is_cache, only_if_unlocked=True)
+        return True
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for another device's write, then take it in.
+
+        For running devices (the GUI, ``faceapp-cli watch``) of a shared gallery, whose
+        store announces writes; a folder gallery just sleeps and checks.
+
+        Returns:
+            ``True`` when the gallery's state changed.
+        """
+        before = self._state.generation if self._state is not None else None
+        waiter = getattr(self.store, "wait_for_change", None)
+        if waiter is not None:
+            waiter(timeout)
+        else:
+            threading.Event().wait(timeout)
+        with self._mutex:
+            self._sync()
+            return self._state is not None and self._state.generation != before
 
     def _index_root(self) -> Path | None:
         return self.root if self.root is not None and not self.store.read_only else None
@@ -240,6 +305,12 @@ class Gallery:
         if root is None:
             return
         index, binding = self._index, self._binding
+        if self._keeper is not None:  # a device cache: erase now, build and save in the background
+            if isinstance(index, HnswIndex) and index.has_deleted:
+                self._keeper.wipe()
+            if index is not None and vindex.choose_kind(len(index), self.index_setting) == "hnsw":
+                self._keeper.schedule()
+                return
         if not isinstance(index, HnswIndex) or binding is None:
             if any((root / n).exists() for n in vindex.INDEX_FILES):
                 vindex.wipe_index_files(root)
@@ -359,6 +430,8 @@ class Gallery:
         return self.store.check()
 
     def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
         with self._mutex:
             self.store.close()
             self._index = None
@@ -368,3 +441,36 @@ class Gallery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0) -> Gallery:
+    """Open the gallery a ``gallery`` setting names (see :meth:`faceapp.config.Settings.gallery_spec`).
+
+    A folder keeps its index beside its database. A shared (PostgreSQL) gallery keeps this
+    device's index in the user cache directory (``FACEAPP_CACHE_DIR`` or the platform's),
+    in a ``0700`` folder named by the gallery id.
+
+    Args:
+        spec: a folder, or a PostgreSQL address without a password.
+        index: ``"auto"``, ``"exact"`` or ``"hnsw"``.
+        lock_timeout: seconds a folder gallery's writer waits for another process.
+
+    Raises:
+        GalleryError: the gallery cannot be opened.
+        SettingsError: a database address is malformed or holds a password.
+    """
+    from . import private
+    from .config import default_cache_dir, is_database_address
+
+    if not (isinstance(spec, str) and is_database_address(spec)):
+        return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)
+    store = open_store(spec)
+    cache = default_cache_dir() / "galleries" / store.state().gallery_id
+    try:
+        for folder in (cache.parent.parent, cache.parent, cache):
+            private.make_private_dir(folder)
+    except OSError as exc:
+        store.close()
+        raise GalleryError(f"cannot create the gallery cache folder {cache} ({exc.strerror}); "
+                           "set FACEAPP_CACHE_DIR to a folder you can write") from exc
+    return Gallery(cache, index=index, store=store, index_is_cache=True)

@@ -155,9 +155,9 @@ class Pipeline:
     def gallery(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._gallery is None:
-                from .gallery import Gallery
+                from .gallery import open_gallery
 
-                self._gallery = Gallery(self.settings.gallery_dir(), index=self.settings.index)
+                self._gallery = open_gallery(self.settings.gallery_spec(), index=self.settings.index)
             return self._gallery
 
     @property

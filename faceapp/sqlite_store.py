@@ -39,7 +39,7 @@ from .errors import (
     GalleryReadOnlyError,
     UnknownPersonError,
 )
-from .store import Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name
+from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS templates (
     derived_from INTEGER
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
+-- A covering index: keeping the index in step reads template ids without touching the rows
+-- (which carry the embedding and the face crop).
+CREATE INDEX IF NOT EXISTS templates_model ON templates(model_id, id);
 CREATE TABLE IF NOT EXISTS negatives (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
@@ -501,6 +504,10 @@ class SQLiteStore:
     def template_ids(self, model_id: str) -> np.ndarray:
         rows = self._query("SELECT id FROM templates WHERE model_id = ? ORDER BY id", (model_id,))
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+        """Always ``None``: a folder keeps no change log, and comparing its ids is fast."""
+        return None
 
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray:
         out = np.empty((len(ids), dim), np.float32)

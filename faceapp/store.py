@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -108,6 +109,21 @@ class StoreState:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """Templates of one model added and removed since an earlier generation.
+
+    Attributes:
+        state: the store's state these changes lead to.
+        added: ``(A,)`` int64 ids of templates added (and not removed again) since then.
+        removed: ``(R,)`` int64 ids of templates removed since then.
+    """
+
+    state: StoreState
+    added: np.ndarray
+    removed: np.ndarray
+
+
+@dataclass(frozen=True)
 class Erased:
     """What a removal erased from every file of the gallery.
 
@@ -159,6 +175,27 @@ class ReembedStatus:
     without_crop: tuple[str, ...]
 
 
+def open_store(spec: str | Path) -> Store:
+    """Open the store a ``gallery`` setting names: a PostgreSQL address or a folder.
+
+    Args:
+        spec: ``postgresql://user@host:port/dbname``, ``host=... dbname=...``, or a folder.
+
+    Raises:
+        GalleryError: the store cannot be opened (see the store classes).
+        SettingsError: a database address is malformed or holds a password.
+    """
+    from .config import is_database_address
+
+    if isinstance(spec, str) and is_database_address(spec):
+        from .pg_store import PostgresStore
+
+        return PostgresStore(spec)
+    from .sqlite_store import SQLiteStore
+
+    return SQLiteStore(Path(spec))
+
+
 class Store(Protocol):
     """The source of truth of a gallery. Every write is one transaction that bumps the generation."""
 
@@ -183,6 +220,9 @@ class Store(Protocol):
     def add_negative(self, name: str, embedding: np.ndarray, *, model_id: str, crop: bytes | None) -> int: ...
     def negatives(self, model_id: str) -> tuple[np.ndarray, np.ndarray]: ...
     def template_ids(self, model_id: str) -> np.ndarray: ...
+    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+        """What changed after ``generation``, or ``None`` when the store keeps no log reaching back that far."""
+        ...
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray: ...
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]: ...
     def reembed_status(self, model_id: str) -> ReembedStatus: ...

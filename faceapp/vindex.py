@@ -92,6 +92,7 @@ class VectorIndex(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
     def remove(self, ids: np.ndarray) -> None: ...
     def search(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def items(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ExactIndex:
@@ -137,6 +138,10 @@ class ExactIndex:
         else:
             self._bf.add_items(vectors, ids.astype(np.uint64))
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)``: copies of every template in the index."""
+        return self._ids.copy(), self._vectors.copy()
+
     def remove(self, ids: np.ndarray) -> None:
         gone = np.asarray(ids, np.int64)
         keep = ~np.isin(self._ids, gone)
@@ -174,6 +179,9 @@ class HnswIndex:
             _index.init_index(max_elements=max(capacity, 1024), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
         self._index = _index
         self._deleted: set[int] = set()
+        # A copy of the vectors added since this graph was made (not kept for a loaded file),
+        # so that :meth:`items` need not read them back out of the graph one by one.
+        self._added: list[tuple[np.ndarray, np.ndarray]] | None = [] if _index is None else None
 
     def __len__(self) -> int:
         return int(self._index.get_current_count()) - len(self._deleted)
@@ -184,13 +192,17 @@ class HnswIndex:
             have = np.setdiff1d(have, np.fromiter(self._deleted, np.int64))
         return have
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = -1) -> None:
+        """Add vectors; ``threads`` for hnswlib's insertion (-1: every core)."""
         if len(ids) == 0:
             return
         need = int(self._index.get_current_count()) + len(ids)
         if need > self._index.get_max_elements():
             self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
-        self._index.add_items(np.asarray(vectors, np.float32), np.asarray(ids, np.int64).astype(np.uint64))
+        ids64, vecs = np.asarray(ids, np.int64), np.asarray(vectors, np.float32)
+        self._index.add_items(vecs, ids64.astype(np.uint64), num_threads=threads)
+        if self._added is not None:
+            self._added.append((ids64.copy(), vecs.copy()))
 
     def remove(self, ids: np.ndarray) -> None:
         for label in np.asarray(ids, np.int64):
@@ -202,12 +214,25 @@ class HnswIndex:
     def has_deleted(self) -> bool:
         return bool(self._deleted)
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` of the live templates (removed ones are left out)."""
+        live = self.ids()
+        if not len(live):
+            return live, np.zeros((0, self.dim), np.float32)
+        if self._added:
+            ids = np.concatenate([i for i, _ in self._added])
+            vecs = np.concatenate([v for _, v in self._added])
+            keep = np.isin(ids, live)
+            if int(keep.sum()) == len(live):
+                return ids[keep], vecs[keep]
+        return live, np.asarray(self._index.get_items(live.astype(np.uint64), return_type="numpy"), np.float32)
+
     def compacted(self) -> HnswIndex:
         """A new graph of the live templates only: removed vectors are not copied."""
-        live = self.ids()
+        live, vectors = self.items()
         fresh = HnswIndex(self.dim, capacity=len(live) + 1)
         if len(live):
-            fresh.add(live, np.asarray(self._index.get_items(live.astype(np.uint64)), np.float32))
+            fresh.add(live, vectors)
         return fresh
 
     def search(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,6 +268,22 @@ class HnswIndex:
 
         Logs one line and returns ``None`` otherwise: the caller rebuilds from the store.
         """
+        found = cls._read(root, binding.dim, lambda saved: saved == binding)
+        return None if found is None else found[0]
+
+    @classmethod
+    def load_lineage(cls, root: Path, binding: Binding) -> tuple[HnswIndex, Binding] | None:
+        """A saved index of the same gallery, model and size at ``binding``'s generation or an
+        earlier one, with the binding it was saved with; the caller applies what changed since.
+        """
+        def same_lineage(saved: Binding) -> bool:
+            return ((saved.gallery_id, saved.model_id, saved.dim) == (binding.gallery_id, binding.model_id, binding.dim)
+                    and saved.generation <= binding.generation)
+
+        return cls._read(root, binding.dim, same_lineage)
+
+    @classmethod
+    def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
         import hnswlib
 
         from .models import sha256_file
@@ -253,16 +294,16 @@ class HnswIndex:
         try:
             side = json.loads(side_path.read_text(encoding="utf-8"))
             saved = Binding(**side["binding"]) if side.get("format") == SIDECAR_FORMAT else None
-            if saved != binding:
+            if saved is None or not accept(saved):
                 log.warning("gallery index %s was built for another state of the gallery; rebuilding it from the database",
                             path)
                 return None
             if side.get("size") != path.stat().st_size or side.get("sha256") != sha256_file(path):
                 log.warning("gallery index %s is damaged or was modified; rebuilding it from the database", path)
                 return None
-            raw = hnswlib.Index(space="ip", dim=binding.dim)
+            raw = hnswlib.Index(space="ip", dim=dim)
             raw.load_index(str(path), max_elements=int(side["max_elements"]))
-            return cls(binding.dim, _index=raw)
+            return cls(dim, _index=raw), saved
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             log.warning("gallery index %s could not be read (%s); rebuilding it from the database", path, exc)
             return None

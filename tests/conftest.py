@@ -52,3 +52,28 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 def faces(pipeline, data_dir):
     """Main faces of the committed photos, embedded."""
     return {name: pipeline.main_face(data_dir / name) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")}
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (see ``tests/pgserver.py``); skipped when not installed."""
+    from pgserver import PgServer, find_bindir
+
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed; apt install postgresql")
+    server = PgServer(bindir)
+    try:
+        server.init()
+    except Exception as exc:  # noqa: BLE001 - report why the server could not start
+        server.destroy()
+        pytest.skip(f"could not start a PostgreSQL server: {exc}; see {server.log}")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_dsn(pg_server) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg_server.new_database()

@@ -1,0 +1,73 @@
+"""`faceapp-cli gallery copy`: folder -> PostgreSQL -> folder keeps every person, template, crop
+and negative sample, refuses a destination that is not empty, and checks its counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceapp.cli import main
+from faceapp.errors import GalleryError
+from faceapp.gallery import Gallery
+from faceapp.gallery_copy import copy_store
+from faceapp.sqlite_store import SQLiteStore
+from faceapp.store import open_store
+
+pytestmark = pytest.mark.postgres
+MODEL = "c" * 64
+
+
+def _fill(folder):
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((5, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with Gallery(folder) as g:
+        g.add_templates("Ada", v[:3], model_id=MODEL, thumbnails=[b"a1", b"a2", None], sources=["1.jpg", "2.jpg", None])
+        g.add_templates("Ben", v[3:4], model_id=MODEL, thumbnails=[b"b1"], qualities=[{"sharpness": 0.5}])
+        g.add_negative("Ada", v[4], model_id=MODEL)
+    return v
+
+
+def _snapshot(store):
+    out = {}
+    for p in store.list_persons():
+        samples = store.samples(p.name)
+        vecs = store.embeddings(np.array([s.template_id for s in samples], np.int64), 16)
+        out[p.name] = sorted((s.crop or b"", s.source or "", str(s.quality), s.model_id, vecs[i].tobytes())
+                             for i, s in enumerate(samples))
+    return out, len(store.negatives(MODEL)[0])
+
+
+def test_folder_to_postgres_and_back(tmp_path, pg_dsn, capsys):
+    _fill(tmp_path / "src")
+    assert main(["--json", "gallery", "copy", str(tmp_path / "src"), pg_dsn]) == 0
+    assert '"people": 2' in capsys.readouterr().out
+    assert main(["gallery", "copy", pg_dsn, str(tmp_path / "back")]) == 0
+    assert "counts and model ids checked" in capsys.readouterr().out
+    a, b, c = (open_store(x) for x in (str(tmp_path / "src"), pg_dsn, str(tmp_path / "back")))
+    assert _snapshot(a) == _snapshot(b) == _snapshot(c)
+    assert _snapshot(a)[1] == 1
+    for s in (a, b, c):
+        s.close()
+
+
+def test_destination_must_be_empty(tmp_path, pg_dsn, capsys):
+    _fill(tmp_path / "src")
+    assert main(["gallery", "copy", str(tmp_path / "src"), pg_dsn]) == 0
+    assert main(["gallery", "copy", str(tmp_path / "src"), pg_dsn]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and err.count("\n") == 1
+
+
+def test_counts_are_checked(tmp_path, monkeypatch):
+    _fill(tmp_path / "src")
+    src, dst = SQLiteStore(tmp_path / "src"), SQLiteStore(tmp_path / "dst")
+    real = dst.add_templates
+
+    def lossy(name, embeddings, **kw):  # a destination that silently drops a template
+        kw = {**kw, "crops": kw["crops"][:1], "sources": kw["sources"][:1], "qualities": kw["qualities"][:1]}
+        return real(name, embeddings[:1], **kw)
+
+    monkeypatch.setattr(dst, "add_templates", lossy)
+    with pytest.raises(GalleryError, match="does not match"):
+        copy_store(src, dst)
