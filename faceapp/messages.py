@@ -12,6 +12,7 @@ import re
 # (CLI phrase, GUI phrase); the most specific first.
 _PHRASES: tuple[tuple[str, str], ...] = (
     ("see `faceapp-cli list`", "see the People view"),
+    ("run `faceapp-cli reembed`", 'press "Rebuild gallery for this model"'),
     ("use --add to add these photos to them", "add the photos to them instead"),
     ("choose another with --gallery", "choose another gallery folder in Settings"),
     ("or use --gallery", "or choose another gallery folder in Settings"),

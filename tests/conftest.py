@@ -77,3 +77,27 @@ def pg_server():
 def pg_dsn(pg_server) -> str:
     """A fresh, empty database on the session's server."""
     return pg_server.new_database()
+
+
+@pytest.fixture
+def rotated_model(tmp_path: Path) -> Path:
+    """The bundled embedder followed by a fixed random rotation: a model with another embedding space."""
+    import numpy as np
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    from faceapp import models
+
+    m = onnx.load(str(models.resolve_embedder(None).path))
+    out = m.graph.output[0]
+    dim = out.type.tensor_type.shape.dim[-1].dim_value
+    q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((dim, dim)))
+    m.graph.initializer.append(numpy_helper.from_array(q.astype(np.float32), "faceapp_rotation"))
+    old = out.name
+    for node in m.graph.node:
+        node.output[:] = [o if o != old else old + "_raw" for o in node.output]
+    m.graph.node.append(helper.make_node("MatMul", [old + "_raw", "faceapp_rotation"], [old]))
+    path = tmp_path / "rotated.onnx"
+    onnx.save(m, str(path))
+    return path

@@ -178,29 +178,10 @@ def test_console_script_cold_start(tmp_path, data_dir):
     print(f"cold start: {elapsed:.2f} s")
 
 
-def _rotated_model(path):
-    """The bundled embedder followed by a fixed random rotation: a model with another embedding space."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    m = onnx.load(str(models.resolve_embedder(None).path))
-    out = m.graph.output[0]
-    dim = out.type.tensor_type.shape.dim[-1].dim_value
-    q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((dim, dim)))
-    m.graph.initializer.append(numpy_helper.from_array(q.astype(np.float32), "faceapp_rotation"))
-    old = out.name
-    for node in m.graph.node:
-        node.output[:] = [o if o != old else old + "_raw" for o in node.output]
-    m.graph.node.append(helper.make_node("MatMul", [old + "_raw", "faceapp_rotation"], [old]))
-    onnx.save(m, str(path))
-    return path
-
-
-def test_reembed_moves_a_gallery_to_a_new_model(cli, data_dir, tmp_path):
+def test_reembed_moves_a_gallery_to_a_new_model(cli, data_dir, tmp_path, rotated_model):
     assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
     assert cli("enroll", "Biden", data_dir / "biden.jpg")[0] == 0
-    new = _rotated_model(tmp_path / "rotated.onnx")
+    new = rotated_model
     code, _, err = cli("--model", new, "match", data_dir / "obama2.jpg")
     assert code == 2 and "faceapp-cli reembed" in err and err.count("\n") == 1
     code, out, err = cli("--model", new, "--json", "reembed")

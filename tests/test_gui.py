@@ -206,6 +206,23 @@ def test_empty_gallery_says_add_your_first_person(qtbot, window, data_dir):
     assert not w.notice.isVisible()
 
 
+def test_a_gallery_of_another_model_is_rebuilt_with_a_progress_bar(qtbot, window, tmp_path, data_dir, rotated_model):
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(gallery=tmp_path / "gallery")) as old:
+        old.enroll("Ann", [old.main_face(data_dir / "obama.jpg")])
+    w = window(model=rotated_model)
+    qtbot.waitUntil(lambda: w.offer_reembed.isVisible(), timeout=10000)
+    assert "another face model" in w.notice_text.text()
+    dlg = w.rebuild_gallery()
+    qtbot.waitUntil(lambda: not dlg.isVisible() and dlg.job.report is not None, timeout=60000)
+    assert dlg.maximum() >= 1 and "Gallery rebuilt for the new model: 1 face(s)" in dlg.summary()
+    assert w.pipeline.gallery.store.state().model_id == w.pipeline.model_id
+    assert not w.offer_reembed.isVisible()
+    named = w.pipeline.match_image(data_dir / "obama2.jpg").faces[0].match
+    assert named.person == "Ann"
+
+
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
     w = window()
     assert w.apply_settings({"gallery": tmp_path / "other"})

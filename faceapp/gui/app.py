@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..capture import VIDEO_SUFFIXES, FrameSource, list_cameras, open_source
-from ..config import PROVIDERS, Settings, SettingsLayers
+from ..config import PROVIDERS, Settings, SettingsLayers, gallery_arg
 from ..errors import FaceappError, SettingsError
 from ..images import IMAGE_SUFFIXES
 from ..inbox import UnknownInbox, add_unknowns
@@ -45,6 +45,7 @@ from ..track import TrackResult
 from ..types import Decision, FaceResult
 from .dialogs import EnrolDialog, SettingsDialog
 from .library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
+from .reembed import ReembedDialog, needs_reembed
 from .widgets import IMAGE_FILTER, VideoView, error_box
 from .worker import FrameResult, PhotoJob, ProcessingWorker
 
@@ -127,9 +128,11 @@ class MainWindow(QMainWindow):
         self.offer_folder.clicked.connect(self.choose_folder)
         self.offer_enrol = QPushButton("Add your first person...")
         self.offer_enrol.clicked.connect(self.open_enrolment)
+        self.offer_reembed = QPushButton("Rebuild gallery for this model")
+        self.offer_reembed.clicked.connect(self.rebuild_gallery)
         nlay = QHBoxLayout(self.notice)
         nlay.addWidget(self.notice_text, 1)
-        for b in (self.offer_enrol, self.offer_video, self.offer_folder, self.retry):
+        for b in (self.offer_reembed, self.offer_enrol, self.offer_video, self.offer_folder, self.retry):
             nlay.addWidget(b)
         # photo mode bar
         self.photo_bar = QFrame()
@@ -439,7 +442,11 @@ class MainWindow(QMainWindow):
         instead); with an empty gallery, add the first person."""
         empty = self._gallery_size() == 0
         err = self.source_error
-        if err is not None:
+        stale = self._needs_reembed()
+        if stale:
+            text = ("Your gallery was made with another face model. Rebuild it for this model: the "
+                    "stored faces are embedded again, and nobody has to be enrolled again.")
+        elif err is not None:
             text = f"{err}"
             if is_camera(self.source_spec):
                 text += "\nNo camera? Open a video file or a folder of photos instead."
@@ -448,7 +455,8 @@ class MainWindow(QMainWindow):
         else:
             text = ""
         self.notice_text.setText(text)
-        self.retry.setVisible(err is not None)
+        self.offer_reembed.setVisible(stale)
+        self.retry.setVisible(err is not None and not stale)
         self.offer_video.setVisible(err is not None and is_camera(self.source_spec))
         self.offer_folder.setVisible(err is not None and is_camera(self.source_spec))
         self.offer_enrol.setVisible(empty)
@@ -696,6 +704,27 @@ class MainWindow(QMainWindow):
         self.start_source()
         return True
 
+    def _needs_reembed(self) -> bool:
+        try:
+            return needs_reembed(self.pipeline)
+        except FaceappError:
+            return False
+
+    def rebuild_gallery(self) -> ReembedDialog:
+        """Re-embed the gallery's stored faces with this model, with a progress bar."""
+        self.stop_source()  # matching waits until the gallery speaks this model
+        dlg = ReembedDialog(self.pipeline, self)
+        dlg.finished.connect(lambda _code: self._rebuilt(dlg))
+        dlg.start()
+        dlg.open()
+        return dlg
+
+    def _rebuilt(self, dlg: ReembedDialog) -> None:
+        self.statusBar().showMessage(dlg.summary(), 15000)
+        self.source_error = None
+        self.refresh_gallery_size()
+        self.start_source()
+
     def _gallery_size(self) -> int | None:
         try:
             return len(self.pipeline.gallery)
@@ -722,7 +751,8 @@ class MainWindow(QMainWindow):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="faceapp", description="faceapp: live face matching from the webcam.")
     ap.add_argument("--source", help="camera index, video file or folder of images (default: the settings' camera)")
-    ap.add_argument("--gallery", type=Path, help="gallery folder for this run (not saved)")
+    ap.add_argument("--gallery", type=gallery_arg,
+                    help="gallery folder or PostgreSQL address for this run (not saved)")
     ap.add_argument("--model", type=Path, help="embedder ONNX file for this run (not saved)")
     ap.add_argument("--provider", choices=list(PROVIDERS), help="for this run (not saved)")
     ap.add_argument("--config", type=Path, help="settings file")
