@@ -223,6 +223,22 @@ def test_a_gallery_of_another_model_is_rebuilt_with_a_progress_bar(qtbot, window
     assert named.person == "Ann"
 
 
+def test_the_app_opens_a_postgresql_gallery(qtbot, frames, tmp_path, data_dir, pg_dsn):
+    from faceapp.config import gallery_arg
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(gallery=pg_dsn)) as desk:  # enrolled at another device
+        desk.enroll("Ann", [desk.main_face(data_dir / "obama.jpg")])
+    w = MainWindow(Settings(gallery=gallery_arg(pg_dsn)), source=str(frames), settings_path=tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.gallery_label.text() == "gallery: 1 people", timeout=20000)
+        assert w.pipeline.match_image(data_dir / "obama2.jpg").faces[0].match.person == "Ann"
+    finally:
+        w.close()
+
+
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
     w = window()
     assert w.apply_settings({"gallery": tmp_path / "other"})
