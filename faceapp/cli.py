@@ -143,10 +143,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                     "decision": m.decision.value,
                     "candidates": [{"person": c.name, "similarity": round(c.similarity, 4)} for c in m.candidates],
                 })
-                who = m.person or "unknown"
-                sim = "-" if m.similarity is None else f"{m.similarity:.3f}"
-                best = f" (closest: {m.candidates[0].name})" if m.person is None and m.candidates else ""
-                lines.append(f"{path}: face {i} {faces[-1]['box']} -> {who}{best} similarity {sim} [{m.decision.value}]")
+                lines.append(f"{path}: face {i} {faces[-1]['box']} -> {_answer(m)} [{m.decision.value}]")
             docs.append({"image": path, "faces": faces, "error": None})
     _emit(args, docs, lines)
     if any_error:
@@ -154,6 +151,16 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.require_match and not any_match:
         return EXIT_NO_MATCH
     return EXIT_OK
+
+
+def _answer(m: Any) -> str:
+    """What the text output says about one face: a name only for a match, as the live view does."""
+    sim = "-" if m.similarity is None else f"{m.similarity:.3f}"
+    if m.decision is Decision.MATCH:
+        return f"{m.person} similarity {sim}"
+    if m.decision is Decision.AMBIGUOUS and len(m.candidates) >= 2:
+        return f"looks like {m.candidates[0].name} or {m.candidates[1].name}, no name given (similarity {sim})"
+    return f"{'not sure' if m.decision is Decision.UNCERTAIN else 'unknown'} (best similarity {sim}; --json lists who came close)"
 
 
 def _is_fatal(exc: FaceappError) -> bool:

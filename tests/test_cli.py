@@ -204,3 +204,15 @@ def test_info_and_remove_report_the_gallery(cli, data_dir):
         assert g["private"] is True and g["permissions"]["."] == "0o700"
     code, out, _ = cli("remove", "Obama")
     assert code == 0 and "erased 2 template(s), 2 face crop(s)" in out
+
+
+def test_text_output_names_nobody_without_a_match(cli, data_dir):
+    assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
+    code, out, _ = cli("match", data_dir / "biden.jpg")
+    assert code == 0 and "unknown" in out and "Obama" not in out
+    code, out, _ = cli("--json", "match", data_dir / "obama2.jpg")
+    sim = json.loads(out)[0]["faces"][0]["similarity"]
+    code, out, _ = cli("match", "--threshold", f"{sim + 0.02:.3f}", data_dir / "obama2.jpg")  # inside the band
+    assert "[uncertain]" in out and "Obama" not in out
+    code, out, _ = cli("match", data_dir / "obama2.jpg")
+    assert "-> Obama similarity" in out
