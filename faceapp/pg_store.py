@@ -776,6 +776,12 @@ class PostgresStore:
         return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
                             tuple(json.loads(b)) if b else None, src, dev) for t, n, d, s, tr, b, src, dev in rows]
 
+    def last_seen(self) -> dict[str, float]:
+        """``{name: Unix time of the person's latest kept match event}`` for people seen at all."""
+        rows = self._query("SELECT p.name, max(e.time) FROM events e JOIN persons p ON p.id = e.person_id "
+                           "WHERE e.decision = 'match' GROUP BY p.name")
+        return {n: float(t) for n, t in rows}
+
     # ------------------------------------------------------------------ housekeeping
 
     def describe(self) -> dict[str, Any]:

@@ -239,6 +239,49 @@ def test_the_app_opens_a_postgresql_gallery(qtbot, frames, tmp_path, data_dir, p
         w.close()
 
 
+def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir, pg_dsn):
+    import time as _time
+
+    from PySide6.QtCore import Qt
+
+    from faceapp.gui.library import HistoryDialog, PeopleDialog
+    from faceapp.pg_store import EventRecord
+    from faceapp.pipeline import Pipeline
+
+    with Pipeline(Settings(gallery=pg_dsn)) as pipe:
+        pipe.enroll("Ann", [pipe.main_face(data_dir / "obama.jpg")])
+        pipe.enroll("Bob", [pipe.main_face(data_dir / "biden.jpg")])
+        t = _time.time()
+        pipe.gallery.store.add_events([
+            EventRecord(t - 60, "Ann", "match", 0.7, 1, None, "camera 0", "door"),
+            EventRecord(t - 30, None, "unknown", 0.1, 2, None, "camera 0", "door"),
+            EventRecord(t, "Ann", "match", 0.72, 3, None, "camera 0", "door"),
+        ], retention_days=30)
+        dlg = PeopleDialog(pipe)
+        qtbot.addWidget(dlg)
+        rows = {dlg.model.person(r).name: r for r in range(dlg.model.rowCount())}
+        ann = dlg.model.data(dlg.model.index(rows["Ann"]), Qt.ItemDataRole.DisplayRole)
+        bob = dlg.model.data(dlg.model.index(rows["Bob"]), Qt.ItemDataRole.DisplayRole)
+        assert "seen never" not in ann and "seen 20" in ann and "seen never" in bob
+        everyone = HistoryDialog(pipe)
+        qtbot.addWidget(everyone)
+        assert everyone.table.rowCount() == 3 and everyone.table.item(0, 1).text() == "Ann"
+        assert everyone.table.item(1, 1).text() == "unknown"
+        only_ann = HistoryDialog(pipe, "Ann")
+        qtbot.addWidget(only_ann)
+        assert only_ann.table.rowCount() == 2
+
+
+def test_a_folder_gallery_has_no_history_button(qtbot, window):
+    from faceapp.gui.library import PeopleDialog
+
+    w = window()
+    dlg = PeopleDialog(w.pipeline)
+    qtbot.addWidget(dlg)
+    assert dlg.model.seen is None
+    assert not any(b.isEnabled() for b in dlg.findChildren(type(w.retry)) if b.text() == "History...")
+
+
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
     w = window()
     assert w.apply_settings({"gallery": tmp_path / "other"})

@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -99,10 +101,12 @@ class PeopleModel(QAbstractListModel):
         self._text = ""
         self._icons: OrderedDict[str, tuple[QIcon, int]] = OrderedDict()
         self.thumbnails_decoded = 0
+        self.seen: dict[str, float] | None = None  # None: this gallery keeps no event history
 
     def reload(self) -> None:
         """Read the people again from the gallery (after a change)."""
         self._all = list(self.pipeline.gallery.list_persons())
+        self.seen = last_seen(self.pipeline)
         self._keys = [p.name.casefold() for p in self._all]
         self._icons.clear()
         self.set_filter(self._text)
@@ -147,13 +151,15 @@ class PeopleModel(QAbstractListModel):
             return None
         p = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{p.name}\n{p.templates} sample{'s' if p.templates != 1 else ''}"
+            text = f"{p.name}\n{p.templates} sample{'s' if p.templates != 1 else ''}"
+            return text if self.seen is None else f"{text}\nseen {when(self.seen.get(p.name))}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(p.name)[0]
         if role == Qt.ItemDataRole.ToolTipRole:
             low = self._icon(p.name)[1]
             extra = f"\n{low} low-quality sample(s): open to review" if low else ""
-            return f"{p.name}: {p.templates} sample(s), enrolled {when(p.created_at)}{extra}"
+            seen = "" if self.seen is None else f", last seen {when(self.seen.get(p.name))}"
+            return f"{p.name}: {p.templates} sample(s), enrolled {when(p.created_at)}{seen}{extra}"
         if role == Qt.ItemDataRole.ForegroundRole and self._icon(p.name)[1]:
             return LOW_QUALITY
         if role == Qt.ItemDataRole.UserRole:
@@ -196,10 +202,14 @@ class PeopleDialog(QDialog):
         buttons = QHBoxLayout()
         for text, slot in (("Samples...", self._open_selected), ("Add photos...", self.add_samples_dialog),
                            ("Rename...", self.rename_dialog),
-                           ("Merge into...", self.merge_dialog), ("Delete...", self.delete_dialog)):
+                           ("Merge into...", self.merge_dialog), ("Delete...", self.delete_dialog),
+                           ("History...", self.open_history)):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.addWidget(b)
+            if text == "History...":
+                b.setEnabled(has_history(pipeline))
+                b.setToolTip("Who was seen when (galleries shared in PostgreSQL, with event history on)")
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -239,6 +249,12 @@ class PeopleDialog(QDialog):
         name = self.selected()
         if name:
             self.open_person(name)
+
+    def open_history(self) -> HistoryDialog:
+        """Who was seen when: the selected person's events, or everyone's."""
+        dlg = HistoryDialog(self.pipeline, self.selected(), self)
+        dlg.show()
+        return dlg
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -281,6 +297,58 @@ class PeopleDialog(QDialog):
             target, ok = QInputDialog.getItem(self, "Merge", f"Move all of {name}'s samples to:", others, 0, False)
             if ok:
                 self._guarded(self.pipeline.gallery.merge, name, target)
+
+
+def has_history(pipeline: Pipeline) -> bool:
+    """The gallery keeps an event history (a PostgreSQL gallery)."""
+    return hasattr(pipeline.gallery.store, "events")
+
+
+def last_seen(pipeline: Pipeline) -> dict[str, float] | None:
+    """``{name: time last matched}`` from the event history; ``None`` when there is none."""
+    if not has_history(pipeline):
+        return None
+    try:
+        return dict(pipeline.gallery.store.last_seen())  # type: ignore[attr-defined]
+    except FaceappError:
+        return {}
+
+
+class HistoryDialog(QDialog):
+    """Who was seen when: kept events, newest first (a person's, or everyone's)."""
+
+    LIMIT = 1000
+
+    def __init__(self, pipeline: Pipeline, person: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"History: {person}" if person else "History")
+        self.resize(640, 480)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["When", "Who", "Answer", "Where"])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.note = QLabel()
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.note)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(close)
+        try:
+            events = pipeline.gallery.store.events(person=person)  # type: ignore[attr-defined]
+        except (AttributeError, FaceappError) as exc:
+            events = []
+            self.note.setText(for_gui(exc) if isinstance(exc, FaceappError) else
+                              "This gallery keeps no history: it is kept in galleries shared in PostgreSQL.")
+        shown = list(reversed(events))[: self.LIMIT]
+        if not self.note.text():
+            more = f", the latest {self.LIMIT} shown" if len(events) > self.LIMIT else ""
+            self.note.setText(f"{len(events)} event(s){more}")
+        self.table.setRowCount(len(shown))
+        for r, e in enumerate(shown):
+            answer = e.decision if e.similarity is None else f"{e.decision} ({e.similarity:.2f})"
+            for c, text in enumerate((when(e.time), e.person or "unknown", answer, f"{e.device}: {e.source}")):
+                self.table.setItem(r, c, QTableWidgetItem(text))
 
 
 class SamplesDialog(QDialog):
