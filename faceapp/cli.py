@@ -297,7 +297,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .watch import Event, watch
+    from .watch import Event, EventRecorder, watch
 
     stop = threading.Event()
 
@@ -309,12 +309,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     spec: str | int = int(args.source) if args.source.isdigit() else args.source
+    if args.snapshots and not args.record:
+        raise FaceappError("--snapshots keeps face crops with recorded events; add --record")
     with _pipeline(args) as pipe:
-        keep = _event_keeper(pipe.gallery.store, args) if args.record else None
+        keep = EventRecorder(pipe.gallery.store, args.retention_days, args.device, args.snapshots) \
+            if args.record else None
 
         def emit(event: Event) -> None:
             print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
-            if keep is not None and event.kind == "face":
+            if keep is not None:
                 keep(event)
 
         frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
@@ -323,34 +326,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _event_store(store: Any) -> Any:
-    if not hasattr(store, "add_events"):
+    from .watch import keeps_events
+
+    if not keeps_events(store):
         raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
                            "(see 'Several devices' in the README)")
     return store
-
-
-def _event_keeper(store: Any, args: argparse.Namespace) -> Any:
-    """A function that keeps each face event in the store; events wait in memory while the server is down."""
-    import socket
-
-    from .errors import GalleryUnavailableError
-    from .pg_store import EventRecord
-
-    _event_store(store)
-    if args.retention_days <= 0:
-        raise FaceappError("--retention-days must be more than 0")
-    device = args.device or socket.gethostname()
-    waiting: list[EventRecord] = []
-
-    def keep(e: Any) -> None:
-        waiting.append(EventRecord(e.time, e.person, e.decision, e.similarity, e.track_id, e.box, e.source, device))
-        try:
-            store.add_events(waiting, args.retention_days)
-            waiting.clear()
-        except GalleryUnavailableError:
-            del waiting[:-10_000]  # keep the newest while the server is away
-
-    return keep
 
 
 def _since(text: str) -> float:
@@ -373,12 +354,24 @@ def cmd_events(args: argparse.Namespace) -> int:
     import datetime as dt
 
     with _gallery(args) as gallery:
-        rows = _event_store(gallery.store).events(since=args.since, person=args.person)
+        rows = _event_store(gallery.store).events(since=args.since, person=args.person,
+                                                  snapshots=args.export_snapshots is not None)
     docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
              "decision": e.decision, "similarity": None if e.similarity is None else round(e.similarity, 4),
              "track_id": e.track_id, "box": [round(float(v), 1) for v in e.box] if e.box else None,
-             "source": e.source, "device": e.device}
+             "source": e.source, "device": e.device, "snapshot": e.has_snapshot}
             for e in rows]
+    if args.export_snapshots is not None:
+        out = Path(args.export_snapshots)
+        out.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for i, e in enumerate(rows):
+            if e.snapshot:
+                stamp = dt.datetime.fromtimestamp(e.time).strftime("%Y%m%dT%H%M%S")
+                (out / f"{stamp}-{i:06d}-{e.person or e.decision}.jpg").write_bytes(e.snapshot)
+                written += 1
+        _emit(args, {"exported": written, "folder": str(out)}, f"wrote {written} snapshot(s) to {out}")
+        return EXIT_OK
     if args.csv:
         w = csv.DictWriter(sys.stdout, fieldnames=list(docs[0]) if docs else ["time"], lineterminator="\n")
         w.writeheader()
@@ -600,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
     s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
     s.add_argument("--device", help="with --record: this device's name (default: the host name)")
+    s.add_argument("--snapshots", action="store_true",
+                   help="with --record: keep each event's aligned face crop (biometric data, erased with the person)")
     s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("events", help="the kept event history of a PostgreSQL gallery")
@@ -607,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--person", help="only this person's events")
     s.add_argument("--csv", action="store_true", help="print CSV")
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON (as the global --json)")
+    s.add_argument("--export-snapshots", metavar="DIR",
+                   help="write the events' kept face snapshots as JPEG files into DIR")
     s.set_defaults(func=cmd_events)
 
     s = sub.add_parser("gallery", help="manage whole galleries")

@@ -72,6 +72,10 @@ class Settings:
         inbox: keep faces the live view could not name in the unknown-faces inbox
             (opt-in: they are biometric data).
         inbox_retention_days: inbox faces older than this are erased.
+        record_events: the live view keeps each settled track decision in the gallery's
+            event history, as ``watch --record`` does (opt-in; only a PostgreSQL gallery
+            keeps events, with a folder gallery the setting is ignored).
+        event_retention_days: recorded events older than this are deleted.
     """
 
     gallery: Path | str | None = None
@@ -95,6 +99,8 @@ class Settings:
     camera_height: int = 480
     inbox: bool = False
     inbox_retention_days: int = 30
+    record_events: bool = False
+    event_retention_days: int = 30
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -127,6 +133,10 @@ class Settings:
             raise SettingsError("camera_width and camera_height must be between 16 and 8192 pixels")
         if self.inbox_retention_days < 1:
             raise SettingsError("inbox_retention_days must be at least 1 day")
+        if not isinstance(self.record_events, bool):
+            raise SettingsError("record_events must be true or false")
+        if self.event_retention_days < 1:
+            raise SettingsError("event_retention_days must be at least 1 day")
         if self.max_image_pixels < 64 * 64:
             raise SettingsError("max_image_pixels must be at least 4096")
 

@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,9 @@ CREATE TABLE events (
 CREATE INDEX events_time ON events (time);
 CREATE INDEX events_person ON events (person_id);
 """),
+    (3, """
+ALTER TABLE events ADD COLUMN snapshot BYTEA;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")
@@ -168,6 +171,9 @@ class EventRecord:
         box: pixel ``(x0, y0, x1, y1)``.
         source: the device's camera or stream (without credentials).
         device: the device's name (its host name unless set).
+        snapshot: the face's aligned crop as JPEG, kept only when the device was asked to
+            (``watch --record --snapshots``); read back only by ``events(snapshots=True)``.
+        has_snapshot: the kept event has a snapshot (set when read back).
     """
 
     time: float
@@ -178,6 +184,8 @@ class EventRecord:
     box: tuple[float, ...] | None
     source: str
     device: str
+    snapshot: bytes | None = field(default=None, repr=False)
+    has_snapshot: bool = False
 
 
 class PostgresStore:
@@ -752,29 +760,43 @@ class PostgresStore:
         """Keep events (one transaction) and drop those older than ``retention_days``.
 
         Events are history, not gallery content: they do not bump the generation. A
-        person's events are erased with the person (``ON DELETE CASCADE``).
+        person's events (snapshots included) are erased with the person (``ON DELETE
+        CASCADE``); old events are deleted with their snapshots.
+
+        Args:
+            events: the events to keep (``snapshot`` bytes are stored as given).
+            retention_days: events older than this many days are deleted.
         """
         cutoff = time.time() - retention_days * 86400.0
         with self._cursor() as cur, cur.connection.transaction():
             if events:
                 cur.executemany(
-                    "INSERT INTO events (time, person_id, decision, similarity, track_id, box, source, device) "
-                    "VALUES (%s, (SELECT id FROM persons WHERE lower(name) = lower(%s)), %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO events (time, person_id, decision, similarity, track_id, box, source, device, snapshot) "
+                    "VALUES (%s, (SELECT id FROM persons WHERE lower(name) = lower(%s)), %s, %s, %s, %s, %s, %s, %s)",
                     [(e.time, e.person, e.decision, e.similarity, e.track_id, json.dumps(e.box) if e.box else None,
-                      e.source, e.device) for e in events])
+                      e.source, e.device, e.snapshot) for e in events])
             cur.execute("DELETE FROM events WHERE time < %s", (cutoff,))
 
-    def events(self, since: float | None = None, person: str | None = None) -> list[EventRecord]:
-        """Kept events, oldest first, from ``since`` (Unix time) and of ``person`` (a name)."""
-        sql = ("SELECT e.time, p.name, e.decision, e.similarity, e.track_id, e.box, e.source, e.device "
-               "FROM events e LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= %s")
+    def events(self, since: float | None = None, person: str | None = None, *,
+               snapshots: bool = False) -> list[EventRecord]:
+        """Kept events, oldest first, from ``since`` (Unix time) and of ``person`` (a name).
+
+        Args:
+            since: only events at or after this Unix time.
+            person: only this person's events.
+            snapshots: also read the snapshot bytes (otherwise only ``has_snapshot`` is set).
+        """
+        pick = "e.snapshot" if snapshots else "NULL::bytea"
+        sql = ("SELECT e.time, p.name, e.decision, e.similarity, e.track_id, e.box, e.source, e.device, "
+               f"{pick}, e.snapshot IS NOT NULL FROM events e LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= %s")
         params: list[Any] = [since if since is not None else 0.0]
         if person is not None:
             sql += " AND e.person_id = %s"
             params.append(self.get_person(person).id)
         rows = self._query(sql + " ORDER BY e.time, e.id", params)
         return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
-                            tuple(json.loads(b)) if b else None, src, dev) for t, n, d, s, tr, b, src, dev in rows]
+                            tuple(json.loads(b)) if b else None, src, dev, None if snap is None else bytes(snap), has)
+                for t, n, d, s, tr, b, src, dev, snap, has in rows]
 
     def last_seen(self) -> dict[str, float]:
         """``{name: Unix time of the person's latest kept match event}`` for people seen at all."""

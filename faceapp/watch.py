@@ -12,17 +12,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .capture import CameraError, CameraLost, FrameSource, ImageFolderSource, VideoFileSource, open_source
+from .errors import FaceappError
+from .track import Tracker, TrackResult
 from .types import Decision, Match
 
 log = logging.getLogger(__name__)
 
 RECONNECT_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+DEFAULT_RETENTION_DAYS = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Event:
         box: pixel ``(x0, y0, x1, y1)`` of the face, or ``None``.
         source: the source's name.
         message: for source events, what happened.
+        crop: the face's ``(112, 112, 3)`` RGB aligned crop (face events; never in
+            :meth:`as_dict`), kept as a snapshot only when asked.
     """
 
     kind: str
@@ -52,6 +59,7 @@ class Event:
     box: tuple[float, float, float, float] | None = None
     source: str = ""
     message: str | None = None
+    crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict (box rounded to 0.1 px, similarity to 4 digits)."""
@@ -64,9 +72,95 @@ class Event:
         }
 
 
-def _face_event(now: float, track_id: int, m: Match, box: Any, source: str) -> Event:
+def _face_event(now: float, track_id: int, m: Match, box: Any, source: str, crop: np.ndarray | None) -> Event:
     return Event("face", now, track_id, m.person if m.decision is Decision.MATCH else None, m.decision.value,
-                 m.similarity, tuple(float(v) for v in box), source)  # type: ignore[arg-type]
+                 m.similarity, tuple(float(v) for v in box), source, crop=crop)  # type: ignore[arg-type]
+
+
+class TrackEvents:
+    """When a followed face produces an event: when its track's shown decision first settles or changes.
+
+    One per tracker (camera, video or stream); :meth:`reset` with the tracker.
+    """
+
+    def __init__(self) -> None:
+        self._shown: dict[int, tuple[str, str | None]] = {}
+
+    def reset(self) -> None:
+        self._shown.clear()
+
+    def update(self, results: Sequence[Any], now: float, source: str) -> list[Event]:
+        """The events of one frame's :class:`~faceapp.track.TrackResult`\\s (other results are skipped).
+
+        Args:
+            results: the frame's results from :meth:`~faceapp.pipeline.Pipeline.track_frame`.
+            now: Unix time of the frame.
+            source: the source's name.
+        """
+        events = []
+        for r in results:
+            if not isinstance(r, TrackResult) or r.match is None:
+                continue
+            key = (r.match.decision.value, r.match.person)
+            if self._shown.get(r.track_id) != key:
+                self._shown[r.track_id] = key
+                events.append(_face_event(now, r.track_id, r.match, r.box, source, r.face.crop))
+        return events
+
+
+class EventRecorder:
+    """Keeps face events in a gallery's event history (``watch --record`` and the GUI's ``record_events``).
+
+    Events wait in memory (the newest 10,000) while the database server is away and are
+    written with the next event once it is back.
+
+    Args:
+        store: the gallery's store; only a PostgreSQL gallery keeps events.
+        retention_days: events older than this are deleted.
+        device: this device's name (default: the host name).
+        snapshots: keep each event's aligned face crop (JPEG) with it; biometric data,
+            erased with the person like templates.
+
+    Raises:
+        FaceappError: the gallery keeps no events, or ``retention_days`` is not positive.
+    """
+
+    def __init__(self, store: Any, retention_days: float = DEFAULT_RETENTION_DAYS, device: str | None = None,
+                 snapshots: bool = False) -> None:
+        import socket
+
+        if not keeps_events(store):
+            raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
+                               "(see 'Several devices' in the README)")
+        if retention_days <= 0:
+            raise FaceappError("--retention-days must be more than 0")
+        self.store = store
+        self.retention_days = retention_days
+        self.device = device or socket.gethostname()
+        self.snapshots = snapshots
+        self._waiting: list[Any] = []
+
+    def __call__(self, e: Event) -> None:
+        """Keep one event (source events are not kept)."""
+        from .errors import GalleryUnavailableError
+        from .pg_store import EventRecord
+        from .pipeline import encode_thumbnail
+
+        if e.kind != "face":
+            return
+        snap = encode_thumbnail(e.crop) if self.snapshots and e.crop is not None else None
+        self._waiting.append(EventRecord(e.time, e.person, e.decision or "", e.similarity, e.track_id, e.box,
+                                         e.source, self.device, snap or None))
+        try:
+            self.store.add_events(self._waiting, self.retention_days)
+            self._waiting.clear()
+        except GalleryUnavailableError:
+            del self._waiting[:-10_000]  # keep the newest while the server is away
+
+
+def keeps_events(store: Any) -> bool:
+    """Whether a gallery store keeps an event history (a PostgreSQL gallery does, a folder does not)."""
+    return hasattr(store, "add_events")
 
 
 def _reopen(source: FrameSource, stop: threading.Event, emit: Callable[[Event], None]) -> bool:
@@ -104,13 +198,11 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
     Raises:
         CameraError: the source cannot be opened at the start.
     """
-    from .track import Tracker
-
     settings = pipeline.settings
     source = open_source(spec, settings.camera_width, settings.camera_height, loop=False)
     live = not isinstance(source, ImageFolderSource)
     tracker = Tracker()
-    shown: dict[int, tuple[str, str | None]] = {}
+    decided = TrackEvents()
     frames = 0
     next_id = 1
     try:
@@ -126,22 +218,17 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
                 if not _reopen(source, stop, emit):
                     break
                 tracker.reset()
-                shown.clear()
+                decided.reset()
                 continue
             now = time.time()
             frames += 1
             if not live:  # unrelated stills: every face decided and reported on its own
                 for fr in pipeline.match_image(frame).faces:
-                    emit(_face_event(now, next_id, fr.match, fr.face.detection.box, source.name))
+                    emit(_face_event(now, next_id, fr.match, fr.face.detection.box, source.name, fr.face.crop))
                     next_id += 1
                 continue
-            for r in pipeline.track_frame(frame, tracker):
-                if r.match is None:
-                    continue
-                key = (r.match.decision.value, r.match.person)
-                if shown.get(r.track_id) != key:
-                    shown[r.track_id] = key
-                    emit(_face_event(now, r.track_id, r.match, r.box, source.name))
+            for event in decided.update(pipeline.track_frame(frame, tracker), now, source.name):
+                emit(event)
     finally:
         source.close()
     return frames

@@ -567,3 +567,28 @@ def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
         w.go_live()
     gc.collect()
     assert sum(isinstance(o, PhotoJob) for o in gc.get_objects()) <= 1
+
+
+@pytest.mark.postgres
+def test_live_view_records_events_in_a_database_gallery(qtbot, tmp_path, frames, data_dir, pg_dsn):
+    from faceapp.config import gallery_arg
+    from faceapp.gallery import open_gallery
+
+    w = MainWindow(Settings(gallery=gallery_arg(pg_dsn), record_events=True), source=str(frames),
+                   settings_path=tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.show()
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    with open_gallery(pg_dsn) as g:
+        qtbot.waitUntil(lambda: any(e.person == "Obama" and e.decision == "match" for e in g.store.events()),
+                        timeout=30000)
+    w.stop_source()
+
+
+def test_record_events_with_a_folder_gallery_says_it_is_ignored(qtbot, window):
+    w = window(record_events=True)
+    said = []
+    w.statusBar().messageChanged.connect(said.append)  # the live view starts on the next event-loop turn
+    wait_frames(qtbot, w, 1)
+    assert sum("record_events is ignored: only a PostgreSQL gallery keeps events" in m for m in said) == 1
+    assert w.worker is not None and w.worker._record is None

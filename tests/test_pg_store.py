@@ -103,7 +103,7 @@ def test_removal_deletes_rows_and_logs_only_ids(pg_dsn, pg_server, cache, rng):
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'changes'").fetchall()]
         assert sorted(cols) == ["generation", "kind", "model_id", "seq", "template_id"]
-        assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [(1,), (2,)]
+        assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [(1,), (2,), (3,)]
 
 
 def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
@@ -114,11 +114,12 @@ def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
     open_gallery(pg_dsn).close()
     with psycopg.connect(pg_dsn, autocommit=True) as con:  # a database left at schema 1
         con.execute("DROP TABLE events")
-        con.execute("DELETE FROM schema_migrations WHERE version = 2")
+        con.execute("DELETE FROM schema_migrations WHERE version >= 2")
     with open_gallery(pg_dsn) as g:
-        g.store.add_events([], 30)  # the events table is back
+        g.store.add_events([], 30)  # the events table is back, with its snapshot column
+        assert g.store.events() == []
     with psycopg.connect(pg_dsn, autocommit=True) as con:
-        assert con.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 2
+        assert con.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 3
         con.execute("INSERT INTO schema_migrations (version) VALUES (99)")
     with pytest.raises(GalleryError, match="newer faceapp"):
         open_gallery(pg_dsn)
@@ -148,6 +149,56 @@ def test_event_history_filters_retention_and_erasure(pg_dsn, cache, rng, capsys)
     assert main(["--gallery", pg_dsn, "remove", "Ada"]) == 0
     with open_gallery(pg_dsn) as g:
         assert [e.person for e in g.store.events()] == ["Ben", None]
+
+
+def test_event_snapshots_are_kept_only_when_asked_and_erased_like_templates(pg_dsn, cache, rng, data_dir, capsys,
+                                                                           tmp_path):
+    import json
+
+    import psycopg
+
+    from faceapp.cli import main
+    from faceapp.images import load_image
+    from faceapp.pipeline import decode_thumbnail
+    from faceapp.watch import Event, EventRecorder
+
+    crop = np.ascontiguousarray(load_image(data_dir / "obama.jpg")[:112, :112])
+
+    def face(t, person, track):
+        return Event("face", t, track, person, "match" if person else "unknown", 0.7, (1, 2, 3, 4), "cam", crop=crop)
+
+    def rows():
+        with psycopg.connect(pg_dsn) as con:
+            return con.execute("SELECT track_id, snapshot IS NOT NULL FROM events ORDER BY track_id").fetchall()
+
+    now = time.time()
+    with open_gallery(pg_dsn) as g:
+        g.add_templates("Ada", unit(rng, 1), model_id=MODEL)
+        g.add_templates("Ben", unit(rng, 1), model_id=MODEL)
+        EventRecorder(g.store, 30, "door")(face(now - 5, "Ada", 1))  # no snapshot unless asked
+        keep = EventRecorder(g.store, 30, "door", snapshots=True)
+        keep(face(now - 4, "Ada", 2))
+        keep(face(now - 3, "Ben", 3))
+        keep(Event("source_lost", now, source="cam", message="gone"))  # not a face event: not kept
+        assert rows() == [(1, False), (2, True), (3, True)]
+        kept = g.store.events(snapshots=True)
+        assert [e.has_snapshot for e in kept] == [False, True, True] and kept[0].snapshot is None
+        assert decode_thumbnail(kept[1].snapshot).shape == (112, 112, 3)
+        assert all(e.snapshot is None for e in g.store.events())  # bytes are read only when asked
+    assert main(["--gallery", pg_dsn, "events", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert [d["snapshot"] for d in json.loads(out)] == [False, True, True] and "\\x" not in out
+    assert main(["--gallery", pg_dsn, "events", "--export-snapshots", str(tmp_path / "snaps")]) == 0
+    assert sorted(p.name.split("-")[-1] for p in (tmp_path / "snaps").iterdir()) == ["Ada.jpg", "Ben.jpg"]
+    assert main(["--gallery", pg_dsn, "remove", "Ada"]) == 0  # her events and snapshots are deleted
+    assert rows() == [(3, True)]
+    with open_gallery(pg_dsn) as g:  # retention deletes old events with their snapshots
+        EventRecorder(g.store, 30, "door", snapshots=True)(face(now - 2 * 86400, "Ben", 4))
+        assert rows() == [(3, True), (4, True)]
+        EventRecorder(g.store, 1, "door")(face(now, None, 5))  # a 1-day retention drops the 2-day-old one
+    with psycopg.connect(pg_dsn) as con:
+        assert con.execute("SELECT COUNT(*) FROM events WHERE snapshot IS NOT NULL").fetchone()[0] == 1
+    assert rows() == [(3, True), (5, False)]
 
 
 def test_event_history_needs_a_database(tmp_path, capsys):

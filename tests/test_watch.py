@@ -50,7 +50,7 @@ def test_watch_a_folder_with_a_gallery_enrolled_on_another_device(pg_dsn, data_d
     frames.mkdir()
     shutil.copy(data_dir / "obama2.jpg", frames / "1.jpg")
     shutil.copy(data_dir / "biden.jpg", frames / "2.jpg")
-    run = cli("--gallery", pg_dsn, "watch", str(frames), "--record", "--device", "door",
+    run = cli("--gallery", pg_dsn, "watch", str(frames), "--record", "--snapshots", "--device", "door",
               env={"FACEAPP_CACHE_DIR": str(tmp_path / "door")})
     assert run.returncode == 0, run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]
@@ -60,8 +60,10 @@ def test_watch_a_folder_with_a_gallery_enrolled_on_another_device(pg_dsn, data_d
     assert set(first) >= {"track_id", "time", "person", "decision", "similarity", "box"}
     assert first["similarity"] > 0.5 and len(first["box"]) == 4 and first["track_id"] != events[1]["track_id"]
     kept = cli("--gallery", pg_dsn, "--json", "events", env={"FACEAPP_CACHE_DIR": str(tmp_path / "desk")})
-    assert [(e["person"], e["decision"], e["device"]) for e in json.loads(kept.stdout)] == [
-        ("Obama", "match", "door"), (None, "unknown", "door")]
+    assert [(e["person"], e["decision"], e["device"], e["snapshot"]) for e in json.loads(kept.stdout)] == [
+        ("Obama", "match", "door", True), (None, "unknown", "door", True)]
+    bad = cli("--gallery", pg_dsn, "watch", str(frames), "--snapshots", env={"FACEAPP_CACHE_DIR": str(tmp_path / "door")})
+    assert bad.returncode == 2 and "add --record" in bad.stderr
 
 
 def test_watch_a_video_reports_a_track_once(tmp_path, data_dir):

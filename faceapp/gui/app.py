@@ -43,6 +43,7 @@ from ..messages import for_gui
 from ..pipeline import Pipeline
 from ..track import TrackResult
 from ..types import Decision, FaceResult
+from ..watch import EventRecorder, keeps_events
 from .dialogs import EnrolDialog, SettingsDialog
 from .library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from .reembed import ReembedDialog, needs_reembed
@@ -337,7 +338,8 @@ class MainWindow(QMainWindow):
         self.stop_source()
         self.source_error = None
         self.view.show_message("starting ...")
-        self.worker = ProcessingWorker(self.pipeline, self._make_source, on_result=self._to_inbox)
+        self.worker = ProcessingWorker(self.pipeline, self._make_source, on_result=self._to_inbox,
+                                       record=self._event_recorder())
         self.worker.frameReady.connect(self._on_frame)
         self.worker.failed.connect(self._on_failed)
         self.worker.sourceOpened.connect(self._on_opened)
@@ -351,6 +353,16 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
+
+    def _event_recorder(self) -> EventRecorder | None:
+        """The gallery's event recorder when ``record_events`` is on and the gallery keeps events."""
+        if not self.settings.record_events:
+            return None
+        store = self.pipeline.gallery.store
+        if not keeps_events(store):
+            self.statusBar().showMessage("record_events is ignored: only a PostgreSQL gallery keeps events", 10000)
+            return None
+        return EventRecorder(store, self.settings.event_retention_days)
 
     def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
         if self.inbox is not None:

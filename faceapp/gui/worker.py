@@ -32,6 +32,7 @@ from ..messages import for_gui
 from ..pipeline import Pipeline
 from ..track import Tracker, TrackResult
 from ..types import FaceResult
+from ..watch import Event, TrackEvents
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class ProcessingWorker(BackgroundThread):
         open_source: opens the frame source (called on the worker thread).
         on_result: called on the worker thread with each frame's faces (e.g. the
             unknown-faces inbox); an exception there stops the loop like any other.
+        record: called on the worker thread with each event of a tracked face (its
+            decision settled or changed, see :class:`~faceapp.watch.TrackEvents`), e.g.
+            an :class:`~faceapp.watch.EventRecorder`; ``None`` records nothing.
 
     Signals:
         frameReady: a new :class:`FrameResult` is in the mailbox (call :meth:`take`).
@@ -146,8 +150,11 @@ class ProcessingWorker(BackgroundThread):
     sourceOpened = Signal(str)
 
     def __init__(self, pipeline: Pipeline, open_source: Callable[[], FrameSource],
-                 on_result: Callable[[Sequence[FaceResult | TrackResult]], None] | None = None) -> None:
+                 on_result: Callable[[Sequence[FaceResult | TrackResult]], None] | None = None,
+                 record: Callable[[Event], None] | None = None) -> None:
         super().__init__()
+        self._record = record
+        self._decided = TrackEvents()
         self.pipeline = pipeline
         self._open_source = open_source
         self._on_result = on_result
@@ -197,10 +204,14 @@ class ProcessingWorker(BackgroundThread):
                 if self._embed_all.is_set():
                     faces = self.pipeline.match_image(frame, still=False).faces
                     self.tracker.reset()
+                    self._decided.reset()
                 else:
                     faces = self.pipeline.track_frame(frame, self.tracker)
                 if self._on_result is not None:
                     self._on_result(faces)
+                if self._record is not None:
+                    for event in self._decided.update(faces, time.time(), source.name):
+                        self._record(event)
                 now = time.perf_counter()
                 dt = now - last
                 last = now
