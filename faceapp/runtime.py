@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
@@ -410,6 +411,9 @@ class OpenVinoBackend:
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
         self._compiled = compiled
+        # One infer request serves every call; a request runs one inference at a time, and the
+        # GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
+        self._request_lock = threading.Lock()
         self._request = compiled.create_infer_request()
         self._output = compiled.output(0)
         self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU"
@@ -418,7 +422,8 @@ class OpenVinoBackend:
         self._output = self._compiled.output(name)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._request.infer({0: x})[self._output])
+        with self._request_lock:
+            return np.array(self._request.infer({0: x})[self._output])  # a copy: the request's buffer is reused
 
 
 Opener = Callable[[str], Backend]

@@ -278,3 +278,34 @@ def test_build_writes_only_files_whose_hash_matches(tmp_path):
     assert target.read_bytes() == b"shipped" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
     assert write_checked(target, b"expected", hashlib.sha256(b"expected").hexdigest())
     assert target.read_bytes() == b"expected"
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_embeds_from_several_threads_at_once(tmp_path):
+    """The GUI embeds from its worker and from the GUI thread: every call gets its own answer."""
+    import threading
+
+    bundled = models.resolve_embedder(None)
+    emb = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 255, (2, 112, 112, 3), dtype=np.uint8) for _ in range(4)]
+    expected = [emb.embed(b) for b in batches]
+    got: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(15):
+                got[i].append(emb.embed(batches[i]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i in range(4):
+        for out in got[i]:
+            np.testing.assert_allclose(out, expected[i], atol=1e-6)
