@@ -46,7 +46,7 @@ from .errors import (
     UnknownPersonError,
 )
 from .sqlite_store import new_row_id
-from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name
+from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name, unknown_person
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ class PostgresStore:
             "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t "
             "ON t.person_id = p.id WHERE lower(p.name) = lower(%s) GROUP BY p.id", (normalise_name(name),))
         if not rows:
-            raise UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
+            raise unknown_person(name)
         i, n, c, t = rows[0]
         return Person(int(i), n, int(c), float(t))
 
@@ -454,7 +454,7 @@ class PostgresStore:
         cur.execute("SELECT id FROM persons WHERE lower(name) = lower(%s)", (normalise_name(name),))
         row = cur.fetchone()
         if row is None:
-            raise UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
+            raise unknown_person(name)
         return int(row[0])
 
     def _check_model(self, cur: Any, model_id: str, dim: int) -> None:
@@ -498,7 +498,7 @@ class PostgresStore:
                 )
             if row is None:
                 if not create:
-                    raise UnknownPersonError(f"no person named {clean!r} in the gallery; see `faceapp-cli list`")
+                    raise unknown_person(clean)
                 pid = new_row_id()
                 cur.execute("INSERT INTO persons (id, name, created_at) VALUES (%s, %s, %s)", (pid, clean, now))
             else:

@@ -39,7 +39,7 @@ from .errors import (
     GalleryReadOnlyError,
     UnknownPersonError,
 )
-from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name
+from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name, unknown_person
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class SQLiteStore:
             (normalise_name(name),),
         )
         if not rows:
-            raise UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
+            raise unknown_person(name)
         i, n, c, t = rows[0]
         return Person(int(i), n, int(c), float(t))
 
@@ -368,7 +368,7 @@ class SQLiteStore:
     def _person_id(db: sqlite3.Connection, name: str) -> int:
         row = db.execute("SELECT id FROM persons WHERE name = ? COLLATE NOCASE", (normalise_name(name),)).fetchone()
         if row is None:
-            raise UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
+            raise unknown_person(name)
         return int(row[0])
 
     def _check_model(self, db: sqlite3.Connection, model_id: str, dim: int) -> None:
@@ -400,7 +400,7 @@ class SQLiteStore:
                 )
             if row is None:
                 if not create:
-                    raise UnknownPersonError(f"no person named {clean!r} in the gallery; see `faceapp-cli list`")
+                    raise unknown_person(clean)
                 pid = int(db.execute("INSERT INTO persons (name, created_at) VALUES (?, ?)", (clean, now)).lastrowid or 0)
             else:
                 pid = int(row[0])

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import GalleryError
+from .errors import GalleryError, UnknownPersonError
 
 MAX_NAME_LENGTH = 200
 # Unicode categories a name may not contain: controls, format characters (zero-width
@@ -51,6 +51,11 @@ def normalise_name(name: str) -> str:
                 f"(found U+{ord(ch):04X}); type the name again"
             )
     return clean
+
+
+def unknown_person(name: str) -> UnknownPersonError:
+    """The error for a name that is not enrolled (every store says it the same way)."""
+    return UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
 
 
 @dataclass(frozen=True)
