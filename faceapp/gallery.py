@@ -105,13 +105,6 @@ class Gallery:
         """Each stored template of a person with its crop, quality, source and time."""
         return self.store.samples(name)
 
-    def templates(self, name: str) -> list[tuple[int, np.ndarray, bytes | None, float]]:
-        """``(template_id, embedding, crop, created_at)`` for each of a person's templates."""
-        samples = self.samples(name)
-        state = self.store.state()
-        dim = state.dim or 0
-        vectors = self.store.embeddings(np.array([s.template_id for s in samples], np.int64), dim)
-        return [(s.template_id, vectors[i], s.crop, s.created_at) for i, s in enumerate(samples)]
 
     def all_thumbnails(self) -> Iterator[tuple[str, int, bytes]]:
         """``(name, template_id, encoded aligned crop)`` for every stored face crop."""
@@ -377,7 +370,7 @@ class Gallery:
         if probes.ndim == 1:
             probes = probes[None]
         with self._mutex:
-            state = self.store.state()
+            state = self._state or self.store.state()  # search() has just synced, as a rule
             cached = self._negatives
             if cached is None or cached[:2] != (state.generation, model_id):
                 pids, vectors = self.store.negatives(model_id)

@@ -37,10 +37,6 @@ class CopyReport:
     skipped: tuple[str, ...] = ()
 
 
-def _negative_count(store: Store, models: list[str]) -> int:
-    return sum(len(store.negatives(m)[0]) for m in models)
-
-
 def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] | None = None) -> CopyReport:
     """Copy every person of ``src`` into the empty ``dst`` and check the counts.
 
@@ -90,8 +86,9 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
     if dst.count_persons() != len(people):
         problems.append(f"{dst.count_persons()} people instead of {len(people)}")
     want_neg = sum(len(negatives.get(p.id, [])) for p in people)
-    if model is not None and _negative_count(dst, [model]) != want_neg:
-        problems.append(f"{_negative_count(dst, [model])} negative samples instead of {want_neg}")
+    got_neg = len(dst.negatives(model)[0]) if model is not None else want_neg
+    if got_neg != want_neg:
+        problems.append(f"{got_neg} negative samples instead of {want_neg}")
     if problems:
         raise GalleryError(f"the copy in {dst.location} does not match {src.location}: {'; '.join(problems)}")
     return CopyReport(people=len(people), templates=got, negatives=want_neg,

@@ -45,8 +45,18 @@ from .errors import (
     SettingsError,
     UnknownPersonError,
 )
-from .sqlite_store import new_row_id
-from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name, unknown_person
+from .store import (
+    Changes,
+    Erased,
+    Person,
+    ReembedStatus,
+    ReembedWork,
+    Sample,
+    StoreState,
+    new_row_id,
+    normalise_name,
+    unknown_person,
+)
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,6 @@ def reembed(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.nd
         batches += 1
         if progress is not None:
             progress(done, total)
-    after = store.reembed_status(model_id)
     erased = store.finish_reembed(model_id)
     gallery.refresh(erased=True)
-    return ReembedReport(embedded=done, resumed=before.done, erased=erased, without_crop=after.without_crop)
+    return ReembedReport(embedded=done, resumed=before.done, erased=erased, without_crop=before.without_crop)

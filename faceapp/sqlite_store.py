@@ -39,7 +39,18 @@ from .errors import (
     GalleryReadOnlyError,
     UnknownPersonError,
 )
-from .store import Changes, Erased, Person, ReembedStatus, ReembedWork, Sample, StoreState, normalise_name, unknown_person
+from .store import (
+    Changes,
+    Erased,
+    Person,
+    ReembedStatus,
+    ReembedWork,
+    Sample,
+    StoreState,
+    new_row_id,
+    normalise_name,
+    unknown_person,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +103,6 @@ UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha25
 """
 
 
-def new_row_id() -> int:
-    """A random positive 53-bit row id for templates and negatives.
-
-    Ids are never reused, not even by a database restored from an older backup, so an index
-    built for another state of the gallery can never attach one person's vector to
-    another person's id. 53 bits keep ids exact in JSON.
-    """
-    return secrets.randbits(53) or 1
 
 
 def _like(text: str) -> str:

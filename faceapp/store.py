@@ -12,6 +12,7 @@ implement the same :class:`Store` protocol.
 
 from __future__ import annotations
 
+import secrets
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,16 @@ def normalise_name(name: str) -> str:
                 f"(found U+{ord(ch):04X}); type the name again"
             )
     return clean
+
+
+def new_row_id() -> int:
+    """A random positive 53-bit row id for templates and negatives.
+
+    Ids are never reused, not even by a database restored from an older backup, so an index
+    built for another state of the gallery can never attach one person's vector to
+    another person's id. 53 bits keep ids exact in JSON.
+    """
+    return secrets.randbits(53) or 1
 
 
 def unknown_person(name: str) -> UnknownPersonError:

@@ -34,7 +34,7 @@ INDEX_NAME = "index.hnsw"
 SIDECAR_NAME = "index.json"
 INDEX_FILES = (INDEX_NAME, SIDECAR_NAME)
 INDEX_KINDS = ("auto", "exact", "hnsw")
-# Exact search of 20,000 128-d templates took 0.4-1.2 ms per probe on a loaded 2-core
+# Exact search of 20,000 128-d templates took 0.3-1.2 ms per probe on a loaded 2-core
 # machine, against 0.1-0.5 ms for hnswlib (README, "Gallery search"); above this size the
 # exact index's cost grows past a millisecond while hnswlib's stays flat.
 EXACT_MAX_TEMPLATES = 20_000

@@ -760,7 +760,8 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """This run's command-line flags (never saved)."""
     ap = argparse.ArgumentParser(prog="faceapp", description="faceapp: live face matching from the webcam.")
     ap.add_argument("--source", help="camera index, video file or folder of images (default: the settings' camera)")
     ap.add_argument("--gallery", type=gallery_arg,
@@ -768,7 +769,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, help="embedder ONNX file for this run (not saved)")
     ap.add_argument("--provider", choices=list(PROVIDERS), help="for this run (not saved)")
     ap.add_argument("--config", type=Path, help="settings file")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="faceapp: %(message)s")
     try:
         layers = SettingsLayers(args.config, flags={"gallery": args.gallery, "model": args.model,
