@@ -225,8 +225,10 @@ def test_a_gallery_of_another_model_is_rebuilt_with_a_progress_bar(qtbot, window
 
 def test_the_app_opens_a_postgresql_gallery(qtbot, frames, tmp_path, data_dir, pg_dsn):
     from faceapp.config import gallery_arg
+    from faceapp.gui.app import parse_args
     from faceapp.pipeline import Pipeline
 
+    assert parse_args(["--gallery", pg_dsn]).gallery == pg_dsn  # an address stays text, not a Path
     with Pipeline(Settings(gallery=pg_dsn)) as desk:  # enrolled at another device
         desk.enroll("Ann", [desk.main_face(data_dir / "obama.jpg")])
     w = MainWindow(Settings(gallery=gallery_arg(pg_dsn)), source=str(frames), settings_path=tmp_path / "settings.toml")
@@ -309,10 +311,11 @@ def test_a_bad_model_is_refused_before_saving_in_the_apps_words(qtbot, window, t
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
     (tmp_path / "settings.toml").write_text("threshold = 0.5\n")
     w = window()
+    old = w.pipeline
     assert not w.apply_settings({"model": tmp_path / "nope.onnx"})
     assert (tmp_path / "settings.toml").read_text() == "threshold = 0.5\n"
     assert shown and "--" not in shown[0] and "Settings" in shown[0]
-    assert w.pipeline.embedder is not None  # the old pipeline is still in use
+    assert w.pipeline is old and w.pipeline.embedder is not None  # the old pipeline is still in use
 
 
 class BrokenFolder(FrameSource):
