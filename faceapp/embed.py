@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ class Embedder:
             (onnxruntime's CPU provider); see :mod:`faceapp.runtime`.
         model_sha256: the model's hash when already known (keys the cached choice).
         ort_model_path: an equivalent graph for onnxruntime (the bundled PRelu-free
-            rewrite of the same network), used instead of ``model_path`` on onnxruntime.
+            rewrite of the same network), used instead of ``model_path`` on onnxruntime; a
+            callable is called only when onnxruntime is opened (its file is hash-checked then).
         cache_dir: where timed choices and OpenVINO's compiled models are cached
             (default: the user cache directory).
         threads: CPU inference threads; ``None`` or 0 = :func:`faceapp.runtime.default_threads`.
@@ -46,7 +48,8 @@ class Embedder:
     """
 
     def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
-                 ort_model_path: Path | None = None, cache_dir: Path | None = None, threads: int | None = None) -> None:
+                 ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
+                 threads: int | None = None) -> None:
         from . import runtime
 
         self.model_path = Path(model_path)
@@ -56,8 +59,9 @@ class Embedder:
             avail = runtime.availability()
         except ImportError as exc:  # pragma: no cover - dependency missing
             raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        cache_root = cache_dir if cache_dir is not None else runtime.default_cache_dir()
-        ort_path = Path(ort_model_path) if ort_model_path is not None else self.model_path
+        from .config import default_cache_dir
+
+        cache_root = cache_dir if cache_dir is not None else default_cache_dir()
 
         n_threads = threads or runtime.default_threads()
         if model_sha256 is None:
@@ -69,6 +73,9 @@ class Embedder:
 
         def open_runtime(name: str) -> runtime.Backend:
             if name != "openvino":
+                # the variant is looked up (and hash-checked) only when onnxruntime is opened
+                variant = ort_model_path() if callable(ort_model_path) else ort_model_path
+                ort_path = Path(variant) if variant is not None else self.model_path
                 return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
             known = cache.get_metadata(sha)
             backend = runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads,
@@ -85,7 +92,6 @@ class Embedder:
         self.provider = self.backend.name
         self.runtime_name = self.backend.label
         self.provider_note = selection.note
-        self.runtime_timings_ms = selection.timings_ms
         meta = self.backend.metadata
         self.contract = self._contract(meta)
         try:

@@ -105,8 +105,8 @@ class Pipeline:
         self._embedder_file: models.ModelFile | None = None
         self._detector_file: models.ModelFile | None = None
         self._load_lock = threading.RLock()
-        # MediaPipe's detector is neither thread-safe nor safe to close while it runs: every
-        # detection and the close take this lock.
+        # Detection (from the GUI worker and the GUI thread) and close take this lock, so
+        # closing the pipeline waits for a detection in progress instead of failing it.
         self._detect_lock = threading.Lock()
 
     # ------------------------------------------------------------------ components
@@ -131,10 +131,11 @@ class Pipeline:
             if self._embedder is None:
                 from .embed import Embedder
 
-                self._embedder_file = models.resolve_embedder(self.settings.model)
+                file = models.resolve_embedder(self.settings.model)
+                self._embedder_file = file
                 self._embedder = Embedder(
-                    self._embedder_file.path, provider=self.settings.provider, model_sha256=self._embedder_file.sha256,
-                    ort_model_path=models.onnxruntime_variant(self._embedder_file), threads=self.settings.threads,
+                    file.path, provider=self.settings.provider, model_sha256=file.sha256,
+                    ort_model_path=lambda: models.onnxruntime_variant(file), threads=self.settings.threads,
                 )
                 log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
             return self._embedder

@@ -64,7 +64,6 @@ def import_openvino() -> Any:
     faceapp sends nothing anywhere: the telemetry package is hidden during the import, so
     OpenVINO falls back to its own no-op stub.
     """
-    import sys
 
     if "openvino" in sys.modules:
         return sys.modules["openvino"]
@@ -174,16 +173,6 @@ def _versions() -> str:
         except metadata.PackageNotFoundError:
             continue
     return ",".join(out)
-
-
-def default_cache_dir() -> Path:
-    """``FACEAPP_CACHE_DIR``, else the platform's user cache directory for faceapp."""
-    env = os.environ.get("FACEAPP_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("faceapp", appauthor=False))
 
 
 @dataclass(frozen=True)

@@ -309,3 +309,18 @@ def test_openvino_embeds_from_several_threads_at_once(tmp_path):
     for i in range(4):
         for out in got[i]:
             np.testing.assert_allclose(out, expected[i], atol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_the_onnxruntime_graph_is_looked_up_only_when_onnxruntime_opens(tmp_path):
+    bundled = models.resolve_embedder(None)
+    asked = []
+
+    def variant():
+        asked.append(1)
+        return models.onnxruntime_variant(bundled)
+
+    Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, ort_model_path=variant, cache_dir=tmp_path)
+    assert asked == []  # OpenVINO loads the original graph: the 38 MB variant is not hashed at start
+    Embedder(bundled.path, "cpu", model_sha256=bundled.sha256, ort_model_path=variant, cache_dir=tmp_path)
+    assert asked == [1]
