@@ -325,15 +325,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _event_store(store: Any) -> Any:
-    from .watch import keeps_events
-
-    if not keeps_events(store):
-        raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
-                           "(see 'Several devices' in the README)")
-    return store
-
-
 def _since(text: str) -> float:
     """``7d``, ``12h``, ``30m`` ago, or an ISO date/time, as Unix time."""
     import datetime as dt
@@ -353,9 +344,11 @@ def cmd_events(args: argparse.Namespace) -> int:
     import csv
     import datetime as dt
 
+    from .watch import require_event_store
+
     with _gallery(args) as gallery:
-        rows = _event_store(gallery.store).events(since=args.since, person=args.person,
-                                                  snapshots=args.export_snapshots is not None)
+        rows = require_event_store(gallery.store).events(since=args.since, person=args.person,
+                                                         snapshots=args.export_snapshots is not None)
     docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
              "decision": e.decision, "similarity": None if e.similarity is None else round(e.similarity, 4),
              "track_id": e.track_id, "box": [round(float(v), 1) for v in e.box] if e.box else None,

@@ -129,9 +129,7 @@ class EventRecorder:
                  snapshots: bool = False) -> None:
         import socket
 
-        if not keeps_events(store):
-            raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
-                               "(see 'Several devices' in the README)")
+        require_event_store(store)
         if retention_days <= 0:
             raise FaceappError("--retention-days must be more than 0")
         self.store = store
@@ -161,6 +159,18 @@ class EventRecorder:
 def keeps_events(store: Any) -> bool:
     """Whether a gallery store keeps an event history (a PostgreSQL gallery does, a folder does not)."""
     return hasattr(store, "add_events")
+
+
+def require_event_store(store: Any) -> Any:
+    """``store`` when it keeps an event history.
+
+    Raises:
+        FaceappError: it does not (a folder gallery).
+    """
+    if not keeps_events(store):
+        raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
+                           "(see 'Several devices' in the README)")
+    return store
 
 
 def _reopen(source: FrameSource, stop: threading.Event, emit: Callable[[Event], None]) -> bool:
