@@ -36,7 +36,8 @@ import numpy as np
 
 from .enrol import assess_sample, sample_score
 from .errors import GalleryError
-from .private import FILE_MODE, POSIX, create_private_file, make_private_dir
+from .private import FILE_MODE, POSIX, make_private_dir
+from .sqlite_store import open_private_db, truncate_wal
 from .track import TrackResult
 from .types import Decision, FaceResult
 
@@ -150,15 +151,9 @@ class UnknownInbox:
         self._last_purge = 0.0
         try:
             make_private_dir(self.path.parent)
-            # Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files
-            # the same mode as the database.
-            create_private_file(self.path)
-            if POSIX:
-                os.chmod(self.path, FILE_MODE)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            if POSIX and self.path.exists():
+                os.chmod(self.path, FILE_MODE)  # an older inbox file made with looser permissions
+            self._db = open_private_db(self.path, timeout=10.0)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise GalleryError(f"the unknown-faces inbox {self.path} cannot be opened ({exc}); "
@@ -185,7 +180,7 @@ class UnknownInbox:
         """Move everything into the database file and empty the write-ahead log, so deleted
         rows (zeroed by secure_delete) leave no copy in the log."""
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            truncate_wal(self._db, "the unknown-faces inbox")
 
     @staticmethod
     def _face(row: tuple[Any, ...]) -> InboxFace:
@@ -344,8 +339,8 @@ class UnknownInbox:
         self._erase_log()
 
     def close(self) -> None:
+        self._erase_log()
         with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     def __enter__(self) -> UnknownInbox:

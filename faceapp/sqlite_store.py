@@ -105,6 +105,36 @@ UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha25
 
 
 
+def open_private_db(path: Path, timeout: float) -> sqlite3.Connection:
+    """A writable SQLite database for biometric data: created ``0600`` (its ``-wal`` and
+    ``-shm`` files take the same mode), WAL, ``secure_delete``, ``synchronous=FULL``."""
+    private.create_private_file(path)
+    db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("PRAGMA synchronous = FULL")
+    return db
+
+
+def truncate_wal(db: sqlite3.Connection, what: str) -> bool:
+    """Empty the write-ahead log so no earlier page image of erased rows survives.
+
+    Returns:
+        Whether it was emptied (not while another connection still reads an older state).
+    """
+    try:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("could not clear the write-ahead log of %s (%s)", what, exc)
+        return False
+    if busy:
+        log.warning("another faceapp process is reading %s; its write-ahead log will be cleared when that "
+                    "process closes", what)
+    return not busy
+
+
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -191,14 +221,10 @@ class SQLiteStore:
                     db = sqlite3.connect(f"file:{self.db_path}?immutable=1", uri=True, isolation_level=None,
                                          check_same_thread=False)
             else:
-                private.create_private_file(self.db_path)
-                db = sqlite3.connect(str(self.db_path), timeout=self.lock_timeout, isolation_level=None,
-                                     check_same_thread=False)
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-            db.execute("PRAGMA secure_delete = ON")
-            db.execute("PRAGMA synchronous = FULL")
+                db = open_private_db(self.db_path, self.lock_timeout)
+            if self.read_only:
+                db.execute("PRAGMA foreign_keys = ON")
+                db.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
             self._db = db
             self._prepare_schema(db)
             return db
@@ -305,15 +331,7 @@ class SQLiteStore:
     def _clear_log(self) -> bool:
         """Empty the write-ahead log so no earlier page image of erased rows survives."""
         with self._mutex:
-            try:
-                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                log.warning("could not clear the gallery's write-ahead log (%s)", exc)
-                return False
-        if busy:
-            log.warning("another faceapp process is reading the gallery; its write-ahead log will be "
-                        "cleared when that process closes")
-        return not busy
+            return truncate_wal(self._db, "the gallery")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._mutex:
