@@ -47,6 +47,10 @@ class ReembedDialog(QProgressDialog):
         self.setCancelButton(None)  # type: ignore[arg-type]  # stopping half-way is safe but pointless
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.setMinimumDuration(0)
+        # Closed by the job's end only: a full bar must not hide the dialog before the
+        # gallery has switched models and the app has been told.
+        self.setAutoClose(False)
+        self.setAutoReset(False)
         self.error: str | None = None
         self.job = ReembedJob(pipeline)
         self.job.progress.connect(self._progress)
