@@ -167,17 +167,11 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 def _open_session(model_path: Path) -> Any:
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3  # warnings from the runtime are not the user's business
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # One thread, no spinning: the network is small enough that a thread pool costs more
-    # than it gains (measured in scripts/detector_runtimes.py), and idle spinning threads
-    # would take CPU from the embedder and the GUI between frames.
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    from .runtime import ort_options
 
+    # One thread: the network is small enough that a thread pool costs more than it gains
+    # (measured in scripts/detector_runtimes.py).
+    return ort.InferenceSession(str(model_path), sess_options=ort_options(threads=1), providers=["CPUExecutionProvider"])
 
 class FaceDetector:
     """MediaPipe's face detector (full-range or short-range model) in onnxruntime.

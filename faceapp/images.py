@@ -224,10 +224,13 @@ class Photo:
     scale: float
     path: Path
     max_pixels: int = MAX_PIXELS
+    data: bytes = field(default=b"", repr=False)
 
     def full(self) -> np.ndarray:
-        """The photo at full resolution (decoded again when ``scale`` < 1)."""
-        return self.image if self.scale == 1.0 else load_image(self.path, self.max_pixels)
+        """The photo at full resolution (decoded again, from the bytes already read, when ``scale`` < 1)."""
+        if self.scale == 1.0:
+            return self.image
+        return decode_image(self.data, str(self.path), self.max_pixels) if self.data else load_image(self.path, self.max_pixels)
 
 
 def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) -> Photo:
@@ -263,7 +266,7 @@ def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) ->
             scale = img.size[0] / full_w
             img.load()
             upright = ImageOps.exif_transpose(img) or img
-            return Photo(to_rgb8(upright), scale, p, max_pixels)
+            return Photo(to_rgb8(upright), scale, p, max_pixels, data if scale < 1.0 else b"")
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
