@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TEMPLATES_PER_ID = 5
 NOISE = 0.06  # per-dimension noise; gives same-identity cosine ~0.68 in 128-d
 QUERY_K = 10
+TRACKED_FRAMES = 100  # frames of the tracked-video case: enough to include the periodic re-embeddings
 
 
 BENCH_FACE = Path(__file__).resolve().parent / "data" / "bench_face.jpg"
@@ -86,19 +87,29 @@ def runtime_embedders(pipe: Any) -> dict[str, Any]:
     from .errors import ModelError
 
     avail = runtime.availability()
-    names = ["cpu"] + (["openvino"] if avail.openvino else []) + (["cuda"] if avail.cuda else [])
     file = pipe.embedder_file
+    int8 = models.runtime_variant(file, "openvino", "int8") if avail.openvino else None
+    wanted = [("cpu", "fp32")] + ([("openvino", "fp32")] if avail.openvino else []) + (
+        [("openvino", "int8")] if int8 is not None else []) + ([("cuda", "fp32")] if avail.cuda else [])
+    own = pipe.embedder
     out: dict[str, Any] = {}
-    for name in names:
-        if name == pipe.embedder.provider:
-            out[name] = pipe.embedder
+    for name, precision in wanted:
+        key = runtime_key(name, precision)
+        if key == runtime_key(own.provider, own.precision):
+            out[key] = own
             continue
         try:
-            out[name] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file),
-                                 threads=pipe.settings.threads)
+            out[key] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file),
+                                ov_model_path=int8 if precision == "int8" else None, precision=precision,
+                                threads=pipe.settings.threads)
         except ModelError as exc:
-            log.warning("the %s runtime is unusable here: %s", name, exc)
+            log.warning("the %s runtime is unusable here: %s", key, exc)
     return out
+
+
+def runtime_key(provider: str, precision: str) -> str:
+    """How bench names a runtime and precision: ``"cpu"``, ``"openvino"``, ``"openvino-int8"``, ``"cuda"``."""
+    return provider if precision == "fp32" else f"{provider}-{precision}"
 
 
 def bench_embedders(embedders: dict[str, Any], crops: np.ndarray, repeats: int) -> dict[str, Any]:
@@ -117,7 +128,8 @@ def bench_embedders(embedders: dict[str, Any], crops: np.ndarray, repeats: int) 
     return {
         name: {"runtime": emb.runtime_name, "batch_1_ms": float(np.median(times[name][1])),
                f"batch_{len(crops)}_ms": float(np.median(times[name][len(crops)])),
-               "max_abs_diff_to_cpu": float(np.abs(emb.embed(crops) - ref).max())}
+               "max_abs_diff_to_cpu": float(np.abs(emb.embed(crops) - ref).max()),
+               "min_cosine_to_cpu": float((emb.embed(crops) * ref).sum(axis=1).min())}
         for name, emb in embedders.items()
     }
 
@@ -129,7 +141,8 @@ def bench_pipeline(pipe: Any, repeats: int, seed: int, embedders: dict[str, Any]
     rng = np.random.default_rng(seed)
     face = bench_face(pipe)
     own = pipe.embedder
-    embedders = embedders or {own.provider: own}
+    own_key = runtime_key(own.provider, own.precision)
+    embedders = embedders or {own_key: own}
     out: dict[str, Any] = {"provider": own.provider_note, "runtimes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         pipe._gallery = Gallery(Path(tmp))
@@ -143,12 +156,14 @@ def bench_pipeline(pipe: Any, repeats: int, seed: int, embedders: dict[str, Any]
                 out["runtimes"][name] = {"runtime": embedder.runtime_name}
                 for n in (1, 5):
                     out["runtimes"][name][f"{n}_face"] = _time_frames(pipe, make_frame(face, n, seed=seed), repeats)
+                out["runtimes"][name]["5_face_tracked"] = _time_tracked(pipe, make_frame(face, 5, seed=seed),
+                                                                        max(TRACKED_FRAMES, repeats))
         finally:
             pipe._embedder = own
             pipe._gallery.close()
             pipe._gallery = None
     for n in (1, 5):  # the figures of the runtime the pipeline uses, where earlier reports had them
-        out[f"{n}_face"] = out["runtimes"][own.provider][f"{n}_face"]
+        out[f"{n}_face"] = out["runtimes"][own_key][f"{n}_face"]
     return out
 
 
@@ -173,6 +188,25 @@ def _time_frames(pipe: Any, frame: np.ndarray, repeats: int) -> dict[str, Any]:
     }
 
 
+def _time_tracked(pipe: Any, frame: np.ndarray, frames: int) -> dict[str, Any]:
+    """Mean milliseconds per frame of the live view's path (``Pipeline.track_frame``) on a video.
+
+    The video is ``frame`` drifting sideways a few pixels a frame, so that every face is
+    followed by the tracker and embedded only when its track needs it.
+    """
+    from .track import Tracker
+
+    video = [np.roll(frame, 3 * (i % 8), axis=1) for i in range(frames)]
+    tracker = Tracker()
+    walls = []
+    for image in video:
+        t0 = time.perf_counter()
+        pipe.track_frame(image, tracker)
+        walls.append((time.perf_counter() - t0) * 1e3)
+    return {"frames": frames, "mean_ms": float(np.mean(walls)), "p90_ms": float(np.quantile(walls, 0.9)),
+            "embedded_per_frame": tracker.embedded / frames}
+
+
 def bench_cold_start(pipe: Any, runs: int) -> dict[str, Any]:
     """Seconds from process start to exit of ``faceapp-cli match`` on one frame, ``runs`` times.
 
@@ -190,7 +224,7 @@ def bench_cold_start(pipe: Any, runs: int) -> dict[str, Any]:
         frame = Path(tmp) / "frame.jpg"
         Image.fromarray(make_frame(face, 1)).save(frame, quality=92)
         cmd = [sys.executable, "-m", "faceapp.cli", "--gallery", str(Path(tmp) / "gallery"), "--provider", s.provider,
-               "--detector", s.detector]
+               "--precision", s.precision, "--detector", s.detector]
         if s.model is not None:
             cmd += ["--model", str(s.model)]
         cmd += ["match", str(frame)]
@@ -293,11 +327,12 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
             e = bench_embedders(embedders, crops, repeats)
             doc["embedder"] = e
             lines += ["", f"embedder alone, aligned faces, median of {repeats} (in use: {pipe.embedder.provider_note}):", "",
-                      "| runtime | batch 1 | batch 5 | per face at batch 5 | max abs diff to onnxruntime CPU |",
-                      "| --- | --- | --- | --- | --- |"]
+                      "| runtime | batch 1 | batch 5 | per face at batch 5 | max abs diff to onnxruntime CPU "
+                      "| min cosine to onnxruntime CPU |",
+                      "| --- | --- | --- | --- | --- | --- |"]
             for r in e.values():
                 lines.append(f"| {r['runtime']} | {r['batch_1_ms']:.1f} ms | {r['batch_5_ms']:.1f} ms | "
-                             f"{r['batch_5_ms'] / 5:.1f} ms | {r['max_abs_diff_to_cpu']:.1e} |")
+                             f"{r['batch_5_ms'] / 5:.1f} ms | {r['max_abs_diff_to_cpu']:.1e} | {r['min_cosine_to_cpu']:.4f} |")
             say("timing the pipeline ...")
             p = bench_pipeline(pipe, repeats, seed, embedders)
             doc["pipeline"] = p
@@ -312,6 +347,12 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
                         f"{t['embed_ms']:.1f} ms | {t['search_ms']:.2f} ms | **{t['total_ms']:.1f} ms** "
                         f"({t['total_p90_ms']:.1f}) |"
                     )
+            lines += ["", "live view, 5 tracked faces drifting across a 640x480 video (Pipeline.track_frame):", "",
+                      "| runtime | frames | faces embedded per frame | mean per frame (p90) |", "| --- | --- | --- | --- |"]
+            for r in p["runtimes"].values():
+                t = r["5_face_tracked"]
+                lines.append(f"| {r['runtime']} | {t['frames']} | {t['embedded_per_frame']:.2f} | "
+                             f"**{t['mean_ms']:.1f} ms** ({t['p90_ms']:.1f}) |")
         if cold_starts > 0:
             say("timing cold starts ...")
             c = bench_cold_start(pipe, cold_starts)

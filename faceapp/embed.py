@@ -34,9 +34,14 @@ class Embedder:
         ort_model_path: an equivalent graph for onnxruntime (the bundled PRelu-free
             rewrite of the same network), used instead of ``model_path`` on onnxruntime; a
             callable is called only when onnxruntime is opened (its file is hash-checked then).
+        ov_model_path: a graph for OpenVINO to load instead of ``model_path`` (the bundled
+            int8 graph when ``precision`` is ``"int8"``), or a callable giving it (or ``None``)
+            when OpenVINO is opened.
+        precision: the precision of ``ov_model_path``'s graph (``"int8"`` or ``"fp32"``); it
+            keys the cached runtime choice and is shown in the runtime's name.
         cache_dir: where timed choices and OpenVINO's compiled models are cached
             (default: the user cache directory).
-        threads: CPU inference threads; ``None`` or 0 = :func:`faceapp.runtime.default_threads`.
+        threads: CPU inference threads; ``None`` or 0 = the runtime's default (every core).
 
     Attributes:
         provider: the runtime in use (``"cpu"``, ``"openvino"`` or ``"cuda"``).
@@ -49,7 +54,8 @@ class Embedder:
 
     def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
                  ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, ov_model_path: Path | Callable[[], Path | None] | None = None,
+                 precision: str = "fp32") -> None:
         from . import runtime
 
         self.model_path = Path(model_path)
@@ -63,7 +69,7 @@ class Embedder:
 
         cache_root = cache_dir if cache_dir is not None else default_cache_dir()
 
-        n_threads = threads or runtime.default_threads()
+        n_threads = threads or 0
         if model_sha256 is None:
             from .models import sha256_file
 
@@ -78,15 +84,17 @@ class Embedder:
                 ort_path = Path(variant) if variant is not None else self.model_path
                 return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
             known = cache.get_metadata(sha)
-            backend = runtime.OpenVinoBackend(self.model_path, cache_dir=cache_root / "openvino", threads=n_threads,
-                                              known_metadata=known)
+            variant = ov_model_path() if callable(ov_model_path) else ov_model_path
+            backend = runtime.OpenVinoBackend(Path(variant) if variant is not None else self.model_path,
+                                              cache_dir=cache_root / "openvino", threads=n_threads,
+                                              precision=precision if variant is not None else "fp32", known_metadata=known)
             if known is None and backend.metadata:
                 cache.put_metadata(sha, backend.metadata)
             return backend
 
         selection = runtime.select(
             provider, open_runtime, avail=avail, model_sha256=model_sha256, cache=cache, probe=self._probe,
-            machine=f"{runtime.machine_key()}|threads={n_threads}",
+            machine=f"{runtime.machine_key()}|threads={n_threads}|precision={precision}",
         )
         self.backend = selection.backend
         self.provider = self.backend.name
@@ -134,6 +142,11 @@ class Embedder:
         h, w = contract.input_size
         shape = (1, 3, h, w) if contract.layout == "NCHW" else (1, h, w, 3)
         return np.random.default_rng(0).uniform(-1.0, 1.0, shape).astype(np.float32)
+
+    @property
+    def precision(self) -> str:
+        """``"int8"`` when the runtime in use runs the quantised graph, else ``"fp32"``."""
+        return str(getattr(self.backend, "precision", "fp32"))
 
     @property
     def session(self) -> Any:

@@ -154,12 +154,20 @@ def resolve_embedder(path: Path | None) -> ModelFile:
     return check(path if path is not None else bundled_path(ROLE_EMBEDDER))
 
 
-def onnxruntime_variant(model: ModelFile) -> Path | None:
-    """The checked equivalent graph onnxruntime should load instead of ``model``, if one is shipped.
+def runtime_variant(model: ModelFile, runtime: str, precision: str = "fp32") -> Path | None:
+    """The checked graph ``runtime`` should load instead of ``model``, if one is shipped.
 
-    The manifest may list, for a bundled model, a rewrite of the same network that gives
-    the same outputs and runs faster on onnxruntime (``"variant_of"`` names the model,
-    ``"runtime"`` is ``"onnxruntime"``). User-supplied models have none.
+    The manifest may list, for a bundled model, other graphs of the same network
+    (``"variant_of"`` names the model): a rewrite that gives the same outputs and runs
+    faster on onnxruntime (``"runtime": "onnxruntime"``), or a statically quantised graph
+    for OpenVINO (``"runtime": "openvino", "precision": "int8"``) whose embeddings stay
+    within a cosine of 0.99 of the model's. Either keeps the model's identity: templates
+    made with one are compared with those made by the other. User-supplied models have none.
+
+    Args:
+        model: the checked embedder.
+        runtime: ``"onnxruntime"`` or ``"openvino"``.
+        precision: ``"fp32"`` (same outputs) or ``"int8"``.
 
     Raises:
         ModelError: the variant is listed but missing or damaged.
@@ -167,6 +175,12 @@ def onnxruntime_variant(model: ModelFile) -> Path | None:
     if not model.bundled:
         return None
     for entry in manifest()["files"]:
-        if entry.get("variant_of") == model.path.name and entry.get("runtime") == "onnxruntime":
+        if (entry.get("variant_of") == model.path.name and entry.get("runtime") == runtime
+                and entry.get("precision", "fp32") == precision):
             return check(models_dir() / entry["file"]).path
     return None
+
+
+def onnxruntime_variant(model: ModelFile) -> Path | None:
+    """The checked equivalent fp32 graph onnxruntime should load instead of ``model``, if one is shipped."""
+    return runtime_variant(model, "onnxruntime")

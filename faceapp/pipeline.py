@@ -95,10 +95,14 @@ class Pipeline:
 
     Args:
         settings: thresholds, model paths, provider, gallery location.
+        interactive: the pipeline serves a live view that shares the CPU with a camera and
+            a display; with ``threads = 0`` the embedder then leaves a core free on small
+            CPUs (:func:`faceapp.runtime.default_threads`).
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, interactive: bool = False) -> None:
         self.settings = settings or Settings()
+        self.interactive = interactive
         self._detector = None
         self._embedder = None
         self._gallery = None
@@ -130,12 +134,17 @@ class Pipeline:
         with self._load_lock:
             if self._embedder is None:
                 from .embed import Embedder
+                from .runtime import default_threads
 
                 file = models.resolve_embedder(self.settings.model)
                 self._embedder_file = file
+                precision = self.settings.precision
                 self._embedder = Embedder(
                     file.path, provider=self.settings.provider, model_sha256=file.sha256,
-                    ort_model_path=lambda: models.onnxruntime_variant(file), threads=self.settings.threads,
+                    ort_model_path=lambda: models.runtime_variant(file, "onnxruntime"),
+                    ov_model_path=lambda: models.runtime_variant(file, "openvino", precision) if precision != "fp32" else None,
+                    precision=precision,
+                    threads=self.settings.threads or default_threads(interactive=self.interactive),
                 )
                 log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
             return self._embedder

@@ -253,16 +253,18 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def default_threads(cpus: int | None = None) -> int:
+def default_threads(cpus: int | None = None, *, interactive: bool = False) -> int:
     """Inference threads for ``cpus`` cores (default: this machine's).
 
-    On small CPUs (up to 4 cores) one core is left to the GUI, the camera and the
-    detector, which share it with inference: on a busy 2-core machine one inference
-    thread was about 1.8x faster than two (see README, "Performance"). Larger CPUs use
-    every core (returned as 0: the runtime's own default).
+    Photos and frames processed one after another (the command line, ``bench``) use every
+    core: on a quiet 2-core machine two threads embed a face in about 0.6x the time of one
+    (see README, "Performance"). An ``interactive`` caller (the GUI's live view, where the
+    camera, the display and the detector share the CPU with inference) leaves one core free
+    on small CPUs (up to 4 cores): on a busy 2-core machine one inference thread was about
+    1.8x faster than two. Returned as 0 where the runtime's own default (every core) is meant.
     """
     n = cpus if cpus is not None else (os.cpu_count() or 1)
-    return max(1, n - 1) if n <= 4 else 0
+    return max(1, n - 1) if interactive and n <= 4 else 0
 
 
 def ort_options(threads: int = 0) -> Any:
@@ -341,7 +343,10 @@ class OrtBackend:
 
 @dataclass
 class OpenVinoBackend:
-    """The OpenVINO runtime on the CPU, fp32 inference, latency hint, dynamic batch.
+    """The OpenVINO runtime on the CPU, latency hint, dynamic batch.
+
+    Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
+    quantised layers in int8.
 
     Compiled networks are cached in ``cache_dir`` (OpenVINO's own model cache). When the
     model's metadata is passed in as well (kept from an earlier load), the ONNX file is
@@ -352,12 +357,15 @@ class OpenVinoBackend:
         path: ONNX file.
         cache_dir: OpenVINO model cache folder, or ``None`` for none.
         threads: inference threads (0 = OpenVINO's default).
+        precision: ``"int8"`` when ``path`` is the statically quantised graph (shown in the
+            label), else ``"fp32"``.
         known_metadata: the model's ONNX metadata when already known, else ``None``.
     """
 
     path: Path
     cache_dir: Path | None = None
     threads: int = 0
+    precision: str = "fp32"
     known_metadata: InitVar[dict[str, str] | None] = None
     name: str = field(init=False, default="openvino")
     label: str = field(init=False)
@@ -405,7 +413,7 @@ class OpenVinoBackend:
         self._request_lock = threading.Lock()
         self._request = compiled.create_infer_request()
         self._output = compiled.output(0)
-        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU"
+        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (" int8" if self.precision == "int8" else "")
 
     def use_output(self, name: str) -> None:
         self._output = self._compiled.output(name)

@@ -99,3 +99,22 @@ def test_evaluate_command_on_real_photos(tmp_path, data_dir, capsys):
     assert main(args) == 0 and json.loads(capsys.readouterr().out)["other_day"] == doc["other_day"]
     assert main(["--gallery", str(tmp_path / "g"), "evaluate", str(people), "--strangers", str(tmp_path / "no")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_embedding_cache_is_kept_apart_per_precision(tmp_path):
+    """int8 and fp32 embeddings of the same model never share a cache entry."""
+    from types import SimpleNamespace
+
+    from faceapp.evaluate import _cache_key
+
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+
+    def pipe(precision):
+        return SimpleNamespace(model_id="m", embedder=SimpleNamespace(precision=precision),
+                               detector_file=SimpleNamespace(sha256="d"),
+                               settings=SimpleNamespace(min_face_size=0.0, min_detection_confidence=0.5))
+
+    items = [(photo, "a")]
+    assert _cache_key(pipe("int8"), items, "v") != _cache_key(pipe("fp32"), items, "v")
+    assert _cache_key(pipe("fp32"), items, "v") == _cache_key(pipe("fp32"), items, "v")

@@ -158,8 +158,27 @@ def test_unreadable_cache_is_ignored_and_rewritten(tmp_path, fake_clock):
 # ---------------------------------------------------------------------- the real runtimes
 
 
-def test_thread_default_leaves_a_core_free_on_small_cpus():
-    assert [runtime.default_threads(n) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
+def test_thread_default_leaves_a_core_free_only_for_the_live_view_on_small_cpus():
+    assert [runtime.default_threads(n, interactive=True) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
+    assert [runtime.default_threads(n) for n in (1, 2, 4, 16)] == [0, 0, 0, 0]  # every core
+
+
+def test_the_gui_pipeline_leaves_a_core_free_and_the_command_line_does_not(monkeypatch, tmp_path):
+    from faceapp.config import Settings
+    from faceapp.pipeline import Pipeline
+
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    seen = []
+
+    def fake_init(self, *args, **kwargs):
+        seen.append(kwargs["threads"])
+        self.provider_note = "fake"
+
+    monkeypatch.setattr("faceapp.embed.Embedder.__init__", fake_init)
+    for interactive in (False, True):
+        _ = Pipeline(Settings(gallery=tmp_path), interactive=interactive).embedder
+    _ = Pipeline(Settings(gallery=tmp_path, threads=2), interactive=True).embedder  # what the user set wins
+    assert seen == [0, 1, 2]
 
 
 def test_machine_key_names_the_runtime_versions():
@@ -209,7 +228,7 @@ def test_openvino_second_start_skips_parsing_the_model(tmp_path):
 def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
     bundled = models.resolve_embedder(None)
     emb = Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path)
-    key = f"{runtime.machine_key()}|threads={runtime.default_threads()}"
+    key = f"{runtime.machine_key()}|threads=0|precision=fp32"
     record = RuntimeCache(tmp_path / "runtime.json").get(bundled.sha256, key)
     assert record is not None and record["runtime"] == emb.provider
     assert set(record["timings_ms"]) == {"cpu", "openvino"} and "auto:" in emb.provider_note
@@ -324,3 +343,79 @@ def test_the_onnxruntime_graph_is_looked_up_only_when_onnxruntime_opens(tmp_path
     assert asked == []  # OpenVINO loads the original graph: the 38 MB variant is not hashed at start
     Embedder(bundled.path, "cpu", model_sha256=bundled.sha256, ort_model_path=variant, cache_dir=tmp_path)
     assert asked == [1]
+
+
+# ---------------------------------------------------------------------- the int8 graph
+
+
+def test_int8_variant_is_found_only_for_openvino_and_only_for_the_bundled_model(tmp_path):
+    bundled = models.resolve_embedder(None)
+    int8 = models.runtime_variant(bundled, "openvino", "int8")
+    assert int8 is not None and int8.name == "sface_int8.onnx"
+    assert models.runtime_variant(bundled, "onnxruntime", "int8") is None
+    assert models.runtime_variant(bundled, "openvino") is None  # OpenVINO's fp32 graph is the model itself
+    assert models.runtime_variant(bundled, "onnxruntime") == models.onnxruntime_variant(bundled)
+    copy = tmp_path / "mine.onnx"
+    copy.write_bytes(bundled.path.read_bytes())
+    assert models.runtime_variant(models.resolve_embedder(copy), "openvino", "int8") is None
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_int8_on_openvino_stays_within_a_cosine_of_099_of_fp32_and_says_so(tmp_path, faces):
+    bundled = models.resolve_embedder(None)
+    crops = np.stack([f.crop for f in faces.values()])
+    fp32 = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    int8 = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path, precision="int8",
+                    ov_model_path=lambda: models.runtime_variant(bundled, "openvino", "int8"))
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    assert int8.runtime_name.endswith("CPU int8") and not fp32.runtime_name.endswith("int8")
+    a, b = fp32.embed(crops), int8.embed(crops)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.99
+    assert np.abs(a - b).max() > 1e-4  # a different graph ran, not the fp32 one again
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_pipeline_precision_setting_picks_the_graph_openvino_loads(tmp_path):
+    from faceapp.config import Settings
+    from faceapp.errors import SettingsError
+    from faceapp.pipeline import Pipeline
+
+    for precision in ("int8", "fp32"):
+        with Pipeline(Settings(gallery=tmp_path / "g", provider="openvino", precision=precision)) as pipe:
+            assert pipe.embedder.precision == precision
+            assert pipe.embedder.backend.path.name == ("sface_int8.onnx" if precision == "int8" else "sface_fp32.onnx")
+    with Pipeline(Settings(gallery=tmp_path / "g", provider="cpu", precision="int8")) as pipe:
+        assert pipe.embedder.precision == "fp32"  # onnxruntime always runs the fp32 graph
+    with pytest.raises(SettingsError, match="precision must be one of int8, fp32"):
+        Settings(precision="int4")
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(monkeypatch, faces):
+    import build
+    import onnx
+    from onnx import numpy_helper
+
+    fp32 = models.resolve_embedder(None).path.read_bytes()
+    crops = np.stack([f.crop for f in faces.values()])
+    monkeypatch.setattr(build, "lfw_half", lambda faces_dir, half: [])
+    monkeypatch.setattr(build, "INT8_CALIBRATION_FACES", 1)
+    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: np.zeros((0, 112, 112, 3), np.uint8))
+    assert build.build_int8(fp32, Path("unused"), None) is None  # no photos: nothing to calibrate on, skipped
+
+    def damaging_quantiser(graph: bytes, calibration: np.ndarray) -> bytes:
+        model = onnx.load_from_string(graph)
+        gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+        init = next(i for i in model.graph.initializer if i.name == gemm.input[1])
+        w = numpy_helper.to_array(init)
+        init.CopyFrom(numpy_helper.from_array(w + np.random.default_rng(0).normal(0, 2 * w.std(), w.shape).astype(w.dtype),
+                                              init.name))
+        return model.SerializeToString()
+
+    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: crops)
+    monkeypatch.setattr(build, "quantise_int8", damaging_quantiser)
+    with pytest.raises(SystemExit, match="must be >= 0.99"):
+        build.build_int8(fp32, Path("unused"), None)
+    monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration: graph)
+    assert build.build_int8(fp32, Path("unused"), None) == fp32

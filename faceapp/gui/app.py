@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         self.resize(1180, 720)
         self.layers = _layers(settings, settings_path)
         self.source_spec = source
-        self.pipeline = Pipeline(self.settings)
+        self.pipeline = Pipeline(self.settings, interactive=True)
         self.worker: ProcessingWorker | None = None
         self.photo_job: PhotoJob | None = None
         self.photos: list[FrameResult | str | None] = []
@@ -694,7 +694,7 @@ class MainWindow(QMainWindow):
             return True
         try:
             candidate = dataclasses.replace(self.settings, **changes)
-            new = Pipeline(candidate)
+            new = Pipeline(candidate, interactive=True)
             try:
                 _ = new.embedder, new.gallery, new.model_id
                 len(new.gallery)

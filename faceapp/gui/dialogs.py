@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import PROVIDERS, Settings
+from ..config import PRECISIONS, PROVIDERS, Settings
 from ..enrol import EnrolmentGuide
 from ..errors import FaceappError
 from ..messages import for_gui
@@ -203,6 +203,10 @@ class SettingsDialog(QDialog):
         self.provider = QComboBox()
         self.provider.addItems(list(PROVIDERS))
         self.provider.setCurrentText(settings.provider)
+        self.precision = QComboBox()
+        self.precision.addItems(list(PRECISIONS))
+        self.precision.setCurrentText(settings.precision)
+        self.precision.setToolTip("int8: about twice as fast on OpenVINO, embeddings within a cosine of 0.99 of fp32")
         self.gallery = QLineEdit(str(settings.gallery or ""))
         self.gallery.setPlaceholderText(str(settings.gallery_dir()))
         self.inbox = QCheckBox("Collect faces the live view cannot name (unknown-faces inbox)")
@@ -223,6 +227,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model file", model_row)
         form.addRow("", self.info)
         form.addRow("Provider", self.provider)
+        form.addRow("Precision", self.precision)
         form.addRow("Gallery folder", self.gallery)
         form.addRow(self.inbox)
         form.addRow("Keep unknown faces for", self.retention)
@@ -243,7 +248,7 @@ class SettingsDialog(QDialog):
         new = dataclasses.replace(
             self._base,
             model=Path(self.model.text().strip()).expanduser() if self.model.text().strip() else None,
-            provider=self.provider.currentText(),
+            provider=self.provider.currentText(), precision=self.precision.currentText(),
             gallery=Path(self.gallery.text().strip()).expanduser() if self.gallery.text().strip() else None,
             inbox=self.inbox.isChecked(), inbox_retention_days=self.retention.value(),
         )
