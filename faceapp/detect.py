@@ -19,13 +19,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelError
 from .images import as_rgb8
 from .types import Detection
+
+if TYPE_CHECKING:
+    from .runtime import Backend, Selection
 
 NUM_KEYPOINTS = 6
 # Scores are computed for every anchor and filtered here, so that a changed
@@ -164,30 +167,64 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return out
 
 
-def _open_session(model_path: Path) -> Any:
-    import onnxruntime as ort
+def open_backend(model_path: Path, runtime_name: str = "cpu", *, threads: int = 0,
+                 cache_dir: Path | None = None) -> Backend:
+    """Load a detector network on ``"cpu"`` (onnxruntime) or ``"openvino"``.
 
-    from .runtime import ort_options
+    onnxruntime runs it on one thread: for a network this small its thread pool costs more
+    than it gains (``scripts/detector_runtimes.py``); OpenVINO uses ``threads`` (0 = every core).
 
-    # One thread: the network is small enough that a thread pool costs more than it gains
-    # (measured in scripts/detector_runtimes.py).
-    return ort.InferenceSession(str(model_path), sess_options=ort_options(threads=1), providers=["CPUExecutionProvider"])
+    Raises:
+        ModelError: the runtime cannot load the file.
+    """
+    from . import runtime
+
+    if runtime_name == "openvino":
+        return runtime.OpenVinoBackend(Path(model_path), cache_dir=cache_dir, threads=threads)
+    return runtime.OrtBackend(Path(model_path), threads=1)
+
+
+def select_backend(model: Path, model_sha256: str, requested: str, *, threads: int,
+                   cache_dir: Path) -> Selection:
+    """The detector's runtime: ``requested`` when it names a CPU runtime, else the faster one here.
+
+    Like the embedder's ``auto`` (:func:`faceapp.runtime.select`), both CPU runtimes are
+    timed on the detector once per model, machine and thread setting, and the choice is
+    cached; the detector never runs on CUDA.
+    """
+    from . import runtime
+
+    avail = runtime.availability()
+    wanted = requested if requested in runtime.CPU_RUNTIMES else "auto"
+
+    def probe(backend: Backend) -> np.ndarray:
+        return np.zeros(tuple(d or 1 for d in backend.input_shape), np.float32)
+
+    return runtime.select(
+        wanted, lambda name: open_backend(model, name, threads=threads, cache_dir=cache_dir / "openvino"),
+        avail=runtime.Availability(cuda=False, openvino=avail.openvino), model_sha256=model_sha256,
+        cache=runtime.RuntimeCache(cache_dir / "runtime.json"), probe=probe,
+        machine=f"{runtime.machine_key()}|threads={threads}",
+    )
+
 
 class FaceDetector:
-    """MediaPipe's face detector (full-range or short-range model) in onnxruntime.
+    """MediaPipe's face detector (full-range or short-range model) in onnxruntime or OpenVINO.
 
     Args:
         model_path: a face detection ``.onnx`` file built by ``models/build.py``.
         min_confidence: detections scoring below this are dropped.
         max_side: longest image side used for detection; larger images are downscaled.
         suppression: non-maximum suppression IoU threshold.
+        backend: the network already loaded on a runtime (:func:`select_backend`); default
+            onnxruntime on the CPU.
 
     Raises:
         ModelError: the file is not a detector faceapp can run.
     """
 
     def __init__(self, model_path: Path, *, min_confidence: float = 0.5, max_side: int = 1920,
-                 suppression: float = 0.3) -> None:
+                 suppression: float = 0.3, backend: Backend | None = None) -> None:
         self.model_path = Path(model_path)
         self.min_confidence = float(min_confidence)
         self.max_side = int(max_side)
@@ -197,20 +234,23 @@ class FaceDetector:
             raise ModelError(f"{self.model_path} is a TFLite file; faceapp runs the ONNX detectors "
                              "that `python models/build.py` makes from it")
         try:
-            self._session: Any = _open_session(self.model_path)
+            self._backend: Backend | None = backend if backend is not None else open_backend(self.model_path)
         except ImportError as exc:  # pragma: no cover - dependency missing
             raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        except Exception as exc:  # onnxruntime raises its own exception types
+        except ModelError as exc:
             raise ModelError(f"face detector {self.model_path} could not be loaded ({exc}); reinstall faceapp") from exc
-        inputs = self._session.get_inputs()
-        outputs = {o.name for o in self._session.get_outputs()}
-        shape = inputs[0].shape if len(inputs) == 1 else None
-        size = shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else None
-        if size not in ANCHOR_SPECS or not {"regressors", "classificators"} <= outputs:
+        b = self._backend
+        shape = b.input_shape if len(b.input_names) == 1 else None
+        size = shape[1] if shape and len(shape) == 4 else None
+        try:
+            self._outputs = (b.output_index("regressors"), b.output_index("classificators"))
+        except ValueError:
+            size = None
+        if size not in ANCHOR_SPECS:
             raise ModelError(f"{self.model_path} is not a BlazeFace detector built by models/build.py; "
                              "reinstall faceapp")
         self.input_size: int = size
-        self._input_name = inputs[0].name
+        self.runtime_name: str = b.label
         self._anchors = ANCHOR_SPECS[size].centres()
 
     def _candidates(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -218,10 +258,11 @@ class FaceDetector:
         size = self.input_size
         tensor, scale, dx, dy = letterbox(rgb, size)
         with self._lock:
-            session = self._session
-            if session is None:
+            backend = self._backend
+            if backend is None:
                 raise ModelError("the face detector was closed")
-            reg, cls = session.run(["regressors", "classificators"], {self._input_name: tensor})
+            outputs = backend.run_all(tensor)
+        reg, cls = outputs[self._outputs[0]], outputs[self._outputs[1]]
         if reg.shape[1] != len(self._anchors):
             raise ModelError(f"{self.model_path} gives {reg.shape[1]} boxes, expected {len(self._anchors)}")
         boxes, kps, scores = decode(reg[0], cls[0, :, 0], self._anchors, size, _SCORE_FLOOR)
@@ -283,7 +324,7 @@ class FaceDetector:
     def close(self) -> None:
         """Release the model; :meth:`detect` raises :class:`ModelError` afterwards."""
         with self._lock:
-            self._session = None
+            self._backend = None
 
     def __enter__(self) -> FaceDetector:
         return self

@@ -114,13 +114,14 @@ class Embedder:
             raise ModelError(
                 f"{self.model_path}: contract names input {self.contract.input_name!r} but the graph has {names}"
             )
-        if self.contract.output_name in self.backend.output_names:
-            self.backend.use_output(self.contract.output_name)
-        else:
+        try:
+            self.backend.output_index(self.contract.output_name)
+        except ValueError:
             raise ModelError(
                 f"{self.model_path}: contract names output {self.contract.output_name!r} but the graph has "
                 f"{self.backend.output_names}"
-            )
+            ) from None
+        self.backend.use_output(self.contract.output_name)
         self._mean = np.asarray(self.contract.mean, np.float32)
         self._inv_std = 1.0 / np.asarray(self.contract.std, np.float32)
         self._batch_fixed = self.backend.batch

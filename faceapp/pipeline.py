@@ -103,6 +103,7 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None, *, interactive: bool = False) -> None:
         self.settings = settings or Settings()
         self.interactive = interactive
+        self.detector_note = ""  # the detector's runtime and why, once it is loaded
         self._detector = None
         self._embedder = None
         self._gallery = None
@@ -119,14 +120,21 @@ class Pipeline:
     def detector(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._detector is None:
-                from .detect import FaceDetector
+                from .config import default_cache_dir
+                from .detect import FaceDetector, select_backend
 
-                self._detector_file = models.resolve_detector(self.settings.detector)
+                file = models.resolve_detector(self.settings.detector)
+                self._detector_file = file
+                selection = select_backend(file.path, file.sha256, self.settings.provider, threads=self._threads(),
+                                           cache_dir=default_cache_dir())
                 self._detector = FaceDetector(
-                    self._detector_file.path,
+                    file.path,
                     min_confidence=self.settings.min_detection_confidence,
                     max_side=self.settings.max_detect_side,
+                    backend=selection.backend,
                 )
+                self.detector_note = selection.note
+                log.info("detector %s on %s", file.path.name, selection.note)
             return self._detector
 
     @property
@@ -134,8 +142,6 @@ class Pipeline:
         with self._load_lock:
             if self._embedder is None:
                 from .embed import Embedder
-                from .runtime import default_threads
-
                 file = models.resolve_embedder(self.settings.model)
                 self._embedder_file = file
                 precision = self.settings.precision
@@ -144,10 +150,16 @@ class Pipeline:
                     ort_model_path=lambda: models.runtime_variant(file, "onnxruntime"),
                     ov_model_path=lambda: models.runtime_variant(file, "openvino", precision) if precision != "fp32" else None,
                     precision=precision,
-                    threads=self.settings.threads or default_threads(interactive=self.interactive),
+                    threads=self._threads(),
                 )
                 log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
             return self._embedder
+
+    def _threads(self) -> int:
+        """Inference threads: the setting, else every core (a live view leaves one free on small CPUs)."""
+        from .runtime import default_threads
+
+        return self.settings.threads or default_threads(interactive=self.interactive)
 
     @property
     def embedder_file(self) -> models.ModelFile:

@@ -238,6 +238,7 @@ class Backend(Protocol):
     label: str
     metadata: dict[str, str]
     input_names: list[str]
+    input_shape: tuple[int | None, ...]  # the first input's shape, None for a dynamic dimension
     output_names: list[str]
     batch: int | None  # fixed batch size, or None when dynamic
 
@@ -246,6 +247,12 @@ class Backend(Protocol):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The chosen output (by default the first) for input ``x``."""
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output for input ``x``, in the order of ``output_names``."""
+
+    def output_index(self, name: str) -> int:
+        """Position of the output called ``name`` among the outputs (ValueError when none is)."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -302,6 +309,7 @@ class OrtBackend:
     label: str = field(init=False)
     metadata: dict[str, str] = field(init=False)
     input_names: list[str] = field(init=False)
+    input_shape: tuple[int | None, ...] = field(init=False)
     output_names: list[str] = field(init=False)
     batch: int | None = field(init=False)
     session: Any = field(init=False, repr=False)
@@ -329,7 +337,8 @@ class OrtBackend:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         inputs = self.session.get_inputs()
         self.input_names = [i.name for i in inputs]
-        self.batch = inputs[0].shape[0] if isinstance(inputs[0].shape[0], int) else None
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
+        self.batch = self.input_shape[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._output = self.output_names[0]
         self._input = self.input_names[0]
@@ -339,6 +348,12 @@ class OrtBackend:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run([self._output], {self._input: x})[0])
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(y) for y in self.session.run(None, {self._input: x})]
+
+    def output_index(self, name: str) -> int:
+        return self.output_names.index(name)
 
 
 @dataclass
@@ -371,6 +386,7 @@ class OpenVinoBackend:
     label: str = field(init=False)
     metadata: dict[str, str] = field(init=False)
     input_names: list[str] = field(init=False)
+    input_shape: tuple[int | None, ...] = field(init=False)
     output_names: list[str] = field(init=False)
     batch: int | None = field(init=False)
 
@@ -403,8 +419,9 @@ class OpenVinoBackend:
                 compiled = core.compile_model(model, "CPU", config)
             self.input_names = [p.get_any_name() for p in compiled.inputs]
             self.output_names = [p.get_any_name() for p in compiled.outputs]
-            dim = compiled.input(0).get_partial_shape()[0]
-            self.batch = None if dim.is_dynamic else int(dim.get_length())
+            self.input_shape = tuple(None if d.is_dynamic else int(d.get_length())
+                                     for d in compiled.input(0).get_partial_shape())
+            self.batch = self.input_shape[0]
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
         self._compiled = compiled
@@ -421,6 +438,19 @@ class OpenVinoBackend:
     def run(self, x: np.ndarray) -> np.ndarray:
         with self._request_lock:
             return np.array(self._request.infer({0: x})[self._output])  # a copy: the request's buffer is reused
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        with self._request_lock:
+            result = self._request.infer({0: x})
+            return [np.array(result[out]) for out in self._compiled.outputs]
+
+    def output_index(self, name: str) -> int:
+        # A compiled output can carry several tensor names (the ONNX output's and an inner
+        # node's); ``output_names`` shows one of them.
+        for i, out in enumerate(self._compiled.outputs):
+            if name in out.get_names():
+                return i
+        raise ValueError(f"no output called {name!r}")
 
 
 Opener = Callable[[str], Backend]

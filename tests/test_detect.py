@@ -1,12 +1,17 @@
 """The detector's own parts: anchors, suppression, model checks (parity with MediaPipe is in
 test_detect_parity.py)."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from faceapp import models
 from faceapp.detect import ANCHOR_SPECS, FaceDetector, weighted_nms
 from faceapp.errors import ModelError
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def test_anchor_layouts_match_the_models():
@@ -18,7 +23,8 @@ def test_anchor_layouts_match_the_models():
     assert np.allclose(short[512:518], [0.5 / 8, 0.5 / 8])
     for kind in ("full", "short"):
         det = FaceDetector(models.resolve_detector(kind).path)
-        assert len(det._anchors) == det._session.get_outputs()[0].shape[1]
+        size = det.input_size
+        assert len(det._anchors) == det._backend.run_all(np.zeros((1, size, size, 3), np.float32))[0].shape[1]
 
 
 def test_weighted_suppression_merges_overlaps_by_score():
@@ -47,3 +53,41 @@ def test_closed_detector_says_so():
     det.close()
     with pytest.raises(ModelError, match="closed"):
         det.detect(np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
+@pytest.mark.parametrize("kind", ["full", "short"])
+def test_openvino_finds_the_same_faces_as_onnxruntime(kind, tmp_path):
+    from faceapp.detect import open_backend
+    from faceapp.images import load_image
+
+    path = models.resolve_detector(kind).path
+    ort = FaceDetector(path)
+    ov = FaceDetector(path, backend=open_backend(path, "openvino", cache_dir=tmp_path))
+    assert ort.runtime_name.startswith("onnxruntime") and ov.runtime_name.startswith("OpenVINO")
+    for photo in ("obama.jpg", "t1.jpg", "biden.jpg"):
+        image = load_image(DATA / photo)
+        a, b = ort.detect(image), ov.detect(image)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b):
+            side = x.box[2] - x.box[0]
+            assert abs(x.score - y.score) < 1e-3
+            assert np.abs(np.subtract(x.box, y.box)).max() < 1e-3 * side
+            assert np.abs(x.keypoints - y.keypoints).max() < 1e-3 * side
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
+def test_detector_runtime_follows_the_provider_and_auto_times_and_caches(tmp_path):
+    from faceapp import runtime
+    from faceapp.detect import select_backend
+
+    file = models.resolve_detector("full")
+    assert select_backend(file.path, file.sha256, "cpu", threads=1, cache_dir=tmp_path).backend.name == "cpu"
+    assert select_backend(file.path, file.sha256, "openvino", threads=1, cache_dir=tmp_path).backend.name == "openvino"
+    assert not (tmp_path / "runtime.json").exists()  # nothing was timed
+    for requested in ("auto", "cuda"):  # the detector never runs on CUDA: both time the CPU runtimes
+        chosen = select_backend(file.path, file.sha256, requested, threads=1, cache_dir=tmp_path / requested)
+        record = runtime.RuntimeCache(tmp_path / requested / "runtime.json").get(
+            file.sha256, f"{runtime.machine_key()}|threads=1")
+        assert record is not None and set(record["timings_ms"]) == {"cpu", "openvino"}
+        assert chosen.backend.name == record["runtime"] and "auto:" in chosen.note

@@ -260,8 +260,9 @@ class MainWindow(QMainWindow):
     def _load_models(self) -> None:
         try:
             emb = self.pipeline.embedder
+            _ = self.pipeline.detector
             self.provider_label.setText(f"runtime: {emb.runtime_name}")
-            self.provider_label.setToolTip(emb.provider_note)
+            self.provider_label.setToolTip(f"embedder: {emb.provider_note}\ndetector: {self.pipeline.detector_note}")
             self._sync_controls()
             self._open_inbox()
             self.refresh_gallery_size()
