@@ -93,7 +93,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     try:
                         if item.error is not None:
                             raise item.error
-                        faces.append(pipe.main_face(item.value))
+                        faces.append(pipe.main_face(item.value, embed=False))  # embedded together below
                         sources.append(item.source.name)
                     except FaceappError as exc:
                         report["bad_images"].append({"image": str(item.source), "error": str(exc)})
@@ -102,7 +102,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 if not faces:
                     report["skipped_people"].append({"person": name, "reason": "no usable face in any photo"})
                     continue
-                person = pipe.enroll(name, faces, sources=sources, add=args.add)
+                person = pipe.enroll(name, pipe.embed_faces(faces), sources=sources, add=args.add)
                 report["enrolled"].append({"person": person.name, "added": len(faces), "templates": person.templates})
     lines = [f"enrolled {e['person']}: {e['added']} photo(s)" for e in report["enrolled"]]
     lines += [f"skipped {s['person']}: {s['reason']}" for s in report["skipped_people"]]

@@ -246,11 +246,24 @@ class Pipeline:
             crops.append(crop)
             faces.append(Face(detection=det, crop=crop, quality=q))
         t2 = time.perf_counter()
-        if embed and faces:
-            emb = self.embedder.embed(np.stack(crops))
-            faces = [Face(f.detection, f.crop, f.quality, emb[i]) for i, f in enumerate(faces)]
+        if embed:
+            faces = self.embed_faces(faces)
         t3 = time.perf_counter()
         return faces, StageTimes(detect=(t1 - t0) * 1e3, align=(t2 - t1) * 1e3, embed=(t3 - t2) * 1e3)
+
+    def embed_faces(self, faces: Sequence[Face]) -> list[Face]:
+        """``faces`` with their embeddings, all computed in one embedder call.
+
+        Faces that already carry an embedding are returned as they are.
+        """
+        todo = [i for i, f in enumerate(faces) if f.embedding is None]
+        out = list(faces)
+        if todo:
+            emb = self.embedder.embed(np.stack([faces[i].crop for i in todo]))
+            for row, i in enumerate(todo):
+                f = faces[i]
+                out[i] = Face(f.detection, f.crop, f.quality, emb[row])
+        return out
 
     @staticmethod
     def _to_full_resolution(photo: Photo, detections: list[Detection],
@@ -324,14 +337,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ single-face helpers
 
-    def main_face(self, image: np.ndarray | str | Path | Photo, name: str = "the image") -> Face:
+    def main_face(self, image: np.ndarray | str | Path | Photo, name: str = "the image", *, embed: bool = True) -> Face:
         """The one face a photo is about: the only face, or the clearly largest one.
+
+        Only that face is embedded, and only when ``embed`` is true (several photos' faces
+        can then be embedded in one call with :meth:`embed_faces`).
 
         Raises:
             NoFaceError: no face was found.
             ManyFacesError: several faces of similar size.
         """
-        faces, _ = self.analyze(image)
+        faces, _ = self.analyze(image, embed=False)
         label = str(image) if isinstance(image, (str, Path)) else str(image.path) if isinstance(image, Photo) else name
         if not faces:
             raise NoFaceError(f"no face found in {label}; use a photo where the face is clearly visible")
@@ -339,7 +355,7 @@ class Pipeline:
             raise ManyFacesError(
                 f"{label} shows {len(faces)} faces of similar size; crop it to one person or use another photo"
             )
-        return faces[0]
+        return self.embed_faces(faces[:1])[0] if embed else faces[0]
 
     def enroll(self, name: str, faces: Sequence[Face], *, sources: Sequence[str | None] | None = None,
                add: bool = False):  # type: ignore[no-untyped-def]

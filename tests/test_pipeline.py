@@ -111,3 +111,19 @@ def test_track_frame_follows_a_face_and_names_it_once_settled(tmp_path, data_dir
     # Frames 1-2 until settled, then every 4th frame: 1, 2, 6.
     assert [k + 1 for k, r in enumerate(out) if r[0].reembedded] == [1, 2, 6]
     assert tracker.embedded == 3
+
+
+def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, faces, monkeypatch):
+    """import embeds a person's photos together; a photo's other faces are never embedded."""
+    calls = []
+    real = pipeline.embedder.embed
+    monkeypatch.setattr(pipeline.embedder, "embed", lambda crops: calls.append(len(crops)) or real(crops))
+    bare = [pipeline.main_face(data_dir / name, embed=False) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")]
+    assert calls == [] and all(f.embedding is None for f in bare)
+    done = pipeline.embed_faces(bare)
+    assert calls == [3]
+    for f, name in zip(done, ("obama.jpg", "obama2.jpg", "biden.jpg")):
+        assert float(f.embedding @ faces[name].embedding) > 0.9999
+    assert pipeline.embed_faces(done) == done and calls == [3]  # already embedded: nothing to do
+    pipeline.main_face(data_dir / "obama.jpg")
+    assert calls == [3, 1]
