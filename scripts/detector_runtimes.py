@@ -5,6 +5,8 @@
 Candidates (each skipped when its package is missing):
 
 * ``onnxruntime``: faceapp's detector, the ONNX file built by ``models/build.py``;
+* ``openvino-1``, ``openvino-2``: the same file and code on OpenVINO with one and two threads
+  (the detector's other runtime, see README "The detector's runtime");
 * ``litert``: the original ``.tflite`` in LiteRT (``ai-edge-litert``, XNNPACK), with the
   same letterbox, anchor decoding and suppression as faceapp;
 * ``mediapipe``: MediaPipe's own ``FaceDetector`` task on the ``.tflite`` (this one sends
@@ -57,6 +59,21 @@ def onnx_candidate(kind: str) -> Callable[[np.ndarray], int]:
     return lambda rgb: len(det.detect(rgb, retry_padded=False))
 
 
+def openvino_candidate(threads: int) -> Callable[[str], Callable[[np.ndarray], int]]:
+    def make(kind: str) -> Callable[[np.ndarray], int]:
+        import tempfile
+
+        from faceapp import models
+        from faceapp.detect import FaceDetector, open_backend
+
+        path = models.resolve_detector(kind).path
+        det = FaceDetector(path, backend=open_backend(path, "openvino", threads=threads,
+                                                      cache_dir=Path(tempfile.mkdtemp())))
+        return lambda rgb: len(det.detect(rgb, retry_padded=False))
+
+    return make
+
+
 def litert_candidate(kind: str) -> Callable[[np.ndarray], int]:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -90,6 +107,8 @@ def mediapipe_candidate(kind: str) -> Callable[[np.ndarray], int]:
 
 CANDIDATES = {
     "onnxruntime": (onnx_candidate, "onnxruntime", ("onnxruntime",)),
+    "openvino-1": (openvino_candidate(1), "openvino", ("openvino",)),
+    "openvino-2": (openvino_candidate(2), "openvino", ("openvino",)),
     "litert": (litert_candidate, "ai_edge_litert", ("ai-edge-litert",)),
     "mediapipe": (mediapipe_candidate, "mediapipe", ("mediapipe", "opencv-contrib-python")),
 }
