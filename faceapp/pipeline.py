@@ -142,6 +142,7 @@ class Pipeline:
         with self._load_lock:
             if self._embedder is None:
                 from .embed import Embedder
+
                 file = models.resolve_embedder(self.settings.model)
                 self._embedder_file = file
                 precision = self.settings.precision
