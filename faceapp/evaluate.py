@@ -32,11 +32,13 @@ from .match import Thresholds
 from .openset import (
     DetCurve,
     Interval,
+    Misses,
     OpenSetRates,
     TopScores,
     bootstrap,
     det_curve,
     identity_groups,
+    misses,
     rates,
     top_scores,
 )
@@ -278,6 +280,7 @@ class Evaluation:
         intervals: bootstrap-over-identities intervals of ``fpir``, ``correct_other_day`` and
             ``wrong_name``.
         det: FPIR/FNIR across thresholds at the margin evaluated, and with no margin.
+        misses: why other-day photos of enrolled people did not get their name.
     """
 
     thresholds: Thresholds
@@ -289,6 +292,7 @@ class Evaluation:
     composites_count: int
     intervals: dict[str, Interval]
     det: dict[str, DetCurve]
+    misses: Misses | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -303,6 +307,7 @@ class Evaluation:
             "composites": self.composites_count,
             "intervals": {k: dataclasses.asdict(v) for k, v in self.intervals.items()},
             "det": {k: v.rows() for k, v in self.det.items()},
+            "misses": None if self.misses is None else dataclasses.asdict(self.misses),
         }
 
     def lines(self) -> list[str]:
@@ -323,6 +328,11 @@ class Evaluation:
             f"{ci('correct_other_day')}, wrong name {pct(o.wrong_name)}{ci('wrong_name')}, "
             f"ambiguous or unnamed {pct(o.fnir - o.wrong_name)}",
         ]
+        if self.misses is not None:
+            m = self.misses
+            out.append(f"  not named although their own person came first: under the threshold {pct(m.below_threshold)}, "
+                       f"within the margin of the runner-up {pct(m.ambiguous)}; another person came first "
+                       f"{pct(m.not_first + m.wrong_name)}")
         if s is not None:
             out.append(f"same-day photos: {s.enrolled}, named correctly {pct(s.correct)}, wrong name {pct(s.wrong_name)}")
         out.append(f"strangers: {o.strangers}, named {pct(o.fpir)}{ci('fpir')}")
@@ -393,7 +403,8 @@ def evaluate_open_set(people: FaceSet, strangers: FaceSet, thresholds: Threshold
     sweep = np.round(np.arange(0.0, 0.8001, 0.005), 3) if sweep is None else sweep
     det = {"margin": det_curve(scores, sweep, thresholds.margin), "no_margin": det_curve(scores, sweep, 0.0)}
     return Evaluation(thresholds, people=len(np.unique(glabels)), templates=len(gallery), other_day=other,
-                      same_day=same, composites=comp_share, composites_count=n_comp, intervals=intervals, det=det)
+                      same_day=same, composites=comp_share, composites_count=n_comp, intervals=intervals, det=det,
+                      misses=misses(scores, thresholds.match, thresholds.margin))
 
 
 def plot_det(curves: dict[str, DetCurve], points: dict[str, tuple[float, float]], path: Path,

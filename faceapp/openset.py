@@ -304,6 +304,42 @@ def rates(scores: TopScores, threshold: float, margin: float = 0.0) -> OpenSetRa
 
 
 @dataclass(frozen=True)
+class Misses:
+    """Why enrolled probes did not get their own name, as shares of the enrolled probes.
+
+    The four shares add up to the FNIR; they say which lever would help: a lower
+    threshold (``below_threshold``), a smaller margin (``ambiguous``) or a better embedder
+    or enrolment photo (``not_first``, ``wrong_name``).
+
+    Attributes:
+        below_threshold: their own person is the most similar but under the threshold.
+        ambiguous: their own person is the most similar and reaches the threshold, but the
+            runner-up is within the margin.
+        not_first: another person is the most similar, and is not named.
+        wrong_name: another person is the most similar, and is named.
+    """
+
+    below_threshold: float
+    ambiguous: float
+    not_first: float
+    wrong_name: float
+
+
+def misses(scores: TopScores, threshold: float, margin: float = 0.0) -> Misses:
+    """The enrolled probes not named as themselves at ``threshold`` and ``margin``, by cause."""
+    enrolled = scores.enrolled
+    first = scores.top1_label == scores.probe_labels
+    above = scores.top1 >= threshold
+    is_named = named(scores, threshold, margin)
+    return Misses(
+        below_threshold=_share(first & ~above, enrolled),
+        ambiguous=_share(first & above & ~is_named, enrolled),
+        not_first=_share(~first & ~is_named, enrolled),
+        wrong_name=_share(~first & is_named, enrolled),
+    )
+
+
+@dataclass(frozen=True)
 class DetCurve:
     """FPIR, FNIR and wrong-name rate across thresholds at one margin (NIST 1:N DET style).
 

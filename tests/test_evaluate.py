@@ -53,6 +53,9 @@ def test_report_counts_names_strangers_and_lookalikes():
     doc = json.loads(json.dumps(ev.to_dict()))
     assert doc["strangers_named"] == 0.0 and len(doc["det"]["margin"]) == len(doc["det"]["no_margin"]) > 100
     assert any("look-alike composites" in line for line in ev.lines())
+    # cy's other photo came closer to ann and was named ann: a miss with another person first
+    assert doc["misses"] == {"below_threshold": 0.0, "ambiguous": 0.0, "not_first": 0.0, "wrong_name": pytest.approx(1 / 3)}
+    assert any("under the threshold 0.0 %" in line and "another person came first 33.3 %" in line for line in ev.lines())
 
 
 def test_protocol_helpers(tmp_path):

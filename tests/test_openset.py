@@ -69,6 +69,23 @@ def test_rates_count_strangers_misses_and_wrong_names():
     assert m.ambiguous == pytest.approx(1 / 8)
 
 
+def test_misses_say_why_enrolled_probes_were_not_named():
+    # enrolled: 1 named, 2 ambiguous (gap 0.05), 3 another person first and named, 4 own first but
+    # under the threshold, 5 another person first and not named; one stranger
+    s = make_scores(
+        top1=[0.9, 0.8, 0.6, 0.3, 0.4, 0.7],
+        label1=[1, 2, 9, 4, 9, 1],
+        top2=[0.1, 0.75, 0.1, 0.1, 0.1, 0.1],
+        probe_labels=[1, 2, 3, 4, 5, 100],
+        enrolled=[1, 1, 1, 1, 1, 0],
+    )
+    m = os_.misses(s, 0.5, margin=0.1)
+    assert (m.below_threshold, m.ambiguous, m.not_first, m.wrong_name) == (0.2, 0.2, 0.2, 0.2)
+    r = os_.rates(s, 0.5, margin=0.1)
+    assert m.below_threshold + m.ambiguous + m.not_first + m.wrong_name == pytest.approx(r.fnir)
+    assert os_.misses(s, 0.5).ambiguous == 0.0  # no margin, nobody ambiguous
+
+
 def test_vectorised_rule_agrees_with_decide():
     rng = np.random.default_rng(3)
     top1 = rng.uniform(0.2, 0.9, 300)
