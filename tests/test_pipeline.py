@@ -88,7 +88,9 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
         assert [c.name for c in m.candidates] == ["Barack Obama", "Joe Biden"]
         strict = pipe.match_image(data_dir / "obama2.jpg", threshold=0.99).faces[0].match
         assert strict.decision is Decision.UNKNOWN
-        assert pipe.lookalikes([faces["obama2.jpg"]], exclude="someone new") == [("Barack Obama", pytest.approx(m.similarity))]
+        # the pipeline's own embedding: another pipeline may have timed and picked another runtime
+        probe = pipe.main_face(data_dir / "obama2.jpg")
+        assert pipe.lookalikes([probe], exclude="someone new") == [("Barack Obama", pytest.approx(m.similarity))]
         thumbs = list(pipe.gallery.all_thumbnails())
         assert len(thumbs) == 2
 
