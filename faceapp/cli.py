@@ -119,11 +119,12 @@ def cmd_match(args: argparse.Namespace) -> int:
     lines: list[str] = []
     any_error = any_match = False
     with _pipeline(args) as pipe:
-        for path, item in zip(args.images, prefetch((Path(p) for p in args.images), pipe.load_photo)):
+        photos = prefetch((Path(p) for p in args.images), pipe.load_photo)
+        answers = pipe.match_photos(photos, threshold=args.threshold, top_k=args.top_k)
+        for path, (_, result) in zip(args.images, answers):
             try:
-                if item.error is not None:
-                    raise item.error
-                result = pipe.match_image(item.value, threshold=args.threshold, top_k=args.top_k)
+                if isinstance(result, Exception):
+                    raise result
             except FaceappError as exc:
                 if not _is_fatal(exc):
                     any_error = True

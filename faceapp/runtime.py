@@ -416,7 +416,9 @@ class OpenVinoBackend:
                 rt_info = model.get_rt_info()
                 framework = rt_info["framework"] if "framework" in rt_info else {}
                 self.metadata = {str(k): v.astype(str) for k, v in dict(framework).items()}
-                compiled = core.compile_model(model, "CPU", config)
+                # Compiled from the file, as later starts do, so that they find it in the cache:
+                # OpenVINO keys a model compiled from memory differently from one compiled from a path.
+                compiled = core.compile_model(str(self.path) if "CACHE_DIR" in config else model, "CPU", config)
             self.input_names = [p.get_any_name() for p in compiled.inputs]
             self.output_names = [p.get_any_name() for p in compiled.outputs]
             self.input_shape = tuple(None if d.is_dynamic else int(d.get_length())

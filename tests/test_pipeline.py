@@ -129,3 +129,31 @@ def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, fa
     assert pipeline.embed_faces(done) == done and calls == [3]  # already embedded: nothing to do
     pipeline.main_face(data_dir / "obama.jpg")
     assert calls == [3, 1]
+
+
+def test_match_photos_embeds_a_batch_together_and_keeps_order_and_errors(tmp_path, data_dir, faces, monkeypatch):
+    from faceapp.config import Settings
+    from faceapp.errors import ImageError
+    from faceapp.images import Loaded, prefetch
+    from faceapp.pipeline import Pipeline
+
+    names = ["obama2.jpg", "t1.jpg", "missing.jpg", "biden.jpg", "obama.jpg"]
+    with Pipeline(Settings(gallery=tmp_path)) as pipe:
+        pipe.enroll("Barack Obama", [pipe.main_face(data_dir / "obama.jpg")])
+        calls = []
+        real = pipe.embedder.embed
+        monkeypatch.setattr(pipe.embedder, "embed", lambda crops: calls.append(len(crops)) or real(crops))
+        photos = prefetch((data_dir / n for n in names), pipe.load_photo)
+        out = list(pipe.match_photos(photos, batch=3))
+        assert [item.source.name for item, _ in out] == names
+        assert isinstance(out[2][1], ImageError)  # the missing file keeps its place
+        alone = [pipe.match_image(data_dir / n) for n in names if n != "missing.jpg"]
+        together = [r for _, r in out if not isinstance(r, Exception)]
+        for a, b in zip(alone, together):
+            assert [f.match.person for f in a.faces] == [f.match.person for f in b.faces]
+            np.testing.assert_allclose([f.match.similarity for f in a.faces], [f.match.similarity for f in b.faces],
+                                       atol=1e-4)
+        faces_per_photo = [len(r.faces) for r in together]
+        # two batches (3 photos, then 2): one embedder call each
+        assert calls[:2] == [sum(faces_per_photo[:2]), sum(faces_per_photo[2:])]
+        assert list(pipe.match_photos([Loaded(tmp_path / "x.jpg", None, OSError("gone"))]))[0][1].args == ("gone",)

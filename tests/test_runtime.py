@@ -419,3 +419,13 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
         build.build_int8(fp32, Path("unused"), None)
     monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration: graph)
     assert build.build_int8(fp32, Path("unused"), None) == fp32
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
+    """The first start (which reads the model's metadata) and later ones share one cache entry."""
+    bundled = models.resolve_embedder(None)
+    for _ in range(3):
+        Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+    blobs = [p for p in (tmp_path / "openvino").iterdir() if p.is_file() and p.stat().st_size > 1_000_000]
+    assert len(blobs) == 1, sorted(p.name for p in (tmp_path / "openvino").iterdir())
