@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the .deb built by build_linux.sh on this machine, use it, and remove it.
-# Checks: the installed faceapp-cli matches a real photo with the bundled models,
+# Checks: the installed faceapp-cli matches a real photo with the bundled models (on
+# the default runtime, then on OpenVINO and on onnxruntime),
 # the installed GUI starts offscreen and keeps running for a few seconds, and
 # `dpkg -r` leaves nothing behind. Needs root (or sudo) and dpkg.
 set -euo pipefail
@@ -25,6 +26,11 @@ faceapp-cli --json match obama2.jpg > match.json
 t1=$(date +%s.%N)
 python3 -c "import json;d=json.load(open('match.json'));f=d[0]['faces'][0];assert f['person']=='Obama' and f['decision']=='match',d;print('match ok:',f)"
 echo "installed faceapp-cli match, cold start: $(python3 -c "print(round($t1-$t0,2))") s"
+# Both CPU runtimes the package carries (the bundle keeps only their CPU parts).
+for p in openvino cpu; do
+  faceapp-cli --provider $p --json match obama2.jpg > match-$p.json
+  python3 -c "import json,sys;d=json.load(open(sys.argv[1]));f=d[0]['faces'][0];assert f['person']=='Obama' and f['decision']=='match',d;print('$p match ok:',f['similarity'])" match-$p.json
+done
 for i in 1 2 3; do
   /usr/bin/time -f "cold start run $i: %e s" faceapp-cli match obama2.jpg >/dev/null
 done
@@ -36,6 +42,7 @@ rc=$?
 set -e
 if [[ $rc != 124 ]]; then echo "the installed GUI exited early (rc=$rc):"; cat gui.log; exit 1; fi
 echo "GUI ran 8 s offscreen and was stopped"
+[[ -s gui.log ]] && { echo "its stderr:"; cat gui.log; }
 cd - >/dev/null
 
 $SUDO dpkg -r faceapp >/dev/null
