@@ -151,7 +151,7 @@ class Pipeline:
                 precision = self.settings.precision
                 self._embedder = Embedder(
                     file.path, provider=self.settings.provider, model_sha256=file.sha256,
-                    ort_model_path=lambda: models.runtime_variant(file, "onnxruntime"),
+                    ort_model_path=lambda: models.onnxruntime_variant(file),
                     ov_model_path=lambda: models.runtime_variant(file, "openvino", precision) if precision != "fp32" else None,
                     precision=precision,
                     threads=self._threads(),
@@ -344,14 +344,19 @@ class Pipeline:
         def flush() -> Iterator[tuple[Loaded[Photo], ImageResult | Exception]]:
             faces = [f for _, found, _ in pending if not isinstance(found, Exception) for f in found]
             t0 = time.perf_counter()
-            results = iter(self.match_faces(self.embed_faces(faces), threshold=threshold, top_k=top_k))
-            share = (time.perf_counter() - t0) * 1e3 / max(1, len(faces))  # embedding and search, per face
+            embedded = self.embed_faces(faces)
+            t1 = time.perf_counter()
+            results = iter(self.match_faces(embedded, threshold=threshold, top_k=top_k))
+            t2 = time.perf_counter()
+            per_face = max(1, len(faces))  # the batch's embedding and search time, shared out per face
             for item, found, times in pending:
                 if isinstance(found, Exception):
                     yield item, found
                     continue
                 mine = [next(results) for _ in found]
-                yield item, ImageResult(faces=mine, times=dataclasses.replace(times, embed=share * len(mine)))
+                n = len(mine) / per_face * 1e3
+                yield item, ImageResult(faces=mine, times=dataclasses.replace(times, embed=(t1 - t0) * n,
+                                                                             search=(t2 - t1) * n))
             pending.clear()
 
         for item in photos:

@@ -55,6 +55,8 @@ log = logging.getLogger("faceapp.models.build")
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"
+# The LFW people folder of ../shared/faces: real faces to check and calibrate on, when present.
+SHARED_LFW = HERE.parent.parent / "shared" / "faces" / "lfw" / "people"
 BUILD_ONNX_VERSION = "1.23.2"
 BUILD_NNCF_VERSION = "3.4.0"
 # The int8 embedder must keep every checked face this close to its fp32 embedding.
@@ -296,7 +298,7 @@ def face_photos(extra: Path | None) -> list[Path]:
     """The committed test photos, then (when present) the LFW people of ``../shared/faces``."""
     root = HERE.parent
     photos = sorted(p for p in (root / "tests" / "data").iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    lfw = extra if extra is not None else root.parent / "shared" / "faces" / "lfw" / "people"
+    lfw = extra if extra is not None else SHARED_LFW
     if lfw.is_dir():
         photos += sorted(lfw.glob("*/*.jpg"))
     return photos
@@ -365,18 +367,15 @@ def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
 
 
 def openvino_embeddings(graph: bytes, crops: np.ndarray) -> np.ndarray:
-    """Unit-length embeddings of ``crops`` by ``graph`` on OpenVINO's CPU runtime (fp32 inference)."""
-    from faceapp.runtime import import_openvino
+    """Unit-length embeddings of ``crops`` by ``graph`` on the app's OpenVINO backend."""
+    from faceapp.runtime import OpenVinoBackend
 
-    ov = import_openvino()
-    core = ov.Core()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         path.write_bytes(graph)
-        compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    x = crops.astype(np.float32).transpose(0, 3, 1, 2)
-    y = np.concatenate([np.array(request.infer({0: x[i : i + 16]})[compiled.output(0)]) for i in range(0, len(x), 16)])
+        backend = OpenVinoBackend(path)
+    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
+    y = np.concatenate([backend.run(x[i : i + 16]) for i in range(0, len(x), 16)])
     return y / np.linalg.norm(y, axis=1, keepdims=True)
 
 
@@ -389,7 +388,7 @@ def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
     """Photos of the identities in one half (``"tune"`` or ``"report"``) of the LFW people folder."""
     from faceapp.evaluate import half_of
 
-    lfw = faces_dir if faces_dir is not None else HERE.parent.parent / "shared" / "faces" / "lfw" / "people"
+    lfw = faces_dir if faces_dir is not None else SHARED_LFW
     if not lfw.is_dir():
         return []
     return [p for d in sorted(lfw.iterdir()) if d.is_dir() and half_of(d.name) == half for p in sorted(d.glob("*.jpg"))]

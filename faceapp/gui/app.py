@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.last: FrameResult | None = None
         self.source_error: str | None = None
         self._pending: dict[str, Any] = {}
+        self._detector_noted = False
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
@@ -260,9 +261,9 @@ class MainWindow(QMainWindow):
     def _load_models(self) -> None:
         try:
             emb = self.pipeline.embedder
-            _ = self.pipeline.detector
             self.provider_label.setText(f"runtime: {emb.runtime_name}")
-            self.provider_label.setToolTip(f"embedder: {emb.provider_note}\ndetector: {self.pipeline.detector_note}")
+            self.provider_label.setToolTip(f"embedder: {emb.provider_note}")
+            self._detector_noted = False  # the detector loads with the first frame; its runtime is added then
             self._sync_controls()
             self._open_inbox()
             self.refresh_gallery_size()
@@ -430,6 +431,9 @@ class MainWindow(QMainWindow):
         if item is None or self.mode != "live":
             return
         self.last = item
+        if not self._detector_noted and self.pipeline.detector_note:
+            self._detector_noted = True
+            self.provider_label.setToolTip(f"{self.provider_label.toolTip()}\ndetector: {self.pipeline.detector_note}")
         self.view.show_frame(item.frame, item.faces)
         self.fps_label.setText(f"{item.fps:.1f} fps")
         self.latency_label.setText(f"{item.latency_ms:.0f} ms/frame")
