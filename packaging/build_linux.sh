@@ -7,7 +7,9 @@
 #   packaging/build_linux.sh          # CPU build (onnxruntime)
 #   packaging/build_linux.sh --gpu    # GPU build (onnxruntime-gpu; CUDA libraries not bundled)
 #
-# Needs python3 (3.11+), a C++ compiler (hnswlib has no wheels) and dpkg-deb.
+# Needs python3 (3.11+), a C/C++ compiler, cmake and nasm (hnswlib has no wheels; OpenCV is built
+# with only the modules the app uses and a decode-only FFmpeg, see build_opencv.sh), xz, ar and
+# dpkg-deb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=0
@@ -22,10 +24,12 @@ mkdir -p "$BUILD" "$DIST"
 start=$(date +%s)
 
 echo "== build environment"
-python3 -m venv "$BUILD/venv"
+python3 -m venv --clear "$BUILD/venv"
 PY="$BUILD/venv/bin/python"
 "$PY" -m pip install -q --upgrade pip
+"$PY" -m pip install -q --force-reinstall --no-deps "$(packaging/build_opencv.sh "$PY" build/opencv)"
 "$PY" -m pip install -q ".[gui]" "pyinstaller>=6.10"
+"$PY" packaging/check_opencv.py
 if [[ $GPU == 1 ]]; then
   "$PY" -m pip uninstall -q -y onnxruntime
   "$PY" -m pip install -q onnxruntime-gpu
@@ -56,7 +60,8 @@ for f in models/manifest.json models/sface_fp32.onnx models/sface_fp32_relu.onnx
          PySide6/Qt/plugins/platforms/libqwayland.so PySide6/Qt/plugins/platforms/libqoffscreen.so; do
   compgen -G "$internal/$f" >/dev/null || { echo "missing from the bundle: $f" >&2; exit 1; }
 done
-for f in mediapipe ai_edge_litert; do
+# (opencv_python_headless.libs holds the libraries of PyPI's OpenCV build, which build_opencv.sh replaces.)
+for f in mediapipe ai_edge_litert opencv_python_headless.libs; do
   [[ ! -e "$internal/$f" ]] || { echo "must not be in the bundle: $f" >&2; exit 1; }
 done
 # Every library a bundled binary links to must be in the bundle or on the system, unless it was
@@ -79,6 +84,26 @@ for p in openvino cpu; do
     || { echo "the bundled faceapp-cli --provider $p failed to verify two photos of one person" >&2; exit 1; }
   python3 -c "import json,sys;d=json.load(open(sys.argv[1]));print('$p:',d)" "$SMOKE/$p.json"
 done
+# The bundled OpenCV reads a video file through FFmpeg: a person enrolled from one photo is named
+# in an MP4 made of another.
+"$PY" - "$SMOKE/video.mp4" <<'PYEOF'
+import sys
+import cv2
+frame = cv2.imread("tests/data/obama2.jpg")
+h, w = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2  # even sides for the MPEG-4 encoder
+frame = frame[:h, :w]
+out = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+for _ in range(20):
+    out.write(frame)
+out.release()
+PYEOF
+export FACEAPP_CONFIG="$SMOKE/settings.toml" FACEAPP_DATA_DIR="$SMOKE/data" XDG_CACHE_HOME="$SMOKE/cache"
+"$BUNDLE/faceapp-cli" enroll Obama tests/data/obama.jpg >/dev/null
+"$BUNDLE/faceapp-cli" watch "$SMOKE/video.mp4" --max-frames 15 > "$SMOKE/watch.jsonl"
+grep -q '"person": "Obama"' "$SMOKE/watch.jsonl" \
+  || { echo "the bundled faceapp-cli did not name Obama in a video file:" >&2; cat "$SMOKE/watch.jsonl" >&2; exit 1; }
+echo "video: $(grep -c '"person": "Obama"' "$SMOKE/watch.jsonl") events name Obama"
+unset FACEAPP_CONFIG FACEAPP_DATA_DIR XDG_CACHE_HOME
 rm -rf "$SMOKE"
 
 echo "== tar.gz"
@@ -95,13 +120,37 @@ ln -s /opt/faceapp/faceapp-cli "$PKG/usr/bin/faceapp-cli"
 cp packaging/faceapp.png "$PKG/usr/share/icons/hicolor/256x256/apps/faceapp.png"
 cp packaging/linux/faceapp.desktop "$PKG/usr/share/applications/faceapp.desktop"
 SIZE_KB=$(du -sk "$PKG/opt" | cut -f1)
+# Depends: control.in names what Qt's desktop plugins open; to it go the Debian packages of the
+# other system libraries that bundled binaries link to, as dpkg knows them on this machine.
+listed=$(sed -n 's/^Depends: //p' packaging/linux/control.in | tr -d ' ' | tr ',' '\n')
+DEPENDS=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
+  | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
+      [[ -n $(find "$internal" -name "$lib" -print -quit) ]] && continue
+      path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+      [[ -z $path ]] && continue
+      dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1 || true
+    done | sort -u | { grep -vxF "$listed" || true; } | sed 's/^/, /' | tr -d '\n')
+echo "depends also on: ${DEPENDS#, }"
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE_KB/" \
-    -e "s/@NAME@/faceapp$VARIANT/" packaging/linux/control.in > "$PKG/DEBIAN/control"
+    -e "s/@NAME@/faceapp$VARIANT/" -e "s/^Depends: .*/&$DEPENDS/" packaging/linux/control.in > "$PKG/DEBIAN/control"
 DEB="$DIST/faceapp${VARIANT}_${VERSION}_${ARCH}.deb"
-# xz -9 on one thread writes one block with a 64 MiB window: the two embedder graphs hold the same
-# weights (38.6 MB), so the second costs next to nothing; several threads would cut the data into
-# independent blocks and store the weights twice.
-dpkg-deb --root-owner-group -Zxz -z9 --threads-max=1 --build "$PKG" "$DEB" >/dev/null
+# The .deb is an ar archive of debian-binary, control.tar.xz and data.tar.xz, assembled here rather
+# than by dpkg-deb, whose xz cuts data.tar into independent 192 MiB blocks even on one thread: where
+# a cut falls between the two fp32 embedder graphs, which hold the same weights (38.7 MB), the
+# second costs 25 MB instead of next to nothing. Plain xz on one thread writes a single block with
+# a 64 MiB window, so they compress as one wherever they fall; the x86 filter (BCJ) before LZMA2
+# suits a package that is mostly x86-64 code. dpkg-deb then reads it back as a check.
+DEB_DIR=$(mktemp -d)
+echo "2.0" > "$DEB_DIR/debian-binary"
+tar -C "$PKG/DEBIAN" --sort=name --owner=0 --group=0 --numeric-owner -cf - . | xz -9 -T1 > "$DEB_DIR/control.tar.xz"
+tar -C "$PKG" --exclude=./DEBIAN --sort=name --owner=0 --group=0 --numeric-owner -cf - . \
+  | xz --x86 --lzma2=preset=9e -T1 > "$DEB_DIR/data.tar.xz"
+rm -f "$DEB"
+(cd "$DEB_DIR" && ar rcD data.deb debian-binary control.tar.xz data.tar.xz)
+mv "$DEB_DIR/data.deb" "$DEB"
+rm -rf "$DEB_DIR"
+dpkg-deb --info "$DEB" >/dev/null && dpkg-deb --contents "$DEB" | grep ' ./opt/faceapp/faceapp-cli$' >/dev/null \
+  || { echo "dpkg-deb cannot read $DEB" >&2; exit 1; }
 
 end=$(date +%s)
 echo "== done in $((end - start)) s"
