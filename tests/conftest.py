@@ -30,6 +30,15 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture
+def rng(request: pytest.FixtureRequest):
+    """A random generator seeded by the test module's ``SEED`` (0 where it sets none), so the
+    stand-in embeddings are the same on every run."""
+    import numpy as np
+
+    return np.random.default_rng(getattr(request.module, "SEED", 0))
+
+
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
     if not SHARED_FACES.is_dir():

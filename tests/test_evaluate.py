@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+from vectors import normalise
 
 from faceapp.cli import main
 from faceapp.errors import FaceappError, ImageError
@@ -19,13 +20,8 @@ from faceapp.evaluate import (
 from faceapp.match import Thresholds
 
 
-def unit(v):
-    v = np.asarray(v, np.float32)
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 def faceset(emb, labels, names):
-    emb = unit(emb)
+    emb = normalise(emb)
     crops = np.zeros((len(emb), 2, 2, 3), np.uint8)
     crops[:, 0, 0, 0] = np.arange(len(emb))  # the crop says which photo it is
     return FaceSet(emb, crops, np.asarray(labels), tuple(names), tuple(f"{i}.jpg" for i in range(len(emb))))
@@ -40,7 +36,7 @@ def test_report_counts_names_strangers_and_lookalikes():
     same = faceset([e[0], e[1]], [0, 1], ["ann", "bob"])
 
     def embed(crops):  # a composite's embedding: the mean of its sources' embeddings
-        return unit(np.stack([people.embeddings[[0, 2]].mean(0) for _ in crops]))
+        return normalise(np.stack([people.embeddings[[0, 2]].mean(0) for _ in crops]))
 
     ev = evaluate_open_set(people, strangers, Thresholds(0.5), same_day=same, composites=5, embed=embed, n_boot=50)
     o = ev.other_day

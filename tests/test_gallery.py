@@ -1,3 +1,4 @@
+import functools
 import os
 import signal
 import sqlite3
@@ -6,8 +7,8 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
+from vectors import unit_vectors
 
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryLockedError, UnknownPersonError
 from faceapp.gallery import Gallery
@@ -16,14 +17,7 @@ MODEL = "m" * 64
 DIM = 16
 
 
-def unit(rng, n, dim=DIM):
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
+unit = functools.partial(unit_vectors, dim=DIM)
 
 
 def test_add_search_remove_reload_round_trip(tmp_path, rng):
@@ -49,7 +43,7 @@ def test_add_search_remove_reload_round_trip(tmp_path, rng):
 @pytest.mark.parametrize("kind", ["exact", "hnsw"])
 def test_grows_past_initial_capacity(tmp_path, rng, kind):
     n = 1024 + 300
-    e = unit(rng, n, 32)
+    e = unit(rng, n, dim=32)
     with Gallery(tmp_path, index=kind) as g:
         for start in range(0, n, 250):
             g.add_templates(f"p{start}", e[start : start + 250], model_id=MODEL)

@@ -1,6 +1,7 @@
 """The gallery's promises: an index answers only for its store's exact state, removal erases
 every byte, files are private, a new model re-embeds, and errors say what really happened."""
 
+import functools
 import os
 import shutil
 import sqlite3
@@ -12,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from vectors import unit_vectors
 
 from faceapp.errors import GalleryError, GalleryFullError, GalleryReadOnlyError
 from faceapp.gallery import Gallery
@@ -20,16 +22,10 @@ from faceapp.store import normalise_name
 
 MODEL = "m" * 64
 DIM = 32
+SEED = 7  # the rng fixture's (conftest.py)
 
 
-def unit(rng, n, dim=DIM):
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(7)
+unit = functools.partial(unit_vectors, dim=DIM)
 
 
 def _copy_db(src, dst):

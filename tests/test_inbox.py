@@ -5,6 +5,7 @@ import stat
 
 import numpy as np
 import pytest
+from vectors import normalise
 
 from faceapp.errors import GalleryError
 from faceapp.gallery import Gallery
@@ -14,19 +15,16 @@ GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0
 MODEL = "m" * 64
 
 
-def unit(v):
-    v = np.asarray(v, np.float32)
-    return v / np.linalg.norm(v)
 
 
 def people(n=3, dim=128, seed=0):
     rng = np.random.default_rng(seed)
-    return [unit(rng.normal(size=dim)) for _ in range(n)]
+    return [normalise(rng.normal(size=dim)) for _ in range(n)]
 
 
 def sighting(centre, rng, noise=0.35):
     """A new view of a person: close to their centre (cosine about 0.9), far from the others."""
-    return unit(centre + noise * unit(rng.normal(size=centre.shape)))
+    return normalise(centre + noise * normalise(rng.normal(size=centre.shape)))
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ that goes away and comes back."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from vectors import unit_vectors
 
 from faceapp.errors import (
     DuplicatePersonError,
@@ -26,16 +28,10 @@ pytestmark = pytest.mark.postgres
 MODEL = "m" * 64
 MODEL2 = "n" * 64
 DIM = 32
+SEED = 11  # the rng fixture's (conftest.py)
 
 
-def unit(rng, n, dim=DIM):
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(11)
+unit = functools.partial(unit_vectors, dim=DIM)
 
 
 @pytest.fixture
@@ -326,7 +322,7 @@ def test_reembed_on_postgres(pg_dsn, cache, rng):
     with open_gallery(pg_dsn) as g:
         g.add_templates("Alice", e[:1], model_id=MODEL, thumbnails=[b"a"])
         g.add_templates("Bob", e[1:], model_id=MODEL, thumbnails=[None])
-        new = unit(rng, 1, 16)
+        new = unit(rng, 1, dim=16)
         report = reembed(g, MODEL2, lambda crops: np.repeat(new, len(crops), 0), lambda b: np.zeros((4, 4, 3), np.uint8))
         assert report.without_crop == ("Bob",) and report.embedded == 1
         assert g.store.state().model_id == MODEL2 and g.store.state().dim == 16
