@@ -3,8 +3,8 @@
 People, their templates (embedding, model id, aligned face crop, source, quality) and their
 negative samples are copied person by person, each person in one transaction of the
 destination. People without templates (left by a re-embedding that had no crop for them)
-are not copied: they are listed in the report. Negative samples are copied without their
-face crops, which the store interface does not return.
+are not copied: they are listed in the report. Negative samples keep their face crops, so a
+later re-embedding of the copy rebuilds them too.
 The destination must be empty. At the end the destination's people, templates per model
 and negative samples are counted and compared with the source's.
 """
@@ -58,12 +58,15 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
     state = src.state()
     total = src.count_templates()
     done = 0
-    negatives: dict[int, list[np.ndarray]] = {}
+    negatives: dict[int, list[tuple[np.ndarray, bytes | None]]] = {}
     model = state.model_id
     if model is not None:
         pids, vectors = src.negatives(model)
-        for pid, vec in zip(pids.tolist(), vectors):
-            negatives.setdefault(int(pid), []).append(vec)
+        crops = src.negative_crops(model)
+        if len(crops) != len(pids):
+            raise GalleryError(f"gallery {src.location} changed while it was read; copy it again when nothing writes to it")
+        for pid, vec, crop in zip(pids.tolist(), vectors, crops):
+            negatives.setdefault(int(pid), []).append((vec, crop))
     everyone = src.list_persons()
     people = [p for p in everyone if p.templates]
     for person in people:
@@ -73,9 +76,9 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
             dst.add_templates(person.name, vectors, model_id=model, crops=[s.crop for s in samples],
                               sources=[s.source for s in samples], qualities=[s.quality for s in samples],
                               create=True, must_be_new=True)
-        for vec in negatives.get(person.id, []):
+        for vec, crop in negatives.get(person.id, []):
             assert model is not None
-            dst.add_negative(person.name, vec, model_id=model, crop=None)
+            dst.add_negative(person.name, vec, model_id=model, crop=crop)
         done += len(samples)
         if progress is not None:
             progress(done, total)

@@ -1,5 +1,5 @@
 """`faceapp-cli gallery copy`: folder -> PostgreSQL -> folder keeps every person, template, crop
-and negative sample, refuses a destination that is not empty, and checks its counts."""
+and negative sample (with its crop), refuses a destination that is not empty, and checks its counts."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _fill(folder):
     with Gallery(folder) as g:
         g.add_templates("Ada", v[:3], model_id=MODEL, thumbnails=[b"a1", b"a2", None], sources=["1.jpg", "2.jpg", None])
         g.add_templates("Ben", v[3:4], model_id=MODEL, thumbnails=[b"b1"], qualities=[{"sharpness": 0.5}])
-        g.add_negative("Ada", v[4], model_id=MODEL)
+        g.add_negative("Ada", v[4], model_id=MODEL, crop=b"not-ada")
+        g.add_negative("Ben", v[0], model_id=MODEL)
     return v
 
 
@@ -35,7 +36,11 @@ def _snapshot(store):
         vecs = store.embeddings(np.array([s.template_id for s in samples], np.int64), 16)
         out[p.name] = sorted((s.crop or b"", s.source or "", str(s.quality), s.model_id, vecs[i].tobytes())
                              for i, s in enumerate(samples))
-    return out, len(store.negatives(MODEL)[0])
+    pids, vecs = store.negatives(MODEL)
+    owner = {p.id: p.name for p in store.list_persons()}
+    negatives = sorted((owner[int(pid)], vec.tobytes(), crop or b"")
+                       for pid, vec, crop in zip(pids, vecs, store.negative_crops(MODEL), strict=True))
+    return out, negatives
 
 
 def test_folder_to_postgres_and_back(tmp_path, pg_dsn, capsys):
@@ -46,7 +51,7 @@ def test_folder_to_postgres_and_back(tmp_path, pg_dsn, capsys):
     assert "counts and model ids checked" in capsys.readouterr().out
     a, b, c = (open_store(x) for x in (str(tmp_path / "src"), pg_dsn, str(tmp_path / "back")))
     assert _snapshot(a) == _snapshot(b) == _snapshot(c)
-    assert _snapshot(a)[1] == 1
+    assert [(name, crop) for name, _, crop in _snapshot(a)[1]] == [("Ada", b"not-ada"), ("Ben", b"")]
     for s in (a, b, c):
         s.close()
 
@@ -71,3 +76,14 @@ def test_counts_are_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(dst, "add_templates", lossy)
     with pytest.raises(GalleryError, match="does not match"):
         copy_store(src, dst)
+
+
+def test_folder_to_folder_keeps_negative_crops(tmp_path):
+    _fill(tmp_path / "src")
+    src, dst = SQLiteStore(tmp_path / "src"), SQLiteStore(tmp_path / "dst")
+    report = copy_store(src, dst)
+    assert report.negatives == 2
+    assert _snapshot(dst) == _snapshot(src)
+    assert sorted(dst.negative_crops(MODEL), key=lambda c: c or b"") == [None, b"not-ada"]
+    src.close()
+    dst.close()
