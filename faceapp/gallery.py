@@ -223,14 +223,10 @@ class Gallery:
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
-            missing = np.setdiff1d(ids, have, assume_unique=True)
-            gone = np.setdiff1d(have, ids, assume_unique=True)
-            if len(gone):
-                index.remove(gone)
-            if len(missing):
-                index.add(missing, self.store.embeddings(missing, state.dim))
+            changed = self._apply(index, np.setdiff1d(ids, have, assume_unique=True),
+                                  np.setdiff1d(have, ids, assume_unique=True), state.dim)
             self._index, self._binding = index, binding
-            if (index.kind == "hnsw" or self._keeper is not None) and (len(missing) or len(gone)):
+            if (index.kind == "hnsw" or self._keeper is not None) and changed:
                 self._persist(force=self.index_is_cache, only_if_unlocked=True)
 
     def _catch_up(self, state: StoreState) -> bool:
@@ -259,16 +255,22 @@ class Gallery:
         wanted = vindex.choose_kind(len(have) + len(added) - len(removed), self.index_setting)
         if wanted != index.kind and not (self._keeper is not None and index.kind == "exact"):
             return False
-        if len(removed):
-            index.remove(removed)
-        if len(added):
-            index.add(added, self.store.embeddings(added, state.dim))
+        changed = self._apply(index, added, removed, state.dim)
         self._index, self._state = index, changes.state
         self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
                                 vindex.ids_digest(index.ids()))
-        if len(added) or len(removed):
+        if changed:
             self._persist(force=self.index_is_cache, only_if_unlocked=True)
         return True
+
+    def _apply(self, index: VectorIndex, added: np.ndarray, removed: np.ndarray, dim: int) -> bool:
+        """Take ``removed`` template ids out of ``index`` and put ``added`` in with their stored
+        embeddings; whether anything changed."""
+        if len(removed):
+            index.remove(removed)
+        if len(added):
+            index.add(added, self.store.embeddings(added, dim))
+        return bool(len(added) or len(removed))
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for another device's write, then take it in.
