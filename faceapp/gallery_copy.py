@@ -61,12 +61,8 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
     negatives: dict[int, list[tuple[np.ndarray, bytes | None]]] = {}
     model = state.model_id
     if model is not None:
-        pids, vectors = src.negatives(model)
-        crops = src.negative_crops(model)
-        if len(crops) != len(pids):
-            raise GalleryError(f"gallery {src.location} changed while it was read; copy it again when nothing writes to it")
-        for pid, vec, crop in zip(pids.tolist(), vectors, crops):
-            negatives.setdefault(int(pid), []).append((vec, crop))
+        for pid, vec, crop in src.negative_samples(model):
+            negatives.setdefault(pid, []).append((vec, crop))
     everyone = src.list_persons()
     people = [p for p in everyone if p.templates]
     for person in people:

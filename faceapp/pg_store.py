@@ -611,9 +611,9 @@ class PostgresStore:
         pids = np.array([int(p) for p, _ in rows], np.int64)
         return pids, np.stack([np.frombuffer(e, np.float32) for _, e in rows])
 
-    def negative_crops(self, model_id: str) -> list[bytes | None]:
-        rows = self._query("SELECT crop FROM negatives WHERE model_id = %s ORDER BY id", (model_id,))
-        return [None if c is None else bytes(c) for (c,) in rows]
+    def negative_samples(self, model_id: str) -> list[tuple[int, np.ndarray, bytes | None]]:
+        rows = self._query("SELECT person_id, embedding, crop FROM negatives WHERE model_id = %s ORDER BY id", (model_id,))
+        return [(int(p), np.frombuffer(e, np.float32), None if c is None else bytes(c)) for p, e, c in rows]
 
     # ------------------------------------------------------------------ what an index is built from
 

@@ -27,7 +27,8 @@ echo "== build environment"
 python3 -m venv --clear "$BUILD/venv"
 PY="$BUILD/venv/bin/python"
 "$PY" -m pip install -q --upgrade pip
-"$PY" -m pip install -q --force-reinstall --no-deps "$(packaging/build_opencv.sh "$PY" build/opencv)"
+OPENCV_WHEEL=$(packaging/build_opencv.sh "$PY" build/opencv)
+"$PY" -m pip install -q --force-reinstall --no-deps "$OPENCV_WHEEL"
 "$PY" -m pip install -q ".[gui]" "pyinstaller>=6.10"
 "$PY" packaging/check_opencv.py
 if [[ $GPU == 1 ]]; then
@@ -67,11 +68,12 @@ done
 # Every library a bundled binary links to must be in the bundle or on the system, unless it was
 # never part of the installed packages either (a desktop library this machine lacks, CUDA): a
 # library that is missing here but lies in the build environment was left out by mistake.
+LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig)  # /sbin is not on a user's PATH on Debian
 SITE=$("$PY" -c "import sysconfig;print(sysconfig.get_paths()['purelib'])")
 missing=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
   | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
       [[ -n $(find "$internal" -name "$lib" -xtype f -print -quit) ]] && continue
-      ldconfig -p | grep -q "^[[:space:]]*$lib " && continue
+      "$LDCONFIG" -p | grep -q "^[[:space:]]*$lib " && continue
       [[ -n $(find "$SITE" -name "$lib" -print -quit) ]] && echo "$lib"
     done)
 [[ -z $missing ]] || { echo "libraries left out of the bundle but needed:" $missing >&2; exit 1; }
@@ -93,6 +95,7 @@ frame = cv2.imread("tests/data/obama2.jpg")
 h, w = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2  # even sides for the MPEG-4 encoder
 frame = frame[:h, :w]
 out = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+assert out.isOpened(), "the bundled OpenCV cannot write MPEG-4 (its FFmpeg lacks the encoder or muxer)"
 for _ in range(20):
     out.write(frame)
 out.release()
@@ -126,9 +129,10 @@ listed=$(sed -n 's/^Depends: //p' packaging/linux/control.in | tr -d ' ' | tr ',
 DEPENDS=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
   | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
       [[ -n $(find "$internal" -name "$lib" -print -quit) ]] && continue
-      path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+      path=$("$LDCONFIG" -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
       [[ -z $path ]] && continue
-      dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1 || true
+      # dpkg knows a file by the path its package ships: /lib/... or /usr/lib/... on merged-/usr.
+      { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null; } | head -1 | cut -d: -f1 || true
     done | sort -u | { grep -vxF "$listed" || true; } | sed 's/^/, /' | tr -d '\n')
 echo "depends also on: ${DEPENDS#, }"
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE_KB/" \

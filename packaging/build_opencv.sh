@@ -18,7 +18,8 @@
 # satisfies faceapp's `opencv-python-headless` requirement. It is cached in WHEEL_CACHE under a key
 # of this script's code; a second run prints the cached wheel (pip's own wheel cache is not used:
 # it knows the source release, not the modules it was built with). Needs a C/C++ compiler, cmake,
-# make and nasm (Debian: apt-get install build-essential cmake nasm); 11 minutes on two cores here.
+# make, nasm, pkg-config and unzip (Debian: apt-get install build-essential cmake nasm pkg-config unzip);
+# 11 minutes on two cores here.
 set -euo pipefail
 PY=${1:?usage: build_opencv.sh PYTHON WHEEL_CACHE}
 CACHE=$(mkdir -p "${2:?usage: build_opencv.sh PYTHON WHEEL_CACHE}" && cd "$2" && pwd)
@@ -36,8 +37,19 @@ OFF=(IPP LAPACK EIGEN OPENCL GSTREAMER 1394 TIFF WEBP OPENJPEG JASPER OPENEXR AV
 
 key=$(grep -v '^ *#' "$0" | sha256sum | cut -c1-16)  # comments may change without a rebuild
 out="$CACHE/$key"
-if wheel=$(compgen -G "$out/opencv_python_headless-$OPENCV_VERSION-*.whl"); then echo "$wheel"; exit 0; fi
-command -v nasm >/dev/null || { echo "FFmpeg's decoders need nasm to build: apt-get install nasm" >&2; exit 1; }
+
+# A wheel counts (new or cached) only if its cv2 was built with FFmpeg and V4L2: cmake carries on
+# without FFmpeg when it cannot find it. The build information is a string inside the module.
+verified() {
+  local info
+  info=$(unzip -p "$1" 'cv2/cv2*.so' | grep -a -o -E '(FFMPEG|v4l/v4l2): +[A-Z]+' | sort -u | tr -s ' ')
+  [[ $info == *"FFMPEG: YES"* && $info == *"v4l/v4l2: YES"* ]] \
+    || { echo "$1 was built without FFmpeg or V4L2 (${info//$'\n'/, }); removed" >&2; rm -f "$1"; return 1; }
+}
+if wheel=$(compgen -G "$out/opencv_python_headless-$OPENCV_VERSION-*.whl") && verified "$wheel"; then echo "$wheel"; exit 0; fi
+for tool in nasm pkg-config unzip; do
+  command -v $tool >/dev/null || { echo "building OpenCV with FFmpeg needs $tool: apt-get install $tool" >&2; exit 1; }
+done
 work="$out/work"
 rm -rf "$work" && mkdir -p "$work"
 jobs=$(nproc)
@@ -70,4 +82,6 @@ ENABLE_HEADLESS=1 CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL=$jobs PKG_CONFIG
   "$PY" -m pip wheel -q --no-cache-dir --no-deps --no-binary opencv-python-headless --require-hashes \
   -r "$work/requirements.txt" -w "$out" >&2
 rm -rf "$work"
-compgen -G "$out/opencv_python_headless-$OPENCV_VERSION-*.whl"
+wheel=$(compgen -G "$out/opencv_python_headless-$OPENCV_VERSION-*.whl")
+verified "$wheel"
+echo "$wheel"

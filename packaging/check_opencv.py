@@ -55,9 +55,14 @@ def missing(cv2: ModuleType, names: set[str]) -> list[str]:
 
 
 def missing_backends(cv2: ModuleType, platform: str = sys.platform) -> list[str]:
-    """The video backends the app needs on this platform that ``cv2`` was built without."""
+    """The video backends the app needs on this platform that ``cv2`` was built without.
+
+    Only built-in backends count: OpenCV also lists backends it would look for as plugin
+    libraries at run time (FFmpeg among them when it was built without it), and faceapp
+    ships no such plugins."""
+    registry = cv2.videoio_registry
     wanted = next((b for p, b in VIDEO_BACKENDS.items() if platform.startswith(p)), ())
-    have = {cv2.videoio_registry.getBackendName(b) for b in cv2.videoio_registry.getBackends()}
+    have = {registry.getBackendName(b) for b in registry.getBackends() if registry.isBackendBuiltIn(b)}
     return [b for b in wanted if b not in have]
 
 
