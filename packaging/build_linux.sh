@@ -68,15 +68,20 @@ done
 # Every library a bundled binary links to must be in the bundle or on the system, unless it was
 # never part of the installed packages either (a desktop library this machine lacks, CUDA): a
 # library that is missing here but lies in the build environment was left out by mistake.
-LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig)  # /sbin is not on a user's PATH on Debian
-SITE=$("$PY" -c "import sysconfig;print(sysconfig.get_paths()['purelib'])")
-missing=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
+# EXTERNAL: what bundled binaries link to that the bundle does not carry; SYSTEM: the libraries
+# the system's loader knows (read once: /sbin is not on a user's PATH on Debian).
+EXTERNAL=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
   | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
-      [[ -n $(find "$internal" -name "$lib" -xtype f -print -quit) ]] && continue
-      "$LDCONFIG" -p | grep -q "^[[:space:]]*$lib " && continue
-      [[ -n $(find "$SITE" -name "$lib" -print -quit) ]] && echo "$lib"
+      [[ -n $(find "$internal" -name "$lib" -xtype f -print -quit) ]] || echo "$lib"
     done)
-[[ -z $missing ]] || { echo "libraries left out of the bundle but needed:" $missing >&2; exit 1; }
+SYSTEM=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p)
+SITE=$("$PY" -c "import sysconfig;print(sysconfig.get_paths()['purelib'])")
+missing=""
+for lib in $EXTERNAL; do
+  grep -q "^[[:space:]]*$lib " <<< "$SYSTEM" && continue
+  [[ -z $(find "$SITE" -name "$lib" -print -quit) ]] || missing+=" $lib"
+done
+[[ -z $missing ]] || { echo "libraries left out of the bundle but needed:$missing" >&2; exit 1; }
 "$BUNDLE/faceapp-cli" --version
 # Both CPU runtimes load the embedder from the bundle and agree that two photos show one person.
 SMOKE=$(mktemp -d)
@@ -126,10 +131,8 @@ SIZE_KB=$(du -sk "$PKG/opt" | cut -f1)
 # Depends: control.in names what Qt's desktop plugins open; to it go the Debian packages of the
 # other system libraries that bundled binaries link to, as dpkg knows them on this machine.
 listed=$(sed -n 's/^Depends: //p' packaging/linux/control.in | tr -d ' ' | tr ',' '\n')
-DEPENDS=$(find "$internal" -type f -name "*.so*" -exec readelf -d {} + 2>/dev/null \
-  | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r lib; do
-      [[ -n $(find "$internal" -name "$lib" -print -quit) ]] && continue
-      path=$("$LDCONFIG" -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+DEPENDS=$(for lib in $EXTERNAL; do
+      path=$(awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}' <<< "$SYSTEM")
       [[ -z $path ]] && continue
       # dpkg knows a file by the path its package ships: /lib/... or /usr/lib/... on merged-/usr.
       { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null; } | head -1 | cut -d: -f1 || true

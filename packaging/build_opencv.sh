@@ -4,7 +4,7 @@
 #   packaging/build_opencv.sh PYTHON WHEEL_CACHE
 #
 # PyPI's opencv-python-headless carries every OpenCV module (DNN, calibration, G-API, ...) with a
-# full FFmpeg, AV1/VP9 encoders and OpenBLAS: 172 MB in the bundle, 41 MB of the .deb. faceapp
+# full FFmpeg, AV1/VP9 encoders and OpenBLAS: 179 MB in the bundle, 41 MB of the .deb. faceapp
 # calls only core, imgproc (warps, resizing, colour), imgcodecs (JPEG face crops) and videoio
 # (cameras through V4L2; video files and streams through FFmpeg). This builds the same OpenCV
 # source release with those modules alone, without IPP, OpenCL, LAPACK or the image formats the
