@@ -260,7 +260,7 @@ def test_two_process_ddp_stays_in_sync(tree, tmp_path):
     config.write_text(tomli_w.dumps({**TINY, "data": str(tree), "out": str(out), "epochs": 2}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # rendezvous on a free port
          "-m", "training.cli", "-q", "train", "--config", str(config)],
         capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).resolve().parents[1],
     )
