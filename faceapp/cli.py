@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
-from .errors import FaceappError
-from .images import person_folders, prefetch
-from .types import Decision
+from faceapp import __version__
+from faceapp.config import DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
+from faceapp.errors import FaceappError
+from faceapp.types import Decision
+from faceapp.vision.images import person_folders, prefetch
 
 log = logging.getLogger("faceapp")
 
@@ -34,7 +34,7 @@ def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None
 
 
 def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .pipeline import Pipeline
+    from faceapp.pipeline import Pipeline
 
     settings: Settings = load_settings(args.config)
     settings = settings.replace(
@@ -167,7 +167,7 @@ def _answer(m: Any) -> str:
 
 def _is_fatal(exc: FaceappError) -> bool:
     """Errors that concern the whole run (model, gallery) rather than one image."""
-    from .errors import GalleryError, ModelError, SettingsError
+    from faceapp.errors import GalleryError, ModelError, SettingsError
 
     return isinstance(exc, (ModelError, GalleryError, SettingsError))
 
@@ -185,7 +185,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .gallery import open_gallery
+    from faceapp.gallery.gallery import open_gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
     return open_gallery(settings.gallery_spec(), index=settings.index)
@@ -237,8 +237,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_reembed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .pipeline import decode_thumbnail
-    from .reembed import reembed
+    from faceapp.gallery.reembed import reembed
+    from faceapp.pipeline import decode_thumbnail
 
     with _pipeline(args) as pipe:
         gallery, model_id = pipe.gallery, pipe.model_id
@@ -266,8 +266,8 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .gallery_copy import copy_store
-    from .store import open_store
+    from faceapp.gallery.copy import copy_store
+    from faceapp.gallery.store import open_store
 
     src = open_store(args.src)
     try:
@@ -299,7 +299,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .watch import Event, EventRecorder, watch
+    from faceapp.watch import Event, EventRecorder, watch
 
     stop = threading.Event()
 
@@ -346,7 +346,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     import csv
     import datetime as dt
 
-    from .watch import require_event_store
+    from faceapp.watch import require_event_store
 
     with _gallery(args) as gallery:
         rows = require_event_store(gallery.store).events(since=args.since, person=args.person,
@@ -386,7 +386,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .config import settings_path
+    from faceapp.config import settings_path
 
     with _pipeline(args) as pipe:
         emb, det = pipe.embedder_file, pipe.detector_file
@@ -433,7 +433,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from faceapp.measure.bench import run_bench
 
     doc, lines = run_bench(
         _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
@@ -444,7 +444,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _face_sets(pipe, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .evaluate import embed_photos, labelled_photos
+    from faceapp.measure.evaluate import embed_photos, labelled_photos
 
     progress = not args.json
     people = embed_photos(pipe, labelled_photos(args.people), cache_dir=args.cache, progress=progress)
@@ -456,7 +456,7 @@ def _face_sets(pipe, args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate, calibrate_open_set, calibration_lines
+    from faceapp.measure.calibrate import calibrate, calibrate_open_set, calibration_lines
 
     if args.strangers is None:
         with _pipeline(args) as pipe:
@@ -490,8 +490,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import embed_photos, evaluate_open_set, labelled_photos, plot_det, select
-    from .match import Thresholds
+    from faceapp.measure.evaluate import embed_photos, evaluate_open_set, labelled_photos, plot_det, select
+    from faceapp.recognise.match import Thresholds
 
     with _pipeline(args) as pipe:
         people, strangers = _face_sets(pipe, args)

@@ -21,8 +21,8 @@ from typing import Any
 
 import tomllib
 
-from .errors import SettingsError
-from .images import MAX_PIXELS
+from faceapp.errors import SettingsError
+from faceapp.vision.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models
-from .align import align_face, face_quality
-from .config import Settings
-from .errors import FaceappError, ImageError, ManyFacesError, NoFaceError
-from .images import Loaded, Photo, as_rgb8, load_photo
-from .match import Thresholds, aggregate, decide, same_person
-from .track import Tracker, TrackResult
-from .types import Decision, Detection, Face, FaceResult, Match
+from faceapp.config import Settings
+from faceapp.errors import FaceappError, ImageError, ManyFacesError, NoFaceError
+from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
+from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.types import Decision, Detection, Face, FaceResult, Match
+from faceapp.vision import models
+from faceapp.vision.align import align_face, face_quality
+from faceapp.vision.images import Loaded, Photo, as_rgb8, load_photo
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Pipeline:
         settings: thresholds, model paths, provider, gallery location.
         interactive: the pipeline serves a live view that shares the CPU with a camera and
             a display; with ``threads = 0`` the embedder then leaves a core free on small
-            CPUs (:func:`faceapp.runtime.default_threads`).
+            CPUs (:func:`faceapp.vision.runtime.default_threads`).
     """
 
     def __init__(self, settings: Settings | None = None, *, interactive: bool = False) -> None:
@@ -123,8 +123,8 @@ class Pipeline:
     def detector(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._detector is None:
-                from .config import default_cache_dir
-                from .detect import FaceDetector, select_backend
+                from faceapp.config import default_cache_dir
+                from faceapp.vision.detect import FaceDetector, select_backend
 
                 file = models.resolve_detector(self.settings.detector)
                 self._detector_file = file
@@ -144,7 +144,7 @@ class Pipeline:
     def embedder(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._embedder is None:
-                from .embed import Embedder
+                from faceapp.vision.embed import Embedder
 
                 file = models.resolve_embedder(self.settings.model)
                 self._embedder_file = file
@@ -161,7 +161,7 @@ class Pipeline:
 
     def _threads(self) -> int:
         """Inference threads: the setting, else every core (a live view leaves one free on small CPUs)."""
-        from .runtime import default_threads
+        from faceapp.vision.runtime import default_threads
 
         return self.settings.threads or default_threads(interactive=self.interactive)
 
@@ -181,7 +181,7 @@ class Pipeline:
     def gallery(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._gallery is None:
-                from .gallery import open_gallery
+                from faceapp.gallery.gallery import open_gallery
 
                 self._gallery = open_gallery(self.settings.gallery_spec(), index=self.settings.index)
             return self._gallery
@@ -209,7 +209,7 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
 
     def load_photo(self, path: str | Path) -> Photo:
-        """Decode a photo file at the size detection needs (see :func:`~faceapp.images.load_photo`)."""
+        """Decode a photo file at the size detection needs (see :func:`~faceapp.vision.images.load_photo`)."""
         return load_photo(path, PHOTO_DETECT_SIDE, self.settings.max_image_pixels)
 
     def analyze(self, image: np.ndarray | str | Path | Photo, *, embed: bool = True,
@@ -218,7 +218,7 @@ class Pipeline:
 
         Args:
             image: RGB uint8 ``(H, W, 3)`` array, a path to an image file, or a
-                :class:`~faceapp.images.Photo` (a path is decoded with :meth:`load_photo`).
+                :class:`~faceapp.vision.images.Photo` (a path is decoded with :meth:`load_photo`).
             embed: also compute embeddings (in one batch for all faces).
             still: a photo rather than a video frame: worth a second detection pass
                 when the first finds nothing.
@@ -328,13 +328,13 @@ class Pipeline:
         """:meth:`match_image` over a stream of photos, in order, with their faces embedded together.
 
         Each photo is detected and aligned as it arrives (so decoding the next ones, e.g. by
-        :func:`~faceapp.images.prefetch`, overlaps with it); the faces of up to ``batch``
+        :func:`~faceapp.vision.images.prefetch`, overlaps with it); the faces of up to ``batch``
         photos then go to the embedder in one call and to the gallery in one search. A
         photo that could not be loaded or analysed comes back with its error instead of a
         result; errors that concern the whole run (model, gallery) are raised.
 
         Args:
-            photos: loaded photos, e.g. from :func:`~faceapp.images.prefetch`.
+            photos: loaded photos, e.g. from :func:`~faceapp.vision.images.prefetch`.
             threshold: match threshold override.
             top_k: candidates per face.
             batch: photos whose faces are embedded together.
@@ -376,12 +376,12 @@ class Pipeline:
         """Faces of one video frame, followed across frames and decided per track.
 
         Detection runs on every frame (on a frame downscaled to ``max_detect_side``); a face
-        is embedded only when its track needs it (see :mod:`faceapp.track`), all such faces
+        is embedded only when its track needs it (see :mod:`faceapp.recognise.track`), all such faces
         in one embedder call, and the gallery is searched only for those.
 
         Args:
             image: RGB uint8 ``(H, W, 3)`` frame.
-            tracker: the :class:`~faceapp.track.Tracker` of this video or camera.
+            tracker: the :class:`~faceapp.recognise.track.Tracker` of this video or camera.
             threshold: match threshold override.
         """
         faces, _ = self.analyze(image, embed=False, still=False)
@@ -421,7 +421,7 @@ class Pipeline:
             add: add to an existing person instead of refusing an existing name.
 
         Returns:
-            The stored :class:`~faceapp.gallery.Person`.
+            The stored :class:`~faceapp.gallery.gallery.Person`.
         """
         if not faces:
             raise NoFaceError("no usable face to enrol")

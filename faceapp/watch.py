@@ -1,6 +1,6 @@
 """Headless device mode: watch a camera, stream, video or image folder and report who is seen.
 
-:func:`watch` reads frames, follows faces across frames (:mod:`faceapp.track`) and reports
+:func:`watch` reads frames, follows faces across frames (:mod:`faceapp.recognise.track`) and reports
 an :class:`Event` whenever a track's shown decision first settles or changes: one event per
 person arriving, not one per frame. An image folder is a set of unrelated stills, so each
 of its faces is decided on its own and reported once. A source that stops delivering
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .capture import CameraError, CameraLost, FrameSource, ImageFolderSource, VideoFileSource, open_source
-from .errors import FaceappError
-from .track import Tracker, TrackResult
-from .types import Decision, Match
+from faceapp.errors import FaceappError
+from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.types import Decision, Match
+from faceapp.vision.capture import CameraError, CameraLost, FrameSource, ImageFolderSource, VideoFileSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TrackEvents:
         self._shown.clear()
 
     def update(self, results: Sequence[Any], now: float, source: str) -> list[Event]:
-        """The events of one frame's :class:`~faceapp.track.TrackResult`\\s (other results are skipped).
+        """The events of one frame's :class:`~faceapp.recognise.track.TrackResult`\\s (other results are skipped).
 
         Args:
             results: the frame's results from :meth:`~faceapp.pipeline.Pipeline.track_frame`.
@@ -140,9 +140,9 @@ class EventRecorder:
 
     def __call__(self, e: Event) -> None:
         """Keep one event (source events are not kept)."""
-        from .errors import GalleryUnavailableError
-        from .pg_store import EventRecord
-        from .pipeline import encode_thumbnail
+        from faceapp.errors import GalleryUnavailableError
+        from faceapp.gallery.pg_store import EventRecord
+        from faceapp.pipeline import encode_thumbnail
 
         if e.kind != "face":
             return

@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from faceapp.contract import THRESHOLDS_KEY, Contract, RecommendedThresholds, metadata_props  # noqa: E402
-from faceapp.models import sha256_file  # noqa: E402
+from faceapp.vision.contract import THRESHOLDS_KEY, Contract, RecommendedThresholds, metadata_props  # noqa: E402
+from faceapp.vision.models import sha256_file  # noqa: E402
 
-log = logging.getLogger("faceapp.models.build")
+log = logging.getLogger("faceapp.vision.models.build")
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"
@@ -270,11 +270,11 @@ def prelu_to_relu(model_bytes: bytes) -> bytes:
 
 def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
     """Aligned ``(N, 112, 112, 3)`` RGB crops of the largest face in each photo (up to ``limit``)."""
-    from faceapp.align import align_face
-    from faceapp.contract import Contract
-    from faceapp.detect import FaceDetector
     from faceapp.errors import ImageError
-    from faceapp.images import load_image
+    from faceapp.vision.align import align_face
+    from faceapp.vision.contract import Contract
+    from faceapp.vision.detect import FaceDetector
+    from faceapp.vision.images import load_image
 
     template = Contract(input_name="data", output_name="fc1", embedding_size=128).template
     crops = []
@@ -368,7 +368,7 @@ def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
 
 def openvino_embeddings(graph: bytes, crops: np.ndarray) -> np.ndarray:
     """Unit-length embeddings of ``crops`` by ``graph`` on the app's OpenVINO backend."""
-    from faceapp.runtime import OpenVinoBackend
+    from faceapp.vision.runtime import OpenVinoBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
@@ -386,7 +386,7 @@ def int8_cosines(fp32: bytes, int8: bytes, crops: np.ndarray) -> np.ndarray:
 
 def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
     """Photos of the identities in one half (``"tune"`` or ``"report"``) of the LFW people folder."""
-    from faceapp.evaluate import half_of
+    from faceapp.measure.evaluate import half_of
 
     lfw = faces_dir if faces_dir is not None else SHARED_LFW
     if not lfw.is_dir():
@@ -419,7 +419,7 @@ def write_checked(target: Path, data: bytes, expected: str) -> bool:
     The bytes go to a temporary file beside ``target`` first, are hashed from disk, and
     replace ``target`` atomically only when the hash matches. Returns whether they did.
     """
-    from faceapp.models import sha256_file
+    from faceapp.vision.models import sha256_file
 
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)

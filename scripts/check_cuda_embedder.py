@@ -24,11 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp import models  # noqa: E402
 from faceapp.config import Settings  # noqa: E402
-from faceapp.embed import Embedder  # noqa: E402
 from faceapp.errors import FaceappError  # noqa: E402
 from faceapp.pipeline import Pipeline  # noqa: E402
+from faceapp.vision import models  # noqa: E402
+from faceapp.vision.embed import Embedder  # noqa: E402
 
 
 def main() -> int:

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.align import CROP_SIZE, keypoints4, similarity_transform, template_points4
 from faceapp.config import load_settings
 from faceapp.errors import FaceappError
-from faceapp.evaluate import FaceSet, enrolment_split, evaluate_open_set, half_of, labelled_photos, select
-from faceapp.images import load_image
-from faceapp.openset import rates, threshold_for_fpir, top_scores
+from faceapp.measure.evaluate import FaceSet, enrolment_split, evaluate_open_set, half_of, labelled_photos, select
+from faceapp.measure.openset import rates, threshold_for_fpir, top_scores
 from faceapp.pipeline import Pipeline
+from faceapp.vision.align import CROP_SIZE, keypoints4, similarity_transform, template_points4
+from faceapp.vision.images import load_image
 
 JITTER = ["s0.95", "s1.05", "d2,0", "d-2,0", "d0,2", "d0,-2"]
 CONFIGS: dict[str, tuple[list[str], list[str]]] = {  # name -> (enrolment crops, probe crops)

@@ -9,7 +9,7 @@ a target FPIR, and the share of look-alike composites named, with
 * AS-norm scores (against a cohort of strangers nobody enrolled) and one threshold;
 * AS-norm scores, a threshold and a margin on the normalised scores.
 
-Threshold and margin are tuned as :func:`faceapp.openset.operating_point` does: the lowest
+Threshold and margin are tuned as :func:`faceapp.measure.openset.operating_point` does: the lowest
 FNIR with at most ``--target-fpir`` of the strangers and ``--lookalike-target`` of the
 composites named.
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.config import load_settings
-from faceapp.evaluate import blend, composite_groups, embed_photos, enrolment_split, labelled_photos, select
-from faceapp.openset import as_norm, operating_point, person_similarities, top_scores_from_matrix
+from faceapp.measure.evaluate import blend, composite_groups, embed_photos, enrolment_split, labelled_photos, select
+from faceapp.measure.openset import as_norm, operating_point, person_similarities, top_scores_from_matrix
 from faceapp.pipeline import Pipeline
 
 

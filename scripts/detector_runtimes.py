@@ -52,8 +52,8 @@ def package_mb(*names: str) -> float:
 
 
 def onnx_candidate(kind: str) -> Callable[[np.ndarray], int]:
-    from faceapp import models
-    from faceapp.detect import FaceDetector
+    from faceapp.vision import models
+    from faceapp.vision.detect import FaceDetector
 
     det = FaceDetector(models.resolve_detector(kind).path)
     return lambda rgb: len(det.detect(rgb, retry_padded=False))
@@ -63,8 +63,8 @@ def openvino_candidate(threads: int) -> Callable[[str], Callable[[np.ndarray], i
     def make(kind: str) -> Callable[[np.ndarray], int]:
         import tempfile
 
-        from faceapp import models
-        from faceapp.detect import FaceDetector, open_backend
+        from faceapp.vision import models
+        from faceapp.vision.detect import FaceDetector, open_backend
 
         path = models.resolve_detector(kind).path
         det = FaceDetector(path, backend=open_backend(path, "openvino", threads=threads,
@@ -77,8 +77,8 @@ def openvino_candidate(threads: int) -> Callable[[str], Callable[[np.ndarray], i
 def litert_candidate(kind: str) -> Callable[[np.ndarray], int]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from faceapp import models
-    from faceapp.detect import _SCORE_FLOOR, ANCHOR_SPECS, decode, letterbox, weighted_nms
+    from faceapp.vision import models
+    from faceapp.vision.detect import _SCORE_FLOOR, ANCHOR_SPECS, decode, letterbox, weighted_nms
 
     path = models.bundled_path(f"{models.ROLE_DETECTOR[kind]}-tflite")
     interp = Interpreter(model_path=str(path), num_threads=1)  # as faceapp runs onnxruntime
@@ -122,7 +122,7 @@ def main() -> None:
 
     import cv2
 
-    from faceapp.images import load_image
+    from faceapp.vision.images import load_image
 
     frame = np.ascontiguousarray(cv2.resize(load_image(ROOT / "tests/data/t1.jpg"), (640, 480)))
     print(f"{args.kind}-range detector, 640x480 frame, {args.frames} frames")

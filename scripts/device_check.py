@@ -1,7 +1,7 @@
 """GPU checks for the embedder and the training loop, in one run (``scripts/device_check.sh``).
 
 1. Embedder parity on CUDA: the shipped ``sface_fp32.onnx`` through faceapp's
-   :class:`~faceapp.embed.Embedder` with onnxruntime's CUDA provider against the CPU
+   :class:`~faceapp.vision.embed.Embedder` with onnxruntime's CUDA provider against the CPU
    provider, on real aligned face crops (max abs difference, timings). Where onnxruntime
    has no CUDA provider, the same weights run through the torch port of SFace on CUDA in
    fp32 instead, and the report says so.
@@ -60,7 +60,7 @@ def embedder_parity(crops: np.ndarray, model: Path, torch_device: str = "cuda") 
     """CUDA against CPU embeddings of the same crops, with timings in milliseconds."""
     import onnxruntime as ort
 
-    from faceapp.embed import Embedder
+    from faceapp.vision.embed import Embedder
 
     cpu = Embedder(model, provider="cpu")
     want = cpu.embed(crops)

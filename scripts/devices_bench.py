@@ -37,7 +37,7 @@ def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
 
 
 def probe(dsn: str, probes: np.ndarray, model: str, index: str = "auto") -> None:
-    from faceapp.gallery import open_gallery
+    from faceapp.gallery.gallery import open_gallery
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -105,7 +105,7 @@ def _is(g, probe: np.ndarray, name: str) -> bool:  # type: ignore[no-untyped-def
 
 
 def bench(dsn: str, templates: int, index: str, rounds: int, folder: bool = True) -> dict:
-    from faceapp.gallery import Gallery, open_gallery
+    from faceapp.gallery.gallery import Gallery, open_gallery
 
     rng = np.random.default_rng(0)
     work = Path(tempfile.mkdtemp(prefix="devices-bench-"))

@@ -5,8 +5,8 @@ Each model (``bundled`` or an ONNX file) is loaded by faceapp's own pipeline, ex
 preprocessing contract from its metadata. The photos of the run's *test* identities
 (``RUN/split.json``, never trained on nor used to pick the epoch) are embedded through it,
 the first photo of each person is enrolled, the others are probes, and the run's test
-strangers are the stranger probes. The figures come from :mod:`faceapp.evaluate` and
-:mod:`faceapp.openset`, the module behind the app's open-set evaluation:
+strangers are the stranger probes. The figures come from :mod:`faceapp.measure.evaluate` and
+:mod:`faceapp.measure.openset`, the module behind the app's open-set evaluation:
 
 * FNIR and wrong-name rate at the threshold that names 1 % of the strangers (FPIR 1 %);
 * the open-set report at the thresholds the model file recommends (the app's defaults).
@@ -29,7 +29,7 @@ log = logging.getLogger("evaluate_model")
 
 def test_sets(run: Path, people: Path, strangers: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
     """``(photo, identity)`` items of the run's test people and test strangers."""
-    from faceapp.evaluate import labelled_photos
+    from faceapp.measure.evaluate import labelled_photos
     from training.data import load_split
 
     split = load_split(run)
@@ -45,9 +45,9 @@ def evaluate(model: str, people: list[tuple[Path, str]], strangers: list[tuple[P
              cache: Path | None, target_fpir: float) -> dict[str, Any]:
     import tempfile
 
-    from faceapp import openset
     from faceapp.config import Settings
-    from faceapp.evaluate import embed_photos, enrolment_split, evaluate_open_set
+    from faceapp.measure import openset
+    from faceapp.measure.evaluate import embed_photos, enrolment_split, evaluate_open_set
     from faceapp.pipeline import Pipeline
 
     with tempfile.TemporaryDirectory() as gallery, Pipeline(

@@ -39,8 +39,8 @@ DATA = ROOT / "tests" / "data"
 def make_video(path: Path, seconds: float = 12.0, fps: int = 30) -> Path:
     import cv2
 
-    from faceapp.bench import face_square
     from faceapp.config import Settings
+    from faceapp.measure.bench import face_square
     from faceapp.pipeline import Pipeline
 
     with Pipeline(Settings()) as pipe:

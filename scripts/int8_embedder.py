@@ -30,10 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp import models  # noqa: E402
 from faceapp.config import Settings  # noqa: E402
 from faceapp.errors import FaceappError  # noqa: E402
 from faceapp.pipeline import Pipeline  # noqa: E402
+from faceapp.vision import models  # noqa: E402
 
 
 def crops_of(pipe: Pipeline, photos: list[Path]) -> tuple[np.ndarray, list[Path]]:
@@ -69,7 +69,7 @@ def quantise(fp32: Path, calib: np.ndarray, out: Path) -> None:
 
 
 def embed_with(path: Path, crops: np.ndarray, runtime: str = "cpu") -> np.ndarray:
-    from faceapp.embed import Embedder
+    from faceapp.vision.embed import Embedder
 
     emb = Embedder(path, runtime)
     return np.concatenate([emb.embed(crops[i : i + 32]) for i in range(0, len(crops), 32)])
@@ -92,7 +92,7 @@ def open_set(e: np.ndarray, owners: list[str], strangers: np.ndarray, threshold:
 
 
 def timings(paths: dict[str, Path], crops: np.ndarray, repeats: int = 20) -> dict[str, dict[str, float]]:
-    from faceapp.embed import Embedder
+    from faceapp.vision.embed import Embedder
 
     embs = {}
     for label, path in paths.items():

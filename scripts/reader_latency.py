@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.gallery import Gallery
+from faceapp.gallery.gallery import Gallery
 
 MODEL = "b" * 64
 IMPORTER = textwrap.dedent("""
     import sys, time, numpy as np
-    from faceapp.gallery import Gallery
+    from faceapp.gallery.gallery import Gallery
     root, seconds = sys.argv[1], float(sys.argv[2])
     rng = np.random.default_rng(1)
     g = Gallery(root, lock_timeout=30)

@@ -96,7 +96,7 @@ def rotated_model(tmp_path: Path) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
 
-    from faceapp import models
+    from faceapp.vision import models
 
     m = onnx.load(str(models.resolve_embedder(None).path))
     out = m.graph.output[0]

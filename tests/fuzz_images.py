@@ -1,4 +1,4 @@
-"""Fuzz driver for :func:`faceapp.images.decode_image` (run by ``tests/test_images_fuzz.py``).
+"""Fuzz driver for :func:`faceapp.vision.images.decode_image` (run by ``tests/test_images_fuzz.py``).
 
 Seeds are small JPEG, PNG and WebP files made from the committed photos in
 ``tests/data``; each case is a truncation, a few flipped bits, or overwritten header
@@ -85,7 +85,7 @@ def run(cases: int, seed: int) -> dict[str, object]:
     import numpy as np
 
     from faceapp.errors import ImageError
-    from faceapp.images import decode_image
+    from faceapp.vision.images import decode_image
 
     rng = random.Random(seed)
     sources = seeds()

@@ -1,7 +1,7 @@
 """MediaPipe's own ``FaceDetector`` task, the reference for faceapp's detector.
 
 Test-only: faceapp never imports MediaPipe (its native library sends usage logs over
-the network). The parity tests run this and :class:`faceapp.detect.FaceDetector` on the
+the network). The parity tests run this and :class:`faceapp.vision.detect.FaceDetector` on the
 same photos; both are given the same image (downscaled the same way), and the detector
 floor and suppression threshold faceapp uses. Needs the ``parity`` extra
 (``pip install -e '.[parity]'``).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp import models
+from faceapp.vision import models
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

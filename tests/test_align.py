@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from faceapp.align import align_face, face_quality, similarity_transform, template_points4
-from faceapp.contract import ARCFACE_TEMPLATE_112
+from faceapp.vision.align import align_face, face_quality, similarity_transform, template_points4
+from faceapp.vision.contract import ARCFACE_TEMPLATE_112
 
 
 def _apply(m, pts):

@@ -3,8 +3,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from faceapp import models  # noqa: E402
-from faceapp.embed import Embedder  # noqa: E402
+from faceapp.vision import models  # noqa: E402
+from faceapp.vision.embed import Embedder  # noqa: E402
 from training.backbones import BACKBONES, create_backbone  # noqa: E402
 
 

@@ -25,7 +25,7 @@ def _run_bench(python_path: Path, cwd: Path, env_extra: dict | None = None) -> d
 
 
 def _check(doc: dict, source: Path) -> None:
-    import faceapp.runtime as rt
+    import faceapp.vision.runtime as rt
 
     pipeline = doc["pipeline"]
     assert pipeline["1_face"]["faces_found"] == 1 and pipeline["5_face"]["faces_found"] == 5

@@ -5,15 +5,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from faceapp.calibrate import (
+from faceapp.errors import FaceappError, ImageError, NoFaceError
+from faceapp.measure.calibrate import (
     calibrate,
     calibrate_open_set,
     gaussian_far,
     gaussian_threshold,
     read_pairs_csv,
 )
-from faceapp.errors import FaceappError, ImageError, NoFaceError
-from faceapp.evaluate import FaceSet
+from faceapp.measure.evaluate import FaceSet
 
 
 class FakePipe:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faceapp.capture import CameraError, CameraLost, ImageFolderSource, list_cameras
+from faceapp.vision.capture import CameraError, CameraLost, ImageFolderSource, list_cameras
 
 
 def test_cameras_are_listed_by_name_without_opening_them(tmp_path, monkeypatch):
@@ -42,7 +42,7 @@ def test_a_folder_of_damaged_images_is_a_clear_error(tmp_path):
 
 def test_a_missing_camera_prints_no_opencv_warnings():
     root = Path(__file__).resolve().parents[1]
-    code = ("from faceapp.capture import CameraError, CameraSource\n"
+    code = ("from faceapp.vision.capture import CameraError, CameraSource\n"
             "try:\n    CameraSource(7)\nexcept CameraError as e:\n    print('ok', e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(root)})

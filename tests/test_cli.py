@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from faceapp import models
 from faceapp.cli import main
+from faceapp.vision import models
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import models
-from faceapp.detect import ANCHOR_SPECS, FaceDetector, weighted_nms
 from faceapp.errors import ModelError
+from faceapp.vision import models
+from faceapp.vision.detect import ANCHOR_SPECS, FaceDetector, weighted_nms
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -58,8 +58,8 @@ def test_closed_detector_says_so():
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
 @pytest.mark.parametrize("kind", ["full", "short"])
 def test_openvino_finds_the_same_faces_as_onnxruntime(kind, tmp_path):
-    from faceapp.detect import open_backend
-    from faceapp.images import load_image
+    from faceapp.vision.detect import open_backend
+    from faceapp.vision.images import load_image
 
     path = models.resolve_detector(kind).path
     ort = FaceDetector(path)
@@ -78,8 +78,8 @@ def test_openvino_finds_the_same_faces_as_onnxruntime(kind, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
 def test_detector_runtime_follows_the_provider_and_auto_times_and_caches(tmp_path):
-    from faceapp import runtime
-    from faceapp.detect import select_backend
+    from faceapp.vision import runtime
+    from faceapp.vision.detect import select_backend
 
     file = models.resolve_detector("full")
     assert select_backend(file.path, file.sha256, "cpu", threads=1, cache_dir=tmp_path).backend.name == "cpu"

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import models
-from faceapp.detect import FaceDetector
-from faceapp.images import IMAGE_SUFFIXES, load_image
+from faceapp.vision import models
+from faceapp.vision.detect import FaceDetector
+from faceapp.vision.images import IMAGE_SUFFIXES, load_image
 
 pytest.importorskip("mediapipe", reason="MediaPipe (the parity extra) is not installed")
 from mediapipe_reference import MediaPipeReference  # noqa: E402

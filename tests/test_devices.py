@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from faceapp.errors import GalleryUnavailableError
-from faceapp.gallery import open_gallery
+from faceapp.gallery.gallery import open_gallery
 
 pytestmark = pytest.mark.postgres
 
@@ -128,7 +128,7 @@ def test_server_stop_and_restart(own_server, tmp_path, monkeypatch, spawn):
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from faceapp.gallery import open_gallery
+    from faceapp.gallery.gallery import open_gallery
     dsn, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng([ord(c) for c in tag])
     g = open_gallery(dsn)

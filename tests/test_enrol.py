@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from faceapp.enrol import EnrolmentGuide, assess_sample, pose_label, sample_score
+from faceapp.recognise.enrol import EnrolmentGuide, assess_sample, pose_label, sample_score
 from faceapp.types import Detection, Face, Quality
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)

@@ -7,7 +7,7 @@ from vectors import normalise
 
 from faceapp.cli import main
 from faceapp.errors import FaceappError, ImageError
-from faceapp.evaluate import (
+from faceapp.measure.evaluate import (
     FaceSet,
     blend,
     composite_groups,
@@ -17,7 +17,7 @@ from faceapp.evaluate import (
     labelled_photos,
     select,
 )
-from faceapp.match import Thresholds
+from faceapp.recognise.match import Thresholds
 
 
 def faceset(emb, labels, names):
@@ -104,7 +104,7 @@ def test_embedding_cache_is_kept_apart_per_precision(tmp_path):
     """int8 and fp32 embeddings of the same model never share a cache entry."""
     from types import SimpleNamespace
 
-    from faceapp.evaluate import _cache_key
+    from faceapp.measure.evaluate import _cache_key
 
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"x")

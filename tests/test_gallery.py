@@ -11,7 +11,7 @@ import pytest
 from vectors import unit_vectors
 
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryLockedError, UnknownPersonError
-from faceapp.gallery import Gallery
+from faceapp.gallery.gallery import Gallery
 
 MODEL = "m" * 64
 DIM = 16
@@ -176,7 +176,7 @@ def test_write_lock_timeout(tmp_path, rng):
 
 WRITER = """
 import sys, numpy as np
-from faceapp.gallery import Gallery
+from faceapp.gallery.gallery import Gallery
 root, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(abs(hash(tag)) % 1000)
 g = Gallery(root, lock_timeout=30)

@@ -8,10 +8,10 @@ import pytest
 
 from faceapp.cli import main
 from faceapp.errors import GalleryError
-from faceapp.gallery import Gallery
-from faceapp.gallery_copy import copy_store
-from faceapp.sqlite_store import SQLiteStore
-from faceapp.store import open_store
+from faceapp.gallery.copy import copy_store
+from faceapp.gallery.gallery import Gallery
+from faceapp.gallery.sqlite_store import SQLiteStore
+from faceapp.gallery.store import open_store
 
 pytestmark = pytest.mark.postgres
 MODEL = "c" * 64

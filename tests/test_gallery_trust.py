@@ -16,9 +16,9 @@ import pytest
 from vectors import unit_vectors
 
 from faceapp.errors import GalleryError, GalleryFullError, GalleryReadOnlyError
-from faceapp.gallery import Gallery
-from faceapp.reembed import reembed
-from faceapp.store import normalise_name
+from faceapp.gallery.gallery import Gallery
+from faceapp.gallery.reembed import reembed
+from faceapp.gallery.store import normalise_name
 
 MODEL = "m" * 64
 DIM = 32
@@ -72,7 +72,7 @@ def test_running_process_notices_a_restored_database(tmp_path, rng):
     for suffix in ("", "-wal", "-shm"):
         (g / f"gallery.sqlite3{suffix}").unlink(missing_ok=True)
     shutil.copy(tmp_path / "backup" / "gallery.sqlite3", g / "gallery.sqlite3")
-    from faceapp.sqlite_store import SQLiteStore
+    from faceapp.gallery.sqlite_store import SQLiteStore
 
     live.store = SQLiteStore(g)
     live.add_templates("carol", e[2:3], model_id=MODEL)
@@ -294,7 +294,7 @@ def test_gallery_of_the_previous_version_opens_and_migrates(tmp_path, rng):
 
 HOLD_WRITE = textwrap.dedent("""
     import sys, time, numpy as np
-    from faceapp.gallery import Gallery
+    from faceapp.gallery.gallery import Gallery
     g = Gallery(sys.argv[1])
     store = g.store
     with store._transaction() as db:          # a long import's open write transaction

@@ -17,12 +17,12 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from faceapp.capture import CameraLost, FrameSource  # noqa: E402
 from faceapp.config import Settings, load_settings  # noqa: E402
 from faceapp.errors import ImageError  # noqa: E402
 from faceapp.gui.app import MainWindow  # noqa: E402
-from faceapp.images import load_image  # noqa: E402
 from faceapp.types import Decision  # noqa: E402
+from faceapp.vision.capture import CameraLost, FrameSource  # noqa: E402
+from faceapp.vision.images import load_image  # noqa: E402
 
 
 @pytest.fixture
@@ -246,8 +246,8 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
 
     from PySide6.QtCore import Qt
 
+    from faceapp.gallery.pg_store import EventRecord
     from faceapp.gui.library import HistoryDialog, PeopleDialog
-    from faceapp.pg_store import EventRecord
     from faceapp.pipeline import Pipeline
 
     with Pipeline(Settings(gallery=pg_dsn)) as pipe:
@@ -575,7 +575,7 @@ def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
 @pytest.mark.postgres
 def test_live_view_records_events_in_a_database_gallery(qtbot, tmp_path, frames, data_dir, pg_dsn):
     from faceapp.config import gallery_arg
-    from faceapp.gallery import open_gallery
+    from faceapp.gallery.gallery import open_gallery
 
     w = MainWindow(Settings(gallery=gallery_arg(pg_dsn), record_events=True), source=str(frames),
                    settings_path=tmp_path / "settings.toml")

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from faceapp.errors import ImageError
-from faceapp.images import as_rgb8, decode_image, load_image
+from faceapp.vision.images import as_rgb8, decode_image, load_image
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -149,7 +149,7 @@ def test_symlinks(tmp_path, data_dir):
 
 
 def test_byte_cap(tmp_path):
-    from faceapp.images import read_image_bytes
+    from faceapp.vision.images import read_image_bytes
 
     big = tmp_path / "big.jpg"
     big.write_bytes(b"\xff" * 5000)

@@ -8,8 +8,8 @@ import pytest
 from vectors import normalise
 
 from faceapp.errors import GalleryError
-from faceapp.gallery import Gallery
-from faceapp.inbox import DAY, INBOX_DB, UnknownInbox
+from faceapp.gallery.gallery import Gallery
+from faceapp.recognise.inbox import DAY, INBOX_DB, UnknownInbox
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
 MODEL = "m" * 64

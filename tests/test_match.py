@@ -1,6 +1,6 @@
 import pytest
 
-from faceapp.match import Thresholds, aggregate, decide, same_person
+from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
 from faceapp.types import Decision
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from faceapp.messages import for_gui
+from faceapp.gui.messages import for_gui
 
 CORE = Path(__file__).resolve().parents[1] / "faceapp"
 CLI_ONLY = {"cli.py", "bench.py", "calibrate.py", "messages.py"}

@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from faceapp import models
-from faceapp.contract import Contract, RecommendedThresholds, metadata_props
-from faceapp.embed import Embedder
 from faceapp.errors import ModelError
+from faceapp.vision import models
+from faceapp.vision.contract import Contract, RecommendedThresholds, metadata_props
+from faceapp.vision.embed import Embedder
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_blockwise_dequantisation_matches_onnxruntime(tmp_path):
 
 
 def test_thresholds_metadata_reads_a_margin_and_defaults_it_for_older_files():
-    from faceapp.contract import DEFAULT_MARGIN
+    from faceapp.vision.contract import DEFAULT_MARGIN
 
     old = RecommendedThresholds.from_json('{"match": 0.5, "uncertain_band": 0.1, "verify": 0.4}')
     assert old.margin == DEFAULT_MARGIN

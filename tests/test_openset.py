@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from faceapp import openset as os_
-from faceapp.match import Thresholds, aggregate, decide
+from faceapp.measure import openset as os_
+from faceapp.recognise.match import Thresholds, aggregate, decide
 from faceapp.types import Decision
 
 

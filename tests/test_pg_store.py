@@ -19,9 +19,9 @@ from faceapp.errors import (
     SettingsError,
     UnknownPersonError,
 )
-from faceapp.gallery import Gallery, open_gallery
-from faceapp.reembed import reembed
-from faceapp.sqlite_store import SQLiteStore
+from faceapp.gallery.gallery import Gallery, open_gallery
+from faceapp.gallery.reembed import reembed
+from faceapp.gallery.sqlite_store import SQLiteStore
 
 pytestmark = pytest.mark.postgres
 
@@ -125,7 +125,7 @@ def test_event_history_filters_retention_and_erasure(pg_dsn, cache, rng, capsys)
     import json
 
     from faceapp.cli import main
-    from faceapp.pg_store import EventRecord
+    from faceapp.gallery.pg_store import EventRecord
 
     now = time.time()
     with open_gallery(pg_dsn) as g:
@@ -154,8 +154,8 @@ def test_event_snapshots_are_kept_only_when_asked_and_erased_like_templates(pg_d
     import psycopg
 
     from faceapp.cli import main
-    from faceapp.images import load_image
     from faceapp.pipeline import decode_thumbnail
+    from faceapp.vision.images import load_image
     from faceapp.watch import Event, EventRecorder
 
     crop = np.ascontiguousarray(load_image(data_dir / "obama.jpg")[:112, :112])
@@ -206,7 +206,7 @@ def test_event_history_needs_a_database(tmp_path, capsys):
 
 def test_concurrent_generation_and_names_are_serialised(pg_dsn, cache, rng):
     """Two stores (two devices) writing the same name: one wins, the other gets a clear error."""
-    from faceapp.pg_store import PostgresStore
+    from faceapp.gallery.pg_store import PostgresStore
 
     a, b = PostgresStore(pg_dsn, listen=False), PostgresStore(pg_dsn, listen=False)
     e = unit(rng, 2)
@@ -274,10 +274,10 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
     assert not (saved / "index.hnsw").exists()
     assert b._keeper.wait_idle(60)
     # The compacted index is saved again, without the removed vector.
-    from faceapp.vindex import HnswIndex
+    from faceapp.gallery.vindex import HnswIndex
 
     state = b.store.state()
-    from faceapp.vindex import Binding
+    from faceapp.gallery.vindex import Binding
 
     loaded = HnswIndex.load_lineage(saved, Binding(state.gallery_id, state.generation, MODEL, DIM, ""))
     assert loaded is not None and loaded[1].generation == state.generation and len(loaded[0]) == 1
@@ -288,7 +288,7 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
 def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_dsn, tmp_path, monkeypatch, rng):
     import threading
 
-    from faceapp import index_cache
+    from faceapp.gallery import index_cache
 
     e = unit(rng, 50)
     a = device(pg_dsn, tmp_path / "a", monkeypatch, index="exact")
@@ -365,7 +365,7 @@ def test_password_comes_from_libpq_places_and_never_shows(pg_server, pg_dsn, cac
 
 
 def test_redact_never_shows_a_password():
-    from faceapp.pg_store import redact
+    from faceapp.gallery.pg_store import redact
 
     assert redact("postgresql://u:pw@h:5432/db?sslmode=require") == "postgresql://u@h:5432/db"
     assert redact("host=h user=u password=pw dbname=db") == "postgresql://u@h/db"
@@ -385,7 +385,7 @@ def test_folder_gallery_still_opens_by_path(tmp_path, rng):
 
 def test_settings_and_pipeline_take_a_database_address(pg_dsn, cache, tmp_path, monkeypatch):
     from faceapp.config import Settings, gallery_arg, load_settings
-    from faceapp.pg_store import PostgresStore
+    from faceapp.gallery.pg_store import PostgresStore
     from faceapp.pipeline import Pipeline
 
     toml = tmp_path / "settings.toml"

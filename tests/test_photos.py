@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from faceapp import pipeline as pipeline_module
-from faceapp.align import align_face
 from faceapp.errors import ImageError
-from faceapp.images import load_image, load_photo, prefetch
+from faceapp.vision.align import align_face
+from faceapp.vision.images import load_image, load_photo, prefetch
 
 
 @pytest.fixture(scope="module")

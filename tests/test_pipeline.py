@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from faceapp.errors import ManyFacesError, NoFaceError
-from faceapp.images import load_image
 from faceapp.types import Decision
+from faceapp.vision.images import load_image
 
 
 def test_same_person_scores_high_and_different_low(pipeline, faces):
@@ -98,7 +98,7 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
 def test_track_frame_follows_a_face_and_names_it_once_settled(tmp_path, data_dir, faces):
     from faceapp.config import Settings
     from faceapp.pipeline import Pipeline
-    from faceapp.track import Tracker, TrackerConfig
+    from faceapp.recognise.track import Tracker, TrackerConfig
 
     frame = load_image(data_dir / "obama2.jpg")
     with Pipeline(Settings(gallery=tmp_path)) as pipe:
@@ -134,8 +134,8 @@ def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, fa
 def test_match_photos_embeds_a_batch_together_and_keeps_order_and_errors(tmp_path, data_dir, faces, monkeypatch):
     from faceapp.config import Settings
     from faceapp.errors import ImageError
-    from faceapp.images import Loaded, prefetch
     from faceapp.pipeline import Pipeline
+    from faceapp.vision.images import Loaded, prefetch
 
     names = ["obama2.jpg", "t1.jpg", "missing.jpg", "biden.jpg", "obama.jpg"]
     with Pipeline(Settings(gallery=tmp_path)) as pipe:

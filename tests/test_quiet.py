@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import sys
-from faceapp.capture import CameraError, CameraSource, VideoFileSource
+from faceapp.vision.capture import CameraError, CameraSource, VideoFileSource
 for make in (lambda: CameraSource(37), lambda: VideoFileSource(sys.argv[1])):
     try:
         make()

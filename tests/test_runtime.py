@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import models, runtime
-from faceapp.embed import Embedder
 from faceapp.errors import ModelError
-from faceapp.runtime import Availability, RuntimeCache, fastest, plan, select
+from faceapp.vision import models, runtime
+from faceapp.vision.embed import Embedder
+from faceapp.vision.runtime import Availability, RuntimeCache, fastest, plan, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 
@@ -174,7 +174,7 @@ def test_the_gui_pipeline_leaves_a_core_free_and_the_command_line_does_not(monke
         seen.append(kwargs["threads"])
         self.provider_note = "fake"
 
-    monkeypatch.setattr("faceapp.embed.Embedder.__init__", fake_init)
+    monkeypatch.setattr("faceapp.vision.embed.Embedder.__init__", fake_init)
     for interactive in (False, True):
         _ = Pipeline(Settings(gallery=tmp_path), interactive=interactive).embedder
     _ = Pipeline(Settings(gallery=tmp_path, threads=2), interactive=True).embedder  # what the user set wins
@@ -202,7 +202,7 @@ def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
 def test_openvino_is_imported_without_its_telemetry():
     import subprocess
 
-    code = ("import sys; from faceapp.runtime import import_openvino; import_openvino(); "
+    code = ("import sys; from faceapp.vision.runtime import import_openvino; import_openvino(); "
             "print(sys.modules['openvino.tools.ovc.telemetry_utils'].tm.__name__, 'openvino_telemetry' in sys.modules)")
     env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CI": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout

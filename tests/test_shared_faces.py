@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from faceapp.calibrate import embed_labelled, pair_scores, roc_auc
+from faceapp.measure.calibrate import embed_labelled, pair_scores, roc_auc
 
 pytestmark = pytest.mark.shared
 

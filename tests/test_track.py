@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from faceapp.track import Tracker, TrackerConfig, iou, quality_weight
+from faceapp.recognise.track import Tracker, TrackerConfig, iou, quality_weight
 from faceapp.types import Candidate, Decision, Detection, Face, Match, Quality
 
 D = 8

@@ -158,7 +158,7 @@ def test_resume_continues_bit_exactly(tree, tmp_path, monkeypatch):
 
 def test_finetune_export_and_the_app_on_real_faces(tree, tmp_path, faces):
     """finetune -> export (checked on real aligned faces) -> the app loads and uses the file."""
-    from faceapp.embed import Embedder
+    from faceapp.vision.embed import Embedder
     from training.cli import main as train_main
     from training.export import ExportMismatch, export_onnx
     from training.train import load_run

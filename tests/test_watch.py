@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from faceapp import watch as watch_mod
-from faceapp.capture import CameraError, CameraLost, FrameSource, shown_url
-from faceapp.images import load_image
+from faceapp.vision.capture import CameraError, CameraLost, FrameSource, shown_url
+from faceapp.vision.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

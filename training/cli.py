@@ -67,7 +67,7 @@ def verdict_line(base: dict[str, Any], best: dict[str, Any], target_fpir: float)
 
 
 def _model_embedder(spec: str, device: str):  # type: ignore[no-untyped-def]
-    from faceapp import models
+    from faceapp.vision import models
 
     from .evaluate import onnx_embedder, torch_embedder
     from .train import load_run
@@ -101,7 +101,7 @@ def _eval_sets(data: Path, split: Path | None, strangers: Path | None):  # type:
 
 
 def _looks_aligned(root: Path) -> bool:
-    from faceapp.images import load_image
+    from faceapp.vision.images import load_image
 
     first = next((f for d in sorted(root.iterdir()) if d.is_dir() for f in sorted(d.iterdir())), None)
     return first is not None and load_image(first).shape[:2] == (112, 112)
@@ -135,8 +135,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def calibrated_thresholds(embed, crops) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Thresholds measured on held-out identities, the same way as `faceapp-cli calibrate`."""
-    from faceapp.calibrate import pair_scores, per_comparison_far, recommended_threshold
-    from faceapp.contract import RecommendedThresholds
+    from faceapp.measure.calibrate import pair_scores, per_comparison_far, recommended_threshold
+    from faceapp.vision.contract import RecommendedThresholds
 
     emb = embed(crops.crops)
     gen, imp = pair_scores(emb, crops.labels)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from faceapp.images import person_folders
+from faceapp.vision.images import person_folders
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def from_stranger_folder(root: Path, cache_dir: Path | None = None, detector: st
     Raises:
         ValueError: ``root`` is not a folder or holds no photos.
     """
-    from faceapp.images import IMAGE_SUFFIXES
+    from faceapp.vision.images import IMAGE_SUFFIXES
 
     root = Path(root)
     if not root.is_dir():
@@ -167,7 +167,7 @@ def _read_aligned(items: list[tuple[str, Path]], size: int = 112) -> FaceCrops:
     import cv2
 
     from faceapp.errors import ImageError
-    from faceapp.images import load_image
+    from faceapp.vision.images import load_image
 
     entries, failed = [], []
     for name, f in items:
@@ -189,7 +189,7 @@ def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
 
 def from_gallery(gallery_dir: Path) -> FaceCrops:
     """The aligned face crops stored in a faceapp gallery, labelled by person."""
-    from faceapp.gallery import Gallery
+    from faceapp.gallery.gallery import Gallery
     from faceapp.pipeline import decode_thumbnail
 
     with Gallery(Path(gallery_dir)) as g:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceapp.openset import empirical_threshold, far_at, pair_scores, roc_auc, tar_at
+from faceapp.measure.openset import empirical_threshold, far_at, pair_scores, roc_auc, tar_at
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def torch_embedder(model: torch.nn.Module, device: str = "cpu", batch: int = 64)
 
 
 def onnx_embedder(path: Path, provider: str = "cpu", batch: int = 64) -> EmbedFn:
-    from faceapp.embed import Embedder
+    from faceapp.vision.embed import Embedder
 
     emb = Embedder(Path(path), provider=provider)
 
@@ -161,7 +161,7 @@ def open_set_protocol(labels: np.ndarray, seed: int = 0,
         ``(gallery_index, probe_index, probe_labels)``: stranger probes get labels below 0,
         one per identity, so they match no gallery label.
     """
-    from faceapp.evaluate import enrolment_split
+    from faceapp.measure.evaluate import enrolment_split
 
     labels = np.asarray(labels)
     ids, counts = np.unique(labels, return_counts=True)
@@ -177,7 +177,7 @@ def open_set_protocol(labels: np.ndarray, seed: int = 0,
 
 def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarray | None = None,
                      target_fpir: float = 0.01, seed: int = 0) -> dict[str, Any]:
-    """FNIR and wrong-name rate at a target FPIR, the way the app decides (faceapp.openset).
+    """FNIR and wrong-name rate at a target FPIR, the way the app decides (faceapp.measure.openset).
 
     Without ``stranger_emb`` half of the identities are enrolled and the other half are the
     strangers; with it, every identity with two or more photos is enrolled (more enrolled
@@ -195,7 +195,7 @@ def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarr
         the ``threshold`` and measured ``fpir``, probe counts, and ``resolved`` (enough
         strangers to measure the target rather than bound it).
     """
-    from faceapp import openset
+    from faceapp.measure import openset
 
     extra = stranger_emb is not None and len(stranger_emb) > 0
     g, p, plab = open_set_protocol(labels, seed, enrol_share=1.0 if extra else 0.5)
@@ -213,9 +213,9 @@ def open_set_figures(emb: np.ndarray, labels: np.ndarray, stranger_emb: np.ndarr
 
 def evaluate_pairs_csv(embed: EmbedFn, csv_path: Path, target_far: float = 1e-3) -> dict[str, Any]:
     """Figures on the labelled pairs of a CSV (``file_x,file_y,Decision``), read by the app's own parser."""
-    from faceapp.calibrate import read_pairs_csv
     from faceapp.config import Settings
     from faceapp.errors import FaceappError
+    from faceapp.measure.calibrate import read_pairs_csv
     from faceapp.pipeline import Pipeline
 
     pairs = read_pairs_csv(Path(csv_path))

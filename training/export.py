@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceapp.contract import Contract, RecommendedThresholds, metadata_props
+from faceapp.vision.contract import Contract, RecommendedThresholds, metadata_props
 
 log = logging.getLogger(__name__)
 

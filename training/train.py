@@ -14,7 +14,7 @@ writes to its ``out`` folder:
 
 Validation is open-set identification as the app does it: FNIR (enrolled people not
 given their own name) at a fixed FPIR (strangers given a name), through
-:func:`training.evaluate.open_set_figures` and :mod:`faceapp.openset`.
+:func:`training.evaluate.open_set_figures` and :mod:`faceapp.measure.openset`.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def load_strangers(cfg: TrainConfig) -> FaceCrops | None:
 def build_backbone(cfg: TrainConfig) -> nn.Module:
     kwargs: dict[str, Any] = {"embedding_size": cfg.embedding_size, "width": cfg.width}
     if cfg.backbone == "sface" and cfg.pretrained:
-        from faceapp import models
+        from faceapp.vision import models
 
         kwargs["pretrained"] = models.resolve_embedder(None).path if cfg.pretrained == "bundled" else Path(cfg.pretrained)
     return create_backbone(cfg.backbone, **kwargs)
@@ -219,7 +219,7 @@ def build_backbone(cfg: TrainConfig) -> nn.Module:
 def base_model_hash(cfg: TrainConfig) -> str | None:
     if cfg.backbone != "sface" or not cfg.pretrained:
         return None
-    from faceapp import models
+    from faceapp.vision import models
 
     return models.resolve_embedder(None if cfg.pretrained == "bundled" else Path(cfg.pretrained)).sha256
 

@@ -2,7 +2,7 @@
 
 The only package of faceapp that imports Qt. It holds no thresholds, decisions or file
 formats of its own: decisions come from the pipeline, enrolment and sample-quality rules
-from :mod:`faceapp.enrol`, unknown-face grouping from :mod:`faceapp.inbox`, settings from
+from :mod:`faceapp.recognise.enrol`, unknown-face grouping from :mod:`faceapp.recognise.inbox`, settings from
 :mod:`faceapp.config`. Importing this package does not import Qt, so that :func:`main`
 can say how to install it.
 """
@@ -22,6 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(GUI_MISSING, file=sys.stderr)
         return 2
-    from .app import main as app_main
+    from faceapp.gui.app import main as app_main
 
     return app_main(argv)

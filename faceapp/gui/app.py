@@ -34,21 +34,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..capture import VIDEO_SUFFIXES, FrameSource, list_cameras, open_source
-from ..config import PROVIDERS, Settings, SettingsLayers, gallery_arg
-from ..errors import FaceappError, SettingsError
-from ..images import IMAGE_SUFFIXES
-from ..inbox import UnknownInbox, add_unknowns
-from ..messages import for_gui
-from ..pipeline import Pipeline
-from ..track import TrackResult
-from ..types import Decision, FaceResult
-from ..watch import EventRecorder, keeps_events
-from .dialogs import EnrolDialog, SettingsDialog
-from .library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
-from .reembed import ReembedDialog, needs_reembed
-from .widgets import IMAGE_FILTER, VideoView, error_box
-from .worker import FrameResult, PhotoJob, ProcessingWorker
+from faceapp.config import PROVIDERS, Settings, SettingsLayers, gallery_arg
+from faceapp.errors import FaceappError, SettingsError
+from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
+from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
+from faceapp.gui.messages import for_gui
+from faceapp.gui.reembed import ReembedDialog, needs_reembed
+from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box
+from faceapp.gui.worker import FrameResult, PhotoJob, ProcessingWorker
+from faceapp.pipeline import Pipeline
+from faceapp.recognise.inbox import UnknownInbox, add_unknowns
+from faceapp.recognise.track import TrackResult
+from faceapp.types import Decision, FaceResult
+from faceapp.vision.capture import VIDEO_SUFFIXES, FrameSource, list_cameras, open_source
+from faceapp.vision.images import IMAGE_SUFFIXES
+from faceapp.watch import EventRecorder, keeps_events
 
 log = logging.getLogger(__name__)
 RESOLUTIONS = ["640x480", "1280x720", "1920x1080", "320x240"]

@@ -30,13 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import PRECISIONS, PROVIDERS, Settings
-from ..enrol import EnrolmentGuide
-from ..errors import FaceappError
-from ..messages import for_gui
-from ..pipeline import Pipeline
-from ..types import Decision, Face
-from .widgets import COLOURS, IMAGE_FILTER, VideoView, error_box, to_pixmap
+from faceapp.config import PRECISIONS, PROVIDERS, Settings
+from faceapp.errors import FaceappError
+from faceapp.gui.messages import for_gui
+from faceapp.gui.widgets import COLOURS, IMAGE_FILTER, VideoView, error_box, to_pixmap
+from faceapp.pipeline import Pipeline
+from faceapp.recognise.enrol import EnrolmentGuide
+from faceapp.types import Decision, Face
 
 log = logging.getLogger(__name__)
 __all__ = ["EnrolDialog", "SettingsDialog", "error_box"]

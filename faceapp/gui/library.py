@@ -1,8 +1,8 @@
 """The face library: people grid, a person's samples, the unknown-faces inbox, and the
 candidates of an uncertain face.
 
-Thin views over the gallery, :mod:`faceapp.enrol` (quality badges) and
-:mod:`faceapp.inbox` (grouping); the rules live there. The people grid scales to tens of
+Thin views over the gallery, :mod:`faceapp.recognise.enrol` (quality badges) and
+:mod:`faceapp.recognise.inbox` (grouping); the rules live there. The people grid scales to tens of
 thousands of people: search filters an in-memory list after a short debounce, and
 thumbnails are decoded only for the rows Qt asks to draw, then cached.
 """
@@ -39,14 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..enrol import assess_sample
-from ..errors import FaceappError
-from ..inbox import UnknownInbox
-from ..messages import for_gui
-from ..pipeline import Pipeline
-from ..track import TrackResult
-from ..types import Decision, Face, FaceResult, Match
-from .widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
+from faceapp.errors import FaceappError
+from faceapp.gui.messages import for_gui
+from faceapp.gui.widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
+from faceapp.pipeline import Pipeline
+from faceapp.recognise.enrol import assess_sample
+from faceapp.recognise.inbox import UnknownInbox
+from faceapp.recognise.track import TrackResult
+from faceapp.types import Decision, Face, FaceResult, Match
 
 log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 120

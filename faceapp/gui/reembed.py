@@ -1,13 +1,13 @@
-"""Rebuilding the gallery for a new face model, with a progress bar (see :mod:`faceapp.reembed`)."""
+"""Rebuilding the gallery for a new face model, with a progress bar (see :mod:`faceapp.gallery.reembed`)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
-from ..pipeline import Pipeline, decode_thumbnail
-from ..reembed import ReembedReport, reembed
-from .worker import BackgroundThread
+from faceapp.gallery.reembed import ReembedReport, reembed
+from faceapp.gui.worker import BackgroundThread
+from faceapp.pipeline import Pipeline, decode_thumbnail
 
 
 def needs_reembed(pipeline: Pipeline) -> bool:
@@ -17,7 +17,7 @@ def needs_reembed(pipeline: Pipeline) -> bool:
 
 
 class ReembedJob(BackgroundThread):
-    """Runs :func:`faceapp.reembed.reembed` on a worker thread.
+    """Runs :func:`faceapp.gallery.reembed.reembed` on a worker thread.
 
     Signals:
         progress(int, int): crops done, crops in all.

@@ -9,11 +9,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QMessageBox, QSizePolicy, QWidget
 
-from ..errors import FaceappError
-from ..messages import for_gui
-from ..pipeline import decode_thumbnail
-from ..track import TrackResult
-from ..types import Decision, FaceResult
+from faceapp.errors import FaceappError
+from faceapp.gui.messages import for_gui
+from faceapp.pipeline import decode_thumbnail
+from faceapp.recognise.track import TrackResult
+from faceapp.types import Decision, FaceResult
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
 

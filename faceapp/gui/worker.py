@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..capture import FrameSource
-from ..errors import FaceappError
-from ..images import load_image
-from ..messages import for_gui
-from ..pipeline import Pipeline
-from ..track import Tracker, TrackResult
-from ..types import FaceResult
-from ..watch import Event, TrackEvents
+from faceapp.errors import FaceappError
+from faceapp.gui.messages import for_gui
+from faceapp.pipeline import Pipeline
+from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.types import FaceResult
+from faceapp.vision.capture import FrameSource
+from faceapp.vision.images import load_image
+from faceapp.watch import Event, TrackEvents
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class FrameResult:
     Attributes:
         frame: ``(H, W, 3)`` RGB uint8.
         faces: every face with its match: :class:`~faceapp.types.FaceResult` for photos
-            and enrolment frames, :class:`~faceapp.track.TrackResult` (whose ``match`` is
+            and enrolment frames, :class:`~faceapp.recognise.track.TrackResult` (whose ``match`` is
             ``None`` until the track has settled) for tracked live frames.
         latency_ms: time spent in the pipeline.
         fps: smoothed results per second.

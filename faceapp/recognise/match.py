@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .types import Candidate, Decision, Match
+from faceapp.types import Candidate, Decision, Match
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A gallery store in PostgreSQL, shared by several devices.
 
-The database holds what :class:`~faceapp.sqlite_store.SQLiteStore` holds in a folder
+The database holds what :class:`~faceapp.gallery.sqlite_store.SQLiteStore` holds in a folder
 (people, templates with their model id and aligned face crop, negative samples, a random
 gallery id and a generation bumped by every write) plus a *change log*: one row per
 template added or removed, with the generation that did it, so a device brings its local
@@ -10,7 +10,7 @@ generations never collide), bumps the generation, logs its changes and sends a
 ``NOTIFY`` that running devices receive at once.
 
 Search never runs on the server: each device keeps its own index (see
-:mod:`faceapp.gallery`). Rows are really deleted (no soft delete) and the tables are
+:mod:`faceapp.gallery.gallery`). Rows are really deleted (no soft delete) and the tables are
 left to autovacuum (an explicit ``VACUUM`` of a large gallery after every removal
 would take seconds, and would not overwrite the freed bytes either: the server's disk
 should be encrypted, as for any database of personal data).
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import (
+from faceapp.errors import (
     DuplicatePersonError,
     GalleryError,
     GalleryMismatchError,
@@ -45,7 +45,7 @@ from .errors import (
     SettingsError,
     UnknownPersonError,
 )
-from .store import (
+from faceapp.gallery.store import (
     Changes,
     Erased,
     Person,
@@ -199,7 +199,7 @@ class EventRecord:
 
 
 class PostgresStore:
-    """A :class:`~faceapp.store.Store` in a PostgreSQL database.
+    """A :class:`~faceapp.gallery.store.Store` in a PostgreSQL database.
 
     Args:
         dsn: a libpq URI (``postgresql://user@host:port/dbname``) or key=value string,

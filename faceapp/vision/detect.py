@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ModelError
-from .images import as_rgb8
-from .types import Detection
+from faceapp.errors import ModelError
+from faceapp.types import Detection
+from faceapp.vision.images import as_rgb8
 
 if TYPE_CHECKING:
-    from .runtime import Backend, Selection
+    from faceapp.vision.runtime import Backend, Selection
 
 NUM_KEYPOINTS = 6
 # Scores are computed for every anchor and filtered here, so that a changed
@@ -177,7 +177,7 @@ def open_backend(model_path: Path, runtime_name: str = "cpu", *, threads: int = 
     Raises:
         ModelError: the runtime cannot load the file.
     """
-    from . import runtime
+    from faceapp.vision import runtime
 
     if runtime_name == "openvino":
         return runtime.OpenVinoBackend(Path(model_path), cache_dir=cache_dir, threads=threads)
@@ -188,11 +188,11 @@ def select_backend(model: Path, model_sha256: str, requested: str, *, threads: i
                    cache_dir: Path) -> Selection:
     """The detector's runtime: ``requested`` when it names a CPU runtime, else the faster one here.
 
-    Like the embedder's ``auto`` (:func:`faceapp.runtime.select`), both CPU runtimes are
+    Like the embedder's ``auto`` (:func:`faceapp.vision.runtime.select`), both CPU runtimes are
     timed on the detector once per model, machine and thread setting, and the choice is
     cached; the detector never runs on CUDA.
     """
-    from . import runtime
+    from faceapp.vision import runtime
 
     avail = runtime.availability()
     wanted = requested if requested in runtime.CPU_RUNTIMES else "auto"

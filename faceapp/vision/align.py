@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .types import Quality
+from faceapp.types import Quality
 
 CROP_SIZE = 112
 

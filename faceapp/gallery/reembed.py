@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gallery import Gallery
-from .store import Erased
+from faceapp.gallery.gallery import Gallery
+from faceapp.gallery.store import Erased
 
 BATCH = 32
 

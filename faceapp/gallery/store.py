@@ -3,10 +3,10 @@
 A *store* keeps everything that must survive: people, their templates (embedding, the model
 that made it, the aligned face crop it was made from, quality), negative samples ("this is
 not X"), a random gallery id fixed at creation and a generation that every write bumps. It
-is the one place with SQL. Search does not live here: a vector index (:mod:`faceapp.vindex`)
+is the one place with SQL. Search does not live here: a vector index (:mod:`faceapp.gallery.vindex`)
 is built from a store's snapshot and bound to its gallery id and generation.
 
-:class:`faceapp.sqlite_store.SQLiteStore` keeps a store in a folder; other back ends
+:class:`faceapp.gallery.sqlite_store.SQLiteStore` keeps a store in a folder; other back ends
 implement the same :class:`Store` protocol.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import GalleryError, UnknownPersonError
+from faceapp.errors import GalleryError, UnknownPersonError
 
 MAX_NAME_LENGTH = 200
 # Unicode categories a name may not contain: controls, format characters (zero-width
@@ -201,13 +201,13 @@ def open_store(spec: str | Path) -> Store:
         GalleryError: the store cannot be opened (see the store classes).
         SettingsError: a database address is malformed or holds a password.
     """
-    from .config import is_database_address
+    from faceapp.config import is_database_address
 
     if isinstance(spec, str) and is_database_address(spec):
-        from .pg_store import PostgresStore
+        from faceapp.gallery.pg_store import PostgresStore
 
         return PostgresStore(spec)
-    from .sqlite_store import SQLiteStore
+    from faceapp.gallery.sqlite_store import SQLiteStore
 
     return SQLiteStore(Path(spec))
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from faceapp.errors import ModelError
 
 log = logging.getLogger(__name__)
 

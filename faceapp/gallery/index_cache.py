@@ -2,7 +2,7 @@
 
 Building an hnswlib graph of 100,000 templates takes a minute or more on a small machine, and
 compacting one after a removal is a rebuild. A running device must not stop answering for
-that, so for a gallery whose index lives in the device cache (:func:`faceapp.gallery.open_gallery`
+that, so for a gallery whose index lives in the device cache (:func:`faceapp.gallery.gallery.open_gallery`
 with a PostgreSQL store):
 
 * a first sync answers at once from an exact index, and the hnswlib graph is built in the
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import vindex
-from .vindex import HnswIndex
+from faceapp.gallery import vindex
+from faceapp.gallery.vindex import HnswIndex
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class IndexKeeper:
     """Background builder, saver and wiper for one gallery's cached hnswlib index.
 
     Args:
-        gallery: the :class:`~faceapp.gallery.Gallery` (its ``_mutex``, ``_index`` and
+        gallery: the :class:`~faceapp.gallery.gallery.Gallery` (its ``_mutex``, ``_index`` and
             ``_binding`` are read and swapped under its mutex).
         root: the cache folder.
     """

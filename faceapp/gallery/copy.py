@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GalleryError
-from .store import Store
+from faceapp.errors import GalleryError
+from faceapp.gallery.store import Store
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .types import Box, Decision, Face, Match, Quality
+from faceapp.types import Box, Decision, Face, Match, Quality
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) RGB uint8 crops -> (N, D) unit-length
 DecideFn = Callable[[np.ndarray], Sequence[Match]]  # (N, D) unit-length embeddings -> one Match each

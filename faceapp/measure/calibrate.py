@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FaceappError, ImageError
-from .images import person_folders
-from .openset import (
+from faceapp.errors import FaceappError, ImageError
+from faceapp.measure.openset import (
     Interval,
     OpenSetRates,
     OperatingPoint,
@@ -44,6 +43,7 @@ from .openset import (
     tar_at,
     top_scores,
 )
+from faceapp.vision.images import person_folders
 
 # Kept under their earlier names for callers of this module (the training package).
 per_comparison_far = far_for_fpir
@@ -338,7 +338,7 @@ def _scenario(people: Any, strangers: Any, size: int, rng: np.random.Generator, 
         The probes' top scores, the look-alike composites' top scores, the similarities of
         every stranger probe to every enrolled template, and (distractors, of them blends).
     """
-    from .evaluate import blend, composite_groups, enrolment_split
+    from faceapp.measure.evaluate import blend, composite_groups, enrolment_split
 
     ids = np.unique(people.labels)
     chosen = rng.choice(ids, min(size, len(ids)), replace=False)
@@ -387,7 +387,7 @@ def distractor_blends(strangers: Any, n: int, embed: Any, rng: np.random.Generat
 
     from tqdm import tqdm
 
-    from .evaluate import blend
+    from faceapp.measure.evaluate import blend
 
     pool = np.flatnonzero(np.arange(len(strangers.labels)) % 2 == 0)
     if n <= 0 or len(pool) < 2:
@@ -416,8 +416,8 @@ def calibrate_open_set(people: Any, strangers: Any, *, embed: Any, target_fpir: 
     """Tune threshold and margin per gallery size on one half of the identities; report on the other.
 
     Args:
-        people: :class:`~faceapp.evaluate.FaceSet` of people with several photos each (all halves).
-        strangers: :class:`~faceapp.evaluate.FaceSet` of other people (all halves).
+        people: :class:`~faceapp.measure.evaluate.FaceSet` of people with several photos each (all halves).
+        strangers: :class:`~faceapp.measure.evaluate.FaceSet` of other people (all halves).
         embed: crops -> embeddings, for the blended distractors and the look-alike composites.
         target_fpir: share of strangers allowed a name.
         lookalike_target: share of look-alike composites allowed a name.
@@ -432,7 +432,7 @@ def calibrate_open_set(people: Any, strangers: Any, *, embed: Any, target_fpir: 
     Raises:
         FaceappError: a half has no people or no strangers.
     """
-    from .evaluate import select
+    from faceapp.measure.evaluate import select
 
     halves = {h: (select(people, h), select(strangers, h)) for h in ("tune", "report")}
     for h, (p, s) in halves.items():

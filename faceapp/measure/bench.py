@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .models import models_dir
-from .vindex import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
+from faceapp.gallery.vindex import HNSW_EF_CONSTRUCTION, HNSW_M, ef_for
+from faceapp.vision.models import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ QUERY_K = 10
 TRACKED_FRAMES = 100  # frames of the tracked-video case: enough to include the periodic re-embeddings
 
 
-BENCH_FACE = Path(__file__).resolve().parent / "data" / "bench_face.jpg"
+BENCH_FACE = Path(__file__).resolve().parent.parent / "data" / "bench_face.jpg"
 
 
 def bench_face(pipe: Any) -> np.ndarray:
     """The face pasted into the test frames: ``FACEAPP_BENCH_IMAGE``'s, else the packaged one."""
-    from .images import load_image
+    from faceapp.vision.images import load_image
 
     env = os.environ.get("FACEAPP_BENCH_IMAGE")
     return face_square(pipe, Path(env)) if env else load_image(BENCH_FACE)
@@ -66,8 +66,8 @@ def make_frame(face: np.ndarray, n: int, size: tuple[int, int] = (640, 480), see
 
 def face_square(pipe: Any, photo: Path) -> np.ndarray:
     """A square around the largest face of ``photo``, with some margin."""
-    from .errors import NoFaceError
-    from .images import load_image
+    from faceapp.errors import NoFaceError
+    from faceapp.vision.images import load_image
 
     img = load_image(photo)
     found = pipe.detector.detect(img)
@@ -82,9 +82,9 @@ def face_square(pipe: Any, photo: Path) -> np.ndarray:
 
 def runtime_embedders(pipe: Any) -> dict[str, Any]:
     """One embedder per installed runtime (``cpu``, ``openvino``, ``cuda``), the pipeline's own included."""
-    from . import models, runtime
-    from .embed import Embedder
-    from .errors import ModelError
+    from faceapp.errors import ModelError
+    from faceapp.vision import models, runtime
+    from faceapp.vision.embed import Embedder
 
     avail = runtime.availability()
     file = pipe.embedder_file
@@ -137,7 +137,7 @@ def bench_embedders(embedders: dict[str, Any], crops: np.ndarray, repeats: int) 
 
 def bench_pipeline(pipe: Any, repeats: int, seed: int, embedders: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per runtime, per-stage medians for a 640x480 frame with 1 and with 5 faces."""
-    from .gallery import Gallery
+    from faceapp.gallery.gallery import Gallery
 
     rng = np.random.default_rng(seed)
     face = bench_face(pipe)
@@ -195,7 +195,7 @@ def _time_tracked(pipe: Any, frame: np.ndarray, frames: int) -> dict[str, Any]:
     The video is ``frame`` drifting sideways a few pixels a frame, so that every face is
     followed by the tracker and embedded only when its track needs it.
     """
-    from .track import Tracker
+    from faceapp.recognise.track import Tracker
 
     video = [np.roll(frame, 3 * (i % 8), axis=1) for i in range(frames)]
     tracker = Tracker()
@@ -312,7 +312,7 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine(),
                     "avx512f": _cpu_flag("avx512f"), "avx2": _cpu_flag("avx2")},
         "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "k": QUERY_K},
-        "where": f"faceapp {Path(__file__).resolve().parent}, models {models_dir()}",
+        "where": f"faceapp {Path(__file__).resolve().parent.parent}, models {models_dir()}",
     }
     isa = "AVX-512" if doc["machine"]["avx512f"] else "AVX2" if doc["machine"]["avx2"] else "no AVX2"
     lines = [f"machine: {os.cpu_count()} CPUs ({isa}), {platform.platform()}"]

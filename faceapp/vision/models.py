@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from faceapp.errors import ModelError
 
 ROLE_DETECTOR = {"full": "detector-full-range", "short": "detector-short-range"}
 ROLE_EMBEDDER = "embedder"
@@ -50,9 +50,9 @@ def _candidate_dirs() -> list[Path]:
     frozen = getattr(sys, "_MEIPASS", None)  # PyInstaller bundle
     if frozen:
         dirs.append(Path(frozen) / "models")
-    here = Path(__file__).resolve().parent
-    dirs.append(here / "_models")  # installed wheel
-    dirs.append(here.parent / "models")  # source checkout / editable install
+    package = Path(__file__).resolve().parent.parent  # faceapp/
+    dirs.append(package / "_models")  # installed wheel
+    dirs.append(package.parent / "models")  # source checkout / editable install
     return dirs
 
 

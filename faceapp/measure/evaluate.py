@@ -1,7 +1,7 @@
 """``faceapp-cli evaluate``: the open-set report on a folder-per-person set plus strangers.
 
 This module turns photo folders into embeddings (once, cached) and runs the protocol;
-the figures themselves come from :mod:`faceapp.openset`.
+the figures themselves come from :mod:`faceapp.measure.openset`.
 
 Protocol: the first ``enrol`` photos of each person (by file name) are enrolled as their
 templates; every other photo of theirs is an *other-day* probe, and a re-framed copy of
@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FaceappError, ImageError
-from .images import IMAGE_SUFFIXES, load_image
-from .match import Thresholds
-from .openset import (
+from faceapp.errors import FaceappError, ImageError
+from faceapp.measure.openset import (
     DetCurve,
     Interval,
     Misses,
@@ -42,6 +40,8 @@ from .openset import (
     rates,
     top_scores,
 )
+from faceapp.recognise.match import Thresholds
+from faceapp.vision.images import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def subject_face(pipe: Any, image: np.ndarray, label: str) -> Any:
     Raises:
         NoFaceError: no face was found.
     """
-    from .errors import NoFaceError
+    from faceapp.errors import NoFaceError
 
     faces, _ = pipe.analyze(image)
     if not faces:

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from .errors import ImageError
+from faceapp.errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 # The Pillow plugins that may parse a file; nothing else is tried (no EPS/Ghostscript, ...).

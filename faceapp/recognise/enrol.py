@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .types import Face, Quality
+from faceapp.types import Face, Quality
 
 
 @dataclass(frozen=True)

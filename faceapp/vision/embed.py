@@ -1,8 +1,8 @@
-"""Face embeddings on onnxruntime or OpenVINO (the runtime is chosen in :mod:`faceapp.runtime`).
+"""Face embeddings on onnxruntime or OpenVINO (the runtime is chosen in :mod:`faceapp.vision.runtime`).
 
 Input: aligned crops ``(N, H, W, 3)`` RGB uint8 (H, W from the model's contract).
 Output: ``(N, D)`` float32, each row unit length. The preprocessing (colour order,
-mean/std, layout) is read from the model file's ``faceapp.contract`` metadata, never
+mean/std, layout) is read from the model file's ``faceapp.vision.contract`` metadata, never
 guessed.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .contract import CONTRACT_KEY, PROVENANCE_KEY, THRESHOLDS_KEY, Contract, RecommendedThresholds
-from .errors import ModelError
+from faceapp.errors import ModelError
+from faceapp.vision.contract import CONTRACT_KEY, PROVENANCE_KEY, THRESHOLDS_KEY, Contract, RecommendedThresholds
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Embedder:
         model_path: ONNX file carrying faceapp's contract metadata.
         provider: ``"auto"`` (CUDA when it works, else the faster CPU runtime, timed once per
             model and machine and cached), ``"cuda"``, ``"openvino"`` or ``"cpu"``
-            (onnxruntime's CPU provider); see :mod:`faceapp.runtime`.
+            (onnxruntime's CPU provider); see :mod:`faceapp.vision.runtime`.
         model_sha256: the model's hash when already known (keys the cached choice).
         ort_model_path: an equivalent graph for onnxruntime (the bundled PRelu-free
             rewrite of the same network), used instead of ``model_path`` on onnxruntime; a
@@ -56,7 +56,7 @@ class Embedder:
                  ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
                  threads: int | None = None, ov_model_path: Path | Callable[[], Path | None] | None = None,
                  precision: str = "fp32") -> None:
-        from . import runtime
+        from faceapp.vision import runtime
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -65,13 +65,13 @@ class Embedder:
             avail = runtime.availability()
         except ImportError as exc:  # pragma: no cover - dependency missing
             raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        from .config import default_cache_dir
+        from faceapp.config import default_cache_dir
 
         cache_root = cache_dir if cache_dir is not None else default_cache_dir()
 
         n_threads = threads or 0
         if model_sha256 is None:
-            from .models import sha256_file
+            from faceapp.vision.models import sha256_file
 
             model_sha256 = sha256_file(self.model_path)
         cache = runtime.RuntimeCache(cache_root / "runtime.json")

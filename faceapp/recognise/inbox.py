@@ -9,7 +9,7 @@ than the retention period are erased the same way.
 Grouping is online clustering by embedding: a new face joins the group whose mean
 embedding is most similar to it when that similarity clears ``join_threshold`` (the
 caller passes the model's match threshold), else it starts a new group. Each group keeps
-at most ``max_per_group`` samples, the best by :func:`faceapp.enrol.sample_score`, and a
+at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.enrol.sample_score`, and a
 face nearly identical to the group's newest sample within ``min_interval`` seconds is not
 stored again (a live view sees the same face many times a second).
 
@@ -34,12 +34,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .enrol import assess_sample, sample_score
-from .errors import GalleryError
-from .private import FILE_MODE, POSIX, make_private_dir
-from .sqlite_store import open_private_db, truncate_wal
-from .track import TrackResult
-from .types import Decision, FaceResult
+from faceapp.errors import GalleryError
+from faceapp.gallery.sqlite_store import open_private_db, truncate_wal
+from faceapp.private import FILE_MODE, POSIX, make_private_dir
+from faceapp.recognise.enrol import assess_sample, sample_score
+from faceapp.recognise.track import TrackResult
+from faceapp.types import Decision, FaceResult
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class UnknownInbox:
             quality: Mapping[str, float] | None = None, seen_at: float | None = None) -> int | None:
         """Record one sighting of an unknown face.
 
-        Low-quality faces (by :func:`faceapp.enrol.assess_sample`) are not kept: they make
+        Low-quality faces (by :func:`faceapp.recognise.enrol.assess_sample`) are not kept: they make
         poor templates and poor groups.
 
         Args:
@@ -290,13 +290,13 @@ class UnknownInbox:
         Args:
             group_id: the group.
             name: a new person's name, or an existing person's with ``add``.
-            gallery: the :class:`~faceapp.gallery.Gallery` to enrol into.
+            gallery: the :class:`~faceapp.gallery.gallery.Gallery` to enrol into.
             model_id: the embedder in use; samples made by another model are not used.
             best: how many of the best samples to enrol.
             add: add to an existing person instead of creating a new one.
 
         Returns:
-            The gallery's :class:`~faceapp.gallery.Person`.
+            The gallery's :class:`~faceapp.gallery.gallery.Person`.
 
         Raises:
             GalleryError: no sample of this model in the group, or the gallery refused.
@@ -367,7 +367,7 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult
     Returns:
         The groups the kept faces joined.
     """
-    from .pipeline import encode_thumbnail
+    from faceapp.pipeline import encode_thumbnail
 
     groups = []
     for fr in results:

@@ -2,7 +2,7 @@
 
 An embedder ONNX file carries, in its metadata properties:
 
-* ``faceapp.contract``: JSON of :class:`Contract` (input/output names, crop size, layout,
+* ``faceapp.vision.contract``: JSON of :class:`Contract` (input/output names, crop size, layout,
   colour order, per-channel mean and std applied to 0-255 pixels, alignment template,
   embedding size);
 * ``faceapp.thresholds``: JSON of the recommended cosine thresholds (``match`` for 1:N
@@ -10,7 +10,7 @@ An embedder ONNX file carries, in its metadata properties:
   the second-best person; a file without ``margin`` gets :data:`DEFAULT_MARGIN`);
 * ``faceapp.provenance``: JSON describing where the model came from.
 
-The app reads all three back (:mod:`faceapp.embed`); the training package writes them
+The app reads all three back (:mod:`faceapp.vision.embed`); the training package writes them
 when it exports (:mod:`training.export`).
 """
 

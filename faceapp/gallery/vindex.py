@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import private
+from faceapp import private
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class HnswIndex:
 
     def save(self, root: Path, binding: Binding) -> None:
         """Write ``index.hnsw`` and its sidecar durably (``0600``); the index must be compacted."""
-        from .models import sha256_file
+        from faceapp.vision.models import sha256_file
 
         if self._deleted:
             raise ValueError("compact the index before saving it")
@@ -286,7 +286,7 @@ class HnswIndex:
     def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
         import hnswlib
 
-        from .models import sha256_file
+        from faceapp.vision.models import sha256_file
 
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
         if not (path.is_file() and side_path.is_file()):

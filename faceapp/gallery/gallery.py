@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from . import vindex
-from .errors import GalleryError, GalleryMismatchError
-from .index_cache import IndexKeeper
-from .sqlite_store import SQLiteStore
-from .store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
-from .vindex import Binding, HnswIndex, VectorIndex
+from faceapp.errors import GalleryError, GalleryMismatchError
+from faceapp.gallery import vindex
+from faceapp.gallery.index_cache import IndexKeeper
+from faceapp.gallery.sqlite_store import SQLiteStore
+from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
+from faceapp.gallery.vindex import Binding, HnswIndex, VectorIndex
 
 __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
 
@@ -46,7 +46,7 @@ class Gallery:
     Args:
         root: the gallery folder; created (``0700``) when missing.
         lock_timeout: seconds a writer waits for another process's write to finish.
-        index: ``"auto"`` (exact up to :data:`faceapp.vindex.EXACT_MAX_TEMPLATES`
+        index: ``"auto"`` (exact up to :data:`faceapp.gallery.vindex.EXACT_MAX_TEMPLATES`
             templates, hnswlib above), ``"exact"`` or ``"hnsw"``.
         store: an already opened store to use instead of a folder; ``root`` is then the
             folder for its saved index.
@@ -55,7 +55,7 @@ class Gallery:
             vectors erased at once), under a lock shared by this device's processes.
 
     Raises:
-        GalleryError: the gallery cannot be opened (see :class:`~faceapp.sqlite_store.SQLiteStore`).
+        GalleryError: the gallery cannot be opened (see :class:`~faceapp.gallery.sqlite_store.SQLiteStore`).
     """
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float = 10.0, index: str = "auto",
@@ -87,7 +87,7 @@ class Gallery:
         return self.store.get_person(name)
 
     def has_person(self, name: str) -> bool:
-        from .errors import UnknownPersonError
+        from faceapp.errors import UnknownPersonError
 
         try:
             self.get_person(name)
@@ -454,8 +454,8 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         GalleryError: the gallery cannot be opened.
         SettingsError: a database address is malformed or holds a password.
     """
-    from . import private
-    from .config import default_cache_dir, is_database_address
+    from faceapp import private
+    from faceapp.config import default_cache_dir, is_database_address
 
     if not (isinstance(spec, str) and is_database_address(spec)):
         return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import private
-from .errors import (
+from faceapp import private
+from faceapp.errors import (
     DuplicatePersonError,
     GalleryError,
     GalleryFullError,
@@ -39,7 +39,7 @@ from .errors import (
     GalleryReadOnlyError,
     UnknownPersonError,
 )
-from .store import (
+from faceapp.gallery.store import (
     Changes,
     Erased,
     Person,
@@ -140,7 +140,7 @@ def _like(text: str) -> str:
 
 
 class SQLiteStore:
-    """A :class:`~faceapp.store.Store` in a folder.
+    """A :class:`~faceapp.gallery.store.Store` in a folder.
 
     Args:
         root: the gallery folder; created (``0700``) when missing.
@@ -193,7 +193,7 @@ class SQLiteStore:
         """Under the write lock, before creating: a missing or 0-byte database is damage when
         the gallery's other files are there (a 0-byte one always: creation writes it under
         this lock)."""
-        from .vindex import INDEX_FILES
+        from faceapp.gallery.vindex import INDEX_FILES
 
         others = [n for n in (*INDEX_FILES, DB_NAME + "-wal") if (self.root / n).exists()]
         if self.db_path.exists() and self.db_path.stat().st_size == 0:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FaceappError, ImageError
-from .images import IMAGE_SUFFIXES, load_image
+from faceapp.errors import FaceappError, ImageError
+from faceapp.vision.images import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger(__name__)
 

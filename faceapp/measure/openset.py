@@ -6,7 +6,7 @@ whose label is not in the gallery is a *stranger*; the others are *enrolled* pro
 
 Each probe is scored against every person by the person's best template (exact search),
 which gives its top-1 and top-2 person (:class:`TopScores`). From those, at a threshold and
-a margin (the same rule as :func:`faceapp.match.decide`: a name only when the best person
+a margin (the same rule as :func:`faceapp.recognise.match.decide`: a name only when the best person
 clears the threshold and beats the runner-up by the margin), in the NIST 1:N terms:
 
 * FPIR, false-positive identification rate: the share of strangers that get a name;
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .match import clears_margin
+from faceapp.recognise.match import clears_margin
 
 # Probes scored per block: bounds the (block, templates) similarity matrix in memory.
 _BLOCK = 512
@@ -277,7 +277,7 @@ class OpenSetRates:
 
 
 def named(scores: TopScores, threshold: float, margin: float = 0.0) -> np.ndarray:
-    """``(Q,)`` bool: the probe gets its best person's name (as :func:`faceapp.match.decide`)."""
+    """``(Q,)`` bool: the probe gets its best person's name (as :func:`faceapp.recognise.match.decide`)."""
     return (scores.top1 >= threshold) & clears_margin(scores.gap, margin)
 
 

@@ -1,0 +1,1 @@
+"""The gallery: the store of people and templates (SQLite or PostgreSQL), its vector index, copies and re-embedding."""

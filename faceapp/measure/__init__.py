@@ -1,0 +1,1 @@
+"""Measurement: open-set evaluation, calibration of thresholds and benchmarks."""

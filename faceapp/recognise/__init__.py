@@ -1,0 +1,1 @@
+"""Recognition rules: match decisions, tracking over frames, enrolment and the unknown-faces inbox."""
