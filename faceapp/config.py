@@ -22,11 +22,11 @@ from typing import Any
 import tomllib
 
 from faceapp.errors import SettingsError
-from faceapp.vision.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
+MAX_PIXELS = 100_000_000  # default pixel budget for one decoded image (~300 MB): Settings.max_image_pixels
 PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 PRECISIONS = ("int8", "fp32")

@@ -136,9 +136,9 @@ def test_people_grid_decodes_thumbnails_lazily(qtbot, window, data_dir):
     w = window(source=str(data_dir / "missing-source"))
     face = w.pipeline.main_face(data_dir / "obama.jpg")
     rng = np.random.default_rng(0)
-    from faceapp.pipeline import encode_thumbnail
+    from faceapp.vision.images import encode_crop
 
-    thumb = encode_thumbnail(face.crop)
+    thumb = encode_crop(face.crop)
     for i in range(400):
         e = rng.normal(size=face.embedding.shape).astype(np.float32)
         w.pipeline.gallery.add_templates(f"person {i:04d}", (e / np.linalg.norm(e))[None], model_id=w.pipeline.model_id,
@@ -595,3 +595,23 @@ def test_record_events_with_a_folder_gallery_says_it_is_ignored(qtbot, window):
     wait_frames(qtbot, w, 1)
     assert sum("record_events is ignored: only a PostgreSQL gallery keeps events" in m for m in said) == 1
     assert w.worker is not None and w.worker._record is None
+
+
+def test_closed_dialogs_are_released(qtbot, window, data_dir):
+    """Opening and closing People and a person's samples many times leaves none of them alive."""
+    import gc
+
+    from PySide6.QtWidgets import QDialog
+
+    from faceapp.gui.library import PeopleDialog, SamplesDialog
+
+    w = window(source="9")
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    for _ in range(5):
+        people = w.open_people()
+        people.open_person("Obama").close()
+        people.close()
+    del people
+    qtbot.waitUntil(lambda: not w.findChildren(QDialog), timeout=10000)  # deleted when the event loop gets to it
+    gc.collect()
+    assert sum(isinstance(o, PeopleDialog | SamplesDialog) for o in gc.get_objects()) == 0

@@ -40,7 +40,7 @@ from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
 from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from faceapp.gui.messages import for_gui
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
-from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box
+from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, PhotoJob, ProcessingWorker
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
@@ -628,8 +628,7 @@ class MainWindow(QMainWindow):
     def open_candidates(self, i: int) -> CandidatesDialog:
         dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self)
         dlg.finished.connect(self.refresh_gallery_size)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     # ------------------------------------------------------------------ actions
     def snapshot(self, path: Path) -> Path:
@@ -657,8 +656,7 @@ class MainWindow(QMainWindow):
         if self.source_error is not None:
             dlg.no_camera(self.source_error)
         dlg.finished.connect(self._enrolment_closed)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def _enrolment_closed(self) -> None:
         self.enrol_dialog = None
@@ -669,8 +667,7 @@ class MainWindow(QMainWindow):
     def open_people(self) -> PeopleDialog:
         dlg = PeopleDialog(self.pipeline, self)
         dlg.finished.connect(self.refresh_gallery_size)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def open_inbox(self) -> InboxDialog | None:
         if self.inbox is None:
@@ -679,8 +676,7 @@ class MainWindow(QMainWindow):
             return None
         dlg = InboxDialog(self.pipeline, self.inbox, self)
         dlg.finished.connect(self.refresh_gallery_size)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def open_settings(self) -> None:
         dlg = SettingsDialog(self.settings, self.pipeline, self)
