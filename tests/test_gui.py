@@ -465,7 +465,7 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
 
 
 def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
-    w = window(threshold=0.99, uncertain_band=0.9)
+    w = window(threshold=0.99, uncertain_band=0.5)
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
     qtbot.waitUntil(lambda: bool(decided(w, Decision.UNCERTAIN)), timeout=30000)
     w.pause.setChecked(True)
@@ -615,3 +615,36 @@ def test_closed_dialogs_are_released(qtbot, window, data_dir):
     qtbot.waitUntil(lambda: not w.findChildren(QDialog), timeout=10000)  # deleted when the event loop gets to it
     gc.collect()
     assert sum(isinstance(o, PeopleDialog | SamplesDialog) for o in gc.get_objects()) == 0
+
+
+@pytest.mark.parametrize("text, key", [("threshold = 1.7\n", "threshold"), ('threshold = "high"\n', "threshold"),
+                                       ("threshold = [[[\n", None)])
+def test_a_bad_settings_file_opens_the_window_with_the_problem_and_a_fix(qtbot, tmp_path, text, key):
+    from faceapp.gui.app import parse_args, startup_layers
+
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    layers = startup_layers(parse_args(["--config", str(path), "--gallery", str(tmp_path / "g")]))
+    w = MainWindow(layers, source="9")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.notice.isVisible() and w.fix_setting.isVisible()
+    assert "threshold" in w.notice_text.text() or key is None
+    assert w.settings.threshold is None  # the model's default is in force
+    w.fix_setting.click()
+    assert not w.fix_setting.isVisible()
+    assert "threshold" not in (path.read_text() if path.exists() else "")
+    assert (tmp_path / "settings.toml.bad").exists() == (key is None)
+
+
+def test_threshold_widgets_show_the_value_in_force(qtbot, tmp_path, window):
+    """Every saved value in range is shown as it is, and the widgets cannot hold one out of range."""
+    from faceapp.config import LIMITS
+
+    w = window(source="9", uncertain_band=LIMITS["uncertain_band"][1], min_face_size=LIMITS["min_face_size"][1],
+               min_detection_confidence=LIMITS["min_detection_confidence"][0], threshold=LIMITS["threshold"][1])
+    assert w.band.value() == pytest.approx(w.settings.uncertain_band)
+    assert w.min_face.value() == w.settings.min_face_size
+    assert w.confidence.value() == pytest.approx(w.settings.min_detection_confidence)
+    assert w.threshold.value() == round(100 * w.settings.threshold)
+    assert (w.band.minimum(), w.band.maximum()) == pytest.approx(LIMITS["uncertain_band"])

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.config import PROVIDERS, Settings, SettingsLayers, gallery_arg
+from faceapp.config import LIMITS, PROVIDERS, SettingProblem, Settings, SettingsLayers, gallery_arg
 from faceapp.errors import FaceappError, SettingsError
 from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
 from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
@@ -64,7 +64,15 @@ def _layers(settings: Settings | SettingsLayers | None, settings_path: Path | No
     base = Settings()
     flags = {} if settings is None else {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings)
                                          if getattr(settings, f.name) != getattr(base, f.name)}
-    return SettingsLayers(settings_path, flags=flags)
+    return SettingsLayers(settings_path, flags=flags, lenient=True)
+
+
+def settings_problem_text(problem: SettingProblem) -> str:
+    """A settings-file problem in the window's words: what is wrong and what is in force instead."""
+    if problem.key is None:
+        return (f"{problem.message}.\nThe app runs with the default settings; start from them (the file "
+                "is kept beside it as .bad) or fix the file and restart.")
+    return f"{problem.message}.\nThe default {problem.key} is in force until you fix the file or reset it."
 
 
 def is_camera(spec: str | None) -> bool:
@@ -132,9 +140,12 @@ class MainWindow(QMainWindow):
         self.offer_enrol.clicked.connect(self.open_enrolment)
         self.offer_reembed = QPushButton("Rebuild gallery for this model")
         self.offer_reembed.clicked.connect(self.rebuild_gallery)
+        self.fix_setting = QPushButton()
+        self.fix_setting.clicked.connect(self.fix_settings_problem)
         nlay = QHBoxLayout(self.notice)
         nlay.addWidget(self.notice_text, 1)
-        for b in (self.offer_reembed, self.offer_enrol, self.offer_video, self.offer_folder, self.retry):
+        for b in (self.fix_setting, self.offer_reembed, self.offer_enrol, self.offer_video, self.offer_folder,
+                  self.retry):
             nlay.addWidget(b)
         # photo mode bar
         self.photo_bar = QFrame()
@@ -155,16 +166,16 @@ class MainWindow(QMainWindow):
         left.addWidget(self.view, 1)
 
         self.threshold = QSlider(Qt.Orientation.Horizontal)
-        self.threshold.setRange(0, 100)
+        self.threshold.setRange(*(round(100 * v) for v in LIMITS["threshold"]))
         self.threshold_label = QLabel()
         self.band = QDoubleSpinBox()
-        self.band.setRange(0.0, 0.5)
+        self.band.setRange(*LIMITS["uncertain_band"])
         self.band.setSingleStep(0.01)
         self.min_face = QSpinBox()
-        self.min_face.setRange(0, 500)
+        self.min_face.setRange(*(int(v) for v in LIMITS["min_face_size"]))
         self.min_face.setSuffix(" px")
         self.confidence = QDoubleSpinBox()
-        self.confidence.setRange(0.05, 1.0)
+        self.confidence.setRange(*LIMITS["min_detection_confidence"])
         self.confidence.setSingleStep(0.05)
         reset = QPushButton("Reset to model defaults")
         reset.clicked.connect(self.reset_thresholds)
@@ -455,11 +466,22 @@ class MainWindow(QMainWindow):
         self._update_notice()
 
     def _update_notice(self) -> None:
-        """What to do next: after an error, Retry (and for a camera, a video or photo folder
-        instead); with an empty gallery, add the first person."""
+        """What to do next: a problem of the settings file first (with its fix), then after an
+        error, Retry (and for a camera, a video or photo folder instead); with an empty gallery,
+        add the first person."""
         empty = self._gallery_size() == 0
         err = self.source_error
         stale = self._needs_reembed()
+        problem = self.layers.problems[0] if self.layers.problems else None
+        self.fix_setting.setVisible(problem is not None)
+        if problem is not None:
+            self.notice_text.setText(settings_problem_text(problem))
+            self.fix_setting.setText(f"Reset {problem.key} to its default" if problem.key
+                                     else "Start from default settings")
+            for b in (self.offer_reembed, self.retry, self.offer_video, self.offer_folder, self.offer_enrol):
+                b.setVisible(False)
+            self.notice.setVisible(True)
+            return
         if stale:
             text = ("Your gallery was made with another face model. Rebuild it for this model: the "
                     "stored faces are embedded again, and nobody has to be enrolled again.")
@@ -478,6 +500,19 @@ class MainWindow(QMainWindow):
         self.offer_folder.setVisible(err is not None and is_camera(self.source_spec))
         self.offer_enrol.setVisible(empty)
         self.notice.setVisible(bool(text))
+
+    def fix_settings_problem(self) -> None:
+        """Resolve the first settings-file problem by going back to the default."""
+        if not self.layers.problems:
+            return
+        try:
+            aside = self.layers.forget(self.layers.problems[0])
+        except OSError as exc:
+            error_box(self, f"the settings file cannot be changed: {exc}")
+            return
+        if aside is not None:
+            self.statusBar().showMessage(f"default settings in force; the old file is kept as {aside}", 15000)
+        self._update_notice()
 
     # ------------------------------------------------------------------ photo mode
     def match_photos(self, paths: list[Path]) -> None:
@@ -773,12 +808,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def startup_layers(args: argparse.Namespace) -> SettingsLayers:
+    """The settings the window starts with. A problem of the saved file never stops the app:
+    the window opens with the defaults for what is wrong and says how to fix it.
+
+    Raises:
+        SettingsError: a command-line flag is invalid (the person who typed it sees stderr).
+    """
+    return SettingsLayers(args.config, flags={"gallery": args.gallery, "model": args.model,
+                                              "provider": args.provider}, lenient=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="faceapp: %(message)s")
     try:
-        layers = SettingsLayers(args.config, flags={"gallery": args.gallery, "model": args.model,
-                                                    "provider": args.provider})
+        layers = startup_layers(args)
     except FaceappError as exc:
         print(f"faceapp: error: {exc}", file=sys.stderr)
         return 2
