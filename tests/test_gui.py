@@ -394,12 +394,12 @@ def test_photo_mode_runs_in_the_background_and_stays_until_back_to_live(qtbot, w
     w.match_photo(data_dir / "biden.jpg")
     assert w.mode == "photo" and w.busy.isVisible()  # busy while the photo is matched off the GUI thread
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
-    assert len(w.view.faces) == 1 and "1 face" in w.photo_label.text()
+    assert len(w.view.faces) == 1 and "1 face" in w.photo_mode.label.text()
     shown = w.view.faces[0]
     qtbot.wait(2500)  # live frames must not replace the photo
-    assert w.view.faces[0] is shown and w.photo_bar.isVisible()
+    assert w.view.faces[0] is shown and w.photo_mode.bar.isVisible()
     w.go_live()
-    assert w.mode == "live" and not w.photo_bar.isVisible()
+    assert w.mode == "live" and not w.photo_mode.bar.isVisible()
     wait_frames(qtbot, w, 2)
 
 
@@ -412,11 +412,11 @@ def test_photo_folder_steps_through_results_and_skips_bad_files(qtbot, window, d
     w = window()
     w.match_photos([d])
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=60000)
-    assert len(w.photos) == 3 and isinstance(w.photos[1], str)
-    w.next_photo.click()
-    assert "not usable" in w.photo_label.text() and w.view.message
-    w.next_photo.click()
-    assert len(w.view.faces) == 1 and "Photo 3 of 3" in w.photo_label.text()
+    assert len(w.photo_mode.results) == 3 and isinstance(w.photo_mode.results[1], str)
+    w.photo_mode.next_button.click()
+    assert "not usable" in w.photo_mode.label.text() and w.view.message
+    w.photo_mode.next_button.click()
+    assert len(w.view.faces) == 1 and "Photo 3 of 3" in w.photo_mode.label.text()
 
 
 def test_source_picker_shows_the_real_source(qtbot, window, frames, tmp_path):

@@ -39,15 +39,15 @@ from faceapp.errors import FaceappError, SettingsError
 from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
 from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from faceapp.gui.messages import for_gui
+from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
-from faceapp.gui.worker import FrameResult, PhotoJob, ProcessingWorker
+from faceapp.gui.worker import FrameResult, ProcessingWorker
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
 from faceapp.vision.capture import VIDEO_SUFFIXES, FrameSource, list_cameras, open_source
-from faceapp.vision.images import IMAGE_SUFFIXES
 from faceapp.watch import EventRecorder, keeps_events
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ class MainWindow(QMainWindow):
         self.source_spec = source
         self.pipeline = Pipeline(self.settings, interactive=True)
         self.worker: ProcessingWorker | None = None
-        self.photo_job: PhotoJob | None = None
-        self.photos: list[FrameResult | str | None] = []
-        self.photo_index = 0
-        self.mode = "live"
+        self.photo_mode = PhotoMode(lambda: self.pipeline, self)
         self.inbox: UnknownInbox | None = None
         self.enrol_dialog: EnrolDialog | None = None
         self.last: FrameResult | None = None
@@ -147,22 +144,13 @@ class MainWindow(QMainWindow):
         for b in (self.fix_setting, self.offer_reembed, self.offer_enrol, self.offer_video, self.offer_folder,
                   self.retry):
             nlay.addWidget(b)
-        # photo mode bar
-        self.photo_bar = QFrame()
-        self.photo_label = QLabel()
-        self.prev_photo = QPushButton("< Previous")
-        self.prev_photo.clicked.connect(lambda: self.show_photo(self.photo_index - 1))
-        self.next_photo = QPushButton("Next >")
-        self.next_photo.clicked.connect(lambda: self.show_photo(self.photo_index + 1))
-        self.back_to_live = QPushButton("Back to live")
-        self.back_to_live.clicked.connect(self.go_live)
-        play = QHBoxLayout(self.photo_bar)
-        play.addWidget(self.photo_label, 1)
-        for b in (self.prev_photo, self.next_photo, self.back_to_live):
-            play.addWidget(b)
+        self.photo_mode.started.connect(self._photo_mode_started)
+        self.photo_mode.ended.connect(self._photo_mode_ended)
+        self.photo_mode.frameShown.connect(self._show_photo)
+        self.photo_mode.messageShown.connect(self.view.show_message)
         left = QVBoxLayout()
         left.addWidget(self.notice)
-        left.addWidget(self.photo_bar)
+        left.addWidget(self.photo_mode.bar)
         left.addWidget(self.view, 1)
 
         self.threshold = QSlider(Qt.Orientation.Horizontal)
@@ -250,7 +238,7 @@ class MainWindow(QMainWindow):
         self.gallery_label = QLabel("gallery: --")
         for w in (self.busy, self.mode_label, self.fps_label, self.latency_label, self.provider_label, self.gallery_label):
             self.statusBar().addPermanentWidget(w)
-        self.photo_bar.setVisible(False)
+        self.photo_mode.busyChanged.connect(self.busy.setVisible)
         self.notice.setVisible(False)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut("Ctrl+Q")
@@ -515,108 +503,34 @@ class MainWindow(QMainWindow):
         self._update_notice()
 
     # ------------------------------------------------------------------ photo mode
+    @property
+    def mode(self) -> str:
+        """``"photo"`` while photo mode shows results, else ``"live"``."""
+        return "photo" if self.photo_mode.active else "live"
+
     def match_photos(self, paths: list[Path]) -> None:
         """Photo mode: match photos in the background; the results stay until "Back to live"."""
-        if self.photo_job is not None:
-            self.photo_job.stop()
-        paths = [Path(p) for p in paths]
-        if len(paths) == 1 and paths[0].is_dir():
-            paths = sorted(p for p in paths[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
+        photos = PhotoMode.photos_in(paths)
+        if not photos:
             error_box(self, "there are no photos to match in that folder")
             return
-        self.mode = "photo"
-        if self.worker is not None:
-            self.worker.set_paused(True)
-        self.photos = [None] * len(paths)
-        self.photo_index = 0
-        self.photo_bar.setVisible(True)
-        self.mode_label.setText("photo mode")
-        self.fps_label.setText("-- fps")
-        self.busy.setVisible(True)
-        self.view.show_message(f"matching {paths[0].name} ...")
-        self._show_photo_label()
-        job = PhotoJob(self.pipeline, paths)
-        job.photoReady.connect(self._on_photo)
-        job.photoFailed.connect(self._on_photo_failed)
-        job.finished.connect(self._on_photos_done)
-        job.failed.connect(self._on_photos_failed)
-        self.photo_job = job
-        job.start()
+        self.photo_mode.start(photos)
 
     def match_photo(self, path: Path) -> None:
         """Photo mode for one photo (see :meth:`match_photos`)."""
         self.match_photos([Path(path)])
 
-    def _on_photo(self, i: int) -> None:
-        if self.photo_job is None or self.sender() is not self.photo_job:
-            return
-        self.photos[i] = self.photo_job.results[i]
-        if i == self.photo_index:
-            self.show_photo(i)
-        self._show_photo_label()
-
-    def _on_photo_failed(self, i: int, message: str) -> None:
-        if self.sender() is not self.photo_job:
-            return
-        self.photos[i] = message
-        if i == self.photo_index:
-            self.show_photo(i)
-        self._show_photo_label()
-
-    def _on_photos_done(self) -> None:
-        if self.sender() is self.photo_job:
-            self.busy.setVisible(False)
-            self._show_photo_label()
-
-    def _on_photos_failed(self, message: str) -> None:
-        if self.sender() is self.photo_job:
-            self.busy.setVisible(False)
-            self.view.show_message(f"{message}\n\nPress Back to live, or match other photos.")
-
-    def _show_photo_label(self) -> None:
-        if self.photo_job is None:
-            return
-        n = len(self.photos)
-        done = sum(p is not None for p in self.photos)
-        item = self.photos[self.photo_index] if self.photos else None
-        name = self.photo_job.paths[self.photo_index].name if n else ""
-        if isinstance(item, FrameResult):
-            k = len(item.faces)
-            what = f"{k} face(s)" if k else "no face found"
-        elif isinstance(item, str):
-            what = "not usable"
-        else:
-            what = "matching ..."
-        progress = "" if done == n else f" (matched {done} of {n})"
-        self.photo_label.setText(f"Photo {self.photo_index + 1} of {n}: {name}: {what}{progress}")
-        self.prev_photo.setEnabled(self.photo_index > 0)
-        self.next_photo.setEnabled(self.photo_index < n - 1)
-
-    def show_photo(self, i: int) -> None:
-        if not self.photos or not 0 <= i < len(self.photos):
-            return
-        self.photo_index = i
-        item = self.photos[i]
-        if isinstance(item, FrameResult):
-            self.last = item
-            self.view.show_frame(item.frame, item.faces)
-            self.latency_label.setText(f"{item.latency_ms:.0f} ms/photo")
-        elif isinstance(item, str):
-            self.view.show_message(item)
-        else:
-            self.view.show_message("matching ...")
-        self._show_photo_label()
-
     def go_live(self) -> None:
         """Leave photo mode: stop matching photos and resume the live view."""
-        if self.photo_job is not None:
-            self.photo_job.stop()
-            self.photo_job = None
-        self.mode = "live"
-        self.photos = []
-        self.photo_bar.setVisible(False)
-        self.busy.setVisible(False)
+        self.photo_mode.stop()
+
+    def _photo_mode_started(self) -> None:
+        if self.worker is not None:
+            self.worker.set_paused(True)
+        self.mode_label.setText("photo mode")
+        self.fps_label.setText("-- fps")
+
+    def _photo_mode_ended(self) -> None:
         self.mode_label.setText("live")
         if self.source_error:
             self.view.show_message(f"{self.source_error}\n\nMatching photos and the people library still work.")
@@ -624,6 +538,11 @@ class MainWindow(QMainWindow):
             self.view.show_message("")
         if self.worker is not None:
             self.worker.set_paused(self.pause.isChecked())
+
+    def _show_photo(self, item: FrameResult) -> None:
+        self.last = item
+        self.view.show_frame(item.frame, item.faces)
+        self.latency_label.setText(f"{item.latency_ms:.0f} ms/photo")
 
     def match_photo_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Match photos", "", IMAGE_FILTER)
@@ -741,7 +660,7 @@ class MainWindow(QMainWindow):
             error_box(self, f"settings not changed: {for_gui(exc)}")
             return False
         self.stop_source()
-        if self.photo_job is not None:
+        if self.photo_mode.active:
             self.go_live()
         old, self.pipeline = self.pipeline, new
         old.close()
@@ -786,8 +705,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         self.save_pending()
-        if self.photo_job is not None:
-            self.photo_job.stop()
+        if self.photo_mode.job is not None:
+            self.photo_mode.job.stop()
         self.stop_source()  # joins the worker before the pipeline closes
         if self.inbox is not None:
             self.inbox.close()
