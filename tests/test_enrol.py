@@ -175,6 +175,12 @@ def review(samples, gallery=None, name="New", add=False):
                           exists=gallery.has_person(name), add=add, same_person=SAME_PERSON, match_threshold=MATCH)
 
 
+def test_one_enrolment_takes_one_source():
+    r = review([sample(A, 1, Provenance.live("Camera 0", 3)), sample(A, 2), sample(A, 4, Provenance.live("Camera 0", 9))])
+    assert [s.provenance.label for s in r.accepted] == ["live frame 3 (Camera 0)", "live frame 9 (Camera 0)"]
+    assert [(x.sample.provenance.label, x.reason) for x in r.refused] == [("photo 2.jpg", Refusal.OTHER_SOURCE)]
+
+
 def test_samples_of_a_second_person_are_refused_the_majority_kept():
     samples = [sample(A, 1), sample(B, 2), sample(A, 3), sample(A, 4), sample(B, 5)]
     r = review(samples)
