@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.config import Settings
-from faceapp.errors import FaceappError, ImageError, ManyFacesError, NoFaceError
+from faceapp.errors import ImageError, ManyFacesError, NoFaceError
 from faceapp.gallery.store import Person
 from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
@@ -25,7 +25,7 @@ from faceapp.recognise.track import Tracker, TrackResult
 from faceapp.types import Detection, Face, FaceResult, Match
 from faceapp.vision import models
 from faceapp.vision.align import align_face, face_quality
-from faceapp.vision.images import Loaded, Photo, as_rgb8, load_photo
+from faceapp.vision.images import Loaded, Photo, as_rgb8, encode_crop, load_photo
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +77,6 @@ class Verification:
     similarity: float
     same: bool
     threshold: float
-
-
-def encode_thumbnail(crop: np.ndarray) -> bytes:
-    """A ``(112, 112, 3)`` RGB uint8 face crop as the JPEG the gallery stores."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return buf.tobytes() if ok else b""
-
-
-def decode_thumbnail(data: bytes) -> np.ndarray:
-    """A stored face crop back to ``(112, 112, 3)`` RGB uint8."""
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None:
-        raise FaceappError("a stored face thumbnail is damaged")
-    return np.ascontiguousarray(arr[:, :, ::-1])
 
 
 class Pipeline:
@@ -420,7 +402,7 @@ class Pipeline:
             gallery=self.gallery,
             match=lambda emb: self.match_embeddings(emb, top_k=max(self.settings.top_k, ENROL_CANDIDATES)),
             model_id=self.model_id, same_person=self.verify_threshold(), match_threshold=self.thresholds().match,
-            encode=encode_thumbnail if self.settings.store_thumbnails else None,
+            encode=encode_crop if self.settings.store_thumbnails else None,
         )
 
     def enroll(self, name: str, faces: Sequence[Face], *, sources: Sequence[str | None] | None = None,
@@ -464,7 +446,7 @@ class Pipeline:
         """
         if face.embedding is None:
             raise ValueError("the face must be embedded before it can be kept as a negative sample")
-        crop = encode_thumbnail(face.crop) if self.settings.store_thumbnails else None
+        crop = encode_crop(face.crop) if self.settings.store_thumbnails else None
         return int(self.gallery.add_negative(name, face.embedding, model_id=self.model_id, crop=crop))
 
     def verify(self, a: np.ndarray | str | Path, b: np.ndarray | str | Path) -> Verification:

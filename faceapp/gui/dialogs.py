@@ -35,9 +35,10 @@ from faceapp.config import PRECISIONS, PROVIDERS, Settings
 from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
 from faceapp.gui.widgets import COLOURS, IMAGE_FILTER, VideoView, error_box, to_pixmap
-from faceapp.pipeline import Pipeline, decode_thumbnail
+from faceapp.pipeline import Pipeline
 from faceapp.recognise.enrol import Enrolment, EnrolmentGuide, EnrolmentResult, EnrolSample, Provenance, Refusal
 from faceapp.types import Decision, Face
+from faceapp.vision.images import decode_crop
 
 log = logging.getLogger(__name__)
 __all__ = ["EnrolChoices", "EnrolDialog", "SettingsDialog", "error_box"]
@@ -57,12 +58,12 @@ def faces_beside(enrolled: bytes | None, samples: Sequence[EnrolSample]) -> np.n
         One ``(112, 112 * n, 3)`` RGB uint8 strip, the enrolled face first; ``None`` when there
         is nothing to show.
     """
-    crops = [decode_thumbnail(enrolled)] if enrolled else []
+    crops = [decode_crop(enrolled)] if enrolled else []
     for s in samples[:4]:
         if isinstance(s.crop, np.ndarray):
             crops.append(s.crop)
         elif s.crop:
-            crops.append(decode_thumbnail(s.crop))
+            crops.append(decode_crop(s.crop))
     return np.ascontiguousarray(np.hstack(crops)) if crops else None
 
 
