@@ -17,7 +17,7 @@ def core_strings():
     for path in sorted(CORE.rglob("*.py")):
         if path.name in CLI_ONLY or "gui" in path.relative_to(CORE).parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
             if ("--" in text or "faceapp-cli" in text) and "\n" not in text:
                 out.append(text)
