@@ -70,7 +70,9 @@ def test_guided_enrolment_from_the_live_view(qtbot, window):
     wait_frames(qtbot, w)
     dlg = w.open_enrolment()
     dlg.guide.target = 3
+    dlg.capture.click()
     qtbot.waitUntil(lambda: dlg.guide.done, timeout=60000)
+    assert not dlg.capturing  # stops once the samples are taken
     assert [round(f.quality.yaw) < 0 for f in dlg.guide.samples].count(True) >= 1
     assert dlg.thumbs.count() == 3
     dlg.name.setText("Barack")
@@ -97,6 +99,85 @@ def test_enrolment_offers_to_add_to_a_lookalike(qtbot, window, data_dir):
     assert not w.pipeline.gallery.has_person("Someone new")
 
 
+def _video(path, image, frames):
+    import cv2
+
+    bgr = np.ascontiguousarray(load_image(image)[:, :, ::-1])
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (bgr.shape[1], bgr.shape[0]))
+    for _ in range(frames):
+        out.write(bgr)
+    out.release()
+    return path
+
+
+def test_enrolment_from_a_video_and_photos(qtbot, window, data_dir, tmp_path):
+    """The reported bug, replayed: a name typed while the live view shows someone enrolled."""
+    video = _video(tmp_path / "celine.avi", data_dir / "obama.jpg", 30)
+    w = window(source=str(video))
+    w.pipeline.enroll("Celine Dion", [w.pipeline.main_face(data_dir / "obama2.jpg")])
+    dlg = w.open_enrolment()
+    dlg.name.setText("John McCain")
+    qtbot.waitUntil(lambda: dlg.frames_seen >= 5, timeout=30000)
+    assert len(dlg.guide.samples) == 0 and not dlg.capturing  # live capture starts only when asked
+    assert not w.worker._embed_all.is_set()
+    # photos first: a sample from the live view is then refused, and capture stops
+    assert dlg.add_files([data_dir / "biden.jpg"]) == []
+    assert dlg.thumbs.item(0).toolTip() == "photo biden.jpg"
+    dlg.capture.click()
+    assert w.worker._embed_all.is_set()
+    qtbot.waitUntil(lambda: not dlg.capturing, timeout=30000)
+    assert "comes from the live view (celine.avi)" in dlg.guidance.text() and len(dlg.samples) == 1
+    assert not w.worker._embed_all.is_set()
+    # the live view alone: each sample says which frame it is
+    dlg.thumbs.selectAll()
+    dlg.discard_selected()
+    assert len(dlg.samples) == 0
+    dlg.guide.target = 1
+    dlg.capture.click()
+    qtbot.waitUntil(lambda: dlg.guide.done, timeout=30000)
+    assert dlg.thumbs.item(0).toolTip().startswith("live frame ") and dlg.thumbs.item(0).toolTip().endswith(
+        "(celine.avi)")
+    # a photo, even of the same person, is refused while the samples come from the live view
+    problems = dlg.add_files([data_dir / "obama2.jpg"])
+    assert len(problems) == 1 and "comes from photo files" in problems[0] and len(dlg.samples) == 1
+    # the samples match Celine Dion: "No" does not save them as John McCain
+    questions = []
+    dlg.save(ask=lambda title, text: questions.append(text) or QMessageBox.StandardButton.No)
+    assert "match 'Celine Dion'" in questions[0]
+    assert not w.pipeline.gallery.has_person("John McCain") and dlg.saved_as is None
+    assert w.pipeline.gallery.get_person("Celine Dion").templates == 1
+    assert dlg.match_view.isVisibleTo(dlg) and dlg.match_view.pixmap().width() == 2 * 112  # her face beside them
+    # the explicit choice: John McCain is someone else
+    dlg.save(ask=lambda title, text: QMessageBox.StandardButton.Save)
+    assert dlg.saved_as == "John McCain"
+    assert w.pipeline.gallery.samples("John McCain")[0].source.startswith("live frame ")
+
+
+def test_answering_no_to_a_lookalike_saves_nothing(qtbot, window, data_dir):
+    w = window(source="9")
+    w.pipeline.enroll("Celine Dion", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    dlg = w.open_enrolment()
+    assert dlg.add_files([data_dir / "obama2.jpg"]) == []
+    dlg.name.setText("John McCain")
+    dlg.save(ask=lambda title, text: QMessageBox.StandardButton.No)
+    assert not w.pipeline.gallery.has_person("John McCain")
+    assert w.pipeline.gallery.get_person("Celine Dion").templates == 1
+
+
+def test_adding_photos_in_the_library_follows_the_same_rules(qtbot, window, data_dir, monkeypatch):
+    w = window(source="9")
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    people = w.open_people()
+    qtbot.addWidget(people)
+    shown = []
+    monkeypatch.setattr("faceapp.gui.library.error_box", lambda parent, exc: shown.append(str(exc)))
+    people._guarded(people.add_samples, "Obama", [data_dir / "biden.jpg"])
+    assert "photo biden.jpg is unlike Obama's enrolled samples" in shown[0]
+    assert w.pipeline.gallery.get_person("Obama").templates == 1
+    people.add_samples("Obama", [data_dir / "obama2.jpg"])
+    assert w.pipeline.gallery.get_person("Obama").templates == 2
+
+
 def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
     w = window()
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
@@ -112,8 +193,10 @@ def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
 
 def test_people_grid_rename_delete_merge_search(qtbot, window, data_dir):
     w = window()
-    for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg"), ("Cid", "obama2.jpg")):
+    for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg")):
         w.pipeline.enroll(name, [w.pipeline.main_face(data_dir / photo)])
+    # Ann again under a second name (an explicit choice), to merge below
+    w.pipeline.enroll("Cid", [w.pipeline.main_face(data_dir / "obama2.jpg")], despite_match=True)
     dlg = w.open_people()
     qtbot.addWidget(dlg)
     assert dlg.names() == ["Ann", "Bob", "Cid"]
@@ -437,10 +520,11 @@ def test_enrolment_box_is_green_only_when_a_sample_is_taken(qtbot, window, data_
     dlg = w.open_enrolment()
     turned = w.pipeline.main_face(data_dir / "obama2.jpg")  # turned: not the frontal pose asked first
     frame = load_image(data_dir / "obama2.jpg")
-    dlg.offer(frame, [turned])
+    dlg.capture.click()
+    dlg.offer(frame, [turned], "Camera 9")
     if dlg.guide.samples:  # a pose still missing is accepted in any order
         assert dlg.preview._boxes[0][2] == COLOURS[Decision.MATCH]
-        dlg.offer(frame, [turned])  # the same pose again is not
+        dlg.offer(frame, [turned], "Camera 9")  # the same pose again is not
     box, text, colour = dlg.preview._boxes[0]
     assert colour != COLOURS[Decision.MATCH] and text == dlg.guidance.text()
     assert dlg.progress.value() == len(dlg.guide.samples) and dlg.progress.maximum() == 5

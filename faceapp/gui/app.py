@@ -37,6 +37,7 @@ from faceapp.gui.source import SourcePanel
 from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker
 from faceapp.pipeline import Pipeline
+from faceapp.recognise.enrol import Provenance, SourceKind
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.sourceOpened.connect(self._on_opened)
         self.worker.set_paused(self.source.pause.isChecked() or self.mode == "photo")
-        self.worker.set_embed_all(self.enrol_dialog is not None)
+        self.worker.set_embed_all(self.enrol_dialog is not None and self.enrol_dialog.capturing)
         self.worker.start()
         self._update_notice()
 
@@ -299,9 +300,7 @@ class MainWindow(QMainWindow):
         self.fps_label.setText(f"{item.fps:.1f} fps")
         self.latency_label.setText(f"{item.latency_ms:.0f} ms/frame")
         if self.enrol_dialog is not None:
-            faces = [fr.face for fr in item.faces]
-            if all(f.embedding is not None for f in faces):
-                self.enrol_dialog.offer(item.frame, faces)
+            self.enrol_dialog.offer(item.frame, [fr.face for fr in item.faces], item.source)
 
     def _on_failed(self, message: str) -> None:
         if self.sender() is not self.worker:  # from a worker stopped since (e.g. before a Retry)
@@ -416,7 +415,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"noted: that face is not {m.person}", 5000)
 
     def open_candidates(self, i: int) -> CandidatesDialog:
-        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self)
+        source = self.last.source if self.last is not None else ""
+        seen = Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
+        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self, provenance=seen)
         dlg.finished.connect(self.refresh_gallery_size)
         return show_released(dlg)
 
@@ -441,12 +442,16 @@ class MainWindow(QMainWindow):
     def open_enrolment(self) -> EnrolDialog:
         dlg = EnrolDialog(self.pipeline, self)
         self.enrol_dialog = dlg
-        if self.worker is not None:
-            self.worker.set_embed_all(True)
+        dlg.captureChanged.connect(self._enrol_capture)
         if self.source_error is not None:
             dlg.no_camera(self.source_error)
         dlg.finished.connect(self._enrolment_closed)
         return show_released(dlg)
+
+    def _enrol_capture(self, on: bool) -> None:
+        """Live capture for enrolment embeds every face of every frame, only while it runs."""
+        if self.worker is not None:
+            self.worker.set_embed_all(on)
 
     def _enrolment_closed(self) -> None:
         self.enrol_dialog = None
