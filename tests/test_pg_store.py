@@ -247,7 +247,7 @@ def test_other_device_catches_up_from_the_change_log(pg_dsn, tmp_path, monkeypat
     assert b.wait_for_change(5.0)
     assert names(b, e[:3]) == [None, "Robert", "Robert"]
     # While nothing changes, a search asks the server nothing (as fast as a local gallery).
-    monkeypatch.setattr(b.store, "_cursor", lambda: pytest.fail("a round trip to the server"))
+    monkeypatch.setattr(b.store.pg, "cursor", lambda: pytest.fail("a round trip to the server"))
     assert names(b, e[:3]) == [None, "Robert", "Robert"]
     a.close()
     b.close()

@@ -22,7 +22,7 @@ from faceapp.errors import GalleryError, GalleryMismatchError
 from faceapp.gallery import vindex
 from faceapp.gallery.index_cache import IndexKeeper
 from faceapp.gallery.sqlite_store import SQLiteStore
-from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
+from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name
 from faceapp.gallery.vindex import Binding, HnswIndex, VectorIndex
 
 __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
@@ -455,11 +455,13 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         SettingsError: a database address is malformed or holds a password.
     """
     from faceapp import private
-    from faceapp.config import default_cache_dir, is_database_address
+    from faceapp.config import GalleryAddress, default_cache_dir
+    from faceapp.gallery.opening import open_store
 
-    if not (isinstance(spec, str) and is_database_address(spec)):
-        return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)
-    store = open_store(spec)
+    address = GalleryAddress.parse(spec)
+    if address.folder is not None:
+        return Gallery(address.folder, index=index, lock_timeout=lock_timeout)
+    store = open_store(address)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
         for folder in (cache.parent.parent, cache.parent, cache):
