@@ -21,6 +21,7 @@ from typing import Any
 
 import tomllib
 
+from faceapp import private
 from faceapp.errors import SettingsError
 from faceapp.vision.images import MAX_PIXELS
 
@@ -368,18 +369,17 @@ def _write(values: dict[str, Any], path: Path) -> None:
     import tomli_w
 
     out = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(out), encoding="utf-8")
-    os.replace(tmp, path)
+    private.write_atomically(path, tomli_w.dumps(out), mode=None)
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write the settings that differ from the defaults to ``path``, atomically."""
     path = path or settings_path()
     defaults = Settings()
-    _write({f.name: getattr(settings, f.name) for f in fields(Settings)
-            if getattr(settings, f.name) != getattr(defaults, f.name)}, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with private.update_lock(path):
+        _write({f.name: getattr(settings, f.name) for f in fields(Settings)
+                if getattr(settings, f.name) != getattr(defaults, f.name)}, path)
     return path
 
 
@@ -400,11 +400,13 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> dict[str,
         SettingsError: an unknown name, or the result is not valid; the file is untouched.
     """
     path = path or settings_path()
-    saved = read_saved(path)
-    saved.update(changes)
-    saved = {k: v for k, v in saved.items() if v is not None}
-    _validated(saved)  # before anything is written
-    _write(saved, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with private.update_lock(path):  # another process may be saving its own change
+        saved = read_saved(path)
+        saved.update(changes)
+        saved = {k: v for k, v in saved.items() if v is not None}
+        _validated(saved)  # before anything is written
+        _write(saved, path)
     return saved
 
 
