@@ -312,7 +312,7 @@ def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_ds
     gate.set()
     assert b._keeper.wait_idle(60)
     assert b.index_stats()["index_kind"] == "hnsw" and names(b, np.concatenate([e[:1], e[10:11]])) == [None, "p10"]
-    assert len(b._index) == 40
+    assert len(b.slot.index) == 40
     a.close()
     b.close()
 

@@ -140,24 +140,6 @@ def _pg(sql: str) -> str:
     return re.sub(r"'[^']*'|\?|%", swap, sql)
 
 
-def _reason(exc: BaseException | None, dsn: str) -> str:
-    """The first line of a driver error, with anything that could be a secret removed."""
-    if exc is None:
-        return "reconnecting shortly"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.replace(dsn, redact(dsn))
-    with contextlib.suppress(Exception):
-        from psycopg.conninfo import conninfo_to_dict
-
-        secret = conninfo_to_dict(dsn).get("password")
-        if secret:
-            text = text.replace(str(secret), "***")
-    env_secret = os.environ.get("PGPASSWORD")
-    if env_secret:
-        text = text.replace(env_secret, "***")
-    return text
-
-
 class _PgTx:
     """An open transaction on a psycopg cursor."""
 
@@ -235,8 +217,21 @@ class PostgresDialect:
         )
 
     def reason(self, exc: BaseException | None) -> str:
-        """A driver error as it may be shown."""
-        return _reason(exc, self.dsn)
+        """The first line of a driver error, with anything that could be a secret removed."""
+        if exc is None:
+            return "reconnecting shortly"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = text.replace(self.dsn, self.location)
+        with contextlib.suppress(Exception):
+            from psycopg.conninfo import conninfo_to_dict
+
+            secret = conninfo_to_dict(self.dsn).get("password")
+            if secret:
+                text = text.replace(str(secret), "***")
+        env_secret = os.environ.get("PGPASSWORD")
+        if env_secret:
+            text = text.replace(env_secret, "***")
+        return text
 
     def connect(self, autocommit: bool = True) -> Any:
         """A new connection of its own (the change listener keeps one)."""

@@ -154,7 +154,6 @@ class SQLiteDialect:
         self.location = str(self.root)
         self.lock_timeout = lock_timeout
         self.db_path = self.root / DB_NAME
-        self.permission_note: str | None = None
         existed = self.root.is_dir()
         try:
             private.make_private_dir(self.root)
@@ -166,12 +165,11 @@ class SQLiteDialect:
             self.db_path.exists() and not os.access(self.db_path, os.W_OK)
         )
         if existed:
-            if not self.read_only:
-                self.permission_note = private.tighten(self.root)
-            elif private.loose_entries(self.root):
-                self.permission_note = f"gallery {self.root} is readable by other users (read-only: not changed)"
-            if self.permission_note:
-                log.warning("%s", self.permission_note)
+            note = private.tighten(self.root) if not self.read_only else (
+                f"gallery {self.root} is readable by other users (read-only: not changed)"
+                if private.loose_entries(self.root) else None)
+            if note:
+                log.warning("%s", note)
         self._mutex = threading.RLock()
         if not self.read_only:
             private.create_private_file(self.root / LOCK_NAME)
@@ -372,8 +370,6 @@ class SQLiteStore(SQLStore):
     def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
         self.sqlite = SQLiteDialect(root, lock_timeout=lock_timeout)
         super().__init__(self.sqlite)
-        self.root = self.sqlite.root
-        self.permission_note = self.sqlite.permission_note
 
     @property
     def _db(self) -> sqlite3.Connection:
