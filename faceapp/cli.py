@@ -238,7 +238,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from faceapp.gallery.reembed import reembed
-    from faceapp.pipeline import decode_thumbnail
+    from faceapp.vision.images import decode_crop
 
     with _pipeline(args) as pipe:
         gallery, model_id = pipe.gallery, pipe.model_id
@@ -251,7 +251,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
                 bar.n = done
                 bar.refresh()
 
-            report = reembed(gallery, model_id, pipe.embedder.embed, decode_thumbnail, progress=progress)
+            report = reembed(gallery, model_id, pipe.embedder.embed, decode_crop, progress=progress)
     assert report is not None
     lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
              + (f" ({report.resumed} done by an earlier, interrupted run)" if report.resumed else ""),

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.config import Settings
-from faceapp.errors import FaceappError, ImageError, ManyFacesError, NoFaceError
+from faceapp.errors import ImageError, ManyFacesError, NoFaceError
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
 from faceapp.recognise.track import Tracker, TrackResult
 from faceapp.types import Decision, Detection, Face, FaceResult, Match
 from faceapp.vision import models
 from faceapp.vision.align import align_face, face_quality
-from faceapp.vision.images import Loaded, Photo, as_rgb8, load_photo
+from faceapp.vision.images import Loaded, Photo, as_rgb8, encode_crop, load_photo
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +73,6 @@ class Verification:
     similarity: float
     same: bool
     threshold: float
-
-
-def encode_thumbnail(crop: np.ndarray) -> bytes:
-    """A ``(112, 112, 3)`` RGB uint8 face crop as the JPEG the gallery stores."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return buf.tobytes() if ok else b""
-
-
-def decode_thumbnail(data: bytes) -> np.ndarray:
-    """A stored face crop back to ``(112, 112, 3)`` RGB uint8."""
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None:
-        raise FaceappError("a stored face thumbnail is damaged")
-    return np.ascontiguousarray(arr[:, :, ::-1])
 
 
 class Pipeline:
@@ -428,7 +410,7 @@ class Pipeline:
         if any(f.embedding is None for f in faces):
             raise ValueError("every face must be embedded before enrolment")
         emb = np.stack([f.embedding for f in faces if f.embedding is not None])
-        thumbs = [encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
+        thumbs = [encode_crop(f.crop) if self.settings.store_thumbnails else None for f in faces]
         quals = [dataclasses.asdict(f.quality) for f in faces]
         return self.gallery.add_templates(
             name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
@@ -447,7 +429,7 @@ class Pipeline:
         """
         if face.embedding is None:
             raise ValueError("the face must be embedded before it can be kept as a negative sample")
-        crop = encode_thumbnail(face.crop) if self.settings.store_thumbnails else None
+        crop = encode_crop(face.crop) if self.settings.store_thumbnails else None
         return int(self.gallery.add_negative(name, face.embedding, model_id=self.model_id, crop=crop))
 
     def lookalikes(self, faces: Sequence[Face], exclude: str | None = None) -> list[tuple[str, float]]:

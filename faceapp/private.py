@@ -13,6 +13,7 @@ that several processes may do at once holds :func:`update_lock` around it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -166,3 +167,12 @@ def describe_modes(root: Path) -> dict[str, str]:
         with contextlib.suppress(OSError):
             out["." if p == root else p.name] = oct(stat.S_IMODE(p.stat().st_mode))
     return out
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

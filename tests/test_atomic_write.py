@@ -68,8 +68,9 @@ def test_settings_change_is_read_and_written_under_the_lock(tmp_path, monkeypatc
 
     path = tmp_path / "settings.toml"
     seen = []
-    real = config.read_saved
-    monkeypatch.setattr(config, "read_saved", lambda p=None: (seen.append(_held_by_someone_else(path)), real(p))[1])
+    real = config.read_saved_checked
+    monkeypatch.setattr(config, "read_saved_checked",
+                        lambda p=None: (seen.append(_held_by_someone_else(path)), real(p))[1])
     config.save_changes({"top_k": 3}, path)
     assert seen == [True] and config.load_settings(path).top_k == 3
     assert not _held_by_someone_else(path)

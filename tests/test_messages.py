@@ -14,8 +14,8 @@ CLI_ONLY = {"cli.py", "bench.py", "calibrate.py", "messages.py"}
 def core_strings():
     """Every string constant in the core modules the GUI uses that mentions a flag or the CLI."""
     out = []
-    for path in sorted(CORE.glob("*.py")):
-        if path.name in CLI_ONLY:
+    for path in sorted(CORE.rglob("*.py")):
+        if path.name in CLI_ONLY or "gui" in path.relative_to(CORE).parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
-from faceapp.gui.widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
+from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.enrol import assess_sample
 from faceapp.recognise.inbox import UnknownInbox
@@ -242,8 +242,7 @@ class PeopleDialog(QDialog):
     def open_person(self, name: str) -> SamplesDialog:
         dlg = SamplesDialog(self.pipeline, name, self)
         dlg.finished.connect(self.reload)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def _open_selected(self) -> None:
         name = self.selected()
@@ -253,8 +252,7 @@ class PeopleDialog(QDialog):
     def open_history(self) -> HistoryDialog:
         """Who was seen when: the selected person's events, or everyone's."""
         dlg = HistoryDialog(self.pipeline, self.selected(), self)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

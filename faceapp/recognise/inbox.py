@@ -367,13 +367,13 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult
     Returns:
         The groups the kept faces joined.
     """
-    from faceapp.pipeline import encode_thumbnail
+    from faceapp.vision.images import encode_crop
 
     groups = []
     for fr in results:
         if fr.match is None or fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
             continue
-        gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_thumbnail(fr.face.crop),
+        gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_crop(fr.face.crop),
                         quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at)
         if gid is not None:
             groups.append(gid)
