@@ -204,9 +204,10 @@ class SQLStore:
 
     def _check_model(self, tx: Tx, model_id: str, dim: int) -> None:
         """Inside a write transaction: refuse templates of another embedder or size."""
-        if tx.rows("SELECT NOT EXISTS (SELECT 1 FROM templates)")[0][0]:
+        [(empty, *row)] = tx.rows(f"SELECT NOT EXISTS (SELECT 1 FROM templates), s.* FROM ({self.dialect.state_sql}) s")
+        if empty:
             return
-        state = state_from_row(tx.rows(self.dialect.state_sql)[0])
+        state = state_from_row(tuple(row))
         if state.model_id is not None and state.model_id != model_id:
             raise GalleryMismatchError(
                 f"gallery {self.location} holds templates made by another embedder (sha256 {state.model_id[:12]}...); "
@@ -271,17 +272,15 @@ class SQLStore:
 
     def _erase(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
         """Delete template rows matching ``where`` and log them; returns (templates, crops)."""
-        rows = tx.rows(f"SELECT id, model_id, crop IS NOT NULL FROM templates WHERE {where}", params)
-        tx.run(f"DELETE FROM templates WHERE {where}", params)
+        rows = tx.rows(f"DELETE FROM templates WHERE {where} RETURNING id, model_id, crop IS NOT NULL", params)
         self._log(tx, "remove", [(int(t), m) for t, m, _ in rows])
         self._forget([int(t) for t, _, _ in rows])
         return len(rows), sum(1 for *_, c in rows if c)
 
     def _erase_negatives(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
         """Delete negative samples matching ``where``; returns (negatives, crops)."""
-        n, c = tx.rows(f"SELECT COUNT(*), COUNT(crop) FROM negatives WHERE {where}", params)[0]
-        tx.run(f"DELETE FROM negatives WHERE {where}", params)
-        return int(n), int(c)
+        rows = tx.rows(f"DELETE FROM negatives WHERE {where} RETURNING crop IS NOT NULL", params)
+        return len(rows), sum(1 for (c,) in rows if c)
 
     def remove(self, name: str) -> Erased:
         with self._transaction() as tx:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
+MIN_SQLITE = (3, 35)  # DELETE ... RETURNING
 _CHUNK = 900  # SQLite's default limit on bound parameters is 999
 _META = "(SELECT value FROM meta WHERE key = '{}')"
 
@@ -150,6 +151,9 @@ class SQLiteDialect:
     def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
         import filelock
 
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise GalleryError(f"a gallery folder needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer and this "
+                               f"Python has {sqlite3.sqlite_version}; use a newer Python or operating system")
         self.root = Path(root).expanduser()
         self.location = str(self.root)
         self.lock_timeout = lock_timeout
