@@ -102,3 +102,14 @@ def test_placeholders_are_rewritten_outside_literals():
 
     assert _pg("SELECT COALESCE(model_id, '?'), x % 4 FROM t WHERE a = ? AND b LIKE '%?%'") == \
         "SELECT COALESCE(model_id, '?'), x %% 4 FROM t WHERE a = %s AND b LIKE '%%?%%'"
+
+
+def test_an_old_sqlite_is_refused_with_one_line(tmp_path, monkeypatch):
+    import sqlite3
+
+    from faceapp.errors import GalleryError
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(GalleryError, match="needs SQLite 3.35 or newer") as err:
+        SQLiteStore(tmp_path / "g")
+    assert "\n" not in str(err.value) and not (tmp_path / "g").exists()
