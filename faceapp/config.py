@@ -213,10 +213,6 @@ class GalleryAddress:
             return cls(dsn=text)
         return cls(folder=Path(str(spec)).expanduser())
 
-    @property
-    def is_database(self) -> bool:
-        return self.dsn is not None
-
     def spec(self) -> Path | str:
         """What opens it: the folder, or the address text."""
         return self.dsn if self.dsn is not None else self.folder  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from faceapp.errors import SettingsError
                                   "  postgresql://u@h/db"])
 def test_database_addresses_in_any_case(text):
     address = GalleryAddress.parse(text)
-    assert address.is_database and address.folder is None
+    assert address.folder is None
     assert address.dsn is not None and not address.dsn.startswith(("POSTGRES", "Postgres"))
     assert isinstance(gallery_arg(text), str)
 
@@ -24,7 +24,7 @@ def test_database_addresses_in_any_case(text):
 @pytest.mark.parametrize("text", ["gallery", "some/folder", "~/faces", "postgresql", "a=b"])
 def test_folders(text):
     address = GalleryAddress.parse(text)
-    assert not address.is_database and address.folder == Path(text).expanduser()
+    assert address.dsn is None and address.folder == Path(text).expanduser()
     assert gallery_arg(text) == Path(text).expanduser()
 
 
