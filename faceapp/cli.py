@@ -281,7 +281,7 @@ def cmd_gallery_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from faceapp.gallery.copy import copy_store
-    from faceapp.gallery.store import open_store
+    from faceapp.gallery.opening import open_store
 
     src = open_store(args.src)
     try:

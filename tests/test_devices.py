@@ -164,4 +164,4 @@ def test_concurrent_writers_lose_nothing(pg_dsn, tmp_path):
         # Every write was one transaction with its own generation: 2 enrolments per round + the removals.
         assert state.generation == 3 * (2 * n + len(range(0, n, 3)))
         g.search(np.ones((1, 128), np.float32) / np.sqrt(128), 1, model_id=MODEL)
-        assert sorted(g._index.ids().tolist()) == sorted(g.store.template_ids(MODEL).tolist())
+        assert sorted(g.slot.index.ids().tolist()) == sorted(g.store.template_ids(MODEL).tolist())

@@ -246,7 +246,7 @@ def test_other_device_catches_up_from_the_change_log(pg_dsn, tmp_path, monkeypat
     assert b.wait_for_change(5.0)
     assert names(b, e[:3]) == [None, "Robert", "Robert"]
     # While nothing changes, a search asks the server nothing (as fast as a local gallery).
-    monkeypatch.setattr(b.store, "_cursor", lambda: pytest.fail("a round trip to the server"))
+    monkeypatch.setattr(b.store.pg, "cursor", lambda: pytest.fail("a round trip to the server"))
     assert names(b, e[:3]) == [None, "Robert", "Robert"]
     a.close()
     b.close()
@@ -311,7 +311,7 @@ def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_ds
     gate.set()
     assert b._keeper.wait_idle(60)
     assert b.index_stats()["index_kind"] == "hnsw" and names(b, np.concatenate([e[:1], e[10:11]])) == [None, "p10"]
-    assert len(b._index) == 40
+    assert len(b.slot.index) == 40
     a.close()
     b.close()
 

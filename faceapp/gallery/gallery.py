@@ -22,8 +22,8 @@ from faceapp.errors import GalleryError, GalleryMismatchError
 from faceapp.gallery import vindex
 from faceapp.gallery.index_cache import IndexKeeper
 from faceapp.gallery.sqlite_store import SQLiteStore
-from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
-from faceapp.gallery.vindex import Binding, HnswIndex, VectorIndex
+from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name
+from faceapp.gallery.vindex import Binding, HnswIndex, IndexSlot, VectorIndex
 
 __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
 
@@ -69,10 +69,9 @@ class Gallery:
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
         self.index_is_cache = index_is_cache
-        self._mutex = threading.RLock()
-        self._keeper: IndexKeeper | None = IndexKeeper(self, self.root) if index_is_cache and self.root else None
-        self._index: VectorIndex | None = None
-        self._binding: Binding | None = None
+        self.slot = IndexSlot()
+        self._keeper: IndexKeeper | None = IndexKeeper(self.slot, self.root, index) \
+            if index_is_cache and self.root else None
         self._state: StoreState | None = None
         self._negatives: tuple[int, str, np.ndarray, np.ndarray] | None = None
 
@@ -190,7 +189,7 @@ class Gallery:
         Args:
             erased: rows were removed; the saved index is rewritten even by a reader.
         """
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
             self._persist(force=erased)
 
@@ -198,22 +197,22 @@ class Gallery:
 
     def _sync(self) -> None:
         """Make the in-memory index answer for exactly the store's current state."""
-        with self._mutex:
+        with self.slot.lock:
             state = self.store.state()
             self._state = state
-            b = self._binding
-            if self._index is not None and b is not None and (b.gallery_id, b.generation, b.model_id) == (
+            b = self.slot.binding
+            if self.slot.index is not None and b is not None and (b.gallery_id, b.generation, b.model_id) == (
                     state.gallery_id, state.generation, state.model_id):
                 return
             if state.model_id is None or state.dim is None:
-                self._index, self._binding = None, None
+                self.slot.index, self.slot.binding = None, None
                 return
             if self._catch_up(state):
                 return
             ids = self.store.template_ids(state.model_id)
             kind = vindex.choose_kind(len(ids), self.index_setting)
             binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids))
-            index = self._index
+            index = self.slot.index
             same_lineage = (index is not None and b is not None and index.kind == kind and b.gallery_id == state.gallery_id
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
@@ -225,7 +224,7 @@ class Gallery:
             have = index.ids()
             changed = self._apply(index, np.setdiff1d(ids, have, assume_unique=True),
                                   np.setdiff1d(have, ids, assume_unique=True), state.dim)
-            self._index, self._binding = index, binding
+            self.slot.index, self.slot.binding = index, binding
             if (index.kind == "hnsw" or self._keeper is not None) and changed:
                 self._persist(force=self.index_is_cache, only_if_unlocked=True)
 
@@ -236,7 +235,7 @@ class Gallery:
         the index kind would change): the caller then compares every id.
         """
         assert state.model_id is not None and state.dim is not None
-        index, b = self._index, self._binding
+        index, b = self.slot.index, self.slot.binding
         root = self._index_root()
         if (index is None or b is None) and root is not None:
             probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
@@ -256,8 +255,8 @@ class Gallery:
         if wanted != index.kind and not (self._keeper is not None and index.kind == "exact"):
             return False
         changed = self._apply(index, added, removed, state.dim)
-        self._index, self._state = index, changes.state
-        self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
+        self.slot.index, self._state = index, changes.state
+        self.slot.binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
                                 vindex.ids_digest(index.ids()))
         if changed:
             self._persist(force=self.index_is_cache, only_if_unlocked=True)
@@ -287,7 +286,7 @@ class Gallery:
             waiter(timeout)
         else:
             threading.Event().wait(timeout)
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
             return self._state is not None and self._state.generation != before
 
@@ -299,7 +298,7 @@ class Gallery:
         root = self._index_root()
         if root is None:
             return
-        index, binding = self._index, self._binding
+        index, binding = self.slot.index, self.slot.binding
         if self._keeper is not None:  # a device cache: erase now, build and save in the background
             if isinstance(index, HnswIndex) and index.has_deleted:
                 self._keeper.wipe()
@@ -312,7 +311,7 @@ class Gallery:
             return
         if index.has_deleted:
             index = index.compacted()
-            self._index = index
+            self.slot.index = index
         if only_if_unlocked and not force:
             return  # a reader leaves saving to the writers, who hold the lock
         try:
@@ -340,9 +339,9 @@ class Gallery:
             probes = probes[None]
         if len(probes) == 0:
             return []
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
-            index, state = self._index, self._state
+            index, state = self.slot.index, self._state
             if index is None or state is None or len(index) == 0:
                 return [[] for _ in probes]
             if state.model_id != model_id:
@@ -371,7 +370,7 @@ class Gallery:
         probes = np.asarray(embeddings, dtype=np.float32)
         if probes.ndim == 1:
             probes = probes[None]
-        with self._mutex:
+        with self.slot.lock:
             state = self._state or self.store.state()  # search() has just synced, as a rule
             cached = self._negatives
             if cached is None or cached[:2] != (state.generation, model_id):
@@ -395,9 +394,9 @@ class Gallery:
 
     def index_stats(self) -> dict[str, Any]:
         """Sizes of the store and the index, and which index answers."""
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
-            index = self._index
+            index = self.slot.index
             root = self.root
             return {
                 "templates": self.count_templates(),
@@ -427,9 +426,9 @@ class Gallery:
     def close(self) -> None:
         if self._keeper is not None:
             self._keeper.close()
-        with self._mutex:
+        with self.slot.lock:
             self.store.close()
-            self._index = None
+            self.slot.index = None
 
     def __enter__(self) -> Gallery:
         return self
@@ -455,11 +454,13 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         SettingsError: a database address is malformed or holds a password.
     """
     from faceapp import private
-    from faceapp.config import default_cache_dir, is_database_address
+    from faceapp.config import GalleryAddress, default_cache_dir
+    from faceapp.gallery.opening import open_store
 
-    if not (isinstance(spec, str) and is_database_address(spec)):
-        return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)
-    store = open_store(spec)
+    address = GalleryAddress.parse(spec)
+    if address.folder is not None:
+        return Gallery(address.folder, index=index, lock_timeout=lock_timeout)
+    store = open_store(address)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
         for folder in (cache.parent.parent, cache.parent, cache):

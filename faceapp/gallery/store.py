@@ -2,12 +2,15 @@
 
 A *store* keeps everything that must survive: people, their templates (embedding, the model
 that made it, the aligned face crop it was made from, quality), negative samples ("this is
-not X"), a random gallery id fixed at creation and a generation that every write bumps. It
-is the one place with SQL. Search does not live here: a vector index (:mod:`faceapp.gallery.vindex`)
-is built from a store's snapshot and bound to its gallery id and generation.
+not X"), a random gallery id fixed at creation and a generation that every write bumps.
+Search does not live here: a vector index (:mod:`faceapp.gallery.vindex`) is built from a
+store's snapshot and bound to its gallery id and generation.
 
-:class:`faceapp.gallery.sqlite_store.SQLiteStore` keeps a store in a folder; other back ends
-implement the same :class:`Store` protocol.
+This module is the protocol and the values that cross it; it imports no implementation.
+:class:`faceapp.gallery.sql_store.SQLStore` implements it once for both databases (a folder's
+SQLite, :mod:`faceapp.gallery.sqlite_store`; a shared PostgreSQL,
+:mod:`faceapp.gallery.pg_store`), and :func:`faceapp.gallery.opening.open_store` opens the
+one a gallery address names.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import secrets
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -189,27 +191,6 @@ class ReembedStatus:
     done: int
     pending: int
     without_crop: tuple[str, ...]
-
-
-def open_store(spec: str | Path) -> Store:
-    """Open the store a ``gallery`` setting names: a PostgreSQL address or a folder.
-
-    Args:
-        spec: ``postgresql://user@host:port/dbname``, ``host=... dbname=...``, or a folder.
-
-    Raises:
-        GalleryError: the store cannot be opened (see the store classes).
-        SettingsError: a database address is malformed or holds a password.
-    """
-    from faceapp.config import is_database_address
-
-    if isinstance(spec, str) and is_database_address(spec):
-        from faceapp.gallery.pg_store import PostgresStore
-
-        return PostgresStore(spec)
-    from faceapp.gallery.sqlite_store import SQLiteStore
-
-    return SQLiteStore(Path(spec))
 
 
 class Store(Protocol):

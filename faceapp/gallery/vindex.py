@@ -3,7 +3,7 @@
 An index answers "which templates are nearest to these probes", in cosine similarity
 (higher = more alike); hnswlib's inner-product distance is converted in
 :func:`_similarity` and nowhere else. Which index is used depends on the number of
-templates: the exact index (one matrix product, perfect recall, so the open-set rules
+templates: the exact index (a brute-force scan, perfect recall, so the open-set rules
 see the true second-best person) up to :data:`EXACT_MAX_TEMPLATES`, hnswlib above it.
 
 Only the hnswlib index is saved, as ``index.hnsw`` + ``index.json``. The sidecar binds the
@@ -20,7 +20,8 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -248,17 +249,11 @@ class HnswIndex:
         if self._deleted:
             raise ValueError("compact the index before saving it")
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
-        tmp = root / (INDEX_NAME + ".tmp")
-        private.create_private_file(tmp)
-        self._index.save_index(str(tmp))
-        private.replace_durably(tmp, path)
+        private.write_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
         side = {"format": SIDECAR_FORMAT, "space": "ip", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                 "max_elements": int(self._index.get_max_elements()), "size": path.stat().st_size,
                 "sha256": private.sha256_file(path), "binding": asdict(binding)}
-        stmp = root / (SIDECAR_NAME + ".tmp")
-        with private.open_private(stmp, "w") as f:
-            f.write(json.dumps(side))
-        private.replace_durably(stmp, side_path)
+        private.write_atomically(side_path, json.dumps(side))
 
     @classmethod
     def load(cls, root: Path, binding: Binding) -> HnswIndex | None:
@@ -305,10 +300,24 @@ class HnswIndex:
             return None
 
 
+@dataclass
+class IndexSlot:
+    """The index a gallery searches and the store state it answers for, guarded by ``lock``.
+
+    Shared by a :class:`~faceapp.gallery.gallery.Gallery` and its background
+    :class:`~faceapp.gallery.index_cache.IndexKeeper`: whoever reads or swaps ``index`` and
+    ``binding`` holds ``lock``.
+    """
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    index: VectorIndex | None = None
+    binding: Binding | None = None
+
+
 def wipe_index_files(root: Path) -> None:
     """Overwrite saved index files with zeros, then delete them."""
-    for name in (*INDEX_FILES, INDEX_NAME + ".tmp", SIDECAR_NAME + ".tmp"):
-        p = root / name
+    names = [root / n for n in INDEX_FILES]
+    for p in [*names, *(t for n in names for t in private.leftover_temporaries(n))]:
         with contextlib.suppress(OSError):
             if p.is_file():
                 size = p.stat().st_size

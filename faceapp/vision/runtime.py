@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceapp import private
 from faceapp.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -217,13 +218,12 @@ class RuntimeCache:
         self._write(lambda data: data.setdefault("choices", {}).__setitem__(f"{model_sha256}|{machine}", record))
 
     def _write(self, change: Callable[[dict[str, Any]], None]) -> None:
-        data = self._read() or {"version": CACHE_VERSION}
-        change(data)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+            with private.update_lock(self.path):  # another process may be recording its own choice
+                data = self._read() or {"version": CACHE_VERSION}
+                change(data)
+                private.write_atomically(self.path, json.dumps(data, indent=1), mode=None)
         except OSError as exc:
             log.warning("cannot write the runtime cache %s (%s); the runtimes will be timed again", self.path, exc)
 
