@@ -8,10 +8,12 @@ on stderr that says what to do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from faceapp.vision.images import person_folders, prefetch
 log = logging.getLogger("faceapp")
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 
 def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None:
@@ -31,6 +34,11 @@ def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         print(text if isinstance(text, str) else "\n".join(text))
+
+
+def _error_line(exc: BaseException | str) -> None:
+    """One error line on stderr, the form every error of the CLI takes (stdout holds only results)."""
+    print(f"faceapp-cli: error: {exc}", file=sys.stderr)
 
 
 def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -81,7 +89,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
         # Photos are decoded on a background thread while the previous ones are analysed.
         photos = prefetch((img for name, images in people if name in todo for img in images), pipe.load_photo)
-        with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar:
+        with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar, \
+                _interrupt_names(report["enrolled"]):
             for name, images in people:
                 if name not in todo:
                     report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
@@ -114,6 +123,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
 
 
+@contextlib.contextmanager
+def _interrupt_names(enrolled: list[dict[str, Any]]) -> Iterator[None]:
+    """Turn Ctrl-C into one line that says who this import had already enrolled."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        names = [e["person"] for e in enrolled]
+        who = f"{len(names)} person{'' if len(names) == 1 else 's'} enrolled ({', '.join(names) or 'nobody'})"
+        raise KeyboardInterrupt(f"import interrupted with {who}; run it again to go on: "
+                                "people already enrolled are skipped") from exc
+
+
 def cmd_match(args: argparse.Namespace) -> int:
     docs: list[dict[str, Any]] = []
     lines: list[str] = []
@@ -129,7 +150,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 if not _is_fatal(exc):
                     any_error = True
                     docs.append({"image": path, "faces": [], "error": str(exc)})
-                    lines.append(f"{path}: error: {exc}")
+                    _error_line(exc)  # the message names the image
                     continue
                 raise
             faces = []
@@ -147,7 +168,8 @@ def cmd_match(args: argparse.Namespace) -> int:
                 })
                 lines.append(f"{path}: face {i} {faces[-1]['box']} -> {_answer(m)} [{m.decision.value}]")
             docs.append({"image": path, "faces": faces, "error": None})
-    _emit(args, docs, lines)
+    if docs and (args.json or lines):
+        _emit(args, docs, lines)
     if any_error:
         return EXIT_ERROR
     if args.require_match and not any_match:
@@ -673,13 +695,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="faceapp-cli: %(message)s", stream=sys.stderr)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that has gone is noticed here, not at interpreter exit
+        return code
     except FaceappError as exc:
-        print(f"faceapp-cli: error: {exc}", file=sys.stderr)
+        _error_line(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("faceapp-cli: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"faceapp-cli: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader closed the pipe (``| head``): stop quietly, as other command-line tools do.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
