@@ -29,6 +29,8 @@ __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit
 
 log = logging.getLogger(__name__)
 
+INDEX_LOCK_WAIT_S = 10.0  # a writer waits this long for another process saving the index
+
 
 @dataclass(frozen=True)
 class TemplateHit:
@@ -75,6 +77,7 @@ class Gallery:
         self._binding: Binding | None = None
         self._state: StoreState | None = None
         self._negatives: tuple[int, str, np.ndarray, np.ndarray] | None = None
+        self._no_saved_index = False  # the last catch-up found no saved index it could use
 
     # ------------------------------------------------------------------ the store, passed through
 
@@ -218,7 +221,8 @@ class Gallery:
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
                 root = self._index_root()
-                index = HnswIndex.load(root, binding) if kind == "hnsw" and root is not None else None
+                index = (HnswIndex.load(root, binding)
+                         if kind == "hnsw" and root is not None and not self._no_saved_index else None)
                 if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
@@ -238,11 +242,14 @@ class Gallery:
         assert state.model_id is not None and state.dim is not None
         index, b = self._index, self._binding
         root = self._index_root()
+        self._no_saved_index = False
         if (index is None or b is None) and root is not None:
             probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
             found = HnswIndex.load_lineage(root, probe)
             if found is not None:
                 index, b = found
+            else:  # what an exact load would accept is part of what a lineage load accepts
+                self._no_saved_index = True
         if index is None or b is None or (b.gallery_id, b.model_id, b.dim) != (state.gallery_id, state.model_id, state.dim):
             return False
         changes = self.store.changes_since(b.generation, state.model_id)
@@ -313,10 +320,12 @@ class Gallery:
         if index.has_deleted:
             index = index.compacted()
             self._index = index
-        if only_if_unlocked and not force:
-            return  # a reader leaves saving to the writers, who hold the lock
+        # A reader saves too (so the next command need not rebuild), unless another process is saving.
+        wait = 0.0 if only_if_unlocked and not force else INDEX_LOCK_WAIT_S
         try:
-            index.save(root, binding)
+            with vindex.index_lock(root, wait) as held:
+                if held:
+                    index.save(root, binding)
         except OSError as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
@@ -399,12 +408,15 @@ class Gallery:
             self._sync()
             index = self._index
             root = self.root
+            saved = root / vindex.INDEX_NAME if root is not None else None
+            current = (saved is not None and saved.is_file() and self._binding is not None
+                       and HnswIndex.saved_binding(saved.parent) == self._binding)
             return {
                 "templates": self.count_templates(),
                 "index_kind": None if index is None else index.kind,
                 "index_elements": 0 if index is None else len(index),
-                "index_file_bytes": (root / vindex.INDEX_NAME).stat().st_size
-                if root is not None and (root / vindex.INDEX_NAME).exists() else 0,
+                # a file saved for another state is not this gallery's index: it is rebuilt, not counted
+                "index_file_bytes": saved.stat().st_size if current and saved is not None else 0,
             }
 
     def info(self) -> dict[str, Any]:
