@@ -19,10 +19,18 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import GalleryError, GalleryMismatchError
-from faceapp.gallery import vindex
+from faceapp.gallery import integrity, vindex
 from faceapp.gallery.index_cache import IndexKeeper
 from faceapp.gallery.sqlite_store import SQLiteStore
-from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name
+from faceapp.gallery.store import (
+    Erased,
+    Person,
+    Sample,
+    Store,
+    StoreState,
+    lookalike_of,
+    normalise_name,
+)
 from faceapp.gallery.vindex import Binding, HnswIndex, VectorIndex
 
 __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
@@ -138,27 +146,36 @@ class Gallery:
             UnknownPersonError: not ``create`` and the name is missing.
             GalleryMismatchError: the gallery holds another model's templates.
         """
-        emb = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
-        if emb.ndim != 2 or len(emb) == 0:
-            raise GalleryError("no templates to add")
-        if not np.all(np.isfinite(emb)):
-            raise GalleryError("refusing templates with NaN or infinite values")
+        emb = integrity.check_embeddings(embeddings, "templates")
         n = len(emb)
         crops = list(thumbnails) if thumbnails is not None else [None] * n
         srcs = list(sources) if sources is not None else [None] * n
         quals = list(qualities) if qualities is not None else [None] * n
         if not len(crops) == len(srcs) == len(quals) == n:
             raise ValueError("thumbnails, sources and qualities must match the embeddings")
+        if create and not self.has_person(name):
+            self._refuse_lookalike(name)
         person = self.store.add_templates(name, emb, model_id=model_id, crops=crops, sources=srcs, qualities=quals,
                                           create=create, must_be_new=must_be_new)
         self.refresh()
         return person
 
     def rename(self, old: str, new: str) -> Person:
-        """Rename a person. Raises when ``old`` is unknown or ``new`` is taken by someone else."""
+        """Rename a person. Raises when ``old`` is unknown or ``new`` is taken by, or looks like, someone else."""
+        if not self.has_person(new):  # a name the store already knows is its own rule's business
+            self._refuse_lookalike(new, besides=self.get_person(old).name)
         person = self.store.rename(old, new)
         self.refresh()
         return person
+
+    def _refuse_lookalike(self, name: str, besides: str | None = None) -> None:
+        """Refuse a new name that could be mistaken for an enrolled person's (UTS #39 skeletons)."""
+        other = lookalike_of(name, [p.name for p in self.list_persons() if p.name != besides])
+        if other is not None:
+            raise GalleryError(
+                f"the name {normalise_name(name)!r} looks like {other!r}, who is already enrolled; "
+                f"use {other!r} to add photos to them, or choose a name that reads differently"
+            )
 
     def merge(self, source: str, target: str) -> Person:
         """Move every template of ``source`` to ``target`` and remove ``source``."""
@@ -180,9 +197,7 @@ class Gallery:
 
     def add_negative(self, name: str, embedding: np.ndarray, *, model_id: str, crop: bytes | None = None) -> int:
         """Keep a face as "this is not ``name``"; returns the negative sample's id."""
-        emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(emb)):
-            raise GalleryError("refusing a negative sample with NaN or infinite values")
+        emb = integrity.check_embeddings(np.asarray(embedding).reshape(-1), "a negative sample")[0]
         nid = self.store.add_negative(name, emb, model_id=model_id, crop=crop)
         self.refresh()
         return nid

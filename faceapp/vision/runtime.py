@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceapp import private
 from faceapp.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -220,12 +221,69 @@ class RuntimeCache:
         data = self._read() or {"version": CACHE_VERSION}
         change(data)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private.make_private_dir(self.path.parent)
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            with private.open_private(tmp, "w") as f:
+                f.write(json.dumps(data, indent=1))
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot write the runtime cache %s (%s); the runtimes will be timed again", self.path, exc)
+
+
+# ---------------------------------------------------------------------- compiled-model cache
+
+
+CACHE_DIGESTS = "digests.json"
+
+
+def _cache_files(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir() if p.is_file() and p.name != CACHE_DIGESTS}
+
+
+def _digests(files: Mapping[str, Path]) -> dict[str, str]:
+    from faceapp.vision.models import sha256_file
+
+    return {name: sha256_file(p) for name, p in sorted(files.items())}
+
+
+def verify_compiled_cache(folder: Path) -> bool:
+    """Check OpenVINO's compiled networks in ``folder`` against the sha256 digests kept beside
+    them; files that differ or were never recorded are deleted, so OpenVINO compiles again
+    (its own check misses bits flipped in much of a file, and a damaged network answers NaN
+    or zeros).
+
+    Returns:
+        Whether the cache was sound (``False``: something was deleted, or there was nothing).
+    """
+    files = _cache_files(folder)
+    try:
+        recorded = json.loads((folder / CACHE_DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    bad = [name for name, digest in _digests(files).items() if recorded.get(name) != digest]
+    if bad and recorded:
+        log.warning("the compiled-model cache %s differs from its digests (%s); compiling the model again",
+                    folder, ", ".join(bad))
+    for name in bad:
+        files[name].unlink(missing_ok=True)
+    return bool(files) and not bad
+
+
+def record_compiled_cache(folder: Path) -> None:
+    """Keep the sha256 of each compiled network in ``folder`` (``0600``, like the files) for
+    :func:`verify_compiled_cache`; a cache that cannot be written is compiled again next time."""
+    try:
+        files = _cache_files(folder)
+        for p in files.values():
+            os.chmod(p, private.FILE_MODE)
+        tmp = folder / f"{CACHE_DIGESTS}.{os.getpid()}.tmp"
+        with private.open_private(tmp, "w") as f:
+            f.write(json.dumps(_digests(files)))
+        os.replace(tmp, folder / CACHE_DIGESTS)
+    except OSError as exc:
+        log.warning("cannot record the compiled-model cache digests in %s (%s)", folder, exc)
 
 
 # ---------------------------------------------------------------------- backends
@@ -400,9 +458,12 @@ class OpenVinoBackend:
                                   "ENABLE_CPU_PINNING": False}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
+        cache_sound = False
         if self.cache_dir is not None:
             try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                for folder in (self.cache_dir.parent, self.cache_dir):
+                    private.make_private_dir(folder)
+                cache_sound = verify_compiled_cache(self.cache_dir)
                 config["CACHE_DIR"] = str(self.cache_dir)
             except OSError:
                 pass
@@ -426,6 +487,8 @@ class OpenVinoBackend:
             self.batch = self.input_shape[0]
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
+        if "CACHE_DIR" in config and not cache_sound and self.cache_dir is not None:
+            record_compiled_cache(self.cache_dir)
         self._compiled = compiled
         # One infer request serves every call; a request runs one inference at a time, and the
         # GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
