@@ -173,6 +173,7 @@ class SQLiteDialect:
             if self.permission_note:
                 log.warning("%s", self.permission_note)
         self._mutex = threading.RLock()
+        self._had_lock = (self.root / LOCK_NAME).exists()  # the folder has held a gallery
         if not self.read_only:
             private.create_private_file(self.root / LOCK_NAME)
         self._file_lock = filelock.FileLock(str(self.root / LOCK_NAME))
@@ -202,6 +203,7 @@ class SQLiteDialect:
         from faceapp.gallery.vindex import INDEX_FILES
 
         others = [n for n in (*INDEX_FILES, DB_NAME + "-wal") if (self.root / n).exists()]
+        others += [LOCK_NAME] if self._had_lock else []
         if self.db_path.exists() and self.db_path.stat().st_size == 0:
             raise GalleryError(
                 f"gallery database {self.db_path} is empty (0 bytes), so the gallery is damaged; "
@@ -275,7 +277,7 @@ class SQLiteDialect:
     def _error(self, exc: sqlite3.Error) -> GalleryError:
         text = str(exc)
         code = getattr(exc, "sqlite_errorname", "")
-        if code == "SQLITE_FULL" or "disk is full" in text:
+        if code == "SQLITE_FULL" or "disk is full" in text or private.disk_is_full(self.root):
             return GalleryFullError(
                 f"the disk holding gallery {self.root} is full; nothing was changed: free some space and try again"
             )
