@@ -263,9 +263,10 @@ def verify_compiled_cache(folder: Path) -> bool:
     if not isinstance(recorded, dict):
         recorded = {}
     bad = [name for name, digest in _digests(files).items() if recorded.get(name) != digest]
-    if bad and recorded:
+    damaged = [name for name in bad if name in recorded]
+    if damaged:
         log.warning("the compiled-model cache %s differs from its digests (%s); compiling the model again",
-                    folder, ", ".join(bad))
+                    folder, ", ".join(damaged))
     for name in bad:
         files[name].unlink(missing_ok=True)
     return bool(files) and not bad
@@ -421,7 +422,8 @@ class OpenVinoBackend:
     Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
     quantised layers in int8.
 
-    Compiled networks are cached in ``cache_dir`` (OpenVINO's own model cache). When the
+    Compiled networks are cached in ``cache_dir/<model file name>`` (OpenVINO's own model
+    cache), checked against the digests kept beside them (:func:`verify_compiled_cache`). When the
     model's metadata is passed in as well (kept from an earlier load), the ONNX file is
     not parsed at all: OpenVINO loads the compiled network from its cache, which roughly
     halves the start-up time.
@@ -459,12 +461,14 @@ class OpenVinoBackend:
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
         cache_sound = False
-        if self.cache_dir is not None:
+        # each model file has a folder of its own, so that its digests describe its networks only
+        model_cache = self.cache_dir / self.path.stem if self.cache_dir is not None else None
+        if self.cache_dir is not None and model_cache is not None:
             try:
-                for folder in (self.cache_dir.parent, self.cache_dir):
+                for folder in (self.cache_dir.parent, self.cache_dir, model_cache):
                     private.make_private_dir(folder)
-                cache_sound = verify_compiled_cache(self.cache_dir)
-                config["CACHE_DIR"] = str(self.cache_dir)
+                cache_sound = verify_compiled_cache(model_cache)
+                config["CACHE_DIR"] = str(model_cache)
             except OSError:
                 pass
         try:
@@ -487,8 +491,8 @@ class OpenVinoBackend:
             self.batch = self.input_shape[0]
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
-        if "CACHE_DIR" in config and not cache_sound and self.cache_dir is not None:
-            record_compiled_cache(self.cache_dir)
+        if "CACHE_DIR" in config and not cache_sound and model_cache is not None:
+            record_compiled_cache(model_cache)
         self._compiled = compiled
         # One infer request serves every call; a request runs one inference at a time, and the
         # GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
