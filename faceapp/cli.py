@@ -288,25 +288,15 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from faceapp.gallery.copy import copy_store
-    from faceapp.gallery.opening import open_store
+    from faceapp.gallery.copy import copy_gallery
 
-    src = open_store(args.src)
-    try:
-        dst = open_store(args.dst)
-        try:
-            with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
-                def progress(done: int, total: int) -> None:
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
+    with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
 
-                report = copy_store(src, dst, progress=progress)
-            where = dst.location
-        finally:
-            dst.close()
-    finally:
-        src.close()
+        report, where = copy_gallery(args.src, args.dst, progress=progress)
     counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
     lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
              "counts and model ids checked"]
