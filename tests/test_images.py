@@ -181,4 +181,4 @@ def test_cli_refuses_bad_inputs_with_one_line_and_exit_2(tmp_path, capsys):
     code = main(["--gallery", str(tmp_path / "g"), "match", str(fifo)])
     out, err = capsys.readouterr()
     assert code == 2
-    assert out.strip().count("\n") == 0 and "FIFO" in out
+    assert out == "" and err.count("\n") == 1 and "FIFO" in err  # the error is one line on stderr
