@@ -285,6 +285,38 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from faceapp.pipeline import decode_thumbnail
+
+    with _pipeline(args) as pipe:
+        gallery = pipe.gallery
+        sound = gallery.check()
+        damaged = gallery.damaged_templates()
+        lines = [f"database: {sound}"]
+        for name in dict.fromkeys(d.name for d in damaged):
+            rows = [d for d in damaged if d.name == name]
+            lines.append(f"{name}: {len(rows)} damaged template(s) (ids {', '.join(str(d.row_id) for d in rows)})")
+        repaired, left = [], []
+        for d in damaged:
+            crops = {s.template_id: s.crop for s in gallery.samples(d.name)} if d.kind == "template" else {}
+            crop = crops.get(d.row_id)
+            if crop is None or d.model_id != pipe.model_id:
+                left.append(d)
+                continue
+            gallery.repair(d, pipe.embedder.embed(decode_thumbnail(crop)[None]))
+            repaired.append(d)
+        if not damaged:
+            lines.append("no damaged template")
+        else:
+            lines.append(f"re-embedded {len(repaired)} from their face crops")
+        if left:
+            lines.append("no face crop to embed again (negative samples, or enrolled without crops): "
+                         f"enrol or mark {', '.join(sorted({d.name for d in left}))} again")
+    _emit(args, {"database": sound, "damaged": [{"person": d.name, "kind": d.kind, "id": d.row_id} for d in damaged],
+                 "reembedded": [d.row_id for d in repaired], "left": [d.row_id for d in left]}, lines)
+    return EXIT_OK if sound == "ok" and not left else EXIT_ERROR
+
+
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -624,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src", type=gallery_arg, metavar="SRC", help="gallery folder or PostgreSQL address")
     c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
     c.set_defaults(func=cmd_gallery_copy)
+
+    s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
+                                     "from their face crops")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)

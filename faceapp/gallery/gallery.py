@@ -86,6 +86,7 @@ class Gallery:
         self._state: StoreState | None = None
         self._negatives: tuple[int, str, np.ndarray, np.ndarray] | None = None
         self._no_saved_index = False  # the last catch-up found no saved index it could use
+        self._damaged_logged: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ the store, passed through
 
@@ -291,8 +292,28 @@ class Gallery:
         if len(removed):
             index.remove(removed)
         if len(added):
-            index.add(added, self.store.embeddings(added, dim))
+            vectors, ok = self.store.checked_embeddings(added, dim)
+            if not ok.all():  # never searched; `faceapp-cli check` lists and rebuilds them
+                bad = frozenset(added[~ok].tolist())
+                if bad != self._damaged_logged:
+                    log.warning("gallery %s: %d damaged template(s) left out of search; run `faceapp-cli check` "
+                                "to embed them again from their face crops", self.store.location, len(bad))
+                    self._damaged_logged = bad
+            added, vectors = added[ok], vectors[ok]
+            if len(added):
+                index.add(added, vectors)
         return bool(len(added) or len(removed))
+
+    def damaged_templates(self) -> list[integrity.Damaged]:
+        """Stored templates and negative samples that are not what was written (a flipped bit,
+        an edited database), by person; they are never searched."""
+        return self.store.damaged()
+
+    def repair(self, damaged: integrity.Damaged, vector: np.ndarray) -> None:
+        """Store ``vector``, embedded again from the damaged row's own face crop, in its place."""
+        emb = integrity.check_embeddings(vector, "a re-embedded template", self.store.state().dim)
+        self.store.repair(damaged.kind, damaged.row_id, emb[0])
+        self.refresh()
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for another device's write, then take it in.
@@ -405,7 +426,7 @@ class Gallery:
         pids, vectors = cached[2], cached[3]
         if len(pids) == 0:
             return [{} for _ in probes]
-        sims = probes @ vectors.T
+        sims = np.clip(probes @ vectors.T, -1.0, 1.0)
         out = []
         for row in sims:
             best: dict[int, float] = {}

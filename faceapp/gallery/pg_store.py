@@ -42,6 +42,7 @@ import numpy as np
 from faceapp.backoff import Backoff
 from faceapp.config import check_no_password, redact
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryUnavailableError
+from faceapp.gallery import integrity
 from faceapp.gallery.events import EventHistory, EventRecord
 from faceapp.gallery.pg_listen import CHANNEL, Listener
 from faceapp.gallery.sql_store import OWNERS_SQL, Row, SQLStore, Tx, state_from_row
@@ -122,6 +123,10 @@ CREATE INDEX events_person ON events (person_id);
 """),
     (3, """
 ALTER TABLE events ADD COLUMN snapshot BYTEA;
+"""),
+    (4, """
+ALTER TABLE templates ADD COLUMN IF NOT EXISTS checksum BIGINT;
+ALTER TABLE negatives ADD COLUMN IF NOT EXISTS checksum BIGINT;
 """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -357,6 +362,12 @@ class PostgresDialect:
                 if version == 1:
                     con.execute("INSERT INTO gallery (gallery_id, generation, log_start) VALUES (%s, 0, 0)",
                                 (secrets.token_hex(16),))
+                if version == 4:  # the vectors stored so far get their checksum
+                    for table in ("templates", "negatives"):
+                        rows = con.execute(f"SELECT id, embedding FROM {table}").fetchall()  # type: ignore[arg-type]
+                        for rid, blob in rows:
+                            con.execute(f"UPDATE {table} SET checksum = %s WHERE id = %s",  # type: ignore[arg-type]
+                                        (integrity.checksum(rid, bytes(blob)), rid))
                 con.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 log.info("gallery database %s: applied schema migration %d", self.location, version)
 

@@ -27,11 +27,12 @@ from typing import Any
 
 from faceapp import private
 from faceapp.errors import GalleryError, GalleryFullError, GalleryLockedError, GalleryReadOnlyError
+from faceapp.gallery import integrity
 from faceapp.gallery.sql_store import Row, SQLStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
 _CHUNK = 900  # SQLite's default limit on bound parameters is 999
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS templates (
     quality TEXT,
     crop BLOB,
     model_id TEXT,
-    derived_from INTEGER
+    derived_from INTEGER,
+    checksum INTEGER
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
 -- A covering index: keeping the index in step reads template ids without touching the rows
@@ -66,7 +68,8 @@ CREATE TABLE IF NOT EXISTS negatives (
     model_id TEXT NOT NULL,
     crop BLOB,
     created_at REAL NOT NULL,
-    derived_from INTEGER
+    derived_from INTEGER,
+    checksum INTEGER
 );
 CREATE INDEX IF NOT EXISTS negatives_person ON negatives(person_id);
 """
@@ -79,6 +82,7 @@ ALTER TABLE templates ADD COLUMN model_id TEXT;
 ALTER TABLE templates ADD COLUMN derived_from INTEGER;
 UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha256');
 """
+# Schema 2 kept no checksum of the stored vectors: the upgrade adds the column and fills it.
 
 
 
@@ -265,6 +269,15 @@ class SQLiteDialect:
                                 self.root, SCHEMA_VERSION)
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     db.execute(stmt)
+                if version in (1, 2):
+                    for table in ("templates", "negatives"):
+                        if "checksum" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN checksum INTEGER")
+                        rows = db.execute(f"SELECT id, embedding FROM {table}").fetchall()
+                        db.executemany(f"UPDATE {table} SET checksum = ? WHERE id = ?",
+                                       [(integrity.checksum(r, bytes(b)), r) for r, b in rows])
+                    log.warning("gallery %s upgraded to schema %d (a checksum per stored vector)", self.root,
+                                SCHEMA_VERSION)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('gallery_id', ?)", (secrets.token_hex(16),))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

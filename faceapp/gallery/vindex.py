@@ -68,8 +68,9 @@ def ids_digest(ids: np.ndarray) -> str:
 
 
 def _similarity(distances: np.ndarray) -> np.ndarray:
-    """hnswlib's inner-product distance (1 - dot) -> cosine similarity of unit vectors."""
-    return 1.0 - distances
+    """hnswlib's inner-product distance (1 - dot) -> cosine similarity of unit vectors, in
+    [-1, 1] (stored vectors are unit length within a tolerance, so a dot can stray past 1)."""
+    return np.clip(1.0 - distances, -1.0, 1.0)
 
 
 @dataclass(frozen=True)
