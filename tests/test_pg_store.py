@@ -20,6 +20,7 @@ from faceapp.errors import (
     UnknownPersonError,
 )
 from faceapp.gallery.gallery import Gallery, open_gallery
+from faceapp.gallery.pg_store import SCHEMA_VERSION
 from faceapp.gallery.reembed import reembed
 from faceapp.gallery.sqlite_store import SQLiteStore
 
@@ -99,7 +100,8 @@ def test_removal_deletes_rows_and_logs_only_ids(pg_dsn, pg_server, cache, rng):
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'changes'").fetchall()]
         assert sorted(cols) == ["generation", "kind", "model_id", "seq", "template_id"]
-        assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [(1,), (2,), (3,), (4,)]
+        assert con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [
+            (v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
@@ -115,7 +117,7 @@ def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
         g.store.add_events([], 30)  # the events table is back, with its snapshot column
         assert g.store.events() == []
     with psycopg.connect(pg_dsn, autocommit=True) as con:
-        assert con.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 4
+        assert con.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
         con.execute("INSERT INTO schema_migrations (version) VALUES (99)")
     with pytest.raises(GalleryError, match="newer faceapp"):
         open_gallery(pg_dsn)

@@ -221,8 +221,8 @@ class Gallery:
             state = self.store.state()
             self._state = state
             b = self._binding
-            if self._index is not None and b is not None and (b.gallery_id, b.generation, b.model_id) == (
-                    state.gallery_id, state.generation, state.model_id):
+            if self._index is not None and b is not None and (b.gallery_id, b.generation, b.model_id, b.history) == (
+                    state.gallery_id, state.generation, state.model_id, state.history):
                 return
             if state.model_id is None or state.dim is None:
                 self._index, self._binding = None, None
@@ -231,7 +231,8 @@ class Gallery:
                 return
             ids = self.store.template_ids(state.model_id)
             kind = vindex.choose_kind(len(ids), self.index_setting)
-            binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids))
+            binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids),
+                              state.history)
             index = self._index
             same_lineage = (index is not None and b is not None and index.kind == kind and b.gallery_id == state.gallery_id
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
@@ -268,7 +269,7 @@ class Gallery:
                 self._no_saved_index = True
         if index is None or b is None or (b.gallery_id, b.model_id, b.dim) != (state.gallery_id, state.model_id, state.dim):
             return False
-        changes = self.store.changes_since(b.generation, state.model_id)
+        changes = self.store.changes_since(b.generation, state.model_id, b.history)
         if changes is None or (changes.state.gallery_id, changes.state.model_id, changes.state.dim) != (
                 state.gallery_id, state.model_id, state.dim):
             return False
@@ -281,7 +282,7 @@ class Gallery:
         changed = self._apply(index, added, removed, state.dim)
         self._index, self._state = index, changes.state
         self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
-                                vindex.ids_digest(index.ids()))
+                                vindex.ids_digest(index.ids()), changes.state.history)
         if changed:
             self._persist(force=self.index_is_cache, only_if_unlocked=True)
         return True
@@ -461,6 +462,7 @@ class Gallery:
         return {
             "gallery_id": state.gallery_id,
             "generation": state.generation,
+            "history": None if state.history is None else f"{state.history:014x}",
             "model_id": state.model_id,
             "model_ids": self.store.model_counts(),
             "people": len(self),

@@ -110,9 +110,11 @@ class ChangeRecorder(Protocol):
 
 
 def state_from_row(row: Row) -> StoreState:
-    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim)`` row."""
-    g, gen, m, d = row
-    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None)
+    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim[, history])`` row."""
+    g, gen, m, d = row[:4]
+    h = row[4] if len(row) > 4 else None
+    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None,
+                      history=int(h) if h is not None else None)
 
 
 def _blob(value: Any) -> bytes:
@@ -359,7 +361,7 @@ class SQLStore:
         return self._query("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
                            "WHERE t.model_id = ? ORDER BY t.id", (model_id,))
 
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """``None``: this store keeps no change log (a folder's ids are compared quickly)."""
         return None
 

@@ -166,12 +166,17 @@ class StoreState:
         generation: bumped by every write.
         model_id: sha256 of the embedder whose templates are searched, or ``None`` when empty.
         dim: embedding size of those templates, or ``None``.
+        history: the history id of this generation: a token the write that made it logged
+            (PostgreSQL), so that a database restored from an older backup, which goes on
+            with other writes, is not taken for the history a device synced; ``None`` where
+            the store keeps none.
     """
 
     gallery_id: str
     generation: int
     model_id: str | None
     dim: int | None
+    history: int | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,7 @@ class Store(Protocol):
         """Every negative sample of ``model_id`` as (person id, embedding, face crop or None), read at once."""
         ...
     def template_ids(self, model_id: str) -> np.ndarray: ...
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """What changed after ``generation``, or ``None`` when the store keeps no log reaching back that far."""
         ...
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray: ...

@@ -82,6 +82,7 @@ class Binding:
     model_id: str
     dim: int
     ids_digest: str
+    history: int | None = None  # see StoreState.history
 
 
 class VectorIndex(Protocol):
