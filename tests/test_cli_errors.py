@@ -8,24 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from faceapp.cli import main
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli(tmp_path, capsys):
-    gallery = tmp_path / "gallery"
-
-    def run(*args):
-        code = main(["--gallery", str(gallery), *map(str, args)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.gallery = gallery
-    return run
 
 
 def test_a_bad_image_is_an_error_on_stderr_only(cli, tmp_path):
