@@ -462,7 +462,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {det.sha256} ({det.source}), on {pipe.detector_note}",
         f"runtime:   {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
-        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']})",
+        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']}"
+        + (f", history {stats['history']})" if stats.get("history") else ")"),
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),

@@ -124,12 +124,17 @@ def attack_copy(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
                                 stderr=subprocess.DEVNULL, env=ENV)
         time.sleep(0.5 + rng.random() * 2.0)  # start-up, then somewhere in the copy (or after it)
         proc.send_signal(signal.SIGKILL)
-        finished = proc.wait() == 0
-        opens_smaller = dst.exists() and not finished  # a killed copy left something there
-        again = subprocess.run([sys.executable, "-c", COPIER, str(src), str(dst)], capture_output=True, env=ENV)
+        proc.wait()
+        complete = False
+        if dst.exists():  # killed after publishing: the whole copy is there
+            with Gallery(dst) as g:
+                complete = len(g) == 112
+        partial = dst.exists() and not complete  # something that opens as a smaller gallery
+        if not complete:
+            subprocess.run([sys.executable, "-c", COPIER, str(src), str(dst)], capture_output=True, env=ENV)
         with Gallery(dst) as g:
-            whole = len(g) == 112
-        survived += (finished or not opens_smaller) and (whole and (again.returncode == 0 or finished))
+            whole = len(g) == 112  # the copy, or running it again, gives everyone
+        survived += not partial and whole
     return {"tries": tries, "survived": survived, "lost": tries - survived}
 
 
