@@ -47,6 +47,23 @@ def create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+FULL_BELOW_BYTES = 1 << 20  # SQLite needs room for its -wal and -shm files even to read
+
+
+def disk_is_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left for this user.
+
+    SQLite reports a full disk as a "disk I/O error" when its shared-memory file cannot
+    grow, so an error is checked against the free space before it is called damage.
+    """
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (a no-op where folders cannot be fsynced)."""
     if not POSIX:

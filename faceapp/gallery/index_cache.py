@@ -113,9 +113,9 @@ class IndexKeeper:
 
     @contextlib.contextmanager
     def _locked(self):  # type: ignore[no-untyped-def]
-        import filelock
-
-        with filelock.FileLock(str(self.root / "index.lock"), timeout=60):
+        with vindex.index_lock(self.root, timeout=60) as held:
+            if not held:
+                raise TimeoutError(f"{self.root / vindex.LOCK_NAME} is held by another process")
             yield
 
     def _wipe_files(self) -> None:

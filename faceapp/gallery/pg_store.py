@@ -42,10 +42,11 @@ import numpy as np
 from faceapp.backoff import Backoff
 from faceapp.config import check_no_password, redact
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryUnavailableError
+from faceapp.gallery import integrity
 from faceapp.gallery.events import EventHistory, EventRecord
 from faceapp.gallery.pg_listen import CHANNEL, Listener
 from faceapp.gallery.sql_store import OWNERS_SQL, Row, SQLStore, Tx, state_from_row
-from faceapp.gallery.store import Changes, StoreState
+from faceapp.gallery.store import Changes, StoreState, new_row_id
 
 __all__ = ["PostgresStore", "PostgresDialect", "ChangeLog", "EventRecord", "redact"]
 
@@ -123,6 +124,15 @@ CREATE INDEX events_person ON events (person_id);
     (3, """
 ALTER TABLE events ADD COLUMN snapshot BYTEA;
 """),
+    (4, """
+ALTER TABLE templates ADD COLUMN IF NOT EXISTS checksum BIGINT;
+ALTER TABLE negatives ADD COLUMN IF NOT EXISTS checksum BIGINT;
+"""),
+    # Every write logs a random token ('write', no model): the history id of its generation.
+    (5, """
+ALTER TABLE changes DROP CONSTRAINT IF EXISTS changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('add', 'remove', 'owner', 'write'));
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")
@@ -178,7 +188,9 @@ class PostgresDialect:
     read_only = False
     distinct = "IS DISTINCT FROM"
     find = "strpos"
-    state_sql = "SELECT gallery_id, generation, model_id, dim FROM gallery"
+    # The fifth column is the history id: the token the write that made this generation logged.
+    state_sql = ("SELECT gallery_id, generation, model_id, dim, (SELECT template_id FROM changes "
+                 "WHERE changes.generation = gallery.generation AND kind = 'write' LIMIT 1) FROM gallery")
     set_model_sql = "UPDATE gallery SET model_id = ?"
     set_dim_sql = "UPDATE gallery SET dim = ?"
 
@@ -310,6 +322,10 @@ class PostgresDialect:
         with self.cursor() as cur, cur.connection.transaction():
             cur.execute("UPDATE gallery SET generation = generation + 1 RETURNING generation")
             gen = int(cur.fetchone()[0])
+            # A token no other history has: a device that synced this generation of a history that
+            # a restore discarded sees another token here (ChangeLog.since).
+            cur.execute("INSERT INTO changes (generation, kind, template_id) VALUES (%s, 'write', %s)",
+                        (gen, new_row_id()))
             yield _PgTx(cur, gen)
             cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(gen)))
         self.invalidate()
@@ -352,6 +368,12 @@ class PostgresDialect:
                 if version == 1:
                     con.execute("INSERT INTO gallery (gallery_id, generation, log_start) VALUES (%s, 0, 0)",
                                 (secrets.token_hex(16),))
+                if version == 4:  # the vectors stored so far get their checksum
+                    for table in ("templates", "negatives"):
+                        rows = con.execute(f"SELECT id, embedding FROM {table}").fetchall()  # type: ignore[arg-type]
+                        for rid, blob in rows:
+                            con.execute(f"UPDATE {table} SET checksum = %s WHERE id = %s",  # type: ignore[arg-type]
+                                        (integrity.checksum(rid, bytes(blob)), rid))
                 con.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 log.info("gallery database %s: applied schema migration %d", self.location, version)
 
@@ -398,16 +420,28 @@ class ChangeLog:
                "SELECT ?, 'owner', id, model_id FROM templates WHERE person_id = ?", (tx.generation, person_id))
 
     @staticmethod
-    def since(db: PostgresDialect, generation: int, model_id: str) -> tuple[Changes, list[Row]] | None:
+    def since(db: PostgresDialect, generation: int, model_id: str,
+              history: int | None = None) -> tuple[Changes, list[Row]] | None:
         """Templates of ``model_id`` added and removed after ``generation``, read in one snapshot,
         with ``(template id, person id, name)`` of those added or moved.
 
-        Returns ``None`` when the log does not reach back that far.
+        Returns ``None`` when the log does not reach back that far, or when ``history`` (the
+        history id the caller synced at ``generation``) is not this server's: a database
+        restored from an older backup has gone on with another history.
         """
         with db.snapshot() as tx:
-            [(g, gen, m, d, start)] = tx.rows("SELECT gallery_id, generation, model_id, dim, log_start FROM gallery")
+            [(g, gen, m, d, start, h)] = tx.rows(
+                "SELECT gallery_id, generation, model_id, dim, log_start, (SELECT template_id FROM changes "
+                "WHERE changes.generation = gallery.generation AND kind = 'write' LIMIT 1) FROM gallery")
             if generation < int(start) or generation > int(gen):
                 return None
+            if history is not None:
+                there = tx.rows("SELECT template_id FROM changes WHERE generation = ? AND kind = 'write'",
+                                (int(generation),))
+                if not there or int(there[0][0]) != int(history):
+                    log.warning("gallery %s has another history than the one this device synced (restored from "
+                                "a backup?); rebuilding the index from the server", db.location)
+                    return None
             added: dict[int, None] = {}
             removed: set[int] = set()
             moved: set[int] = set()
@@ -428,7 +462,7 @@ class ChangeLog:
             if len(new) or moved:
                 [(cond, params)] = db.id_chunks("t.id", new.tolist() + sorted(moved))
                 owners = tx.rows(OWNERS_SQL + cond, params)
-        state = state_from_row((g, gen, m, d))
+        state = state_from_row((g, gen, m, d, h))
         return Changes(state=state, added=new, removed=np.array(sorted(removed), np.int64)), owners
 
 
@@ -517,13 +551,13 @@ class PostgresStore(SQLStore):
             self._owners = {int(t): (int(p), n) for t, p, n in rows}
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """Templates of ``model_id`` added and removed after ``generation``, read in one snapshot.
 
-        Returns ``None`` when the change log does not reach back that far (the caller then
-        compares all ids).
+        Returns ``None`` when the change log does not reach back that far, or ``history`` is
+        not the id this server's history had at ``generation`` (the caller then compares all ids).
         """
-        found = ChangeLog.since(self.pg, generation, model_id)
+        found = ChangeLog.since(self.pg, generation, model_id, history)
         if found is None:
             return None
         changes, owners = found

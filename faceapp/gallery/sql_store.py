@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchError, UnknownPersonError
+from faceapp.gallery import integrity
 from faceapp.gallery.store import (
     Changes,
     Erased,
@@ -109,9 +110,11 @@ class ChangeRecorder(Protocol):
 
 
 def state_from_row(row: Row) -> StoreState:
-    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim)`` row."""
-    g, gen, m, d = row
-    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None)
+    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim[, history])`` row."""
+    g, gen, m, d = row[:4]
+    h = row[4] if len(row) > 4 else None
+    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None,
+                      history=int(h) if h is not None else None)
 
 
 def _blob(value: Any) -> bytes:
@@ -236,10 +239,11 @@ class SQLStore:
                 tx.run("INSERT INTO persons (id, name, created_at) VALUES (?, ?, ?)", (pid, clean, now))
             ids = [new_row_id() for _ in range(len(emb))]
             tx.many(
-                "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, checksum) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(ids[i], pid, emb[i].tobytes(), now, sources[i],
-                  json.dumps(qualities[i]) if qualities[i] else None, crops[i], model_id) for i in range(len(emb))],
+                  json.dumps(qualities[i]) if qualities[i] else None, crops[i], model_id,
+                  integrity.checksum(ids[i], emb[i].tobytes())) for i in range(len(emb))],
             )
             self._log(tx, "add", [(t, model_id) for t in ids])
             tx.run(self.dialect.set_model_sql, (model_id,))
@@ -326,16 +330,20 @@ class SQLStore:
                     f"gallery {self.location} holds templates made by another embedder; run `faceapp-cli reembed` first"
                 )
             nid = new_row_id()
-            tx.run("INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                   (nid, pid, emb.tobytes(), model_id, crop, time.time()))
+            tx.run("INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, checksum) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (nid, pid, emb.tobytes(), model_id, crop, time.time(), integrity.checksum(nid, emb.tobytes())))
             return nid
 
     def negatives(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._query("SELECT person_id, embedding FROM negatives WHERE model_id = ? ORDER BY id", (model_id,))
+        """Person ids and vectors of the intact negative samples of ``model_id`` (damaged ones are left out)."""
+        rows = self._query("SELECT id, person_id, embedding, checksum FROM negatives WHERE model_id = ? ORDER BY id",
+                           (model_id,))
+        rows = [r for r in rows if integrity.intact(int(r[0]), _blob(r[2]), r[3], None)]
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        pids = np.array([int(p) for p, _ in rows], np.int64)
-        return pids, np.stack([np.frombuffer(e, np.float32) for _, e in rows])
+        pids = np.array([int(r[1]) for r in rows], np.int64)
+        return pids, np.stack([np.frombuffer(_blob(r[2]), np.float32) for r in rows])
 
     def negative_samples(self, model_id: str) -> list[tuple[int, np.ndarray, bytes | None]]:
         rows = self._query("SELECT person_id, embedding, crop FROM negatives WHERE model_id = ? ORDER BY id", (model_id,))
@@ -352,17 +360,76 @@ class SQLStore:
         return self._query("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
                            "WHERE t.model_id = ? ORDER BY t.id", (model_id,))
 
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """``None``: this store keeps no change log (a folder's ids are compared quickly)."""
         return None
 
-    def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray:
-        out = np.empty((len(ids), dim), np.float32)
+    def checked_embeddings(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of templates ``ids`` and, per row, whether it is intact (its
+        checksum, size, finite unit length: :func:`faceapp.gallery.integrity.intact`); a
+        damaged row's vector is zeros and must not be searched."""
+        out = np.zeros((len(ids), dim), np.float32)
+        ok = np.zeros(len(ids), bool)
         pos = {int(t): i for i, t in enumerate(ids)}
         for cond, params in self.dialect.id_chunks("id", [int(x) for x in ids]):
-            for tid, blob in self.dialect.rows(f"SELECT id, embedding FROM templates WHERE {cond}", params, binary=True):
-                out[pos[int(tid)]] = np.frombuffer(blob, np.float32)
+            sql = f"SELECT id, embedding, checksum FROM templates WHERE {cond}"
+            for tid, blob, crc in self.dialect.rows(sql, params, binary=True):
+                data = _blob(blob)
+                if integrity.intact(int(tid), data, crc, dim):
+                    out[pos[int(tid)]] = np.frombuffer(data, np.float32)
+                    ok[pos[int(tid)]] = True
+        return out, ok
+
+    def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray:
+        """The stored vectors of templates ``ids``.
+
+        Raises:
+            GalleryError: one of them is damaged (see :meth:`damaged`).
+        """
+        out, ok = self.checked_embeddings(ids, dim)
+        if not ok.all():
+            raise GalleryError(f"gallery {self.location} has {int((~ok).sum())} damaged template(s); "
+                               "run `faceapp-cli check` to list them and embed them again from their face crops")
         return out
+
+    def damaged(self) -> list[integrity.Damaged]:
+        """Every stored template and negative sample that is not what was written, by person."""
+        found = []
+        for kind, table in (("template", "templates"), ("negative", "negatives")):
+            sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL FROM {table} t "
+                   f"JOIN persons p ON p.id = t.person_id ORDER BY {self.dialect.fold('p.name')}, t.id")
+            state = self.state()
+            for rid, name, blob, crc, model, has_crop in self.dialect.rows(sql, (), binary=True):
+                dim = state.dim if model == state.model_id else None
+                if not integrity.intact(int(rid), _blob(blob), crc, dim):
+                    found.append(integrity.Damaged(kind, int(rid), name, model, bool(has_crop)))
+        return found
+
+    def repair(self, kind: str, row_id: int, vector: np.ndarray) -> None:
+        """Put a newly made vector (from the row's own crop) in place of a damaged one."""
+        emb = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
+        table = "templates" if kind == "template" else "negatives"
+        with self._transaction() as tx:
+            model = tx.rows(f"SELECT model_id FROM {table} WHERE id = ?", (int(row_id),))
+            if not model:
+                return
+            tx.run(f"UPDATE {table} SET embedding = ?, checksum = ? WHERE id = ?",
+                   (emb.tobytes(), integrity.checksum(row_id, emb.tobytes()), int(row_id)))
+            if kind == "template":  # devices that left it out of their index take it in again
+                self._log(tx, "add", [(int(row_id), model[0][0])])
+
+    def fill_checksums(self) -> int:
+        """Give rows written before checksums were kept their checksum (once, on opening)."""
+        filled = 0
+        for table in ("templates", "negatives"):
+            rows = self.dialect.rows(f"SELECT id, embedding FROM {table} WHERE checksum IS NULL", (), binary=True)
+            if not rows:
+                continue
+            with self._transaction() as tx:
+                tx.many(f"UPDATE {table} SET checksum = ? WHERE id = ?",
+                        [(integrity.checksum(int(r), _blob(b)), int(r)) for r, b in rows])
+            filled += len(rows)
+        return filled
 
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
         out: dict[int, tuple[int, str]] = {}
@@ -402,17 +469,18 @@ class SQLStore:
             for work, emb in rows:
                 blob = np.ascontiguousarray(emb, dtype=np.float32).tobytes()
                 new = new_row_id()
+                crc = integrity.checksum(new, blob)
                 if work.kind == "template":
                     tx.run(
                         "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, "
-                        "derived_from) SELECT ?, person_id, ?, created_at, source, quality, crop, ?, id FROM templates "
-                        "WHERE id = ?", (new, blob, model_id, work.row_id))
+                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, crop, ?, id, ? "
+                        "FROM templates WHERE id = ?", (new, blob, model_id, crc, work.row_id))
                     added.append((new, model_id))
                 else:
                     tx.run(
-                        "INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, derived_from) "
-                        "SELECT ?, person_id, ?, ?, crop, created_at, id FROM negatives WHERE id = ?",
-                        (new, blob, model_id, work.row_id))
+                        "INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, derived_from, "
+                        "checksum) SELECT ?, person_id, ?, ?, crop, created_at, id, ? FROM negatives WHERE id = ?",
+                        (new, blob, model_id, crc, work.row_id))
             self._log(tx, "add", added)
 
     def finish_reembed(self, model_id: str) -> Erased:

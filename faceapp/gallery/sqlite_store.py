@@ -27,11 +27,12 @@ from typing import Any
 
 from faceapp import private
 from faceapp.errors import GalleryError, GalleryFullError, GalleryLockedError, GalleryReadOnlyError
+from faceapp.gallery import integrity
 from faceapp.gallery.sql_store import Row, SQLStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
 MIN_SQLITE = (3, 35)  # DELETE ... RETURNING
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS templates (
     quality TEXT,
     crop BLOB,
     model_id TEXT,
-    derived_from INTEGER
+    derived_from INTEGER,
+    checksum INTEGER
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
 -- A covering index: keeping the index in step reads template ids without touching the rows
@@ -67,7 +69,8 @@ CREATE TABLE IF NOT EXISTS negatives (
     model_id TEXT NOT NULL,
     crop BLOB,
     created_at REAL NOT NULL,
-    derived_from INTEGER
+    derived_from INTEGER,
+    checksum INTEGER
 );
 CREATE INDEX IF NOT EXISTS negatives_person ON negatives(person_id);
 """
@@ -80,6 +83,7 @@ ALTER TABLE templates ADD COLUMN model_id TEXT;
 ALTER TABLE templates ADD COLUMN derived_from INTEGER;
 UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha256');
 """
+# Schema 2 kept no checksum of the stored vectors: the upgrade adds the column and fills it.
 
 
 
@@ -175,6 +179,7 @@ class SQLiteDialect:
             if note:
                 log.warning("%s", note)
         self._mutex = threading.RLock()
+        self._had_lock = (self.root / LOCK_NAME).exists()  # the folder has held a gallery
         if not self.read_only:
             private.create_private_file(self.root / LOCK_NAME)
         self._file_lock = filelock.FileLock(str(self.root / LOCK_NAME))
@@ -204,6 +209,7 @@ class SQLiteDialect:
         from faceapp.gallery.vindex import INDEX_FILES
 
         others = [n for n in (*INDEX_FILES, DB_NAME + "-wal") if (self.root / n).exists()]
+        others += [LOCK_NAME] if self._had_lock else []
         if self.db_path.exists() and self.db_path.stat().st_size == 0:
             raise GalleryError(
                 f"gallery database {self.db_path} is empty (0 bytes), so the gallery is damaged; "
@@ -265,6 +271,15 @@ class SQLiteDialect:
                                 self.root, SCHEMA_VERSION)
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     db.execute(stmt)
+                if version in (1, 2):
+                    for table in ("templates", "negatives"):
+                        if "checksum" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN checksum INTEGER")
+                        rows = db.execute(f"SELECT id, embedding FROM {table}").fetchall()
+                        db.executemany(f"UPDATE {table} SET checksum = ? WHERE id = ?",
+                                       [(integrity.checksum(r, bytes(b)), r) for r, b in rows])
+                    log.warning("gallery %s upgraded to schema %d (a checksum per stored vector)", self.root,
+                                SCHEMA_VERSION)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('gallery_id', ?)", (secrets.token_hex(16),))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -277,7 +292,7 @@ class SQLiteDialect:
     def _error(self, exc: sqlite3.Error) -> GalleryError:
         text = str(exc)
         code = getattr(exc, "sqlite_errorname", "")
-        if code == "SQLITE_FULL" or "disk is full" in text:
+        if code == "SQLITE_FULL" or "disk is full" in text or private.disk_is_full(self.root):
             return GalleryFullError(
                 f"the disk holding gallery {self.root} is full; nothing was changed: free some space and try again"
             )

@@ -15,6 +15,7 @@ one a gallery address names.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -33,13 +34,16 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
 def normalise_name(name: str) -> str:
-    """Trim and NFC-normalise a person's name; refuse names that could look like another.
+    """Trim and NFKC-normalise a person's name; refuse names that could look like another.
+
+    NFKC folds compatibility forms (full-width letters, a no-break space, ligatures) into
+    the characters they stand for, so a name is stored the way it reads.
 
     Raises:
         GalleryError: the name is empty, too long, or has control, invisible or
-            direction-changing characters.
+            direction-changing characters (Hangul fillers and other default-ignorable ones included).
     """
-    clean = unicodedata.normalize("NFC", str(name)).strip()
+    clean = unicodedata.normalize("NFKC", str(name)).strip()
     if not clean:
         raise GalleryError("a person's name must not be empty")
     if len(clean) > MAX_NAME_LENGTH:
@@ -48,12 +52,56 @@ def normalise_name(name: str) -> str:
         cat = unicodedata.category(ch)
         if cat == "Cc":
             raise GalleryError("a person's name must not contain control characters (tabs, newlines)")
-        if cat in _FORBIDDEN_CATEGORIES:
+        if cat in _FORBIDDEN_CATEGORIES or _default_ignorable(ch):
             raise GalleryError(
                 f"a person's name must not contain invisible or direction-changing characters "
                 f"(found U+{ord(ch):04X}); type the name again"
             )
     return clean
+
+
+def _default_ignorable(ch: str) -> bool:
+    """Unicode's Default_Ignorable_Code_Point: drawn as nothing (Hangul fillers, soft hyphen, variation selectors)."""
+    import icu
+
+    return bool(icu.Char.hasBinaryProperty(ch, icu.UProperty.DEFAULT_IGNORABLE_CODE_POINT))
+
+
+@functools.lru_cache(maxsize=1)
+def _spoof_checker() -> Any:
+    import icu
+
+    return icu.SpoofChecker()
+
+
+def name_keys(name: str) -> frozenset[str]:
+    """What a name looks like: two names that share a key can be mistaken for each other.
+
+    A key is a UTS #39 confusable skeleton (ICU's ``SpoofChecker``) of the NFKC-normalised
+    name, taken both before and after case folding, so that "\u041ebama" (Cyrillic O) meets
+    "Obama", "BiII" meets "Bill" and "\u00c9mile" meets "\u00e9mile". Keys are for comparing
+    only, never for display.
+
+    Raises:
+        GalleryError: the name itself is refused (see :func:`normalise_name`).
+    """
+    return _keys(normalise_name(name))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # every enrolment compares with every enrolled name
+def _keys(clean: str) -> frozenset[str]:
+    skeleton = functools.partial(_spoof_checker().getSkeleton, 0)
+    return frozenset({skeleton(clean.casefold()), skeleton(skeleton(clean).casefold())})
+
+
+def lookalike_of(name: str, others: Iterator[str] | Sequence[str]) -> str | None:
+    """The first of ``others`` that ``name`` could be mistaken for (not the same name), or ``None``."""
+    keys = name_keys(name)
+    clean = normalise_name(name)
+    for other in others:
+        if other != clean and keys & name_keys(other):
+            return other
+    return None
 
 
 def new_row_id() -> int:
@@ -118,12 +166,17 @@ class StoreState:
         generation: bumped by every write.
         model_id: sha256 of the embedder whose templates are searched, or ``None`` when empty.
         dim: embedding size of those templates, or ``None``.
+        history: the history id of this generation: a token the write that made it logged
+            (PostgreSQL), so that a database restored from an older backup, which goes on
+            with other writes, is not taken for the history a device synced; ``None`` where
+            the store keeps none.
     """
 
     gallery_id: str
     generation: int
     model_id: str | None
     dim: int | None
+    history: int | None = None
 
 
 @dataclass(frozen=True)
@@ -220,10 +273,13 @@ class Store(Protocol):
         """Every negative sample of ``model_id`` as (person id, embedding, face crop or None), read at once."""
         ...
     def template_ids(self, model_id: str) -> np.ndarray: ...
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """What changed after ``generation``, or ``None`` when the store keeps no log reaching back that far."""
         ...
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray: ...
+    def checked_embeddings(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def damaged(self) -> list[Any]: ...
+    def repair(self, kind: str, row_id: int, vector: np.ndarray) -> None: ...
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]: ...
     def reembed_status(self, model_id: str) -> ReembedStatus: ...
     def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]: ...
