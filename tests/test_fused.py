@@ -361,3 +361,18 @@ def test_reweight_recovers_each_network_and_the_sweep_picks_the_better_one():
                         names[30:], (), ())
     rows = weight_sweep(people, strangers, [4, 4], [0.5, 0.5], half="all", target_fpir=0.1, grid=(0.0, 0.5, 1.0))
     assert best(rows).weights[0] > 0.0 and rows[0].correct < best(rows).correct
+
+
+def test_a_gallery_of_the_previous_model_moves_to_the_fused_one(cli, data_dir):
+    sface = models.bundled_path(models.ROLE_SFACE)
+    for name, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        assert cli("--model", sface, "enroll", name, data_dir / photo)[0] == 0
+    code, _, err = cli("match", data_dir / "obama2.jpg")  # the default (fused) model meets SFace templates
+    assert code == 2 and "reembed" in err and err.count("\n") == 1
+    code, out, err = cli("--json", "reembed")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["embedded"] == 2 and doc["model_id"] == models.resolve_embedder(None).sha256
+    code, out, _ = cli("--json", "match", data_dir / "obama2.jpg")
+    faces = json.loads(out)[0]["faces"]
+    assert code == 0 and faces[0]["person"] == "obama"

@@ -249,8 +249,9 @@ class FusedEmbedder:
         first = members[0][0]
         self.contract = first.contract  # the stored crop's contract: template and input size
         self.provider = first.provider
-        self.provider_note = "; ".join(f"{m.model_path.name}: {m.provider_note}" for m, _ in members)
         self.runtime_name = " + ".join(dict.fromkeys(m.runtime_name for m, _ in members))
+        self.provider_note = f"{self.runtime_name}: " + "; ".join(f"{m.model_path.name} on {m.provider_note}"
+                                                                  for m, _ in members)
 
     @property
     def precision(self) -> str:
