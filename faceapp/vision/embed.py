@@ -260,7 +260,7 @@ class FusedEmbedder:
         first = members[0][0]
         self.contract = first.contract  # the stored crop's contract: template and input size
         self.provider = first.provider
-        self.runtime_name = " + ".join(dict.fromkeys(m.runtime_name for m, _ in members))
+        self.runtime_name = _joint_runtime_name([m for m, _ in members])
         self.provider_note = f"{self.runtime_name}: " + "; ".join(f"{m.model_path.name} on {m.provider_note}"
                                                                   for m, _ in members)
 
@@ -295,6 +295,16 @@ class FusedEmbedder:
         parts = [m.embed(crops[slot]) * scale for (m, _), slot, scale in zip(self.members, self._slot, self._scale)]
         y = np.concatenate(parts, axis=1).astype(np.float32)
         return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+
+def _joint_runtime_name(nets: Sequence[Embedder]) -> str:
+    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + fp32"`` where they share a runtime."""
+    bases = {n.runtime_name.removesuffix(" int8") for n in nets}
+    precisions = [n.precision for n in nets]
+    if len(bases) > 1:
+        return " + ".join(dict.fromkeys(n.runtime_name for n in nets))
+    base = bases.pop()
+    return base if len(set(precisions)) == 1 else f"{base} {' + '.join(precisions)}"
 
 
 def load_embedder(file: ModelFile, *, provider: str = "auto", precision: str = "int8",
