@@ -403,7 +403,8 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
     crops = np.stack([f.crop for f in faces.values()])
     monkeypatch.setattr(build, "lfw_half", lambda faces_dir, half: [])
     monkeypatch.setattr(build, "INT8_CALIBRATION_FACES", 1)
-    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit, alignment=None: np.zeros((0, 112, 112, 3), np.uint8))
+    monkeypatch.setattr(build, "aligned_faces",
+                        lambda photos, detector, limit, alignment=None: np.zeros((0, 112, 112, 3), np.uint8))
     assert build.build_int8(fp32, Path("unused"), None) is None  # no photos: nothing to calibrate on, skipped
 
     def damaging_quantiser(graph: bytes, calibration: np.ndarray, contract=None) -> bytes:
