@@ -376,3 +376,11 @@ def test_a_gallery_of_the_previous_model_moves_to_the_fused_one(cli, data_dir):
     code, out, _ = cli("--json", "match", data_dir / "obama2.jpg")
     faces = json.loads(out)[0]["faces"]
     assert code == 0 and faces[0]["person"] == "obama"
+
+
+def test_weights_and_save_refuse_what_they_cannot_do_in_one_line(cli, data_dir):
+    code, _, err = cli("--model", models.bundled_path(models.ROLE_SFACE), "model", "weights", data_dir,
+                       "--strangers", data_dir)
+    assert code == 2 and err.count("\n") == 1 and "not a fusion of two networks" in err
+    code, _, err = cli("calibrate", data_dir, "--save")
+    assert code == 2 and err.count("\n") == 1 and "--strangers" in err
