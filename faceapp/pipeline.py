@@ -231,7 +231,10 @@ class Pipeline:
                                               retry_padded=still)
         t1 = time.perf_counter()
         alignments = self.embedder.alignments  # one crop per distinct template, the first one stored
-        size = max(max(a.input_size) for a in alignments)
+        # The stored crop's size decides where a face is aligned from: a face whose box is 1.5 of its
+        # 112 pixels still gives the second network's 128x128 input (a 96x112 face) more than one
+        # source pixel per input pixel.
+        size = alignments[0].input_size[1]
         sources = [(rgb, d.keypoints) for d in detections]
         if photo is not None and photo.scale != 1.0:
             detections, sources = self._to_full_resolution(photo, detections, size)
