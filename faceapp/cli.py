@@ -521,6 +521,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate_video(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from faceapp.measure.video import SCENARIOS, build_scripts, prepare_actors, score_videos
+    from faceapp.pipeline import Pipeline
+
+    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    settings = _pipeline(args).settings  # the gallery is a temporary one: only these people are enrolled
+    with tempfile.TemporaryDirectory(prefix="faceapp-video-") as tmp, \
+            Pipeline(settings.replace(gallery=Path(tmp) / "gallery")) as pipe:
+        actors = prepare_actors(pipe, args.people, args.strangers, max_people=args.people_shown,
+                                max_strangers=args.strangers_shown, seed=args.seed)
+        scripts, segments = build_scripts(actors, segment_frames=args.segment_frames,
+                                          per_scenario=args.per_scenario, scenarios=scenarios, seed=args.seed)
+        report = score_videos(scripts, segments, actors, pipe.live_step, progress=not args.json)
+    doc = {"people_shown": sum(a.name is not None for a in actors),
+           "strangers_shown": sum(a.name is None for a in actors), **report.to_dict()}
+    _emit(args, doc, report.lines())
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -664,6 +685,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("evaluate-video", help="tracking report: names shown in synthetic videos of people plus strangers")
+    s.add_argument("people", metavar="PEOPLE", type=Path,
+                   help="folder with one sub-folder of photos per person (the first photo is enrolled, the second "
+                        "appears in the videos)")
+    s.add_argument("--strangers", type=Path, required=True,
+                   help="folder of photos of people not enrolled (loose images or a sub-folder per person)")
+    s.add_argument("--people-shown", type=int, help="enrolled people that appear in the videos (default: all)")
+    s.add_argument("--strangers-shown", type=int, help="strangers that appear in the videos (default: all)")
+    s.add_argument("--per-scenario", type=int, default=20,
+                   help="people in each video other than the cuts video (default: 20)")
+    s.add_argument("--segment-frames", type=int, default=30, help="frames each person is shown in the cuts video")
+    s.add_argument("--scenarios", help="comma-separated videos to play (default: cuts,walk,crossing,scale,blur)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_evaluate_video)
     return p
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 from faceapp.config import Settings
 from faceapp.errors import FaceappError, ImageError, ManyFacesError, NoFaceError
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
-from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.recognise.track import Tracker, TrackerConfig, TrackResult
 from faceapp.types import Decision, Detection, Face, FaceResult, Match
 from faceapp.vision import models
 from faceapp.vision.align import align_face, face_quality
@@ -387,6 +387,16 @@ class Pipeline:
         faces, _ = self.analyze(image, embed=False, still=False)
         return tracker.update(faces, self.embedder.embed,
                               lambda emb: self.match_embeddings(emb, threshold=threshold))
+
+    def new_tracker(self) -> Tracker:
+        """A tracker for one video or camera: a face less like its track than the model's 1:1
+        verification threshold is someone else (:class:`~faceapp.recognise.track.TrackerConfig`)."""
+        return Tracker(TrackerConfig(switch_similarity=self.verify_threshold()))
+
+    def live_step(self) -> Callable[[np.ndarray], list[TrackResult]]:
+        """A fresh live view for one video: frame -> its tracked faces (:meth:`track_frame`)."""
+        tracker = self.new_tracker()
+        return lambda frame: self.track_frame(frame, tracker)
 
     # ------------------------------------------------------------------ single-face helpers
 
