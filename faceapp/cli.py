@@ -19,6 +19,7 @@ from faceapp import __version__
 from faceapp.config import DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
 from faceapp.errors import FaceappError
 from faceapp.types import Decision
+from faceapp.vision.capture import DEFAULT_FOLDER_FPS
 from faceapp.vision.images import person_folders, prefetch
 
 log = logging.getLogger("faceapp")
@@ -322,9 +323,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
             if keep is not None:
                 keep(event)
 
-        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
+        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames, fast=args.fast, folder_fps=args.folder_fps)
     log.info("watched %d frame(s)", frames)
     return EXIT_OK
+
+
+def _positive_rate(text: str) -> float:
+    """A rate in frames a second, more than 0."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0.0 < rate <= 1000.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate between 0 and 1000 frames a second (e.g. 2 or 0.5)")
+    return rate
 
 
 def _since(text: str) -> float:
@@ -611,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
     s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.add_argument("--fast", action="store_true",
+                   help="batch work: read video files and image folders as fast as frames are processed "
+                        "(not real time; by default a video plays at its own frame rate)")
+    s.add_argument("--folder-fps", type=_positive_rate, metavar="RATE",
+                   help=f"images a second from an image folder (default: the folder_fps setting, {DEFAULT_FOLDER_FPS:g})")
     s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
     s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
     s.add_argument("--device", help="with --record: this device's name (default: the host name)")

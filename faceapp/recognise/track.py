@@ -48,7 +48,7 @@ from faceapp.types import Box, Decision, Face, Match, Quality
 EmbedFn = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) RGB uint8 crops -> (N, D) unit-length
 DecideFn = Callable[[np.ndarray], Sequence[Match]]  # (N, D) unit-length embeddings -> one Match each
 
-APPEARANCE_SIDE = 16  # the appearance thumbnail is APPEARANCE_SIDE x APPEARANCE_SIDE grey pixels
+APPEARANCE_SIDE = 8  # the appearance thumbnail is APPEARANCE_SIDE x APPEARANCE_SIDE grey pixels
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,11 @@ class TrackerConfig:
     quality_gain: float = 1.25
     stable_evaluations: int = 3
     history: int = 20
-    appearance_change: float = 0.85
-    appearance_drift: float = 0.75
+    appearance_change: float = 0.8
+    appearance_drift: float = 0.7
     size_jump: float = 1.3
     keypoint_jump: float = 0.12
-    score_drop: float = 0.25
+    score_drop: float = 0.4
     appearance_weight: float = 0.5
 
     def __post_init__(self) -> None:
