@@ -7,17 +7,20 @@ from faceapp.types import Candidate, Decision, Detection, Face, Match, Quality
 D = 8
 NAMES = ["ann", "bob", "cy"]
 MATCH_AT = 0.8
+KEYPOINTS = np.float32([[0.35, 0.4], [0.65, 0.4], [0.5, 0.6], [0.5, 0.75], [0.1, 0.45], [0.9, 0.45]])
 STRANGER = 5
 GOOD = Quality(face_size=60, sharpness=200, yaw=0, roll=0, brightness=120)
 BAD = Quality(face_size=12, sharpness=10, yaw=50, roll=0, brightness=120)
 
 
-def face(who, x=100.0, y=100.0, q=GOOD, size=80.0, mix=(0, 0)):
+def face(who, x=100.0, y=100.0, q=GOOD, size=80.0, mix=(0, 0), look=None):
     """A fake face whose crop says who it shows: pixel [0, 0] = (person, other person, % of the other);
-    the rest of the crop is a texture of its own per person (what the appearance descriptor sees)."""
-    crop = np.random.default_rng(who).integers(0, 256, (4, 4, 3)).astype(np.uint8)
+    the rest of the crop is a texture of its own per person (what the appearance descriptor
+    sees), or that of person ``look``."""
+    crop = np.random.default_rng(who if look is None else look).integers(0, 256, (4, 4, 3)).astype(np.uint8)
     crop[0, 0] = (who, *mix)
-    det = Detection(box=(x, y, x + size, y + size), keypoints=np.zeros((6, 2), np.float32), score=0.9)
+    points = np.float32([x, y]) + np.float32(size) * KEYPOINTS  # where the eyes, nose, mouth, ears are in the box
+    det = Detection(box=(x, y, x + size, y + size), keypoints=points.astype(np.float32), score=0.9)
     return Face(det, crop, q)
 
 
@@ -218,3 +221,50 @@ def test_another_person_first_takes_the_name_away():
         t.update([face(0)], f.embed, f.decide)
     (r,) = t.update([face(1)], f.embed, f.decide)  # bob's own embedding, ann's fused history
     assert r.match is None and r.latest.person == "bob"
+
+
+def test_a_face_stopping_in_front_of_another_keeps_both_tracks():
+    t, f = Tracker(), Fakes()
+    (first,) = t.update([face(0, x=200)], f.embed, f.decide)
+    ids = []
+    for k in range(16):  # bob walks onto ann's place and stands there: the same box, only looks tell them apart
+        ann, bob = t.update([face(0, x=200), face(1, x=104 + 12 * min(k, 8))], f.embed, f.decide)
+        ids.append((ann.track_id, bob.track_id))
+    assert len(set(ids)) == 1 and ids[0][0] == first.track_id
+
+
+def test_look_alikes_crossing_keep_their_tracks_by_their_motion():
+    t, f = Tracker(), Fakes()
+    ids = []
+    for k in range(30):  # two people whose crops look the same (twins), crossing
+        res = t.update([face(0, x=100 + 12 * k), face(1, x=400 - 12 * k, look=0)], f.embed, f.decide)
+        ids.append(tuple(r.track_id for r in res))
+    assert len(set(ids)) == 1
+
+
+def test_only_embeddings_that_agree_are_fused():
+    t, f = Tracker(TrackerConfig(reembed_every=1, switch_similarity=0.5, recent=1)), Fakes()
+    for _ in range(4):
+        (r,) = t.update([face(0)], f.embed, f.decide)
+    assert shown(r) == "ann"
+    t.update([face(0, mix=(1, 40))], f.embed, f.decide)  # 0.83 like ann: the same track
+    bob = [t.update([face(1, look=0)], f.embed, f.decide)[0] for _ in range(3)]  # like the last frame, not like ann
+    assert len({r.track_id for r in bob}) == 1 and bob[0].track_id == r.track_id
+    # Ann's embeddings are no longer fused with the face's: bob is named after the usual three evaluations.
+    assert [shown(b) for b in bob] == [None, None, "bob"]
+
+
+@pytest.mark.parametrize("change", ["size", "keypoints", "score"])
+def test_a_jump_in_box_size_keypoints_or_detector_score_is_embedded_at_once(change):
+    t, f = Tracker(), Fakes()
+    for _ in range(5):  # settled: the next periodic embedding is 10 frames away
+        (r,) = t.update([face(0)], f.embed, f.decide)
+    assert shown(r) == "ann" and not r.reembedded
+    g = face(0, size=120.0 if change == "size" else 80.0)
+    det = g.detection
+    if change == "keypoints":
+        det = Detection(det.box, det.keypoints + np.float32(30.0), det.score)
+    elif change == "score":
+        det = Detection(det.box, det.keypoints, 0.3)
+    (r,) = t.update([Face(det, g.crop, g.quality)], f.embed, f.decide)
+    assert r.reembedded
