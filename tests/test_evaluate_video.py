@@ -100,14 +100,8 @@ def test_face_patch_keeps_the_face_box():
     assert patch[2, 2].tolist() == [0, 0, 0]
 
 
-def test_evaluate_video_command_on_the_bundled_photos(tmp_path, data_dir, capsys):
-    people, strangers = tmp_path / "people", tmp_path / "strangers"
-    for who, files in {"obama": ["obama.jpg", "obama2.jpg"], "biden": ["biden.jpg"]}.items():
-        (people / who).mkdir(parents=True)
-        for f in files:
-            shutil.copy(data_dir / f, people / who / f)
-    strangers.mkdir()
-    shutil.copy(data_dir / "t1.jpg", strangers / "t1.jpg")  # a group photo: its most central face
+def test_evaluate_video_command_on_the_bundled_photos(tmp_path, data_dir, labelled_folders, capsys):
+    people, strangers = labelled_folders
     shutil.copy(data_dir / "Tom_Hanks_54745.png", strangers / "hanks.png")
     args = ["--gallery", str(tmp_path / "g"), "--json", "evaluate-video", str(people), "--strangers", str(strangers),
             "--segment-frames", "15"]
