@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -536,8 +536,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_evaluate_video(args: argparse.Namespace) -> int:
     import tempfile
 
+    import numpy as np
+
     from faceapp.measure.video import SCENARIOS, build_scripts, prepare_actors, score_videos
     from faceapp.pipeline import Pipeline
+    from faceapp.watch import LiveView
 
     scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
     settings = _pipeline(args).settings  # the gallery is a temporary one: only these people are enrolled
@@ -547,7 +550,12 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
                                 max_strangers=args.strangers_shown, seed=args.seed)
         scripts, segments = build_scripts(actors, segment_frames=args.segment_frames,
                                           per_scenario=args.per_scenario, scenarios=scenarios, seed=args.seed)
-        report = score_videos(scripts, segments, actors, pipe.live_step, progress=not args.json)
+
+        def live_view() -> Callable[[np.ndarray], Sequence[Any]]:  # the GUI's and watch's path, one per video
+            view = LiveView(pipe)
+            return lambda frame: view.step(frame, 0.0, "evaluate-video")[0]
+
+        report = score_videos(scripts, segments, actors, live_view, progress=not args.json)
     doc = {"people_shown": sum(a.name is not None for a in actors),
            "strangers_shown": sum(a.name is None for a in actors), **report.to_dict()}
     _emit(args, doc, report.lines())

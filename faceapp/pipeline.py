@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -392,11 +392,6 @@ class Pipeline:
         """A tracker for one video or camera: a face less like its track than the model's 1:1
         verification threshold is someone else (:class:`~faceapp.recognise.track.TrackerConfig`)."""
         return Tracker(TrackerConfig(switch_similarity=self.verify_threshold()))
-
-    def live_step(self) -> Callable[[np.ndarray], list[TrackResult]]:
-        """A fresh live view for one video: frame -> its tracked faces (:meth:`track_frame`)."""
-        tracker = self.new_tracker()
-        return lambda frame: self.track_frame(frame, tracker)
 
     # ------------------------------------------------------------------ single-face helpers
 
