@@ -98,6 +98,12 @@ def test_face_patch_keeps_the_face_box():
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     assert patch[(y0 + y1) // 2, (x0 + x1) // 2].tolist() == [255, 255, 255]
     assert patch[2, 2].tolist() == [0, 0, 0]
+    # Someone beside the subject is covered: the patch shows one face only.
+    image[60:100, 210:250] = 200
+    covered, _ = face_patch(image, (100.0, 50.0, 200.0, 150.0), hide=[(210.0, 60.0, 250.0, 100.0)])
+    uncovered, _ = face_patch(image, (100.0, 50.0, 200.0, 150.0))
+    x, y = int((230 - 40) * PATCH_SIDE / 220), int((80 + 10) * PATCH_SIDE / 220)  # the patch: from (40, -10), 220 px
+    assert uncovered[y, x].tolist() == [200, 200, 200] and covered[y, x].tolist() != [200, 200, 200]
 
 
 def test_evaluate_video_command_on_the_bundled_photos(tmp_path, data_dir, labelled_folders, capsys):

@@ -1,7 +1,8 @@
 """``faceapp-cli evaluate-video``: how the live view names faces in synthetic videos.
 
 Videos are composed from labelled photos: each person's face (a square around the face
-the photo is about) is pasted into plain 640x480 frames and moved about. The first photo
+the photo is about, with any other face in it covered) is pasted into plain 640x480 frames
+and moved about. The first photo
 of each person in the people folder is enrolled; their second photo (another day; the
 first when there is only one) is the one that appears in the videos. Strangers (one photo
 each) are never enrolled. Every video is watched through the live view's own path, one
@@ -126,15 +127,24 @@ class Script:
 # ---------------------------------------------------------------------- actors
 
 
-def face_patch(image: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
+def face_patch(image: np.ndarray, box: Box, hide: Sequence[Box] = ()) -> tuple[np.ndarray, Box]:
     """A square of the photo around a face, resized to ``PATCH_SIDE``, and the face box in it.
 
     Args:
         image: RGB uint8 photo.
         box: the face's box in the photo.
+        hide: boxes of other faces in the photo, covered with the photo's mean colour so that
+            the patch shows one face only (a news photo often shows someone beside the subject).
     """
     import cv2
 
+    if hide:
+        image = image.copy()
+        fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+        for b in hide:
+            mx, my = 0.15 * (b[2] - b[0]), 0.15 * (b[3] - b[1])
+            x0, y0 = max(0, int(b[0] - mx)), max(0, int(b[1] - my))
+            image[y0 : max(y0, int(b[3] + my)), x0 : max(x0, int(b[2] + mx))] = fill
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = PATCH_FACE_RATIO * max(box[2] - box[0], box[3] - box[1]) / 2
     x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -174,36 +184,39 @@ def prepare_actors(pipe: Any, people: Path, strangers: Path, *, max_people: int 
     rng = np.random.default_rng(seed)
     shown_people = _sample(sorted(by_person), max_people, rng)
     shown_strangers = _sample(sorted(by_stranger), max_strangers, rng)
-    probes: list[tuple[str, Any, Any]] = []  # (name, probe photo, probe face)
+    probes: list[tuple[str, Any, np.ndarray, Box]] = []  # (name, probe face, its patch, the face box in it)
     for name, paths in sorted(by_person.items()):
         try:
             face = subject_face(pipe, load_image(paths[0]), str(paths[0]))
             pipe.enroll(name, [face], sources=[str(paths[0])], add=True)
             if name in shown_people:
-                probe = paths[1] if len(paths) > 1 else paths[0]
-                rgb = load_image(probe)
-                probes.append((name, rgb, subject_face(pipe, rgb, str(probe))))
+                probes.append((name, *_subject_patch(pipe, paths[1] if len(paths) > 1 else paths[0])))
         except FaceappError as exc:
             log.warning("skipped %s: %s", name, exc)
     actors = []
     if probes:
-        still = pipe.match_embeddings(np.stack([f.embedding for _, _, f in probes]))
-        for (name, rgb, face), m in zip(probes, still):
-            patch, box = face_patch(rgb, face.detection.box)
-            named = m.decision is Decision.MATCH and m.person == name
-            actors.append(Actor(name, name, patch, box, named))
+        still = pipe.match_embeddings(np.stack([f.embedding for _, f, _, _ in probes]))
+        for (name, _, patch, box), m in zip(probes, still):
+            actors.append(Actor(name, name, patch, box, m.decision is Decision.MATCH and m.person == name))
     for label in shown_strangers:
         try:
-            rgb = load_image(by_stranger[label])
-            face = subject_face(pipe, rgb, str(by_stranger[label]))
+            _, patch, box = _subject_patch(pipe, by_stranger[label])
         except FaceappError as exc:
             log.warning("skipped stranger %s: %s", label, exc)
             continue
-        patch, box = face_patch(rgb, face.detection.box)
         actors.append(Actor(label, None, patch, box, False))
     if not any(a.name for a in actors) or all(a.name for a in actors):
         raise FaceappError(f"need usable photos of enrolled people in {people} and of strangers in {strangers}")
     return actors
+
+
+def _subject_patch(pipe: Any, path: Path) -> tuple[Any, np.ndarray, Box]:
+    """The face a photo is about (embedded), its patch with every other face covered, and its box in the patch."""
+    rgb = load_image(path)
+    face = subject_face(pipe, rgb, str(path))
+    others = [f.detection.box for f in pipe.analyze(rgb, embed=False)[0] if f.detection.box != face.detection.box]
+    patch, box = face_patch(rgb, face.detection.box, others)
+    return face, patch, box
 
 
 def _sample(items: list[str], n: int | None, rng: np.random.Generator) -> set[str]:
