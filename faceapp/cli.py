@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from faceapp import __version__
-from faceapp.config import DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
+from faceapp.config import DEFAULT_FOLDER_FPS, DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
 from faceapp.errors import FaceappError
 from faceapp.types import Decision
-from faceapp.vision.capture import DEFAULT_FOLDER_FPS
 from faceapp.vision.images import person_folders, prefetch
 
 log = logging.getLogger("faceapp")
@@ -53,21 +52,18 @@ def _box(face: Any) -> list[float]:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from faceapp.recognise.enrol import EnrolSample, Provenance
+
     with _pipeline(args) as pipe:
-        if not args.add and pipe.gallery.has_person(args.name):
-            raise FaceappError(
-                f"a person named {args.name!r} already exists; use --add to add these photos to them"
-            )
-        faces = [pipe.main_face(Path(p)) for p in args.images]
-        others = pipe.lookalikes(faces, exclude=args.name)
-        for name, sim in others:
-            log.warning("these photos already match %r (similarity %.3f): same person enrolled twice?", name, sim)
-        person = pipe.enroll(args.name, faces, sources=[Path(p).name for p in args.images], add=args.add)
+        samples = [EnrolSample.from_face(pipe.main_face(Path(p)), Provenance.photo(Path(p).name)) for p in args.images]
+        done = pipe.enrolment().enrol(args.name, samples, add=args.add, despite_match=args.despite_match)
+        person, review = done.person, done.review
         _emit(
             args,
-            {"person": person.name, "added": len(faces), "templates": person.templates,
-             "also_matches": [{"person": n, "similarity": round(s, 4)} for n, s in others]},
-            f"enrolled {person.name}: {len(faces)} photo(s) added, {person.templates} template(s) in total",
+            {"person": person.name, "added": len(done.added), "templates": person.templates,
+             "samples": [{"source": s.provenance.label} for s in done.added],
+             "also_matches": [{"person": lk.name, "similarity": round(lk.similarity, 4)} for lk in review.lookalikes]},
+            f"enrolled {person.name}: {len(done.added)} photo(s) added, {person.templates} template(s) in total",
         )
     return EXIT_OK
 
@@ -75,9 +71,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from faceapp.recognise.enrol import EnrolmentError, EnrolSample, Provenance
+
     people = person_folders(args.dir)
-    report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": []}
+    report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": [], "refused": []}
     with _pipeline(args) as pipe:
+        enrolment = pipe.enrolment()
         total = sum(len(imgs) for _, imgs in people)
         todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
         # Photos are decoded on a background thread while the previous ones are analysed.
@@ -88,14 +87,14 @@ def cmd_import(args: argparse.Namespace) -> int:
                     report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
                     bar.update(len(images))
                     continue
-                faces, sources = [], []
+                faces, paths = [], []
                 for _ in images:
                     item = next(photos)
                     try:
                         if item.error is not None:
                             raise item.error
                         faces.append(pipe.main_face(item.value, embed=False))  # embedded together below
-                        sources.append(item.source.name)
+                        paths.append(item.source)
                     except FaceappError as exc:
                         report["bad_images"].append({"image": str(item.source), "error": str(exc)})
                         log.warning("%s", exc)
@@ -103,13 +102,27 @@ def cmd_import(args: argparse.Namespace) -> int:
                 if not faces:
                     report["skipped_people"].append({"person": name, "reason": "no usable face in any photo"})
                     continue
-                person = pipe.enroll(name, pipe.embed_faces(faces), sources=sources, add=args.add)
-                report["enrolled"].append({"person": person.name, "added": len(faces), "templates": person.templates})
+                samples = [EnrolSample.from_face(f, Provenance.photo(p.name))
+                           for f, p in zip(pipe.embed_faces(faces), paths)]
+                try:
+                    done = enrolment.enrol(name, samples, add=args.add, despite_match=args.despite_match,
+                                           drop_refused=True)
+                except EnrolmentError as exc:
+                    report["skipped_people"].append({"person": name, "reason": str(exc)})
+                    log.warning("skipped %s: %s", name, exc)
+                    continue
+                where = {id(s): p for s, p in zip(samples, paths)}
+                for r in done.review.refused:
+                    report["refused"].append({"image": str(where[id(r.sample)]), "reason": r.message})
+                    log.warning("%s", r.message)
+                report["enrolled"].append({"person": done.person.name, "added": len(done.added),
+                                           "templates": done.person.templates})
     lines = [f"enrolled {e['person']}: {e['added']} photo(s)" for e in report["enrolled"]]
     lines += [f"skipped {s['person']}: {s['reason']}" for s in report["skipped_people"]]
+    lines += [f"left out {r['image']}: {r['reason']}" for r in report["refused"]]
     lines.append(
         f"{len(report['enrolled'])} people enrolled, {len(report['skipped_people'])} skipped, "
-        f"{len(report['bad_images'])} photo(s) without a usable face"
+        f"{len(report['bad_images'])} photo(s) without a usable face, {len(report['refused'])} photo(s) left out"
     )
     _emit(args, report, lines)
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
@@ -239,7 +252,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from faceapp.gallery.reembed import reembed
-    from faceapp.pipeline import decode_thumbnail
+    from faceapp.vision.images import decode_crop
 
     with _pipeline(args) as pipe:
         gallery, model_id = pipe.gallery, pipe.model_id
@@ -252,7 +265,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
                 bar.n = done
                 bar.refresh()
 
-            report = reembed(gallery, model_id, pipe.embedder.embed, decode_thumbnail, progress=progress)
+            report = reembed(gallery, model_id, pipe.embedder.embed, decode_crop, progress=progress)
     assert report is not None
     lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
              + (f" ({report.resumed} done by an earlier, interrupted run)" if report.resumed else ""),
@@ -588,11 +601,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("images", nargs="+", metavar="IMAGE")
     s.add_argument("--add", action="store_true", help="add the photos to an existing person")
+    s.add_argument("--despite-match", action="store_true",
+                   help="store them under NAME even though they match someone already enrolled (NAME is someone else)")
     s.set_defaults(func=cmd_enroll)
 
     s = sub.add_parser("import", help="enrol a folder-per-person tree DIR/<name>/*.jpg")
     s.add_argument("dir", metavar="DIR")
     s.add_argument("--add", action="store_true", help="add photos to people already enrolled")
+    s.add_argument("--despite-match", action="store_true",
+                   help="enrol a folder even when its photos match someone enrolled under another name")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("match", help="match every face in every image against the gallery")

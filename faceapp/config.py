@@ -22,15 +22,26 @@ from typing import Any
 import tomllib
 
 from faceapp.errors import SettingsError
-from faceapp.vision.capture import DEFAULT_FOLDER_FPS
-from faceapp.vision.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
+MAX_PIXELS = 100_000_000  # default pixel budget for one decoded image (~300 MB): Settings.max_image_pixels
+DEFAULT_FOLDER_FPS = 2.0  # images a second when a folder of images is played as a video: Settings.folder_fps
 PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 PRECISIONS = ("int8", "fp32")
+# The one range of each numeric setting: Settings refuses values outside it (on load, on save
+# and for flags), and the GUI's sliders and spin boxes take their ranges from here, so a widget
+# can always show the value in force.
+LIMITS: dict[str, tuple[float, float]] = {
+    "threshold": (0.0, 1.0),
+    "verify_threshold": (-1.0, 1.0),
+    "uncertain_band": (0.0, 0.5),
+    "margin": (0.0, 1.0),
+    "min_detection_confidence": (0.05, 1.0),
+    "min_face_size": (0.0, 500.0),
+}
 
 
 @dataclass(frozen=True)
@@ -118,16 +129,10 @@ class Settings:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.detector not in DETECTORS:
             raise SettingsError(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
-        for name in ("threshold", "verify_threshold"):
+        for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
-            if value is not None and not -1.0 <= value <= 1.0:
-                raise SettingsError(f"{name} must be a cosine similarity in [-1, 1], not {value}")
-        if self.margin is not None and not 0.0 <= self.margin <= 1.0:
-            raise SettingsError(f"margin must be in [0, 1], not {self.margin}")
-        if self.uncertain_band is not None and not 0.0 <= self.uncertain_band <= 1.0:
-            raise SettingsError(f"uncertain_band must be in [0, 1], not {self.uncertain_band}")
-        if not 0.0 <= self.min_detection_confidence <= 1.0:
-            raise SettingsError("min_detection_confidence must be in [0, 1]")
+            if value is not None and not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
         if self.index not in ("auto", "exact", "hnsw"):
             raise SettingsError(f"index must be one of auto, exact, hnsw, not {self.index!r}")
         if self.top_k < 1:
@@ -136,8 +141,6 @@ class Settings:
             raise SettingsError("threads must be 0 (automatic) or a positive number of CPU threads")
         if self.max_detect_side < 64:
             raise SettingsError("max_detect_side must be at least 64")
-        if self.min_face_size < 0:
-            raise SettingsError("min_face_size must be 0 or more pixels")
         if self.camera_index < 0:
             raise SettingsError("camera_index must be 0 or more")
         if not 0.0 < self.folder_fps <= 1000.0:
@@ -249,26 +252,76 @@ def read_saved(path: Path | None = None) -> dict[str, Any]:
     Raises:
         SettingsError: the file is not valid TOML or a value has the wrong type or range.
     """
+    values, problems = read_saved_checked(path)
+    if problems:
+        raise SettingsError(problems[0].message)
+    return values
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One thing wrong with the settings file.
+
+    Attributes:
+        path: the settings file.
+        key: the setting whose value is wrong; ``None`` when the whole file cannot be read.
+        message: what is wrong, in one line.
+    """
+
+    path: Path
+    key: str | None
+    message: str
+
+
+def read_saved_checked(path: Path | None = None) -> tuple[dict[str, Any], list[SettingProblem]]:
+    """The saved layer without the settings that are wrong, and what is wrong with them.
+
+    Each value is checked on its own (type, then range, by :class:`Settings` itself), so one
+    bad value costs only that setting: the rest of the file stays in force. A file that is not
+    TOML at all gives no values and one problem with ``key=None``.
+    """
     path = path or settings_path()
     if not path.exists():
-        return {}
+        return {}, []
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"settings file {path} is unreadable ({exc}); fix or delete it") from exc
+        return {}, [SettingProblem(path, None, f"settings file {path} is unreadable ({exc}); fix or delete it")]
     defaults = Settings()
     known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
+    problems: list[SettingProblem] = []
     for key, value in data.items():
         if key not in known:
             log.warning("ignoring unknown setting %r in %s", key, path)
             continue
-        values[key] = _coerce(key, value, getattr(defaults, key))
-    try:
-        Settings(**values)
-    except SettingsError as exc:
-        raise SettingsError(f"{path}: {exc}") from exc
-    return values
+        try:
+            values[key] = _coerce(key, value, getattr(defaults, key))
+            Settings(**{key: values[key]})
+        except SettingsError as exc:
+            values.pop(key, None)
+            problems.append(SettingProblem(path, key, f"{path}: {exc}"))
+    return values, problems
+
+
+def forget_saved(key: str | None, path: Path | None = None) -> Path | None:
+    """Undo a problem of the settings file: drop ``key`` from it, or (``key=None``) move the
+    whole file aside to ``settings.toml.bad`` so that the defaults apply.
+
+    Returns:
+        Where an unreadable file was moved, or ``None``.
+    """
+    path = path or settings_path()
+    if key is None:
+        if not path.exists():
+            return None
+        aside = path.with_name(path.name + ".bad")
+        os.replace(path, aside)
+        return aside
+    values, _ = read_saved_checked(path)
+    values.pop(key, None)
+    _write(values, path)
+    return None
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -316,7 +369,9 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> dict[str,
         SettingsError: an unknown name, or the result is not valid; the file is untouched.
     """
     path = path or settings_path()
-    saved = read_saved(path)
+    saved, problems = read_saved_checked(path)
+    for problem in problems:  # not in force: the change replaces the file without them
+        log.warning("dropping from the settings file: %s", problem.message)
     saved.update(changes)
     saved = {k: v for k, v in saved.items() if v is not None}
     _validated(saved)  # before anything is written
@@ -339,18 +394,31 @@ class SettingsLayers:
         path: the settings file (``None`` = :func:`settings_path`).
         flags: this run's command-line values (``None`` values are ignored); never saved.
 
+        lenient: keep going when the saved file has problems: the wrong settings fall back to
+            their defaults and are listed in ``problems`` (the GUI shows them with a fix).
+
     Raises:
-        SettingsError: the saved file or a flag is invalid.
+        SettingsError: a flag is invalid, or (unless ``lenient``) the saved file is.
     """
 
     path: Path | None = None
     flags: dict[str, Any] = field(default_factory=dict)
     saved: dict[str, Any] = field(default_factory=dict)
+    lenient: bool = False
+    problems: list[SettingProblem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.flags = {k: v for k, v in self.flags.items() if v is not None}
-        self.saved = read_saved(self.path)
+        self.saved, self.problems = read_saved_checked(self.path)
+        if self.problems and not self.lenient:
+            raise SettingsError(self.problems[0].message)
         self.effective  # noqa: B018 - a bad flag fails now, not later
+
+    def forget(self, problem: SettingProblem) -> Path | None:
+        """Resolve ``problem`` by going back to the default: see :func:`forget_saved`."""
+        aside = forget_saved(problem.key, self.path)
+        self.saved, self.problems = read_saved_checked(self.path)
+        return aside
 
     @property
     def effective(self) -> Settings:

@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.config import Settings
-from faceapp.errors import FaceappError, ImageError, ManyFacesError, NoFaceError
+from faceapp.errors import ImageError, ManyFacesError, NoFaceError
+from faceapp.gallery.store import Person
+from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
 from faceapp.recognise.track import Tracker, TrackerConfig, TrackResult
-from faceapp.types import Decision, Detection, Face, FaceResult, Match
+from faceapp.types import Detection, Face, FaceResult, Match
 from faceapp.vision import models
 from faceapp.vision.align import align_face, face_quality
-from faceapp.vision.images import Loaded, Photo, as_rgb8, load_photo
+from faceapp.vision.images import Loaded, Photo, as_rgb8, encode_crop, load_photo
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ DOMINANT_FACE_RATIO = 0.5
 # Templates fetched per requested person, so that people with many templates do not
 # crowd others out of the top-k.
 TEMPLATES_PER_PERSON = 8
+# Enrolled people looked at per enrolment sample, for look-alikes and the target's similarity.
+ENROL_CANDIDATES = 10
 # Photos are decoded for detection at no less than this longer side (JPEG draft scales):
 # the detector itself looks at 192x192, so more pixels only cost decoding time.
 PHOTO_DETECT_SIDE = 640
@@ -73,24 +77,6 @@ class Verification:
     similarity: float
     same: bool
     threshold: float
-
-
-def encode_thumbnail(crop: np.ndarray) -> bytes:
-    """A ``(112, 112, 3)`` RGB uint8 face crop as the JPEG the gallery stores."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return buf.tobytes() if ok else b""
-
-
-def decode_thumbnail(data: bytes) -> np.ndarray:
-    """A stored face crop back to ``(112, 112, 3)`` RGB uint8."""
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None:
-        raise FaceappError("a stored face thumbnail is damaged")
-    return np.ascontiguousarray(arr[:, :, ::-1])
 
 
 class Pipeline:
@@ -415,30 +401,43 @@ class Pipeline:
             )
         return self.embed_faces(faces[:1])[0] if embed else faces[0]
 
+    def enrolment(self) -> Enrolment:
+        """The enrolment use case over this pipeline's gallery, model and thresholds."""
+        return Enrolment(
+            gallery=self.gallery,
+            match=lambda emb: self.match_embeddings(emb, top_k=max(self.settings.top_k, ENROL_CANDIDATES)),
+            model_id=self.model_id, same_person=self.verify_threshold(), match_threshold=self.thresholds().match,
+            encode=encode_crop if self.settings.store_thumbnails else None,
+        )
+
     def enroll(self, name: str, faces: Sequence[Face], *, sources: Sequence[str | None] | None = None,
-               add: bool = False):  # type: ignore[no-untyped-def]
-        """Store faces as templates of ``name`` in one transaction.
+               add: bool = False, despite_match: bool = False) -> Person:
+        """Store faces from photos as templates of ``name`` in one transaction, under the
+        enrolment rules (:class:`~faceapp.recognise.enrol.Enrolment`).
 
         Args:
             name: the person's name.
             faces: embedded faces (e.g. from :meth:`main_face`).
-            sources: per face, where it came from.
+            sources: per face, the photo's file name.
             add: add to an existing person instead of refusing an existing name.
+            despite_match: store them under ``name`` even though they match someone else
+                enrolled (the caller knows ``name`` is another person).
 
         Returns:
-            The stored :class:`~faceapp.gallery.gallery.Person`.
+            The stored :class:`~faceapp.gallery.store.Person`.
+
+        Raises:
+            NoFaceError: no face given.
+            DuplicatePersonError, UnlikeSamplesError, LookalikeError: see
+                :meth:`~faceapp.recognise.enrol.Enrolment.enrol`.
         """
         if not faces:
             raise NoFaceError("no usable face to enrol")
-        if any(f.embedding is None for f in faces):
-            raise ValueError("every face must be embedded before enrolment")
-        emb = np.stack([f.embedding for f in faces if f.embedding is not None])
-        thumbs = [encode_thumbnail(f.crop) if self.settings.store_thumbnails else None for f in faces]
-        quals = [dataclasses.asdict(f.quality) for f in faces]
-        return self.gallery.add_templates(
-            name, emb, model_id=self.model_id, thumbnails=thumbs, sources=sources, qualities=quals,
-            create=True, must_be_new=not add,
-        )
+        names = list(sources) if sources is not None else [None] * len(faces)
+        if len(names) != len(faces):
+            raise ValueError("one source per face is needed")
+        samples = [EnrolSample.from_face(f, Provenance.photo(src or "")) for f, src in zip(faces, names)]
+        return self.enrolment().enrol(name, samples, add=add, despite_match=despite_match).person
 
     def reject(self, name: str, face: Face) -> int:
         """Keep ``face`` as a "this is not ``name``" sample: a probe nearer to it than to
@@ -452,17 +451,8 @@ class Pipeline:
         """
         if face.embedding is None:
             raise ValueError("the face must be embedded before it can be kept as a negative sample")
-        crop = encode_thumbnail(face.crop) if self.settings.store_thumbnails else None
+        crop = encode_crop(face.crop) if self.settings.store_thumbnails else None
         return int(self.gallery.add_negative(name, face.embedding, model_id=self.model_id, crop=crop))
-
-    def lookalikes(self, faces: Sequence[Face], exclude: str | None = None) -> list[tuple[str, float]]:
-        """Enrolled people (other than ``exclude``) that these faces already match."""
-        found: dict[str, float] = {}
-        for res in self.match_faces(faces):
-            m = res.match
-            if m.decision is Decision.MATCH and m.person and (exclude is None or m.person.lower() != exclude.lower()):
-                found[m.person] = max(found.get(m.person, -1.0), float(m.similarity or 0.0))
-        return sorted(found.items(), key=lambda kv: -kv[1])
 
     def verify(self, a: np.ndarray | str | Path, b: np.ndarray | str | Path) -> Verification:
         """Are the main faces of two images the same person?"""

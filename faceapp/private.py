@@ -8,6 +8,7 @@ it, and warns otherwise. Windows has no POSIX modes; there these helpers only cr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -120,3 +121,12 @@ def describe_modes(root: Path) -> dict[str, str]:
         with contextlib.suppress(OSError):
             out["." if p == root else p.name] = oct(stat.S_IMODE(p.stat().st_mode))
     return out
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

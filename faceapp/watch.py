@@ -196,11 +196,11 @@ class EventRecorder:
         """Keep one event (source events are not kept)."""
         from faceapp.errors import GalleryUnavailableError
         from faceapp.gallery.pg_store import EventRecord
-        from faceapp.pipeline import encode_thumbnail
+        from faceapp.vision.images import encode_crop
 
         if e.kind != "face":
             return
-        snap = encode_thumbnail(e.crop) if self.snapshots and e.crop is not None else None
+        snap = encode_crop(e.crop) if self.snapshots and e.crop is not None else None
         self._waiting.append(EventRecord(e.time, e.person, e.decision or "", e.similarity, e.track_id, e.box,
                                          e.source, self.device, snap or None))
         try:

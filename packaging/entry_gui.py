@@ -1,5 +1,5 @@
 import sys
 
-from faceapp.gui.app import main
+from faceapp.gui.start import main
 
 sys.exit(main())

@@ -170,6 +170,7 @@ def main() -> int:
         win.grab().save(str(args.out / "main-window.png"))
         dlg = win.open_enrolment()
         dlg.name.setText("New person")
+        dlg.capture.click()
         pump(app, 3.0)
         dlg.grab().save(str(args.out / "enrolment.png"))
         dlg.reject()

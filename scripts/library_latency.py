@@ -38,13 +38,14 @@ QUERY = "son 12"
 
 def build(gallery_dir: Path, n: int) -> None:
     from faceapp.config import Settings
-    from faceapp.pipeline import Pipeline, encode_thumbnail
+    from faceapp.pipeline import Pipeline
+    from faceapp.vision.images import encode_crop
 
     with Pipeline(Settings(gallery=gallery_dir)) as pipe:
         if len(pipe.gallery) == n:
             return
         face = pipe.main_face(ROOT / "tests" / "data" / "obama.jpg")
-        thumb = encode_thumbnail(face.crop)
+        thumb = encode_crop(face.crop)
         rng = np.random.default_rng(0)
         emb = rng.normal(size=(n, face.embedding.shape[0])).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)

@@ -125,6 +125,44 @@ def test_import_folder_per_person(cli, data_dir, tmp_path):
     assert code == 2 and "no person folders" in err
 
 
+def test_enrol_refuses_photos_of_two_people_and_stores_nothing(cli, data_dir):
+    code, out, err = cli("enroll", "Mix", data_dir / "obama.jpg", data_dir / "obama2.jpg", data_dir / "biden.jpg")
+    assert code == 2 and err.count("\n") == 1
+    assert "biden.jpg is unlike the other samples" in err and "obama" not in err.split("unlike")[0]
+    assert "Mix" not in cli("list")[1]
+
+
+def test_enrol_of_someone_already_enrolled_needs_an_explicit_choice(cli, data_dir, tmp_path):
+    assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
+    code, out, err = cli("enroll", "John McCain", data_dir / "obama2.jpg")
+    assert code == 2 and err.count("\n") == 1
+    assert "match 'Obama'" in err and "--despite-match" in err and "--add" in err
+    assert "John McCain" not in cli("list")[1]
+    # the explicit choice: a different person who happens to look alike
+    code, out, err = cli("--json", "enroll", "--despite-match", "John McCain", data_dir / "obama2.jpg")
+    doc = json.loads(out)
+    assert code == 0 and doc["person"] == "John McCain" and doc["also_matches"][0]["person"] == "Obama"
+    assert doc["samples"] == [{"source": "photo obama2.jpg"}]
+
+
+def test_import_leaves_out_photos_of_someone_else_and_people_already_enrolled_under_another_name(cli, data_dir, tmp_path):
+    assert cli("enroll", "Joe Biden", data_dir / "biden.jpg")[0] == 0
+    root = tmp_path / "people"
+    (root / "obama").mkdir(parents=True)
+    (root / "joe").mkdir()
+    shutil.copy(data_dir / "obama.jpg", root / "obama" / "1.jpg")
+    shutil.copy(data_dir / "obama2.jpg", root / "obama" / "2.jpg")
+    shutil.copy(data_dir / "biden.jpg", root / "obama" / "3.jpg")  # misfiled
+    shutil.copy(data_dir / "biden.jpg", root / "joe" / "1.jpg")  # Joe Biden under another name
+    code, out, err = cli("--json", "import", root)
+    doc = json.loads(out)
+    assert code == 0
+    assert {e["person"]: e["added"] for e in doc["enrolled"]} == {"obama": 2}
+    assert [r["image"].endswith("3.jpg") for r in doc["refused"]] == [True]
+    assert [s["person"] for s in doc["skipped_people"]] == ["joe"]
+    assert "Joe Biden" in doc["skipped_people"][0]["reason"]
+
+
 def test_damaged_model_is_one_line(cli, data_dir, tmp_path, monkeypatch):
     dst = tmp_path / "models"
     shutil.copytree(models.models_dir(), dst)

@@ -82,3 +82,54 @@ def test_invalid_changes_are_refused_before_saving(tmp_path, change):
     with pytest.raises(SettingsError):
         layers.change(**change)
     assert path.read_text() == before and layers.effective.threshold == 0.5
+
+
+def test_a_bad_value_costs_only_that_setting(tmp_path):
+    from faceapp.config import read_saved_checked
+
+    path = tmp_path / "s.toml"
+    path.write_text('threshold = 1.7\ncamera_index = 2\nuncertain_band = "high"\n')
+    values, problems = read_saved_checked(path)
+    assert values == {"camera_index": 2}
+    assert [p.key for p in problems] == ["threshold", "uncertain_band"]
+    assert "threshold must be between 0 and 1, not 1.7" in problems[0].message
+
+
+def test_lenient_layers_start_with_defaults_for_what_is_wrong_and_forget_fixes_the_file(tmp_path):
+    from faceapp.config import SettingsLayers
+
+    path = tmp_path / "s.toml"
+    path.write_text("threshold = 1.7\ncamera_index = 2\n")
+    with pytest.raises(SettingsError):
+        SettingsLayers(path)
+    layers = SettingsLayers(path, lenient=True)
+    assert layers.effective.threshold is None and layers.effective.camera_index == 2
+    assert layers.forget(layers.problems[0]) is None
+    assert layers.problems == [] and load_settings(path) == Settings(camera_index=2)
+
+
+def test_an_unreadable_file_is_moved_aside(tmp_path):
+    from faceapp.config import SettingsLayers
+
+    path = tmp_path / "s.toml"
+    path.write_text("[[[")
+    layers = SettingsLayers(path, lenient=True)
+    assert [p.key for p in layers.problems] == [None] and layers.effective == Settings()
+    aside = layers.forget(layers.problems[0])
+    assert aside == tmp_path / "s.toml.bad" and aside.read_text() == "[[[" and not path.exists()
+    assert layers.problems == []
+
+
+@pytest.mark.parametrize("name", ["threshold", "uncertain_band", "min_detection_confidence", "min_face_size"])
+def test_one_range_for_saving_and_loading(tmp_path, name):
+    """A value outside the setting's range is refused when saved and when read back."""
+    from faceapp.config import LIMITS, SettingsLayers
+
+    low, high = LIMITS[name]
+    layers = SettingsLayers(tmp_path / "s.toml")
+    with pytest.raises(SettingsError):
+        layers.change(**{name: high + 0.1})
+    assert layers.change(**{name: high}) == Settings(**{name: high})
+    (tmp_path / "s.toml").write_text(f"{name} = {high + 0.1}\n")
+    with pytest.raises(SettingsError):
+        load_settings(tmp_path / "s.toml")

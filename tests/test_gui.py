@@ -71,7 +71,9 @@ def test_guided_enrolment_from_the_live_view(qtbot, window):
     wait_frames(qtbot, w)
     dlg = w.open_enrolment()
     dlg.guide.target = 3
+    dlg.capture.click()
     qtbot.waitUntil(lambda: dlg.guide.done, timeout=60000)
+    assert not dlg.capturing  # stops once the samples are taken
     assert [round(f.quality.yaw) < 0 for f in dlg.guide.samples].count(True) >= 1
     assert dlg.thumbs.count() == 3
     dlg.name.setText("Barack")
@@ -98,23 +100,104 @@ def test_enrolment_offers_to_add_to_a_lookalike(qtbot, window, data_dir):
     assert not w.pipeline.gallery.has_person("Someone new")
 
 
+def _video(path, image, frames):
+    import cv2
+
+    bgr = np.ascontiguousarray(load_image(image)[:, :, ::-1])
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (bgr.shape[1], bgr.shape[0]))
+    for _ in range(frames):
+        out.write(bgr)
+    out.release()
+    return path
+
+
+def test_enrolment_from_a_video_and_photos(qtbot, window, data_dir, tmp_path):
+    """The reported bug, replayed: a name typed while the live view shows someone enrolled."""
+    video = _video(tmp_path / "celine.avi", data_dir / "obama.jpg", 30)
+    w = window(source=str(video))
+    w.pipeline.enroll("Celine Dion", [w.pipeline.main_face(data_dir / "obama2.jpg")])
+    dlg = w.open_enrolment()
+    dlg.name.setText("John McCain")
+    qtbot.waitUntil(lambda: dlg.frames_seen >= 5, timeout=30000)
+    assert len(dlg.guide.samples) == 0 and not dlg.capturing  # live capture starts only when asked
+    assert not w.worker._embed_all.is_set()
+    # photos first: a sample from the live view is then refused, and capture stops
+    assert dlg.add_files([data_dir / "biden.jpg"]) == []
+    assert dlg.thumbs.item(0).toolTip() == "photo biden.jpg"
+    dlg.capture.click()
+    assert w.worker._embed_all.is_set()
+    qtbot.waitUntil(lambda: not dlg.capturing, timeout=30000)
+    assert "comes from the live view (celine.avi)" in dlg.guidance.text() and len(dlg.samples) == 1
+    assert not w.worker._embed_all.is_set()
+    # the live view alone: each sample says which frame it is
+    dlg.thumbs.selectAll()
+    dlg.discard_selected()
+    assert len(dlg.samples) == 0
+    dlg.guide.target = 1
+    dlg.capture.click()
+    qtbot.waitUntil(lambda: dlg.guide.done, timeout=30000)
+    assert dlg.thumbs.item(0).toolTip().startswith("live frame ") and dlg.thumbs.item(0).toolTip().endswith(
+        "(celine.avi)")
+    # a photo, even of the same person, is refused while the samples come from the live view
+    problems = dlg.add_files([data_dir / "obama2.jpg"])
+    assert len(problems) == 1 and "comes from photo files" in problems[0] and len(dlg.samples) == 1
+    # the samples match Celine Dion: "No" does not save them as John McCain
+    questions = []
+    dlg.save(ask=lambda title, text: questions.append(text) or QMessageBox.StandardButton.No)
+    assert "match 'Celine Dion'" in questions[0]
+    assert not w.pipeline.gallery.has_person("John McCain") and dlg.saved_as is None
+    assert w.pipeline.gallery.get_person("Celine Dion").templates == 1
+    assert dlg.match_view.isVisibleTo(dlg) and dlg.match_view.pixmap().width() == 2 * 112  # her face beside them
+    # the explicit choice: John McCain is someone else
+    dlg.save(ask=lambda title, text: QMessageBox.StandardButton.Save)
+    assert dlg.saved_as == "John McCain"
+    assert w.pipeline.gallery.samples("John McCain")[0].source.startswith("live frame ")
+
+
+def test_answering_no_to_a_lookalike_saves_nothing(qtbot, window, data_dir):
+    w = window(source="9")
+    w.pipeline.enroll("Celine Dion", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    dlg = w.open_enrolment()
+    assert dlg.add_files([data_dir / "obama2.jpg"]) == []
+    dlg.name.setText("John McCain")
+    dlg.save(ask=lambda title, text: QMessageBox.StandardButton.No)
+    assert not w.pipeline.gallery.has_person("John McCain")
+    assert w.pipeline.gallery.get_person("Celine Dion").templates == 1
+
+
+def test_adding_photos_in_the_library_follows_the_same_rules(qtbot, window, data_dir, monkeypatch):
+    w = window(source="9")
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    people = w.open_people()
+    qtbot.addWidget(people)
+    shown = []
+    monkeypatch.setattr("faceapp.gui.library.error_box", lambda parent, exc: shown.append(str(exc)))
+    people._guarded(people.add_samples, "Obama", [data_dir / "biden.jpg"])
+    assert "photo biden.jpg is unlike Obama's enrolled samples" in shown[0]
+    assert w.pipeline.gallery.get_person("Obama").templates == 1
+    people.add_samples("Obama", [data_dir / "obama2.jpg"])
+    assert w.pipeline.gallery.get_person("Obama").templates == 2
+
+
 def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
     w = window()
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
     qtbot.waitUntil(lambda: bool(decided(w, Decision.MATCH)), timeout=30000)
-    w.threshold.setValue(100)  # a similarity of 1.0 is needed now
-    w.band.setValue(0.0)
+    w.controls.threshold.setValue(100)  # a similarity of 1.0 is needed now
+    w.controls.band.setValue(0.0)
     wait_frames(qtbot, w, 2)
     qtbot.waitUntil(lambda: bool(w.view.faces) and len(decided(w, Decision.UNKNOWN)) == len(w.view.faces), timeout=30000)
     w.reset_thresholds()
-    assert w.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
+    assert w.controls.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
     assert w.layers.path.exists()
 
 
 def test_people_grid_rename_delete_merge_search(qtbot, window, data_dir):
     w = window()
-    for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg"), ("Cid", "obama2.jpg")):
+    for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg")):
         w.pipeline.enroll(name, [w.pipeline.main_face(data_dir / photo)])
+    # Ann again under a second name (an explicit choice), to merge below
+    w.pipeline.enroll("Cid", [w.pipeline.main_face(data_dir / "obama2.jpg")], despite_match=True)
     dlg = w.open_people()
     qtbot.addWidget(dlg)
     assert dlg.names() == ["Ann", "Bob", "Cid"]
@@ -137,9 +220,9 @@ def test_people_grid_decodes_thumbnails_lazily(qtbot, window, data_dir):
     w = window(source=str(data_dir / "missing-source"))
     face = w.pipeline.main_face(data_dir / "obama.jpg")
     rng = np.random.default_rng(0)
-    from faceapp.pipeline import encode_thumbnail
+    from faceapp.vision.images import encode_crop
 
-    thumb = encode_thumbnail(face.crop)
+    thumb = encode_crop(face.crop)
     for i in range(400):
         e = rng.normal(size=face.embedding.shape).astype(np.float32)
         w.pipeline.gallery.add_templates(f"person {i:04d}", (e / np.linalg.norm(e))[None], model_id=w.pipeline.model_id,
@@ -184,7 +267,7 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
     qtbot.waitUntil(lambda: len(w.view.faces) == 1, timeout=30000)
     w.go_live()
     w._make_source = lambda: FlakyCamera(frame, 10_000)
-    w.retry.click()
+    w.notice.buttons['retry'].click()
     qtbot.waitUntil(lambda: w.worker.frames_processed >= 3 and w.view.message == "", timeout=30000)
     assert w.snapshot(tmp_path / "snap.png").stat().st_size > 1000
 
@@ -192,8 +275,8 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
 def test_missing_camera_offers_a_video_or_photo_folder(qtbot, window):
     w = window(source="9")
     qtbot.waitUntil(lambda: "not available" in w.view.message, timeout=30000)
-    assert w.notice.isVisible() and w.retry.isVisible()
-    assert w.offer_video.isVisible() and w.offer_folder.isVisible()
+    assert w.notice.isVisible() and w.notice.buttons['retry'].isVisible()
+    assert w.notice.buttons['video'].isVisible() and w.notice.buttons['folder'].isVisible()
     dlg = w.open_enrolment()  # no black preview asking to look at the camera
     assert "add photos" in dlg.guidance.text().lower() and "not available" in dlg.preview.message
 
@@ -201,7 +284,7 @@ def test_missing_camera_offers_a_video_or_photo_folder(qtbot, window):
 def test_empty_gallery_says_add_your_first_person(qtbot, window, data_dir):
     w = window()
     qtbot.waitUntil(lambda: w.notice.isVisible(), timeout=10000)
-    assert "Add your first person" in w.notice_text.text() and w.offer_enrol.isVisible()
+    assert "Add your first person" in w.notice.text.text() and w.notice.buttons['enrol'].isVisible()
     w.pipeline.enroll("Ann", [w.pipeline.main_face(data_dir / "obama.jpg")])
     w.refresh_gallery_size()
     assert not w.notice.isVisible()
@@ -213,20 +296,20 @@ def test_a_gallery_of_another_model_is_rebuilt_with_a_progress_bar(qtbot, window
     with Pipeline(Settings(gallery=tmp_path / "gallery")) as old:
         old.enroll("Ann", [old.main_face(data_dir / "obama.jpg")])
     w = window(model=rotated_model)
-    qtbot.waitUntil(lambda: w.offer_reembed.isVisible(), timeout=10000)
-    assert "another face model" in w.notice_text.text()
+    qtbot.waitUntil(lambda: w.notice.buttons['reembed'].isVisible(), timeout=10000)
+    assert "another face model" in w.notice.text.text()
     dlg = w.rebuild_gallery()
     qtbot.waitUntil(lambda: not dlg.isVisible() and dlg.job.report is not None, timeout=60000)
     assert dlg.maximum() >= 1 and "Gallery rebuilt for the new model: 1 face(s)" in dlg.summary()
     assert w.pipeline.gallery.store.state().model_id == w.pipeline.model_id
-    assert not w.offer_reembed.isVisible()
+    assert not w.notice.buttons['reembed'].isVisible()
     named = w.pipeline.match_image(data_dir / "obama2.jpg").faces[0].match
     assert named.person == "Ann"
 
 
 def test_the_app_opens_a_postgresql_gallery(qtbot, frames, tmp_path, data_dir, pg_dsn):
     from faceapp.config import gallery_arg
-    from faceapp.gui.app import parse_args
+    from faceapp.gui.start import parse_args
     from faceapp.pipeline import Pipeline
 
     assert parse_args(["--gallery", pg_dsn]).gallery == pg_dsn  # an address stays text, not a Path
@@ -282,7 +365,7 @@ def test_a_folder_gallery_has_no_history_button(qtbot, window):
     dlg = PeopleDialog(w.pipeline)
     qtbot.addWidget(dlg)
     assert dlg.model.seen is None
-    assert not any(b.isEnabled() for b in dlg.findChildren(type(w.retry)) if b.text() == "History...")
+    assert not any(b.isEnabled() for b in dlg.findChildren(type(w.notice.buttons['retry'])) if b.text() == "History...")
 
 
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
@@ -292,12 +375,12 @@ def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
     w.refresh_gallery_size()
     assert w.gallery_label.text() == "gallery: 1 people"
     assert "other" in (tmp_path / "settings.toml").read_text()
-    assert np.isfinite(float(w.threshold.value()))
+    assert np.isfinite(float(w.controls.threshold.value()))
 
 
 def test_one_off_flags_are_not_saved_and_only_the_touched_value_is(qtbot, window, tmp_path):
     w = window(provider="cpu")  # this run's --gallery and --provider
-    w.threshold.setValue(61)
+    w.controls.threshold.setValue(61)
     w.save_pending()
     saved = load_settings(tmp_path / "settings.toml")
     assert saved.threshold == 0.61
@@ -341,7 +424,7 @@ def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, da
     w._make_source = lambda: BrokenFolder(frame)
     w.start_source()
     qtbot.waitUntil(lambda: "truncated" in w.view.message, timeout=30000)
-    assert w.retry.isVisible()
+    assert w.notice.buttons['retry'].isVisible()
     qtbot.waitUntil(lambda: not w.worker.running, timeout=5000)  # the loop ended, no frozen frame
     # an exception that is not ours
     calls = {"n": 0}
@@ -355,10 +438,10 @@ def test_every_error_in_capture_or_processing_reaches_the_view(qtbot, window, da
 
     monkeypatch.setattr(w.pipeline, "track_frame", flaky)
     w._make_source = lambda: BrokenFolder(frame, 10_000)
-    w.retry.click()
+    w.notice.buttons['retry'].click()
     qtbot.waitUntil(lambda: "shape mismatch" in w.view.message, timeout=30000)
-    assert "unexpected error" in w.view.message and w.retry.isVisible()
-    w.retry.click()
+    assert "unexpected error" in w.view.message and w.notice.buttons['retry'].isVisible()
+    w.notice.buttons['retry'].click()
     qtbot.waitUntil(lambda: w.worker.frames_processed >= 2 and w.view.message == "", timeout=30000)
 
 
@@ -395,12 +478,12 @@ def test_photo_mode_runs_in_the_background_and_stays_until_back_to_live(qtbot, w
     w.match_photo(data_dir / "biden.jpg")
     assert w.mode == "photo" and w.busy.isVisible()  # busy while the photo is matched off the GUI thread
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
-    assert len(w.view.faces) == 1 and "1 face" in w.photo_label.text()
+    assert len(w.view.faces) == 1 and "1 face" in w.photo_mode.label.text()
     shown = w.view.faces[0]
     qtbot.wait(2500)  # live frames must not replace the photo
-    assert w.view.faces[0] is shown and w.photo_bar.isVisible()
+    assert w.view.faces[0] is shown and w.photo_mode.bar.isVisible()
     w.go_live()
-    assert w.mode == "live" and not w.photo_bar.isVisible()
+    assert w.mode == "live" and not w.photo_mode.bar.isVisible()
     wait_frames(qtbot, w, 2)
 
 
@@ -413,20 +496,20 @@ def test_photo_folder_steps_through_results_and_skips_bad_files(qtbot, window, d
     w = window()
     w.match_photos([d])
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=60000)
-    assert len(w.photos) == 3 and isinstance(w.photos[1], str)
-    w.next_photo.click()
-    assert "not usable" in w.photo_label.text() and w.view.message
-    w.next_photo.click()
-    assert len(w.view.faces) == 1 and "Photo 3 of 3" in w.photo_label.text()
+    assert len(w.photo_mode.results) == 3 and isinstance(w.photo_mode.results[1], str)
+    w.photo_mode.next_button.click()
+    assert "not usable" in w.photo_mode.label.text() and w.view.message
+    w.photo_mode.next_button.click()
+    assert len(w.view.faces) == 1 and "Photo 3 of 3" in w.photo_mode.label.text()
 
 
 def test_source_picker_shows_the_real_source(qtbot, window, frames, tmp_path):
     w = window(source="9")
-    kinds = [w.source_picker.itemData(i) for i in range(w.source_picker.count())]
+    kinds = [w.source.picker.itemData(i) for i in range(w.source.picker.count())]
     assert "video" in kinds and "folder" in kinds
     w.use_source(str(frames))
-    qtbot.waitUntil(lambda: w.source_name.text() == "frames", timeout=30000)
-    assert w.source_picker.currentText() == "frames (folder)"  # not "Camera 0" while a folder plays
+    qtbot.waitUntil(lambda: w.source.name.text() == "frames", timeout=30000)
+    assert w.source.picker.currentText() == "frames (folder)"  # not "Camera 0" while a folder plays
     wait_frames(qtbot, w)
     assert load_settings(tmp_path / "settings.toml").camera_index == 0  # a file source is not saved
 
@@ -438,10 +521,11 @@ def test_enrolment_box_is_green_only_when_a_sample_is_taken(qtbot, window, data_
     dlg = w.open_enrolment()
     turned = w.pipeline.main_face(data_dir / "obama2.jpg")  # turned: not the frontal pose asked first
     frame = load_image(data_dir / "obama2.jpg")
-    dlg.offer(frame, [turned])
+    dlg.capture.click()
+    dlg.offer(frame, [turned], "Camera 9")
     if dlg.guide.samples:  # a pose still missing is accepted in any order
         assert dlg.preview._boxes[0][2] == COLOURS[Decision.MATCH]
-        dlg.offer(frame, [turned])  # the same pose again is not
+        dlg.offer(frame, [turned], "Camera 9")  # the same pose again is not
     box, text, colour = dlg.preview._boxes[0]
     assert colour != COLOURS[Decision.MATCH] and text == dlg.guidance.text()
     assert dlg.progress.value() == len(dlg.guide.samples) and dlg.progress.maximum() == 5
@@ -451,7 +535,7 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
     w = window()
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
     qtbot.waitUntil(lambda: bool(decided(w, Decision.MATCH)), timeout=30000)
-    w.pause.setChecked(True)
+    w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.MATCH)[0]
     menu = w.face_menu(i)
@@ -466,10 +550,10 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
 
 
 def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
-    w = window(threshold=0.99, uncertain_band=0.9)
+    w = window(threshold=0.99, uncertain_band=0.5)
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
     qtbot.waitUntil(lambda: bool(decided(w, Decision.UNCERTAIN)), timeout=30000)
-    w.pause.setChecked(True)
+    w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.UNCERTAIN)[0]
     dlg = w.open_candidates(i)
@@ -497,7 +581,7 @@ def test_sample_quality_badges_and_deleting_one_sample(qtbot, window, data_dir):
 def test_unknown_faces_inbox_collects_and_names_a_group(qtbot, window, tmp_path):
     w = window(inbox=True)
     qtbot.waitUntil(lambda: w.inbox is not None and len(w.inbox.groups()) >= 1, timeout=30000)
-    w.pause.setChecked(True)
+    w.source.pause.setChecked(True)
     assert oct((tmp_path / "gallery" / "inbox.sqlite3").stat().st_mode & 0o777) == "0o600"
     dlg = w.open_inbox()
     qtbot.addWidget(dlg)
@@ -614,3 +698,69 @@ def test_a_video_file_plays_at_its_own_rate_and_the_label_says_what_it_counts(qt
     assert w.last.source_fps == 10.0
     assert w.fps_label.text().endswith("fps analysed · source plays 10 fps")
     assert rate_text(12.34, None) == "12.3 fps analysed"  # a camera: as fast as it sends frames
+
+
+def test_closed_dialogs_are_released(qtbot, window, data_dir):
+    """Opening and closing People and a person's samples many times leaves none of them alive."""
+    import gc
+
+    from PySide6.QtWidgets import QDialog
+
+    from faceapp.gui.library import PeopleDialog, SamplesDialog
+
+    w = window(source="9")
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    for _ in range(5):
+        people = w.open_people()
+        people.open_person("Obama").close()
+        people.close()
+    del people
+    qtbot.waitUntil(lambda: not w.findChildren(QDialog), timeout=10000)  # deleted when the event loop gets to it
+    gc.collect()
+    assert sum(isinstance(o, PeopleDialog | SamplesDialog) for o in gc.get_objects()) == 0
+
+
+@pytest.mark.parametrize("text, key", [("threshold = 1.7\n", "threshold"), ('threshold = "high"\n', "threshold"),
+                                       ("threshold = [[[\n", None)])
+def test_a_bad_settings_file_opens_the_window_with_the_problem_and_a_fix(qtbot, tmp_path, text, key):
+    from faceapp.gui.start import parse_args, startup_layers
+
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    layers = startup_layers(parse_args(["--config", str(path), "--gallery", str(tmp_path / "g")]))
+    w = MainWindow(layers, source="9")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.notice.isVisible() and w.notice.buttons['fix_setting'].isVisible()
+    assert "threshold" in w.notice.text.text() or key is None
+    assert w.settings.threshold is None  # the model's default is in force
+    w.notice.buttons['fix_setting'].click()
+    assert not w.notice.buttons['fix_setting'].isVisible()
+    assert "threshold" not in (path.read_text() if path.exists() else "")
+    assert (tmp_path / "settings.toml.bad").exists() == (key is None)
+
+
+def test_threshold_widgets_show_the_value_in_force(qtbot, tmp_path, window):
+    """Every saved value in range is shown as it is, and the widgets cannot hold one out of range."""
+    from faceapp.config import LIMITS
+
+    w = window(source="9", uncertain_band=LIMITS["uncertain_band"][1], min_face_size=LIMITS["min_face_size"][1],
+               min_detection_confidence=LIMITS["min_detection_confidence"][0], threshold=LIMITS["threshold"][1])
+    assert w.controls.band.value() == pytest.approx(w.settings.uncertain_band)
+    assert w.controls.min_face.value() == w.settings.min_face_size
+    assert w.controls.confidence.value() == pytest.approx(w.settings.min_detection_confidence)
+    assert w.controls.threshold.value() == round(100 * w.settings.threshold)
+    assert (w.controls.band.minimum(), w.controls.band.maximum()) == pytest.approx(LIMITS["uncertain_band"])
+
+
+def test_the_notice_offers_the_most_pressing_fix_first():
+    from faceapp.config import SettingProblem
+    from faceapp.gui.notice import notice_for
+
+    problem = SettingProblem(Path("s.toml"), "threshold", "s.toml: threshold must be between 0 and 1, not 1.7")
+    everything = dict(stale=True, source_error="camera 0 is not available", camera=True, empty=True)
+    assert notice_for(problem=problem, **everything).actions == ("fix_setting",)
+    assert notice_for(problem=None, **everything).actions == ("reembed", "enrol", "video", "folder")
+    err = notice_for(problem=None, stale=False, source_error="video.mp4 ended", camera=False, empty=False)
+    assert err.actions == ("retry",) and "No camera?" not in err.text
+    assert notice_for(problem=None, stale=False, source_error=None, camera=True, empty=False).text == ""

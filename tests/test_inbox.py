@@ -9,7 +9,9 @@ from vectors import normalise
 
 from faceapp.errors import GalleryError
 from faceapp.gallery.gallery import Gallery
+from faceapp.recognise.enrol import Enrolment, UnlikeSamplesError
 from faceapp.recognise.inbox import DAY, INBOX_DB, UnknownInbox
+from faceapp.recognise.match import Thresholds, aggregate, decide
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
 MODEL = "m" * 64
@@ -76,14 +78,35 @@ def test_naming_a_group_enrols_its_best_samples_and_erases_it(inbox, tmp_path):
                   quality=dict(GOOD, face_size=60.0 + i), seen_at=float(i))
     gid = inbox.groups()[0].id
     with Gallery(tmp_path / "gallery") as g:
-        person = inbox.enrol_group(gid, "Visitor", g, model_id=MODEL, best=5)
-        assert person.templates == 5
-        assert inbox.groups() == []
-        # a second group added to the same person
-        gid2 = inbox.add(people(1, seed=9)[0], model_id=MODEL, quality=GOOD)
-        assert inbox.enrol_group(gid2, "visitor", g, model_id=MODEL, add=True).templates == 6
+        enrolment = gallery_enrolment(g)
+        done = inbox.enrol_group(gid, lambda s: enrolment.enrol("Visitor", s), model_id=MODEL, best=5)
+        assert done.person.templates == 5 and inbox.groups() == []
+        assert sorted(s.source for s in g.samples("Visitor")) == [f"unknown-faces group {gid}, face {k}" for k in range(1, 6)]
+        assert sorted(s.crop for s in g.samples("Visitor")) == [b"jpeg%d" % i for i in range(3, 8)]
+        # a second group of the same person added to them
+        gid2 = inbox.add(sighting(c, rng, 0.2), model_id=MODEL, quality=GOOD)
+        assert inbox.enrol_group(gid2, lambda s: enrolment.enrol("visitor", s, add=True), model_id=MODEL).person.templates == 6
         with pytest.raises(GalleryError):
             inbox.faces(gid)
+        # someone else's group is not added to them, and stays in the inbox
+        gid3 = inbox.add(people(1, seed=9)[0], model_id=MODEL, quality=GOOD)
+        with pytest.raises(UnlikeSamplesError, match="unlike visitor's enrolled samples"):
+            inbox.enrol_group(gid3, lambda s: enrolment.enrol("visitor", s, add=True), model_id=MODEL)
+        assert g.get_person("Visitor").templates == 6 and [x.id for x in inbox.groups()] == [gid3]
+        assert inbox.enrol_group(gid3, lambda s: None, model_id=MODEL) is None  # the user chose not to
+        assert [x.id for x in inbox.groups()] == [gid3]
+
+
+def gallery_enrolment(g):
+    """The enrolment use case over a gallery, with the app's decision rule and stand-in thresholds."""
+    def match(emb):
+        return [decide(aggregate(((h.person_id, h.name, h.similarity) for h in hits), 10), Thresholds(0.48, 0.08, 0.08))
+                for hits in g.search(emb, 80, model_id=MODEL)]
+
+    def encode(crop):
+        raise AssertionError("the inbox keeps encoded crops: stored as they are")
+
+    return Enrolment(g, match, MODEL, same_person=0.36, match_threshold=0.48, encode=encode)
 
 
 def test_dismiss_erases_the_bytes_from_disk(tmp_path):

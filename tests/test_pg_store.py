@@ -154,8 +154,7 @@ def test_event_snapshots_are_kept_only_when_asked_and_erased_like_templates(pg_d
     import psycopg
 
     from faceapp.cli import main
-    from faceapp.pipeline import decode_thumbnail
-    from faceapp.vision.images import load_image
+    from faceapp.vision.images import decode_crop, load_image
     from faceapp.watch import Event, EventRecorder
 
     crop = np.ascontiguousarray(load_image(data_dir / "obama.jpg")[:112, :112])
@@ -179,7 +178,7 @@ def test_event_snapshots_are_kept_only_when_asked_and_erased_like_templates(pg_d
         assert rows() == [(1, False), (2, True), (3, True)]
         kept = g.store.events(snapshots=True)
         assert [e.has_snapshot for e in kept] == [False, True, True] and kept[0].snapshot is None
-        assert decode_thumbnail(kept[1].snapshot).shape == (112, 112, 3)
+        assert decode_crop(kept[1].snapshot).shape == (112, 112, 3)
         assert all(e.snapshot is None for e in g.store.events())  # bytes are read only when asked
     assert main(["--gallery", pg_dsn, "events", "--json"]) == 0
     out = capsys.readouterr().out

@@ -90,7 +90,12 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
         assert strict.decision is Decision.UNKNOWN
         # the pipeline's own embedding: another pipeline may have timed and picked another runtime
         probe = pipe.main_face(data_dir / "obama2.jpg")
-        assert pipe.lookalikes([probe], exclude="someone new") == [("Barack Obama", pytest.approx(m.similarity))]
+        from faceapp.recognise.enrol import EnrolSample, Provenance
+
+        review = pipe.enrolment().review("someone new", [EnrolSample.from_face(probe, Provenance.photo("obama2.jpg"))])
+        assert [(lk.name, lk.similarity) for lk in review.lookalikes] == [("Barack Obama", pytest.approx(m.similarity))]
+        assert review.lookalikes[0].face  # their stored face, to show beside the samples
+        assert pipe.gallery.samples("Barack Obama")[0].source == "photo obama.jpg"
         thumbs = list(pipe.gallery.all_thumbnails())
         assert len(thumbs) == 2
 

@@ -104,7 +104,7 @@ def test_gui_opens_no_network_connection(env, tmp_path, data_dir):
     log = tmp_path / "gui.strace"
     # The GUI runs until it is stopped: give it time to load the models, match frames and
     # reach the point where a telemetry uploader would send (about 9 s after the first model loads).
-    run = traced(["timeout", "-s", "TERM", "20", sys.executable, "-m", "faceapp.gui.app", "--source", str(frames)],
+    run = traced(["timeout", "-s", "TERM", "20", sys.executable, "-m", "faceapp.gui.start", "--source", str(frames)],
                  env, log)
     assert run.returncode == 124, f"the GUI exited early (rc={run.returncode}): {run.stderr[-2000:]}"
     assert network_calls(log) == [], "the GUI used the network"

@@ -190,10 +190,10 @@ def from_aligned_folder(root: Path, size: int = 112) -> FaceCrops:
 def from_gallery(gallery_dir: Path) -> FaceCrops:
     """The aligned face crops stored in a faceapp gallery, labelled by person."""
     from faceapp.gallery.gallery import Gallery
-    from faceapp.pipeline import decode_thumbnail
+    from faceapp.vision.images import decode_crop
 
     with Gallery(Path(gallery_dir)) as g:
-        entries = [(name, decode_thumbnail(blob), f"gallery:{tid}") for name, tid, blob in g.all_thumbnails()]
+        entries = [(name, decode_crop(blob), f"gallery:{tid}") for name, tid, blob in g.all_thumbnails()]
     return _labelled(entries, [])
 
 

@@ -245,8 +245,6 @@ class HnswIndex:
 
     def save(self, root: Path, binding: Binding) -> None:
         """Write ``index.hnsw`` and its sidecar durably (``0600``); the index must be compacted."""
-        from faceapp.vision.models import sha256_file
-
         if self._deleted:
             raise ValueError("compact the index before saving it")
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
@@ -256,7 +254,7 @@ class HnswIndex:
         private.replace_durably(tmp, path)
         side = {"format": SIDECAR_FORMAT, "space": "ip", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                 "max_elements": int(self._index.get_max_elements()), "size": path.stat().st_size,
-                "sha256": sha256_file(path), "binding": asdict(binding)}
+                "sha256": private.sha256_file(path), "binding": asdict(binding)}
         stmp = root / (SIDECAR_NAME + ".tmp")
         with private.open_private(stmp, "w") as f:
             f.write(json.dumps(side))
@@ -286,8 +284,6 @@ class HnswIndex:
     def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
         import hnswlib
 
-        from faceapp.vision.models import sha256_file
-
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
         if not (path.is_file() and side_path.is_file()):
             return None
@@ -298,7 +294,7 @@ class HnswIndex:
                 log.warning("gallery index %s was built for another state of the gallery; rebuilding it from the database",
                             path)
                 return None
-            if side.get("size") != path.stat().st_size or side.get("sha256") != sha256_file(path):
+            if side.get("size") != path.stat().st_size or side.get("sha256") != private.sha256_file(path):
                 log.warning("gallery index %s is damaged or was modified; rebuilding it from the database", path)
                 return None
             raw = hnswlib.Index(space="ip", dim=dim)

@@ -22,6 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(GUI_MISSING, file=sys.stderr)
         return 2
-    from faceapp.gui.app import main as app_main
+    from faceapp.gui.start import main as app_main
 
     return app_main(argv)

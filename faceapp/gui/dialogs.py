@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,25 +36,125 @@ from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
 from faceapp.gui.widgets import COLOURS, IMAGE_FILTER, VideoView, error_box, to_pixmap
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolmentGuide
+from faceapp.recognise.enrol import Enrolment, EnrolmentGuide, EnrolmentResult, EnrolSample, Provenance, Refusal
 from faceapp.types import Decision, Face
+from faceapp.vision.images import decode_crop
 
 log = logging.getLogger(__name__)
-__all__ = ["EnrolDialog", "SettingsDialog", "error_box"]
+__all__ = ["EnrolChoices", "EnrolDialog", "SettingsDialog", "error_box"]
+
+
+Ask = Callable[[str, str], QMessageBox.StandardButton]
+
+
+def faces_beside(enrolled: bytes | None, samples: Sequence[EnrolSample]) -> np.ndarray | None:
+    """The enrolled person's stored face beside the new samples that match them.
+
+    Args:
+        enrolled: their stored face crop (JPEG), or ``None``.
+        samples: the new samples to show (aligned crops as arrays or JPEGs).
+
+    Returns:
+        One ``(112, 112 * n, 3)`` RGB uint8 strip, the enrolled face first; ``None`` when there
+        is nothing to show.
+    """
+    crops = [decode_crop(enrolled)] if enrolled else []
+    for s in samples[:4]:
+        if isinstance(s.crop, np.ndarray):
+            crops.append(s.crop)
+        elif s.crop:
+            crops.append(decode_crop(s.crop))
+    return np.ascontiguousarray(np.hstack(crops)) if crops else None
+
+
+class EnrolChoices:
+    """Enrols through the core's use case, asking the user where its rules need a choice.
+
+    The name is taken: add the samples to that person? The samples match someone enrolled
+    under another name: add them to that person, or save them under the new name because it
+    is someone else (an explicit button, never the answer "No"), or nothing is saved.
+    Refused samples raise the use case's error, which the caller shows.
+
+    Args:
+        parent: the window the questions belong to.
+        ask: ``ask(title, text) -> QMessageBox.StandardButton`` answers the questions instead
+            of a message box (tests): ``Yes`` adds to the person named in the question,
+            ``Save`` saves under the new name despite a match; anything else saves nothing.
+    """
+
+    def __init__(self, parent: QWidget, ask: Ask | None = None) -> None:
+        self.parent = parent
+        self.ask = ask
+        self.faces: np.ndarray | None = None  # shown with the last look-alike question
+
+    def _question(self, title: str, text: str, buttons: dict[QMessageBox.StandardButton, str]) -> QMessageBox.StandardButton:
+        if self.ask is not None:
+            return self.ask(title, text)
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self.parent)
+        for button, label in buttons.items():
+            box.addButton(button).setText(label)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        if self.faces is not None:
+            box.setIconPixmap(to_pixmap(self.faces))
+        box.exec()
+        return box.standardButton(box.clickedButton())
+
+    def enrol(self, enrolment: Enrolment, name: str, samples: Sequence[EnrolSample], *,
+              add: bool = False) -> EnrolmentResult | None:
+        """Review, ask what the review needs, and store; ``None`` when the user chose not to.
+
+        Raises:
+            FaceappError: the use case refused the samples, or the gallery failed.
+        """
+        review = enrolment.review(name, samples, add=add)
+        if review.duplicate_name:
+            yes = QMessageBox.StandardButton.Yes
+            if self._question("Name exists", f"'{review.name}' is already enrolled. Add these samples to them?",
+                              {yes: f"Add to {review.name}"}) != yes:
+                return None
+            return self.enrol(enrolment, review.name, samples, add=True)
+        despite_match = False
+        if review.lookalikes and not review.refused:
+            top = review.lookalikes[0]
+            self.faces = faces_beside(top.face, [review.accepted[i] for i in top.samples])
+            also = f" (also: {', '.join(lk.name for lk in review.lookalikes[1:])})" if len(review.lookalikes) > 1 else ""
+            answer = self._question(
+                "Looks like someone enrolled",
+                f"These samples match '{top.name}' (similarity {top.similarity:.2f}){also}, shown beside them.\n"
+                f"Add them to '{top.name}'? Save them as '{review.name}' only if that is someone else.",
+                {QMessageBox.StandardButton.Yes: f"Add to {top.name}",
+                 QMessageBox.StandardButton.Save: f"Save as {review.name}, someone else"})
+            if answer == QMessageBox.StandardButton.Yes:
+                return self.enrol(enrolment, top.name, samples, add=True)
+            if answer != QMessageBox.StandardButton.Save:
+                return None
+            despite_match = True
+        return enrolment.enrol(review.name, samples, add=review.add, despite_match=despite_match)
 
 
 class EnrolDialog(QDialog):
-    """Add a person: a name, then samples from the live view (guided) or from image files."""
+    """Add a person: a name, then samples from one source: the live view (guided, once asked
+    for) or photo files. Each sample shows where it came from.
+
+    Signals:
+        captureChanged(bool): live capture was started or stopped (the window embeds every
+            face of every frame only while it runs).
+    """
+
+    captureChanged = Signal(bool)
 
     def __init__(self, pipeline: Pipeline, parent: QWidget | None = None, target: int = 5) -> None:
         super().__init__(parent)
         self.setWindowTitle("Add person")
         self.pipeline = pipeline
-        self.guide = EnrolmentGuide(target=target)
+        self.enrolment = pipeline.enrolment()
+        self.samples = self.enrolment.sample_set()
+        self.guide = EnrolmentGuide(self.samples, target=target)
         self.saved_as: str | None = None
+        self.frames_seen = 0
         self.name = QLineEdit()
         self.name.setPlaceholderText("Name")
-        self.guidance = QLabel("Look at the camera")
+        self.guidance = QLabel(IDLE)
         self.guidance.setObjectName("guidance")
         self.guidance.setWordWrap(True)
         font = self.guidance.font()
@@ -64,10 +165,16 @@ class EnrolDialog(QDialog):
         self.preview = VideoView()
         self.preview.setMinimumSize(320, 240)
         self.preview.show_message("waiting for the camera ...")
+        self.match_view = QLabel()
+        self.match_view.setVisible(False)
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbs.setIconSize(QSize(96, 96))
-        self.thumbs.setFixedHeight(130)
+        self.thumbs.setFixedHeight(150)
+        self.thumbs.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.capture = QPushButton(START)
+        self.capture.setCheckable(True)
+        self.capture.toggled.connect(self._capture_toggled)
         discard = QPushButton("Discard selected")
         discard.clicked.connect(self.discard_selected)
         self.from_files = QPushButton("Add photos...")
@@ -76,8 +183,9 @@ class EnrolDialog(QDialog):
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
         row = QHBoxLayout()
-        row.addWidget(discard)
+        row.addWidget(self.capture)
         row.addWidget(self.from_files)
+        row.addWidget(discard)
         row.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.name)
@@ -85,16 +193,43 @@ class EnrolDialog(QDialog):
         lay.addWidget(self.guidance)
         lay.addWidget(self.progress)
         lay.addWidget(self.thumbs)
+        lay.addWidget(self.match_view)
         lay.addLayout(row)
         lay.addWidget(self.buttons)
         self.camera_ok = True
         self._refresh()
 
+    @property
+    def capturing(self) -> bool:
+        """Live capture is on (the user asked for it)."""
+        return self.capture.isChecked()
+
+    def _capture_toggled(self, on: bool) -> None:
+        self.capture.setText(STOP if on else START)
+        self.guidance.setText(self.guide.wanted_pose()[2] if on else IDLE)
+        self.captureChanged.emit(on)
+
     # Frames arrive from the main window's worker.
-    def offer(self, frame: np.ndarray, faces: list[Face]) -> None:
-        """One live frame: maybe a sample; the face box says what to do (green only when taken)."""
+    def offer(self, frame: np.ndarray, faces: list[Face], source: str = "") -> None:
+        """One live frame: shown always, a sample only while capturing (the face box says what
+        to do, green only when a sample is taken).
+
+        Args:
+            frame: ``(H, W, 3)`` RGB uint8.
+            faces: its faces (embedded while capturing).
+            source: the live source's name (a camera, a video file).
+        """
         self.camera_ok = True
-        verdict = self.guide.offer(faces)
+        self.frames_seen += 1
+        if not self.capturing:
+            self.preview.show_boxes(frame, [(f.detection.box, "", COLOURS[Decision.UNCERTAIN]) for f in faces])
+            return
+        if any(f.embedding is None for f in faces):  # the first frame after capture was asked for
+            self.preview.show_boxes(frame, [(f.detection.box, "", COLOURS[Decision.UNCERTAIN]) for f in faces])
+            return
+        verdict = self.guide.offer(faces, Provenance.live(source, self.frames_seen))
+        if verdict.refused is not None and verdict.refused.reason is Refusal.OTHER_SOURCE:
+            self.capture.setChecked(False)  # every frame would be refused the same way
         self.guidance.setText(verdict.message)
         boxes = []
         for f in faces:
@@ -106,6 +241,9 @@ class EnrolDialog(QDialog):
         self.preview.show_boxes(frame, boxes)
         if verdict.accepted:
             self._refresh()
+            if self.guide.done:
+                self.capture.setChecked(False)
+                self.guidance.setText(verdict.message)
 
     def no_camera(self, message: str) -> None:
         """The live view has no frames: say so, and point to photos instead of a black preview."""
@@ -115,12 +253,17 @@ class EnrolDialog(QDialog):
         self.from_files.setDefault(True)
 
     def add_files(self, paths: list[Path]) -> list[str]:
+        """Add the main face of each photo as a sample; returns why some were not used."""
         problems = []
         for p in paths:
             try:
-                self.guide.samples.append(self.pipeline.main_face(Path(p)))
+                sample = EnrolSample.from_face(self.pipeline.main_face(Path(p)), Provenance.photo(Path(p).name))
             except FaceappError as exc:
                 problems.append(for_gui(exc))
+                continue
+            refused = self.samples.add(sample)
+            if refused is not None:
+                problems.append(refused.message)
         self._refresh()
         return problems
 
@@ -133,53 +276,54 @@ class EnrolDialog(QDialog):
     def discard_selected(self) -> None:
         rows = sorted((self.thumbs.row(i) for i in self.thumbs.selectedItems()), reverse=True)
         for r in rows:
-            self.guide.discard(r)
+            self.samples.discard(r)
         self._refresh()
 
     def _refresh(self) -> None:
         self.thumbs.clear()
-        for i, f in enumerate(self.guide.samples):
-            self.thumbs.addItem(QListWidgetItem(QIcon(to_pixmap(f.crop)), f"{i + 1}"))
+        for i, s in enumerate(self.samples):
+            icon = QIcon(to_pixmap(s.crop)) if isinstance(s.crop, np.ndarray) else QIcon()
+            item = QListWidgetItem(icon, f"{i + 1}: {s.provenance.item or s.provenance.label}")
+            item.setToolTip(s.provenance.label)
+            self.thumbs.addItem(item)
         taken, target = self.guide.progress
         self.progress.setRange(0, max(target, taken))
         self.progress.setValue(taken)
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(bool(self.guide.samples))
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(bool(len(self.samples)))
 
-    def save(self, ask: Any = None) -> None:
-        """Store the samples; ``ask(title, text) -> QMessageBox.StandardButton`` is for tests."""
-        ask = ask or (lambda title, text: QMessageBox.question(
-            self, title, text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No | QMessageBox.StandardButton.Cancel))
+    def save(self, ask: Ask | None = None) -> None:
+        """Store the samples through the enrolment use case, asking what its rules need.
+
+        Args:
+            ask: answers the questions instead of message boxes (tests; see :class:`EnrolChoices`).
+        """
         name = self.name.text().strip()
         if not name:
             QMessageBox.information(self, "faceapp", "Type the person's name first.")
             return
-        faces = list(self.guide.samples)
-        target, add = name, False
+        choices = EnrolChoices(self, ask)
         try:
-            gallery = self.pipeline.gallery
-            if gallery.has_person(name):
-                answer = ask("Name exists", f"'{name}' is already enrolled. Add these samples to them?")
-                if answer != QMessageBox.StandardButton.Yes:
-                    return
-                add = True
-            else:
-                similar = self.pipeline.lookalikes(faces, exclude=name)
-                if similar:
-                    other, sim = similar[0]
-                    answer = ask("Looks like someone enrolled",
-                                 f"These samples match '{other}' (similarity {sim:.2f}).\n"
-                                 f"Add them to '{other}' instead of creating '{name}'?")
-                    if answer == QMessageBox.StandardButton.Cancel:
-                        return
-                    if answer == QMessageBox.StandardButton.Yes:
-                        target, add = other, True
-            self.pipeline.enroll(target, faces, sources=["camera"] * len(faces), add=add)
+            done = choices.enrol(self.enrolment, name, list(self.samples))
         except FaceappError as exc:
             error_box(self, exc)
             return
-        self.saved_as = target
+        finally:
+            self._show_match(choices.faces)
+        if done is None:
+            self.guidance.setText("Not saved: choose who these samples are, or discard them")
+            return
+        self.saved_as = done.person.name
         self.accept()
+
+    def _show_match(self, faces: np.ndarray | None) -> None:
+        """The enrolled look-alike's face beside the samples, while the question is open and after."""
+        if faces is not None:
+            self.match_view.setPixmap(to_pixmap(faces))
+        self.match_view.setVisible(faces is not None)
+
+
+IDLE = 'Type the name, then press "Capture from the live view" or "Add photos..."'
+START, STOP = "Capture from the live view", "Stop capture"
 
 
 class SettingsDialog(QDialog):

@@ -40,10 +40,11 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.errors import FaceappError
+from faceapp.gui.dialogs import Ask, EnrolChoices
 from faceapp.gui.messages import for_gui
-from faceapp.gui.widgets import IMAGE_FILTER, error_box, thumb_icon, to_pixmap
+from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import assess_sample
+from faceapp.recognise.enrol import EnrolSample, Provenance, SourceKind, assess_sample
 from faceapp.recognise.inbox import UnknownInbox
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, Face, FaceResult, Match
@@ -242,8 +243,7 @@ class PeopleDialog(QDialog):
     def open_person(self, name: str) -> SamplesDialog:
         dlg = SamplesDialog(self.pipeline, name, self)
         dlg.finished.connect(self.reload)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def _open_selected(self) -> None:
         name = self.selected()
@@ -253,8 +253,7 @@ class PeopleDialog(QDialog):
     def open_history(self) -> HistoryDialog:
         """Who was seen when: the selected person's events, or everyone's."""
         dlg = HistoryDialog(self.pipeline, self.selected(), self)
-        dlg.show()
-        return dlg
+        return show_released(dlg)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -263,10 +262,18 @@ class PeopleDialog(QDialog):
             error_box(self, exc)
         self.reload()
 
-    def add_samples(self, name: str, paths: list[Path]) -> None:
-        """Add the main face of each photo as a sample of ``name``."""
-        faces = [self.pipeline.main_face(Path(p)) for p in paths]
-        self.pipeline.enroll(name, faces, sources=[Path(p).name for p in paths], add=True)
+    def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> None:
+        """Add the main face of each photo as a sample of ``name``, under the enrolment rules.
+
+        Args:
+            name: the person.
+            paths: photo files.
+            ask: answers the enrolment questions instead of message boxes (tests; see
+                :class:`~faceapp.gui.dialogs.EnrolChoices`).
+        """
+        samples = [EnrolSample.from_face(self.pipeline.main_face(Path(p)), Provenance.photo(Path(p).name))
+                   for p in paths]
+        EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, samples, add=True)
         self.reload()
 
     def add_samples_dialog(self) -> None:
@@ -476,8 +483,19 @@ class InboxDialog(QDialog):
         item = self.list.currentItem()
         return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
 
-    def name_group(self, group_id: int, name: str, *, add: bool = False) -> None:
-        self.inbox.enrol_group(group_id, name, self.pipeline.gallery, model_id=self.pipeline.model_id, add=add)
+    def name_group(self, group_id: int, name: str, *, add: bool = False, ask: Ask | None = None) -> None:
+        """Enrol a group's best samples as ``name`` (or add them to ``name``), under the enrolment rules.
+
+        Args:
+            group_id: the group.
+            name: the person's name.
+            add: add to someone enrolled.
+            ask: answers the enrolment questions instead of message boxes (tests).
+        """
+        choices = EnrolChoices(self, ask)
+        enrolment = self.pipeline.enrolment()
+        self.inbox.enrol_group(group_id, lambda samples: choices.enrol(enrolment, name, samples, add=add),
+                               model_id=self.pipeline.model_id)
         self.reload()
 
     def dismiss(self, group_id: int) -> None:
@@ -517,13 +535,16 @@ class CandidatesDialog(QDialog):
     Args:
         pipeline: the pipeline that matched the face.
         result: the face and its match.
+        provenance: where the face was seen (kept with a confirmed sample).
     """
 
-    def __init__(self, pipeline: Pipeline, result: FaceResult | TrackResult, parent: QWidget | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, result: FaceResult | TrackResult, parent: QWidget | None = None,
+                 provenance: Provenance | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Who is this?")
         self.pipeline = pipeline
         self.face_result = result
+        self.provenance = provenance or Provenance(SourceKind.LIVE, "", "face confirmed")
         m = shown_match(result) or Match(Decision.UNKNOWN, None, None)
         thr = pipeline.thresholds()
         face = QLabel()
@@ -573,8 +594,9 @@ class CandidatesDialog(QDialog):
         self.accept()
 
     def confirm(self, name: str) -> None:
-        """Add this face as a sample of ``name``."""
-        self.pipeline.enroll(name, [embedded(self.pipeline, self.face_result.face)], sources=["live view"], add=True)
+        """Add this face as a sample of ``name`` (the user's explicit choice among the candidates)."""
+        sample = EnrolSample.from_face(embedded(self.pipeline, self.face_result.face), self.provenance)
+        self.pipeline.enrolment().enrol(name, [sample], add=True, despite_match=True)
 
     def reject_person(self, name: str) -> None:
         """Record that this face is not ``name`` (a negative sample)."""

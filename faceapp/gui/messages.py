@@ -14,6 +14,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     ("see `faceapp-cli list`", "see the People view"),
     ("run `faceapp-cli reembed`", 'press "Rebuild gallery for this model"'),
     ("use --add to add these photos to them", "add the photos to them instead"),
+    (" with --add, or use --despite-match if ", " instead, or save them under the new name if "),
     ("choose another with --gallery", "choose another gallery folder in Settings"),
     ("or use --gallery", "or choose another gallery folder in Settings"),
     ("use the same --model or a new --gallery", "choose the same model file, or a new gallery folder, in Settings"),

@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from faceapp.gallery.reembed import ReembedReport, reembed
 from faceapp.gui.worker import BackgroundThread
-from faceapp.pipeline import Pipeline, decode_thumbnail
+from faceapp.pipeline import Pipeline
+from faceapp.vision.images import decode_crop
 
 
 def needs_reembed(pipeline: Pipeline) -> bool:
@@ -32,7 +33,7 @@ class ReembedJob(BackgroundThread):
 
     def run(self) -> None:
         self.report = reembed(self.pipeline.gallery, self.pipeline.model_id, self.pipeline.embedder.embed,
-                              decode_thumbnail, progress=lambda done, total: self.progress.emit(done, total))
+                              decode_crop, progress=lambda done, total: self.progress.emit(done, total))
 
 
 class ReembedDialog(QProgressDialog):

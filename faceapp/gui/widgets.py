@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QMessageBox, QSizePolicy, QWidget
+from PySide6.QtWidgets import QDialog, QMessageBox, QSizePolicy, QWidget
 
 from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
-from faceapp.pipeline import decode_thumbnail
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
+from faceapp.vision.images import decode_crop
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
 
@@ -36,6 +37,16 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(rgb))
 
 
+D = TypeVar("D", bound=QDialog)
+
+
+def show_released(dlg: D) -> D:
+    """Show a modeless dialog that Qt frees once it is closed (its parent would keep it otherwise)."""
+    dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dlg.show()
+    return dlg
+
+
 def error_box(parent: QWidget | None, exc: BaseException | str) -> None:
     """A warning with the error in the app's words."""
     QMessageBox.warning(parent, "faceapp", for_gui(exc))
@@ -46,7 +57,7 @@ def thumb_icon(data: bytes | None) -> QIcon:
     if not data:
         return QIcon()
     try:
-        return QIcon(to_pixmap(decode_thumbnail(data)))
+        return QIcon(to_pixmap(decode_crop(data)))
     except FaceappError:
         return QIcon()
 

@@ -188,7 +188,8 @@ def prepare_actors(pipe: Any, people: Path, strangers: Path, *, max_people: int 
     for name, paths in sorted(by_person.items()):
         try:
             face = subject_face(pipe, load_image(paths[0]), str(paths[0]))
-            pipe.enroll(name, [face], sources=[str(paths[0])], add=True)
+            # Every folder is someone else: a look-alike of an enrolled person is enrolled all the same.
+            pipe.enroll(name, [face], sources=[str(paths[0])], add=True, despite_match=True)
             if name in shown_people:
                 probes.append((name, *_subject_patch(pipe, paths[1] if len(paths) > 1 else paths[0])))
         except FaceappError as exc:

@@ -27,17 +27,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from faceapp.errors import GalleryError
 from faceapp.gallery.sqlite_store import open_private_db, truncate_wal
 from faceapp.private import FILE_MODE, POSIX, make_private_dir
-from faceapp.recognise.enrol import assess_sample, sample_score
+from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, as_quality, assess_sample, sample_score
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
 
@@ -66,12 +66,6 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_group ON faces(group_id);
 """
-
-
-class _Gallery(Protocol):
-    def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str, thumbnails: Any = None,
-                      sources: Any = None, qualities: Any = None, create: bool = True,
-                      must_be_new: bool = False) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -283,34 +277,42 @@ class UnknownInbox:
 
     # ------------------------------------------------------------------ decisions
 
-    def enrol_group(self, group_id: int, name: str, gallery: _Gallery, *, model_id: str, best: int = 5,
-                    add: bool = False) -> Any:
-        """Store a group's best samples as templates of ``name``, then erase the group.
-
-        Args:
-            group_id: the group.
-            name: a new person's name, or an existing person's with ``add``.
-            gallery: the :class:`~faceapp.gallery.gallery.Gallery` to enrol into.
-            model_id: the embedder in use; samples made by another model are not used.
-            best: how many of the best samples to enrol.
-            add: add to an existing person instead of creating a new one.
-
-        Returns:
-            The gallery's :class:`~faceapp.gallery.gallery.Person`.
+    def samples(self, group_id: int, *, model_id: str, best: int = 5) -> list[EnrolSample]:
+        """A group's best samples made by ``model_id``, as enrolment samples (best first).
 
         Raises:
-            GalleryError: no sample of this model in the group, or the gallery refused.
+            GalleryError: the group is gone, or none of its faces was made by this model.
         """
         faces = [f for f in self.faces(group_id) if f.model_id == model_id][: max(1, best)]
         if not faces:
             raise GalleryError("this group's faces were made by another model; dismiss it")
-        person = gallery.add_templates(
-            name, np.stack([f.embedding for f in faces]), model_id=model_id,
-            thumbnails=[f.thumbnail for f in faces], sources=["unknown-faces inbox"] * len(faces),
-            qualities=[f.quality for f in faces], create=not add, must_be_new=not add,
-        )
-        self.dismiss(group_id)
-        return person
+        return [EnrolSample(f.embedding, Provenance.inbox(group_id, k + 1), as_quality(f.quality), f.thumbnail)
+                for k, f in enumerate(faces)]
+
+    def enrol_group(self, group_id: int, enrol: Callable[[list[EnrolSample]], EnrolmentResult | None], *,
+                    model_id: str, best: int = 5) -> EnrolmentResult | None:
+        """Enrol a group's best samples, then erase the group.
+
+        Args:
+            group_id: the group.
+            enrol: stores the samples through the enrolment use case (for example
+                ``lambda s: pipeline.enrolment().enrol("Ann", s)``); returns ``None`` when the
+                user chose not to store them.
+            model_id: the embedder in use; samples made by another model are not used.
+            best: how many of the best samples to enrol.
+
+        Returns:
+            What was stored, or ``None`` (the group is then kept).
+
+        Raises:
+            GalleryError: no sample of this model in the group, or the gallery refused.
+            EnrolmentError: the faces are not all one person, or they match someone else
+                enrolled (see :meth:`~faceapp.recognise.enrol.Enrolment.enrol`); the group is kept.
+        """
+        done = enrol(self.samples(group_id, model_id=model_id, best=best))
+        if done is not None:
+            self.dismiss(group_id)
+        return done
 
     def dismiss(self, group_id: int) -> None:
         """Erase a group and its faces for real (secure delete, log truncated)."""
@@ -367,13 +369,13 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult
     Returns:
         The groups the kept faces joined.
     """
-    from faceapp.pipeline import encode_thumbnail
+    from faceapp.vision.images import encode_crop
 
     groups = []
     for fr in results:
         if fr.match is None or fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
             continue
-        gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_thumbnail(fr.face.crop),
+        gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_crop(fr.face.crop),
                         quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at)
         if gid is not None:
             groups.append(gid)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.config import DEFAULT_FOLDER_FPS
 from faceapp.errors import FaceappError, ImageError
 from faceapp.vision.images import IMAGE_SUFFIXES, load_image
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 DEFAULT_VIDEO_FPS = 30.0  # for a video file that does not say its frame rate
-DEFAULT_FOLDER_FPS = 2.0  # images a second from a folder of images
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

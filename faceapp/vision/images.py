@@ -27,12 +27,12 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from faceapp.config import MAX_PIXELS
 from faceapp.errors import ImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 # The Pillow plugins that may parse a file; nothing else is tried (no EPS/Ghostscript, ...).
 PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF")
-MAX_PIXELS = 100_000_000  # default pixel budget (Settings.max_image_pixels): ~300 MB decoded
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no photo faceapp can use is larger than this on disk
 
 # What Pillow's decoders raise on damaged data (the fuzz test in tests/ exercises them).
@@ -364,3 +364,21 @@ def as_rgb8(image: np.ndarray) -> np.ndarray:
     elif arr.shape[2] == 4:
         arr = arr[:, :, :3]
     return np.ascontiguousarray(arr)
+
+
+def encode_crop(crop: np.ndarray) -> bytes:
+    """A ``(112, 112, 3)`` RGB uint8 face crop as the JPEG the gallery stores."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return buf.tobytes() if ok else b""
+
+
+def decode_crop(data: bytes) -> np.ndarray:
+    """A stored face crop back to ``(112, 112, 3)`` RGB uint8."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ImageError("a stored face crop is damaged")
+    return np.ascontiguousarray(arr[:, :, ::-1])

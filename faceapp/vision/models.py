@@ -8,7 +8,6 @@ its hash reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from faceapp.errors import ModelError
+from faceapp.private import sha256_file
 
 ROLE_DETECTOR = {"full": "detector-full-range", "short": "detector-short-range"}
 ROLE_EMBEDDER = "embedder"
@@ -81,14 +81,6 @@ def manifest() -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelError(f"model manifest {path} is unreadable ({exc}); reinstall faceapp") from exc
     return data
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _entry_for_role(role: str) -> dict[str, Any]:
