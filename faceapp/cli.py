@@ -8,10 +8,12 @@ on stderr that says what to do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from faceapp.vision.images import person_folders, prefetch
 log = logging.getLogger("faceapp")
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 
 def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None:
@@ -31,6 +34,11 @@ def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         print(text if isinstance(text, str) else "\n".join(text))
+
+
+def _error_line(exc: BaseException | str) -> None:
+    """One error line on stderr, the form every error of the CLI takes (stdout holds only results)."""
+    print(f"faceapp-cli: error: {exc}", file=sys.stderr)
 
 
 def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -81,7 +89,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
         # Photos are decoded on a background thread while the previous ones are analysed.
         photos = prefetch((img for name, images in people if name in todo for img in images), pipe.load_photo)
-        with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar:
+        with tqdm(total=total, unit="img", desc="import", disable=args.json or None, file=sys.stderr) as bar, \
+                _interrupt_names(report["enrolled"]):
             for name, images in people:
                 if name not in todo:
                     report["skipped_people"].append({"person": name, "reason": "already enrolled (use --add)"})
@@ -128,6 +137,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
 
 
+@contextlib.contextmanager
+def _interrupt_names(enrolled: list[dict[str, Any]]) -> Iterator[None]:
+    """Turn Ctrl-C into one line that says who this import had already enrolled."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        names = [e["person"] for e in enrolled]
+        who = f"{len(names)} person{'' if len(names) == 1 else 's'} enrolled ({', '.join(names) or 'nobody'})"
+        raise KeyboardInterrupt(f"import interrupted with {who}; run it again to go on: "
+                                "people already enrolled are skipped") from exc
+
+
 def cmd_match(args: argparse.Namespace) -> int:
     docs: list[dict[str, Any]] = []
     lines: list[str] = []
@@ -143,7 +164,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 if not _is_fatal(exc):
                     any_error = True
                     docs.append({"image": path, "faces": [], "error": str(exc)})
-                    lines.append(f"{path}: error: {exc}")
+                    _error_line(exc)  # the message names the image
                     continue
                 raise
             faces = []
@@ -161,7 +182,8 @@ def cmd_match(args: argparse.Namespace) -> int:
                 })
                 lines.append(f"{path}: face {i} {faces[-1]['box']} -> {_answer(m)} [{m.decision.value}]")
             docs.append({"image": path, "faces": faces, "error": None})
-    _emit(args, docs, lines)
+    if docs and (args.json or lines):
+        _emit(args, docs, lines)
     if any_error:
         return EXIT_ERROR
     if args.require_match and not any_match:
@@ -277,28 +299,50 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from faceapp.vision.images import decode_crop
+
+    with _pipeline(args) as pipe:
+        gallery = pipe.gallery
+        sound = gallery.check()
+        damaged = gallery.damaged_templates()
+        lines = [f"database: {sound}"]
+        for name in dict.fromkeys(d.name for d in damaged):
+            rows = [d for d in damaged if d.name == name]
+            lines.append(f"{name}: {len(rows)} damaged template(s) (ids {', '.join(str(d.row_id) for d in rows)})")
+        repaired, left = [], []
+        for d in damaged:
+            crops = {s.template_id: s.crop for s in gallery.samples(d.name)} if d.kind == "template" else {}
+            crop = crops.get(d.row_id)
+            if crop is None or d.model_id != pipe.model_id:
+                left.append(d)
+                continue
+            gallery.repair(d, pipe.embedder.embed(decode_crop(crop)[None]))
+            repaired.append(d)
+        if not damaged:
+            lines.append("no damaged template")
+        else:
+            lines.append(f"re-embedded {len(repaired)} from their face crops")
+        if left:
+            lines.append("no face crop to embed again (negative samples, or enrolled without crops): "
+                         f"enrol or mark {', '.join(sorted({d.name for d in left}))} again")
+    _emit(args, {"database": sound, "damaged": [{"person": d.name, "kind": d.kind, "id": d.row_id} for d in damaged],
+                 "reembedded": [d.row_id for d in repaired], "left": [d.row_id for d in left]}, lines)
+    return EXIT_OK if sound == "ok" and not left else EXIT_ERROR
+
+
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from faceapp.gallery.copy import copy_store
-    from faceapp.gallery.store import open_store
+    from faceapp.gallery.copy import copy_gallery
 
-    src = open_store(args.src)
-    try:
-        dst = open_store(args.dst)
-        try:
-            with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
-                def progress(done: int, total: int) -> None:
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
+    with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
 
-                report = copy_store(src, dst, progress=progress)
-            where = dst.location
-        finally:
-            dst.close()
-    finally:
-        src.close()
+        report, where = copy_gallery(args.src, args.dst, progress=progress)
     counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
     lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
              "counts and model ids checked"]
@@ -443,7 +487,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"           sha256 {det.sha256} ({det.source}), on {pipe.detector_note}",
         f"runtime:   {pipe.embedder.provider_note}",
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
-        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']})",
+        f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']}"
+        + (f", history {stats['history']})" if stats.get("history") else ")"),
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
@@ -676,6 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
     c.set_defaults(func=cmd_gallery_copy)
 
+    s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
+                                     "from their face crops")
+    s.set_defaults(func=cmd_check)
+
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)
 
@@ -751,13 +800,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="faceapp-cli: %(message)s", stream=sys.stderr)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that has gone is noticed here, not at interpreter exit
+        return code
     except FaceappError as exc:
-        print(f"faceapp-cli: error: {exc}", file=sys.stderr)
+        _error_line(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("faceapp-cli: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"faceapp-cli: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader closed the pipe (``| head``): stop quietly, as other command-line tools do.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 import tomllib
 
+from faceapp import private
 from faceapp.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -161,30 +162,116 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def gallery_dir(self) -> Path:
-        """The gallery folder to use: the setting, else the platform default."""
-        if self.gallery is not None:
-            return Path(self.gallery).expanduser()
-        return default_data_dir() / "gallery"
+        """The folder for the gallery's files on this device.
+
+        A folder gallery's own folder (the setting, else the platform default). For a
+        PostgreSQL gallery, the folder this device keeps beside it (the unknown-faces inbox):
+        under the data folder, named by a digest of the address, so no part of the address
+        becomes a folder name.
+        """
+        address = self.gallery_address()
+        if address.folder is not None:
+            return address.folder
+        return default_data_dir() / "databases" / address.digest()
 
     def gallery_spec(self) -> Path | str:
         """The gallery to open: a PostgreSQL address as given, else :meth:`gallery_dir`."""
-        if isinstance(self.gallery, str) and is_database_address(self.gallery):
-            return self.gallery
-        return self.gallery_dir()
+        address = self.gallery_address()
+        return address.dsn if address.dsn is not None else self.gallery_dir()
+
+    def gallery_address(self) -> GalleryAddress:
+        """The ``gallery`` setting parsed (the platform's default folder when unset)."""
+        return GalleryAddress.parse(self.gallery if self.gallery is not None else default_data_dir() / "gallery")
 
 
-def is_database_address(spec: object) -> bool:
-    """Whether a gallery setting names a PostgreSQL database (URI or key=value) rather than a folder."""
-    text = str(spec).strip()
-    if text.startswith(("postgresql://", "postgres://")):
-        return True
-    return "=" in text and any(text.startswith(k + "=") or f" {k}=" in text
-                               for k in ("host", "dbname", "service", "user", "port", "hostaddr"))
+_DSN_SCHEMES = ("postgresql://", "postgres://")
+_DSN_KEYS = ("host", "hostaddr", "port", "dbname", "user", "password", "service", "sslmode", "passfile")
+
+
+@dataclass(frozen=True)
+class GalleryAddress:
+    """Where a gallery lives: a folder, or a PostgreSQL database. The one place that tells them apart.
+
+    A text is a database address when it starts with ``postgresql://`` or ``postgres://``
+    (in any case) or is a libpq ``key=value`` string (``host=... dbname=...``, keys in any
+    case); anything else, and any :class:`~pathlib.Path`, is a folder. ``str()`` of an
+    address never shows a password (see :func:`redact`).
+
+    Attributes:
+        folder: the gallery folder, or ``None`` for a database.
+        dsn: the database address as libpq takes it (the scheme in lower case), or ``None``.
+    """
+
+    folder: Path | None = None
+    dsn: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, spec: str | Path) -> GalleryAddress:
+        """Parse a ``gallery`` setting or ``--gallery`` value."""
+        if isinstance(spec, Path):
+            return cls(folder=spec.expanduser())
+        text = str(spec).strip()
+        lower = text.lower()
+        for scheme in _DSN_SCHEMES:
+            if lower.startswith(scheme):
+                return cls(dsn=scheme + text[len(scheme):])
+        if "=" in text and any(lower.startswith(k + "=") or f" {k}=" in lower for k in _DSN_KEYS):
+            return cls(dsn=text)
+        return cls(folder=Path(str(spec)).expanduser())
+
+    def spec(self) -> Path | str:
+        """What opens it: the folder, or the address text."""
+        return self.dsn if self.dsn is not None else self.folder  # type: ignore[return-value]
+
+    def digest(self) -> str:
+        """16 hex digits naming this gallery without showing any part of its address."""
+        import hashlib
+
+        return hashlib.sha256(str(self).encode("utf-8")).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        return redact(self.dsn) if self.dsn is not None else str(self.folder)
 
 
 def gallery_arg(text: str) -> Path | str:
     """A ``--gallery`` value: a database address stays text, anything else is a folder."""
-    return text if is_database_address(text) else Path(text).expanduser()
+    return GalleryAddress.parse(text).spec()
+
+
+def redact(dsn: str) -> str:
+    """A database address as it may be shown: ``postgresql://user@host:port/dbname``, never a password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - an unparsable address is shown as nothing of it
+        return "postgresql://(unreadable address)"
+    if "service" in parts and "host" not in parts:
+        return f"postgresql service {parts['service']}"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host") or parts.get("hostaddr") or "localhost")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')}"
+
+
+def check_no_password(dsn: str) -> None:
+    """Refuse a database address that is malformed or holds a password.
+
+    Raises:
+        SettingsError: with the address shown without its password.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError with the text (which may hold the password)
+        raise SettingsError(f"the gallery address {redact(dsn)} is not a valid PostgreSQL address; "
+                            "write postgresql://user@host:port/dbname or host=... dbname=...") from None
+    if parts.get("password"):
+        raise SettingsError(
+            f"the gallery address {redact(dsn)} contains a password; remove it and put it in ~/.pgpass "
+            "(or PGPASSFILE, PGPASSWORD, a service file) instead"
+        )
 
 
 def default_cache_dir() -> Path:
@@ -312,15 +399,18 @@ def forget_saved(key: str | None, path: Path | None = None) -> Path | None:
         Where an unreadable file was moved, or ``None``.
     """
     path = path or settings_path()
-    if key is None:
-        if not path.exists():
-            return None
-        aside = path.with_name(path.name + ".bad")
-        os.replace(path, aside)
-        return aside
-    values, _ = read_saved_checked(path)
-    values.pop(key, None)
-    _write(values, path)
+    if not path.parent.is_dir():
+        return None
+    with private.update_lock(path):  # another process may be saving its own change
+        if key is None:
+            if not path.exists():
+                return None
+            aside = path.with_name(path.name + ".bad")
+            os.replace(path, aside)
+            return aside
+        values, _ = read_saved_checked(path)
+        values.pop(key, None)
+        _write(values, path)
     return None
 
 
@@ -337,18 +427,17 @@ def _write(values: dict[str, Any], path: Path) -> None:
     import tomli_w
 
     out = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(out), encoding="utf-8")
-    os.replace(tmp, path)
+    private.write_atomically(path, tomli_w.dumps(out), mode=None)
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write the settings that differ from the defaults to ``path``, atomically."""
     path = path or settings_path()
     defaults = Settings()
-    _write({f.name: getattr(settings, f.name) for f in fields(Settings)
-            if getattr(settings, f.name) != getattr(defaults, f.name)}, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with private.update_lock(path):
+        _write({f.name: getattr(settings, f.name) for f in fields(Settings)
+                if getattr(settings, f.name) != getattr(defaults, f.name)}, path)
     return path
 
 
@@ -369,13 +458,15 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> dict[str,
         SettingsError: an unknown name, or the result is not valid; the file is untouched.
     """
     path = path or settings_path()
-    saved, problems = read_saved_checked(path)
-    for problem in problems:  # not in force: the change replaces the file without them
-        log.warning("dropping from the settings file: %s", problem.message)
-    saved.update(changes)
-    saved = {k: v for k, v in saved.items() if v is not None}
-    _validated(saved)  # before anything is written
-    _write(saved, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with private.update_lock(path):  # another process may be saving its own change
+        saved, problems = read_saved_checked(path)
+        for problem in problems:  # not in force: the change replaces the file without them
+            log.warning("dropping from the settings file: %s", problem.message)
+        saved.update(changes)
+        saved = {k: v for k, v in saved.items() if v is not None}
+        _validated(saved)  # before anything is written
+        _write(saved, path)
     return saved
 
 

@@ -261,19 +261,21 @@ class Pipeline:
         """Detections in full-resolution pixels, with the image (and keypoints in it) to align from.
 
         Keypoints are scaled back to the full photo; a face is aligned from the reduced
-        image (already decoded) unless it is small there, then from the full decode.
+        image (already decoded) unless it is small there, then from the full-resolution
+        region around it (a face width on every side: more than the aligned crop takes).
         """
         inv = 1.0 / photo.scale
-        full: np.ndarray | None = None
         out, sources = [], []
         for det in detections:
-            small = det.width < FULL_RES_FACE_RATIO * crop_size
-            if small and full is None:
-                full = photo.full()
             points = (det.keypoints * inv).astype(np.float32)
-            out.append(Detection(box=(det.box[0] * inv, det.box[1] * inv, det.box[2] * inv, det.box[3] * inv),
-                                 keypoints=points, score=det.score))
-            sources.append((full, points) if small and full is not None else (photo.image, det.keypoints))
+            box = (det.box[0] * inv, det.box[1] * inv, det.box[2] * inv, det.box[3] * inv)
+            out.append(Detection(box=box, keypoints=points, score=det.score))
+            if det.width < FULL_RES_FACE_RATIO * crop_size:
+                m = (box[2] - box[0]) + (box[3] - box[1])
+                region, (ox, oy) = photo.region((box[0] - m, box[1] - m, box[2] + m, box[3] + m))
+                sources.append((region, points - np.array([ox, oy], np.float32)))
+            else:
+                sources.append((photo.image, det.keypoints))
         return out, sources
 
     def match_embeddings(self, embeddings: np.ndarray, *, threshold: float | None = None,

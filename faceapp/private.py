@@ -1,8 +1,13 @@
-"""Files that hold biometric data: owner-only permissions and durable renames.
+"""Files that hold biometric data: owner-only permissions, and atomic, durable writes.
 
 A gallery folder is created ``0700`` and every file in it ``0600`` on POSIX, whatever the
 process umask. Opening a folder with looser permissions tightens them when this user owns
 it, and warns otherwise. Windows has no POSIX modes; there these helpers only create.
+
+Every file of faceapp that is replaced as a whole (settings, the runtime cache, a saved
+index, evaluation caches) is written by :func:`write_atomically`: a reader sees the old
+file or the new one, never a mix, also after a crash or power loss. A read-modify-write
+that several processes may do at once holds :func:`update_lock` around it.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -41,13 +47,21 @@ def create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def open_private(path: Path, mode: str = "wb"):  # type: ignore[no-untyped-def]
-    """``open(path, mode)`` for writing, creating the file ``0600`` whatever the umask."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if "w" in mode else os.O_APPEND)
-    fd = os.open(path, flags, FILE_MODE)
-    if POSIX:
-        os.fchmod(fd, FILE_MODE)
-    return os.fdopen(fd, mode)
+FULL_BELOW_BYTES = 1 << 20  # SQLite needs room for its -wal and -shm files even to read
+
+
+def disk_is_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left for this user.
+
+    SQLite reports a full disk as a "disk I/O error" when its shared-memory file cannot
+    grow, so an error is checked against the free space before it is called damage.
+    """
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def fsync_dir(path: Path) -> None:
@@ -62,12 +76,61 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def replace_durably(tmp: Path, final: Path) -> None:
-    """fsync ``tmp``, rename it over ``final`` and fsync the folder."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+def write_atomically(path: Path, data: bytes | str | Callable[[Path], None], *, mode: int | None = FILE_MODE) -> None:
+    """Replace ``path`` with new contents, atomically and durably.
+
+    Writes a new temporary file beside ``path``, fsyncs it, renames it over ``path`` and
+    fsyncs the folder. On any error the temporary file is removed and ``path`` is as it was.
+
+    Args:
+        path: the file to replace (its folder must exist).
+        data: the bytes, the text (written as UTF-8), or a function that writes the file at
+            the path it is given (a library's own save function).
+        mode: the new file's permissions, whatever the umask (default ``0600``); ``None``:
+            ``0666`` less the umask, as a plain ``open`` would.
+
+    Raises:
+        OSError: it could not be written.
+    """
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    try:
+        try:
+            if POSIX and mode is not None:
+                os.fchmod(fd, mode)
+            if not callable(data):
+                os.write(fd, data.encode("utf-8") if isinstance(data, str) else data)
+        finally:
+            os.close(fd)
+        if callable(data):
+            data(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def leftover_temporaries(path: Path) -> list[Path]:
+    """Temporary files :func:`write_atomically` left beside ``path`` when its process died mid-write."""
+    return sorted(path.parent.glob(f"{path.name}.*.tmp"))
+
+
+@contextlib.contextmanager
+def update_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
+    """Hold ``<path>.lock`` (a file lock) while reading, changing and writing ``path`` back.
+
+    Raises:
+        TimeoutError: another process held it for ``timeout`` seconds.
+        OSError: the lock file cannot be created.
+    """
+    import filelock
+
+    with filelock.FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout):
+        yield
 
 
 def _entries(root: Path) -> Iterator[Path]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.backoff import Backoff
 from faceapp.errors import FaceappError
 from faceapp.recognise.track import Tracker, TrackResult
 from faceapp.types import Decision, Match
@@ -229,16 +230,14 @@ def require_event_store(store: Any) -> Any:
 
 def _reopen(source: FrameSource, stop: threading.Event, emit: Callable[[Event], None]) -> bool:
     """Reopen a lost source with backoff; ``False`` when stopped first."""
-    attempt = 0
+    backoff = Backoff(RECONNECT_BACKOFF_S)
     while not stop.is_set():
-        delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
-        if stop.wait(delay):
+        if stop.wait(backoff.delay):
             return False
         try:
             source.reopen()
         except CameraError as exc:
-            attempt += 1
-            log.warning("%s; retrying in %.0f s", exc, RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
+            log.warning("%s; retrying in %.0f s", exc, backoff.failed())
             continue
         emit(Event("source_back", time.time(), source=source.name, message=f"{source.name} is back"))
         return True

@@ -10,6 +10,7 @@ Usage: python scripts/architecture.py [OUT.png]
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def draw(out: Path) -> None:
             x0 = 0.3 + i * width
             inner = modules_in(part)
             label = part.removeprefix("faceapp.") + ("/" if inner else ".py")
-            text = label + ("\n" + ", ".join(inner) if inner else "")
+            text = label + ("\n" + textwrap.fill(", ".join(inner), width=int(width * 13)) if inner else "")
             ax.add_patch(FancyBboxPatch((x0 + 0.05, y - 0.32), width - 0.1, 0.64, boxstyle="round,pad=0.02",
                                         fc="#e8f0fb" if inner else "#f4f4f4", ec="#3b5b8c"))
             ax.text(x0 + width / 2, y, text, ha="center", va="center", fontsize=8.5, wrap=True)

@@ -153,3 +153,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """``faceapp-cli`` in-process on a gallery of the test's own: ``cli(*args) -> (exit code, stdout, stderr)``."""
+    from faceapp.cli import main
+
+    gallery = tmp_path / "gallery"
+
+    def run(*args):  # type: ignore[no-untyped-def]
+        code = main(["--gallery", str(gallery), *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.gallery = gallery  # type: ignore[attr-defined]
+    return run

@@ -13,19 +13,6 @@ from faceapp.cli import main
 from faceapp.vision import models
 
 
-@pytest.fixture
-def cli(tmp_path, capsys):
-    gallery = tmp_path / "gallery"
-
-    def run(*args):
-        code = main(["--gallery", str(gallery), *map(str, args)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.gallery = gallery
-    return run
-
-
 def test_enroll_match_list_rename_remove(cli, data_dir):
     assert cli("enroll", "Obama", data_dir / "obama.jpg")[0] == 0
     assert cli("enroll", "Biden", data_dir / "biden.jpg")[0] == 0

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from devices_bench import MODEL, Device, unit  # noqa: E402
 
-PROPAGATION_S = 5.0  # generous for a loaded CI machine; scripts/devices_bench.py measures the real delay
+PROPAGATION_S = 120.0  # a hang guard only: nothing here asserts a delay; scripts/devices_bench.py measures it
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_enrol_on_one_device_recognised_and_removed_on_two_others(pg_dsn, tmp_pa
     t0 = time.time()
     a.add_templates("Ada", people[:1], model_id=MODEL)
     for dev in (b, c):
-        assert dev.names_after(t0, ["Ada", None], PROPAGATION_S) < PROPAGATION_S
+        dev.names_after(t0, ["Ada", None], PROPAGATION_S)
     t0 = time.time()
     a.add_templates("Ben", people[1:], model_id=MODEL)
     a.remove("Ada")
@@ -112,16 +112,16 @@ def test_server_stop_and_restart(own_server, tmp_path, monkeypatch, spawn):
     assert b.proc.poll() is None and b.lines[-1]["names"] == ["Ada", None]
 
     own_server.start()
-    deadline = time.monotonic() + 30
-    while True:  # the store reconnects with backoff
+    for _attempt in range(400):  # the store reconnects with backoff; a count, not a clock, bounds the wait
         try:
             t0 = time.time()
             a.add_templates("Ben", people[1:], model_id=MODEL)
             break
         except GalleryUnavailableError:
-            assert time.monotonic() < deadline, "never reconnected"
             time.sleep(0.3)
-    b.names_after(t0, ["Ada", "Ben"], 20.0)  # the device's listener reconnects and catches up
+    else:
+        pytest.fail("never reconnected")
+    b.names_after(t0, ["Ada", "Ben"], PROPAGATION_S)  # the device's listener reconnects and catches up
     assert b.stop() == 0
     a.close()
 
@@ -164,4 +164,4 @@ def test_concurrent_writers_lose_nothing(pg_dsn, tmp_path):
         # Every write was one transaction with its own generation: 2 enrolments per round + the removals.
         assert state.generation == 3 * (2 * n + len(range(0, n, 3)))
         g.search(np.ones((1, 128), np.float32) / np.sqrt(128), 1, model_id=MODEL)
-        assert sorted(g._index.ids().tolist()) == sorted(g.store.template_ids(MODEL).tolist())
+        assert sorted(g.slot.index.ids().tolist()) == sorted(g.store.template_ids(MODEL).tolist())

@@ -159,16 +159,16 @@ def test_write_lock_timeout(tmp_path, rng):
             lock = filelock.FileLock({str(tmp_path / 'write.lock')!r})
             lock.acquire()
             print('locked', flush=True)
-            time.sleep(5)
+            sys.stdin.readline()  # held until the test is done
         """)
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout.readline().strip() == "locked"
             with pytest.raises(GalleryLockedError, match="locked by another faceapp process"):
                 g.add_templates("A", unit(rng, 1), model_id=MODEL)
         finally:
-            proc.kill()
-            proc.wait()
+            proc.stdin.close()
+            proc.wait(timeout=60)
         del other
         g.add_templates("A", unit(rng, 1), model_id=MODEL)
         assert len(g) == 1

@@ -10,8 +10,8 @@ from faceapp.cli import main
 from faceapp.errors import GalleryError
 from faceapp.gallery.copy import copy_store
 from faceapp.gallery.gallery import Gallery
+from faceapp.gallery.opening import open_store
 from faceapp.gallery.sqlite_store import SQLiteStore
-from faceapp.gallery.store import open_store
 
 pytestmark = pytest.mark.postgres
 MODEL = "c" * 64

@@ -427,5 +427,5 @@ def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
     bundled = models.resolve_embedder(None)
     for _ in range(3):
         Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
-    blobs = [p for p in (tmp_path / "openvino").iterdir() if p.is_file() and p.stat().st_size > 1_000_000]
-    assert len(blobs) == 1, sorted(p.name for p in (tmp_path / "openvino").iterdir())
+    blobs = [p for p in (tmp_path / "openvino").rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]
+    assert len(blobs) == 1, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))

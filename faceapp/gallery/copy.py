@@ -7,16 +7,29 @@ are not copied: they are listed in the report. Negative samples keep their face 
 later re-embedding of the copy rebuilds them too.
 The destination must be empty. At the end the destination's people, templates per model
 and negative samples are counted and compared with the source's.
+
+A copy into a folder is all or nothing (:func:`copy_gallery`): it is written into a hidden
+staging folder beside the destination (``.NAME.incomplete``) and published by renaming it
+only once the counts are checked. A copy that is killed leaves only the staging folder,
+which never opens as the destination's gallery and is cleared by the next run; a copy that
+fails removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from faceapp import private
+from faceapp.config import GalleryAddress
 from faceapp.errors import GalleryError
+from faceapp.gallery.opening import open_store
 from faceapp.gallery.store import Store
 
 
@@ -92,3 +105,68 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
         raise GalleryError(f"the copy in {dst.location} does not match {src.location}: {'; '.join(problems)}")
     return CopyReport(people=len(people), templates=got, negatives=want_neg,
                       skipped=tuple(p.name for p in everyone if not p.templates))
+
+
+def staging_folder(final: Path) -> Path:
+    """Where a copy into the folder ``final`` is written before it is published."""
+    return final.parent / f".{final.name}.incomplete"
+
+
+def copy_gallery(src_spec: str | Path, dst_spec: str | Path, *,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[CopyReport, str]:
+    """Copy the gallery ``src_spec`` names into the empty one ``dst_spec`` names.
+
+    A folder destination is written under :func:`staging_folder` and renamed into place at
+    the end, so it holds the whole copy or nothing (an empty folder given as the
+    destination stays as it was until then).
+
+    Args:
+        src_spec: a gallery folder or PostgreSQL address.
+        dst_spec: an empty (or missing) folder, or an empty PostgreSQL database.
+        progress: see :func:`copy_store`.
+
+    Returns:
+        The report and where the copy now is.
+
+    Raises:
+        GalleryError: see :func:`copy_store`; also when the destination folder is not empty.
+    """
+    src = open_store(src_spec)
+    try:
+        address = GalleryAddress.parse(dst_spec)
+        if address.folder is None:
+            dst = open_store(address)
+            try:
+                return copy_store(src, dst, progress=progress), dst.location
+            finally:
+                dst.close()
+        final = address.folder
+        if final.exists() and (not final.is_dir() or any(final.iterdir())):
+            raise GalleryError(f"gallery {final} is not empty; copy into a new folder or an empty database")
+        staging = staging_folder(final)
+        if staging.exists():  # left by a copy that was killed: never published, never a gallery
+            shutil.rmtree(staging)
+        try:
+            dst = open_store(staging)
+            try:
+                report = copy_store(src, dst, progress=progress)
+            finally:
+                dst.close()
+            _publish(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return report, str(final)
+    finally:
+        src.close()
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Rename the finished copy into place (an empty destination folder is replaced)."""
+    for leftover in staging.glob("*-shm"):  # SQLite's shared memory is not part of the copy
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    if final.is_dir():
+        final.rmdir()
+    os.replace(staging, final)
+    private.fsync_dir(final.parent)

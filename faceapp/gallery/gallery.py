@@ -19,15 +19,25 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import GalleryError, GalleryMismatchError
-from faceapp.gallery import vindex
+from faceapp.gallery import integrity, vindex
 from faceapp.gallery.index_cache import IndexKeeper
 from faceapp.gallery.sqlite_store import SQLiteStore
-from faceapp.gallery.store import Erased, Person, Sample, Store, StoreState, normalise_name, open_store
-from faceapp.gallery.vindex import Binding, HnswIndex, VectorIndex
+from faceapp.gallery.store import (
+    Erased,
+    Person,
+    Sample,
+    Store,
+    StoreState,
+    lookalike_of,
+    normalise_name,
+)
+from faceapp.gallery.vindex import Binding, HnswIndex, IndexSlot, VectorIndex
 
 __all__ = ["Gallery", "open_gallery", "Person", "Sample", "Erased", "TemplateHit", "normalise_name"]
 
 log = logging.getLogger(__name__)
+
+INDEX_LOCK_WAIT_S = 10.0  # a writer waits this long for another process saving the index
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,13 @@ class Gallery:
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
         self.index_is_cache = index_is_cache
-        self._mutex = threading.RLock()
-        self._keeper: IndexKeeper | None = IndexKeeper(self, self.root) if index_is_cache and self.root else None
-        self._index: VectorIndex | None = None
-        self._binding: Binding | None = None
+        self.slot = IndexSlot()
+        self._keeper: IndexKeeper | None = IndexKeeper(self.slot, self.root, index) \
+            if index_is_cache and self.root else None
         self._state: StoreState | None = None
         self._negatives: tuple[int, str, np.ndarray, np.ndarray] | None = None
+        self._no_saved_index = False  # the last catch-up found no saved index it could use
+        self._damaged_logged: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ the store, passed through
 
@@ -135,27 +146,36 @@ class Gallery:
             UnknownPersonError: not ``create`` and the name is missing.
             GalleryMismatchError: the gallery holds another model's templates.
         """
-        emb = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
-        if emb.ndim != 2 or len(emb) == 0:
-            raise GalleryError("no templates to add")
-        if not np.all(np.isfinite(emb)):
-            raise GalleryError("refusing templates with NaN or infinite values")
+        emb = integrity.check_embeddings(embeddings, "templates")
         n = len(emb)
         crops = list(thumbnails) if thumbnails is not None else [None] * n
         srcs = list(sources) if sources is not None else [None] * n
         quals = list(qualities) if qualities is not None else [None] * n
         if not len(crops) == len(srcs) == len(quals) == n:
             raise ValueError("thumbnails, sources and qualities must match the embeddings")
+        if create and not self.has_person(name):
+            self._refuse_lookalike(name)
         person = self.store.add_templates(name, emb, model_id=model_id, crops=crops, sources=srcs, qualities=quals,
                                           create=create, must_be_new=must_be_new)
         self.refresh()
         return person
 
     def rename(self, old: str, new: str) -> Person:
-        """Rename a person. Raises when ``old`` is unknown or ``new`` is taken by someone else."""
+        """Rename a person. Raises when ``old`` is unknown or ``new`` is taken by, or looks like, someone else."""
+        if not self.has_person(new):  # a name the store already knows is its own rule's business
+            self._refuse_lookalike(new, besides=self.get_person(old).name)
         person = self.store.rename(old, new)
         self.refresh()
         return person
+
+    def _refuse_lookalike(self, name: str, besides: str | None = None) -> None:
+        """Refuse a new name that could be mistaken for an enrolled person's (UTS #39 skeletons)."""
+        other = lookalike_of(name, [p.name for p in self.list_persons() if p.name != besides])
+        if other is not None:
+            raise GalleryError(
+                f"the name {normalise_name(name)!r} looks like {other!r}, who is already enrolled; "
+                f"use {other!r} to add photos to them, or choose a name that reads differently"
+            )
 
     def merge(self, source: str, target: str) -> Person:
         """Move every template of ``source`` to ``target`` and remove ``source``."""
@@ -177,9 +197,7 @@ class Gallery:
 
     def add_negative(self, name: str, embedding: np.ndarray, *, model_id: str, crop: bytes | None = None) -> int:
         """Keep a face as "this is not ``name``"; returns the negative sample's id."""
-        emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(emb)):
-            raise GalleryError("refusing a negative sample with NaN or infinite values")
+        emb = integrity.check_embeddings(np.asarray(embedding).reshape(-1), "a negative sample")[0]
         nid = self.store.add_negative(name, emb, model_id=model_id, crop=crop)
         self.refresh()
         return nid
@@ -190,7 +208,7 @@ class Gallery:
         Args:
             erased: rows were removed; the saved index is rewritten even by a reader.
         """
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
             self._persist(force=erased)
 
@@ -198,34 +216,36 @@ class Gallery:
 
     def _sync(self) -> None:
         """Make the in-memory index answer for exactly the store's current state."""
-        with self._mutex:
+        with self.slot.lock:
             state = self.store.state()
             self._state = state
-            b = self._binding
-            if self._index is not None and b is not None and (b.gallery_id, b.generation, b.model_id) == (
-                    state.gallery_id, state.generation, state.model_id):
+            b = self.slot.binding
+            if self.slot.index is not None and b is not None and (b.gallery_id, b.generation, b.model_id, b.history) == (
+                    state.gallery_id, state.generation, state.model_id, state.history):
                 return
             if state.model_id is None or state.dim is None:
-                self._index, self._binding = None, None
+                self.slot.index, self.slot.binding = None, None
                 return
             if self._catch_up(state):
                 return
             ids = self.store.template_ids(state.model_id)
             kind = vindex.choose_kind(len(ids), self.index_setting)
-            binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids))
-            index = self._index
+            binding = Binding(state.gallery_id, state.generation, state.model_id, state.dim, vindex.ids_digest(ids),
+                              state.history)
+            index = self.slot.index
             same_lineage = (index is not None and b is not None and index.kind == kind and b.gallery_id == state.gallery_id
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
                 root = self._index_root()
-                index = HnswIndex.load(root, binding) if kind == "hnsw" and root is not None else None
+                index = (HnswIndex.load(root, binding)
+                         if kind == "hnsw" and root is not None and not self._no_saved_index else None)
                 if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
             assert index is not None
             have = index.ids()
             changed = self._apply(index, np.setdiff1d(ids, have, assume_unique=True),
                                   np.setdiff1d(have, ids, assume_unique=True), state.dim)
-            self._index, self._binding = index, binding
+            self.slot.index, self.slot.binding = index, binding
             if (index.kind == "hnsw" or self._keeper is not None) and changed:
                 self._persist(force=self.index_is_cache, only_if_unlocked=True)
 
@@ -236,16 +256,19 @@ class Gallery:
         the index kind would change): the caller then compares every id.
         """
         assert state.model_id is not None and state.dim is not None
-        index, b = self._index, self._binding
+        index, b = self.slot.index, self.slot.binding
         root = self._index_root()
+        self._no_saved_index = False
         if (index is None or b is None) and root is not None:
             probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
             found = HnswIndex.load_lineage(root, probe)
             if found is not None:
                 index, b = found
+            else:  # what an exact load would accept is part of what a lineage load accepts
+                self._no_saved_index = True
         if index is None or b is None or (b.gallery_id, b.model_id, b.dim) != (state.gallery_id, state.model_id, state.dim):
             return False
-        changes = self.store.changes_since(b.generation, state.model_id)
+        changes = self.store.changes_since(b.generation, state.model_id, b.history)
         if changes is None or (changes.state.gallery_id, changes.state.model_id, changes.state.dim) != (
                 state.gallery_id, state.model_id, state.dim):
             return False
@@ -256,9 +279,9 @@ class Gallery:
         if wanted != index.kind and not (self._keeper is not None and index.kind == "exact"):
             return False
         changed = self._apply(index, added, removed, state.dim)
-        self._index, self._state = index, changes.state
-        self._binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
-                                vindex.ids_digest(index.ids()))
+        self.slot.index, self._state = index, changes.state
+        self.slot.binding = Binding(state.gallery_id, changes.state.generation, state.model_id, state.dim,
+                                    vindex.ids_digest(index.ids()), changes.state.history)
         if changed:
             self._persist(force=self.index_is_cache, only_if_unlocked=True)
         return True
@@ -269,8 +292,28 @@ class Gallery:
         if len(removed):
             index.remove(removed)
         if len(added):
-            index.add(added, self.store.embeddings(added, dim))
+            vectors, ok = self.store.checked_embeddings(added, dim)
+            if not ok.all():  # never searched; `faceapp-cli check` lists and rebuilds them
+                bad = frozenset(added[~ok].tolist())
+                if bad != self._damaged_logged:
+                    log.warning("gallery %s: %d damaged template(s) left out of search; run `faceapp-cli check` "
+                                "to embed them again from their face crops", self.store.location, len(bad))
+                    self._damaged_logged = bad
+            added, vectors = added[ok], vectors[ok]
+            if len(added):
+                index.add(added, vectors)
         return bool(len(added) or len(removed))
+
+    def damaged_templates(self) -> list[integrity.Damaged]:
+        """Stored templates and negative samples that are not what was written (a flipped bit,
+        an edited database), by person; they are never searched."""
+        return self.store.damaged()
+
+    def repair(self, damaged: integrity.Damaged, vector: np.ndarray) -> None:
+        """Store ``vector``, embedded again from the damaged row's own face crop, in its place."""
+        emb = integrity.check_embeddings(vector, "a re-embedded template", self.store.state().dim)
+        self.store.repair(damaged.kind, damaged.row_id, emb[0])
+        self.refresh()
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for another device's write, then take it in.
@@ -287,7 +330,7 @@ class Gallery:
             waiter(timeout)
         else:
             threading.Event().wait(timeout)
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
             return self._state is not None and self._state.generation != before
 
@@ -299,7 +342,7 @@ class Gallery:
         root = self._index_root()
         if root is None:
             return
-        index, binding = self._index, self._binding
+        index, binding = self.slot.index, self.slot.binding
         if self._keeper is not None:  # a device cache: erase now, build and save in the background
             if isinstance(index, HnswIndex) and index.has_deleted:
                 self._keeper.wipe()
@@ -312,11 +355,13 @@ class Gallery:
             return
         if index.has_deleted:
             index = index.compacted()
-            self._index = index
-        if only_if_unlocked and not force:
-            return  # a reader leaves saving to the writers, who hold the lock
+            self.slot.index = index
+        # A reader saves too (so the next command need not rebuild), unless another process is saving.
+        wait = 0.0 if only_if_unlocked and not force else INDEX_LOCK_WAIT_S
         try:
-            index.save(root, binding)
+            with vindex.index_lock(root, wait) as held:
+                if held:
+                    index.save(root, binding)
         except OSError as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
@@ -340,9 +385,9 @@ class Gallery:
             probes = probes[None]
         if len(probes) == 0:
             return []
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
-            index, state = self._index, self._state
+            index, state = self.slot.index, self._state
             if index is None or state is None or len(index) == 0:
                 return [[] for _ in probes]
             if state.model_id != model_id:
@@ -371,7 +416,7 @@ class Gallery:
         probes = np.asarray(embeddings, dtype=np.float32)
         if probes.ndim == 1:
             probes = probes[None]
-        with self._mutex:
+        with self.slot.lock:
             state = self._state or self.store.state()  # search() has just synced, as a rule
             cached = self._negatives
             if cached is None or cached[:2] != (state.generation, model_id):
@@ -381,7 +426,7 @@ class Gallery:
         pids, vectors = cached[2], cached[3]
         if len(pids) == 0:
             return [{} for _ in probes]
-        sims = probes @ vectors.T
+        sims = np.clip(probes @ vectors.T, -1.0, 1.0)
         out = []
         for row in sims:
             best: dict[int, float] = {}
@@ -395,16 +440,19 @@ class Gallery:
 
     def index_stats(self) -> dict[str, Any]:
         """Sizes of the store and the index, and which index answers."""
-        with self._mutex:
+        with self.slot.lock:
             self._sync()
-            index = self._index
+            index = self.slot.index
             root = self.root
+            saved = root / vindex.INDEX_NAME if root is not None else None
+            current = (saved is not None and saved.is_file() and self.slot.binding is not None
+                       and HnswIndex.saved_binding(saved.parent) == self.slot.binding)
             return {
                 "templates": self.count_templates(),
                 "index_kind": None if index is None else index.kind,
                 "index_elements": 0 if index is None else len(index),
-                "index_file_bytes": (root / vindex.INDEX_NAME).stat().st_size
-                if root is not None and (root / vindex.INDEX_NAME).exists() else 0,
+                # a file saved for another state is not this gallery's index: it is rebuilt, not counted
+                "index_file_bytes": saved.stat().st_size if current and saved is not None else 0,
             }
 
     def info(self) -> dict[str, Any]:
@@ -413,6 +461,7 @@ class Gallery:
         return {
             "gallery_id": state.gallery_id,
             "generation": state.generation,
+            "history": None if state.history is None else f"{state.history:014x}",
             "model_id": state.model_id,
             "model_ids": self.store.model_counts(),
             "people": len(self),
@@ -427,9 +476,9 @@ class Gallery:
     def close(self) -> None:
         if self._keeper is not None:
             self._keeper.close()
-        with self._mutex:
+        with self.slot.lock:
             self.store.close()
-            self._index = None
+            self.slot.index = None
 
     def __enter__(self) -> Gallery:
         return self
@@ -455,11 +504,13 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         SettingsError: a database address is malformed or holds a password.
     """
     from faceapp import private
-    from faceapp.config import default_cache_dir, is_database_address
+    from faceapp.config import GalleryAddress, default_cache_dir
+    from faceapp.gallery.opening import open_store
 
-    if not (isinstance(spec, str) and is_database_address(spec)):
-        return Gallery(Path(spec), index=index, lock_timeout=lock_timeout)
-    store = open_store(spec)
+    address = GalleryAddress.parse(spec)
+    if address.folder is not None:
+        return Gallery(address.folder, index=index, lock_timeout=lock_timeout)
+    store = open_store(address)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
         for folder in (cache.parent.parent, cache.parent, cache):

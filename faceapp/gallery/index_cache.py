@@ -24,12 +24,11 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from faceapp.gallery import vindex
-from faceapp.gallery.vindex import HnswIndex
+from faceapp.gallery.vindex import HnswIndex, IndexSlot
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +40,17 @@ class IndexKeeper:
     """Background builder, saver and wiper for one gallery's cached hnswlib index.
 
     Args:
-        gallery: the :class:`~faceapp.gallery.gallery.Gallery` (its ``_mutex``, ``_index`` and
-            ``_binding`` are read and swapped under its mutex).
+        slot: the gallery's index and binding (read, and swapped for a new graph, under its lock).
         root: the cache folder.
+        index_setting: the gallery's ``index`` setting (``"auto"``, ``"exact"`` or ``"hnsw"``).
     """
 
     save_idle_s = SAVE_IDLE_S
 
-    def __init__(self, gallery: Any, root: Path) -> None:
-        self.gallery = gallery
+    def __init__(self, slot: IndexSlot, root: Path, index_setting: str) -> None:
+        self.slot = slot
         self.root = root
+        self.index_setting = index_setting
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -70,8 +70,8 @@ class IndexKeeper:
 
     def schedule(self) -> None:
         """Build, compact or save in the background: soon when the in-memory index needs a new
-        graph, after :attr:`save_idle_s` quiet seconds when it only grew. Call under the gallery's mutex."""
-        index = self.gallery._index
+        graph, after :attr:`save_idle_s` quiet seconds when it only grew. Call under the slot's lock."""
+        index = self.slot.index
         rebuild = index is not None and (not isinstance(index, HnswIndex) or index.has_deleted)
         delay = BUILD_DELAY_S if rebuild else self.save_idle_s
         with self._state_lock:
@@ -105,18 +105,17 @@ class IndexKeeper:
             return
         if self._wipe_needed:
             self._wipe_files()
-        g = self.gallery
-        with g._mutex:
-            index, binding = g._index, g._binding
+        with self.slot.lock:
+            index, binding = self.slot.index, self.slot.binding
             if isinstance(index, HnswIndex) and not index.has_deleted and binding is not None:
                 with contextlib.suppress(OSError, TimeoutError):
                     self._save(index, binding)
 
     @contextlib.contextmanager
     def _locked(self):  # type: ignore[no-untyped-def]
-        import filelock
-
-        with filelock.FileLock(str(self.root / "index.lock"), timeout=60):
+        with vindex.index_lock(self.root, timeout=60) as held:
+            if not held:
+                raise TimeoutError(f"{self.root / vindex.LOCK_NAME} is held by another process")
             yield
 
     def _wipe_files(self) -> None:
@@ -150,12 +149,12 @@ class IndexKeeper:
                 log.warning("could not save the gallery index in %s (%s); it will be rebuilt next time", self.root, exc)
 
     def _work(self) -> None:
-        g = self.gallery
-        with g._mutex:
-            index, binding = g._index, g._binding
+        slot = self.slot
+        with slot.lock:
+            index, binding = slot.index, slot.binding
             if index is None or binding is None:
                 return
-            wanted = vindex.choose_kind(len(index), g.index_setting)
+            wanted = vindex.choose_kind(len(index), self.index_setting)
             if wanted != "hnsw":
                 return
             if isinstance(index, HnswIndex) and not index.has_deleted:
@@ -166,8 +165,8 @@ class IndexKeeper:
         fresh.add(ids, vectors, threads=1)  # on one core, so the device goes on answering
         if self._stop.is_set():
             return
-        with g._mutex:
-            current, binding = g._index, g._binding
+        with slot.lock:
+            current, binding = slot.index, slot.binding
             if current is None or binding is None or current.dim != fresh.dim:
                 return
             now_ids, now_vectors = current.items()
@@ -178,7 +177,7 @@ class IndexKeeper:
             new = np.isin(now_ids, ids, invert=True)
             if new.any():
                 fresh.add(now_ids[new], now_vectors[new])
-            g._index = fresh
+            slot.index = fresh
             self._save(fresh, binding)
         log.info("gallery index of %d templates built and saved in %s", len(fresh), self.root)
 

@@ -2,21 +2,24 @@
 
 A *store* keeps everything that must survive: people, their templates (embedding, the model
 that made it, the aligned face crop it was made from, quality), negative samples ("this is
-not X"), a random gallery id fixed at creation and a generation that every write bumps. It
-is the one place with SQL. Search does not live here: a vector index (:mod:`faceapp.gallery.vindex`)
-is built from a store's snapshot and bound to its gallery id and generation.
+not X"), a random gallery id fixed at creation and a generation that every write bumps.
+Search does not live here: a vector index (:mod:`faceapp.gallery.vindex`) is built from a
+store's snapshot and bound to its gallery id and generation.
 
-:class:`faceapp.gallery.sqlite_store.SQLiteStore` keeps a store in a folder; other back ends
-implement the same :class:`Store` protocol.
+This module is the protocol and the values that cross it; it imports no implementation.
+:class:`faceapp.gallery.sql_store.SQLStore` implements it once for both databases (a folder's
+SQLite, :mod:`faceapp.gallery.sqlite_store`; a shared PostgreSQL,
+:mod:`faceapp.gallery.pg_store`), and :func:`faceapp.gallery.opening.open_store` opens the
+one a gallery address names.
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,13 +34,16 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
 def normalise_name(name: str) -> str:
-    """Trim and NFC-normalise a person's name; refuse names that could look like another.
+    """Trim and NFKC-normalise a person's name; refuse names that could look like another.
+
+    NFKC folds compatibility forms (full-width letters, a no-break space, ligatures) into
+    the characters they stand for, so a name is stored the way it reads.
 
     Raises:
         GalleryError: the name is empty, too long, or has control, invisible or
-            direction-changing characters.
+            direction-changing characters (Hangul fillers and other default-ignorable ones included).
     """
-    clean = unicodedata.normalize("NFC", str(name)).strip()
+    clean = unicodedata.normalize("NFKC", str(name)).strip()
     if not clean:
         raise GalleryError("a person's name must not be empty")
     if len(clean) > MAX_NAME_LENGTH:
@@ -46,12 +52,56 @@ def normalise_name(name: str) -> str:
         cat = unicodedata.category(ch)
         if cat == "Cc":
             raise GalleryError("a person's name must not contain control characters (tabs, newlines)")
-        if cat in _FORBIDDEN_CATEGORIES:
+        if cat in _FORBIDDEN_CATEGORIES or _default_ignorable(ch):
             raise GalleryError(
                 f"a person's name must not contain invisible or direction-changing characters "
                 f"(found U+{ord(ch):04X}); type the name again"
             )
     return clean
+
+
+def _default_ignorable(ch: str) -> bool:
+    """Unicode's Default_Ignorable_Code_Point: drawn as nothing (Hangul fillers, soft hyphen, variation selectors)."""
+    import icu
+
+    return bool(icu.Char.hasBinaryProperty(ch, icu.UProperty.DEFAULT_IGNORABLE_CODE_POINT))
+
+
+@functools.lru_cache(maxsize=1)
+def _spoof_checker() -> Any:
+    import icu
+
+    return icu.SpoofChecker()
+
+
+def name_keys(name: str) -> frozenset[str]:
+    """What a name looks like: two names that share a key can be mistaken for each other.
+
+    A key is a UTS #39 confusable skeleton (ICU's ``SpoofChecker``) of the NFKC-normalised
+    name, taken both before and after case folding, so that "\u041ebama" (Cyrillic O) meets
+    "Obama", "BiII" meets "Bill" and "\u00c9mile" meets "\u00e9mile". Keys are for comparing
+    only, never for display.
+
+    Raises:
+        GalleryError: the name itself is refused (see :func:`normalise_name`).
+    """
+    return _keys(normalise_name(name))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # every enrolment compares with every enrolled name
+def _keys(clean: str) -> frozenset[str]:
+    skeleton = functools.partial(_spoof_checker().getSkeleton, 0)
+    return frozenset({skeleton(clean.casefold()), skeleton(skeleton(clean).casefold())})
+
+
+def lookalike_of(name: str, others: Iterator[str] | Sequence[str]) -> str | None:
+    """The first of ``others`` that ``name`` could be mistaken for (not the same name), or ``None``."""
+    keys = name_keys(name)
+    clean = normalise_name(name)
+    for other in others:
+        if other != clean and keys & name_keys(other):
+            return other
+    return None
 
 
 def new_row_id() -> int:
@@ -116,12 +166,17 @@ class StoreState:
         generation: bumped by every write.
         model_id: sha256 of the embedder whose templates are searched, or ``None`` when empty.
         dim: embedding size of those templates, or ``None``.
+        history: the history id of this generation: a token the write that made it logged
+            (PostgreSQL), so that a database restored from an older backup, which goes on
+            with other writes, is not taken for the history a device synced; ``None`` where
+            the store keeps none.
     """
 
     gallery_id: str
     generation: int
     model_id: str | None
     dim: int | None
+    history: int | None = None
 
 
 @dataclass(frozen=True)
@@ -191,27 +246,6 @@ class ReembedStatus:
     without_crop: tuple[str, ...]
 
 
-def open_store(spec: str | Path) -> Store:
-    """Open the store a ``gallery`` setting names: a PostgreSQL address or a folder.
-
-    Args:
-        spec: ``postgresql://user@host:port/dbname``, ``host=... dbname=...``, or a folder.
-
-    Raises:
-        GalleryError: the store cannot be opened (see the store classes).
-        SettingsError: a database address is malformed or holds a password.
-    """
-    from faceapp.config import is_database_address
-
-    if isinstance(spec, str) and is_database_address(spec):
-        from faceapp.gallery.pg_store import PostgresStore
-
-        return PostgresStore(spec)
-    from faceapp.gallery.sqlite_store import SQLiteStore
-
-    return SQLiteStore(Path(spec))
-
-
 class Store(Protocol):
     """The source of truth of a gallery. Every write is one transaction that bumps the generation."""
 
@@ -239,10 +273,13 @@ class Store(Protocol):
         """Every negative sample of ``model_id`` as (person id, embedding, face crop or None), read at once."""
         ...
     def template_ids(self, model_id: str) -> np.ndarray: ...
-    def changes_since(self, generation: int, model_id: str) -> Changes | None:
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """What changed after ``generation``, or ``None`` when the store keeps no log reaching back that far."""
         ...
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray: ...
+    def checked_embeddings(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def damaged(self) -> list[Any]: ...
+    def repair(self, kind: str, row_id: int, vector: np.ndarray) -> None: ...
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]: ...
     def reembed_status(self, model_id: str) -> ReembedStatus: ...
     def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]: ...

@@ -3,7 +3,7 @@
 An index answers "which templates are nearest to these probes", in cosine similarity
 (higher = more alike); hnswlib's inner-product distance is converted in
 :func:`_similarity` and nowhere else. Which index is used depends on the number of
-templates: the exact index (one matrix product, perfect recall, so the open-set rules
+templates: the exact index (a brute-force scan, perfect recall, so the open-set rules
 see the true second-best person) up to :data:`EXACT_MAX_TEMPLATES`, hnswlib above it.
 
 Only the hnswlib index is saved, as ``index.hnsw`` + ``index.json``. The sidecar binds the
@@ -20,7 +20,9 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 INDEX_NAME = "index.hnsw"
 SIDECAR_NAME = "index.json"
 INDEX_FILES = (INDEX_NAME, SIDECAR_NAME)
+LOCK_NAME = "index.lock"
 INDEX_KINDS = ("auto", "exact", "hnsw")
 # Exact search of 20,000 128-d templates took 0.3-1.2 ms per probe on a loaded 2-core
 # machine, against 0.1-0.5 ms for hnswlib (README, "Gallery search"); above this size the
@@ -66,8 +69,9 @@ def ids_digest(ids: np.ndarray) -> str:
 
 
 def _similarity(distances: np.ndarray) -> np.ndarray:
-    """hnswlib's inner-product distance (1 - dot) -> cosine similarity of unit vectors."""
-    return 1.0 - distances
+    """hnswlib's inner-product distance (1 - dot) -> cosine similarity of unit vectors, in
+    [-1, 1] (stored vectors are unit length within a tolerance, so a dot can stray past 1)."""
+    return np.clip(1.0 - distances, -1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class Binding:
     model_id: str
     dim: int
     ids_digest: str
+    history: int | None = None  # see StoreState.history
 
 
 class VectorIndex(Protocol):
@@ -174,6 +179,7 @@ class HnswIndex:
         import hnswlib
 
         self.dim = dim
+        fresh = _index is None
         if _index is None:
             _index = hnswlib.Index(space="ip", dim=dim)
             _index.init_index(max_elements=max(capacity, 1024), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
@@ -181,7 +187,7 @@ class HnswIndex:
         self._deleted: set[int] = set()
         # A copy of the vectors added since this graph was made (not kept for a loaded file),
         # so that :meth:`items` need not read them back out of the graph one by one.
-        self._added: list[tuple[np.ndarray, np.ndarray]] | None = [] if _index is None else None
+        self._added: list[tuple[np.ndarray, np.ndarray]] | None = [] if fresh else None
 
     def __len__(self) -> int:
         return int(self._index.get_current_count()) - len(self._deleted)
@@ -248,17 +254,11 @@ class HnswIndex:
         if self._deleted:
             raise ValueError("compact the index before saving it")
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
-        tmp = root / (INDEX_NAME + ".tmp")
-        private.create_private_file(tmp)
-        self._index.save_index(str(tmp))
-        private.replace_durably(tmp, path)
+        private.write_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
         side = {"format": SIDECAR_FORMAT, "space": "ip", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                 "max_elements": int(self._index.get_max_elements()), "size": path.stat().st_size,
                 "sha256": private.sha256_file(path), "binding": asdict(binding)}
-        stmp = root / (SIDECAR_NAME + ".tmp")
-        with private.open_private(stmp, "w") as f:
-            f.write(json.dumps(side))
-        private.replace_durably(stmp, side_path)
+        private.write_atomically(side_path, json.dumps(side))
 
     @classmethod
     def load(cls, root: Path, binding: Binding) -> HnswIndex | None:
@@ -279,6 +279,15 @@ class HnswIndex:
                     and saved.generation <= binding.generation)
 
         return cls._read(root, binding.dim, same_lineage)
+
+    @classmethod
+    def saved_binding(cls, root: Path) -> Binding | None:
+        """The state the saved index file says it was built from (``None``: no readable sidecar)."""
+        try:
+            side = json.loads((root / SIDECAR_NAME).read_text(encoding="utf-8"))
+            return Binding(**side["binding"]) if side.get("format") == SIDECAR_FORMAT else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @classmethod
     def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
@@ -305,10 +314,49 @@ class HnswIndex:
             return None
 
 
+@dataclass
+class IndexSlot:
+    """The index a gallery searches and the store state it answers for, guarded by ``lock``.
+
+    Shared by a :class:`~faceapp.gallery.gallery.Gallery` and its background
+    :class:`~faceapp.gallery.index_cache.IndexKeeper`: whoever reads or swaps ``index`` and
+    ``binding`` holds ``lock``.
+    """
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    index: VectorIndex | None = None
+    binding: Binding | None = None
+@contextlib.contextmanager
+def index_lock(root: Path, timeout: float) -> Iterator[bool]:
+    """Hold ``root/index.lock`` (``0600``) while saving or wiping index files.
+
+    Args:
+        root: the folder of the index files.
+        timeout: seconds to wait for another process; 0 tries once.
+
+    Yields:
+        Whether the lock is held (``False``: another process holds it and ``timeout`` passed).
+    """
+    import filelock
+
+    path = root / LOCK_NAME
+    private.create_private_file(path)
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def wipe_index_files(root: Path) -> None:
     """Overwrite saved index files with zeros, then delete them."""
-    for name in (*INDEX_FILES, INDEX_NAME + ".tmp", SIDECAR_NAME + ".tmp"):
-        p = root / name
+    names = [root / n for n in INDEX_FILES]
+    for p in [*names, *(t for n in names for t in private.leftover_temporaries(n))]:
         with contextlib.suppress(OSError):
             if p.is_file():
                 size = p.stat().st_size

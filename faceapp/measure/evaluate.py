@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp import private
 from faceapp.errors import FaceappError, ImageError
 from faceapp.measure.openset import (
     DetCurve,
@@ -193,9 +194,7 @@ def embed_photos(pipe: Any, items: Sequence[tuple[Path, str]], *, cache_dir: Pat
         meta = json.dumps({"names": out.names, "files": out.files, "failed": out.failed})
         buf = io.BytesIO()
         np.savez(buf, embeddings=out.embeddings, crops=out.crops, labels=out.labels, meta=np.array(meta))
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(cache)
+        private.write_atomically(cache, buf.getvalue())  # face crops: private
     return out
 
 

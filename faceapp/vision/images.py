@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -216,7 +216,8 @@ class Photo:
 
     Attributes:
         image: ``(h, w, 3)`` RGB uint8, EXIF orientation applied.
-        scale: ``image`` size over the full-resolution size (1.0, 1/2, 1/4 or 1/8).
+        scale: ``image`` size over the full-resolution size (1.0, 1/2, 1/4 or 1/8 for a JPEG,
+            1/factor for other formats).
         path: the file, to decode again at full resolution when a face is small.
     """
 
@@ -225,20 +226,50 @@ class Photo:
     path: Path
     max_pixels: int = MAX_PIXELS
     data: bytes = field(default=b"", repr=False)
+    # The decoded full-size Pillow image of a photo that is not a JPEG (it cannot be decoded
+    # again at a reduced size), kept so that small faces are cut from it without a second decode.
+    pil: Any = field(default=None, repr=False, compare=False)
 
     def full(self) -> np.ndarray:
         """The photo at full resolution (decoded again, from the bytes already read, when ``scale`` < 1)."""
         if self.scale == 1.0:
             return self.image
+        if self.pil is not None:
+            return to_rgb8(self.pil)
         return decode_image(self.data, str(self.path), self.max_pixels) if self.data else load_image(self.path, self.max_pixels)
+
+    def region(self, box: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple[int, int]]:
+        """Full-resolution pixels inside ``box`` (x0, y0, x1, y1 in full-resolution pixels,
+        clipped to the photo) and the region's top-left corner, without a full-size array."""
+        from PIL import Image, ImageOps
+
+        if self.scale == 1.0:
+            source: Any = None
+            h, w = self.image.shape[:2]
+        elif self.pil is not None:
+            source = self.pil
+            w, h = source.size
+        else:
+            with Image.open(io.BytesIO(self.data or read_image_bytes(self.path)), formats=PIL_FORMATS) as img:
+                check_pixel_budget(img.size, self.max_pixels, str(self.path))
+                img.load()
+                source = ImageOps.exif_transpose(img) or img
+            w, h = source.size
+        x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+        x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+        if source is None:
+            return self.image[y0:y1, x0:x1], (x0, y0)
+        return to_rgb8(source.crop((x0, y0, x1, y1))), (x0, y0)
 
 
 def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) -> Photo:
-    """Read a photo, letting JPEGs decode at a reduced scale (Pillow's draft mode).
+    """Read a photo, decoded at a reduced size where it is larger than the caller needs.
 
     A JPEG is decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) whose longer side is
-    still at least ``min_side`` pixels, which is several times faster than a full decode.
-    Other formats are decoded in full.
+    still at least ``min_side`` pixels (Pillow's draft mode), which is several times faster
+    than a full decode. Other formats cannot be decoded at a reduced size: they are decoded
+    once into Pillow's buffer and reduced by a whole factor at once (:data:`DECODE_MEMORY`
+    states the bound), so no full-size array is made unless :meth:`Photo.full` asks for one.
 
     Args:
         path: the image file.
@@ -256,7 +287,19 @@ def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) ->
     try:
         with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as img:
             if img.format != "JPEG":
-                return Photo(decode_image(data, str(p), max_pixels), 1.0, p, max_pixels)
+                factor = max(img.size) // max(1, min_side)
+                if factor < 2:
+                    return Photo(decode_image(data, str(p), max_pixels), 1.0, p, max_pixels)
+                check_pixel_budget(img.size, max_pixels, str(p))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    img.load()
+                    upright = ImageOps.exif_transpose(img) or img
+                    if upright.mode not in _REDUCIBLE_MODES:
+                        upright = upright.convert("RGBA" if "A" in upright.mode or "transparency" in upright.info
+                                                  else "RGB")
+                    small = upright.reduce(factor)  # each pixel the mean of a factor x factor block
+                return Photo(to_rgb8(small), 1.0 / factor, p, max_pixels, data, upright)
             check_pixel_budget(img.size, max_pixels, str(p))
             full_w, full_h = img.size
             # draft() picks the largest scale reduction that keeps both requested sides.
@@ -272,6 +315,13 @@ def load_photo(path: str | Path, min_side: int, max_pixels: int = MAX_PIXELS) ->
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return Photo(decode_image(data, str(p), max_pixels), 1.0, p, max_pixels)  # the full decoder's messages
 
+
+# Modes Pillow's reduce() works on; others (palette, 16-bit) are converted to RGB(A) first.
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
+# A photo that is not a JPEG is held once at full size in Pillow's buffer (4 bytes a pixel
+# for RGB: 400 MB at the 100-megapixel limit) while its faces are found and cut out; the
+# arrays handed on are the reduced photo and the regions around small faces.
+DECODE_MEMORY = "4 bytes per pixel of the full photo, once"
 
 T = TypeVar("T")
 

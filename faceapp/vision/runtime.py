@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from faceapp import private
 from faceapp.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -217,15 +218,68 @@ class RuntimeCache:
         self._write(lambda data: data.setdefault("choices", {}).__setitem__(f"{model_sha256}|{machine}", record))
 
     def _write(self, change: Callable[[dict[str, Any]], None]) -> None:
-        data = self._read() or {"version": CACHE_VERSION}
-        change(data)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+            private.make_private_dir(self.path.parent)
+            with private.update_lock(self.path):  # another process may be recording its own choice
+                data = self._read() or {"version": CACHE_VERSION}
+                change(data)
+                private.write_atomically(self.path, json.dumps(data, indent=1))
         except OSError as exc:
             log.warning("cannot write the runtime cache %s (%s); the runtimes will be timed again", self.path, exc)
+
+
+# ---------------------------------------------------------------------- compiled-model cache
+
+
+CACHE_DIGESTS = "digests.json"
+
+
+def _cache_files(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir() if p.is_file() and p.name != CACHE_DIGESTS}
+
+
+def _digests(files: Mapping[str, Path]) -> dict[str, str]:
+    from faceapp.vision.models import sha256_file
+
+    return {name: sha256_file(p) for name, p in sorted(files.items())}
+
+
+def verify_compiled_cache(folder: Path) -> bool:
+    """Check OpenVINO's compiled networks in ``folder`` against the sha256 digests kept beside
+    them; files that differ or were never recorded are deleted, so OpenVINO compiles again
+    (its own check misses bits flipped in much of a file, and a damaged network answers NaN
+    or zeros).
+
+    Returns:
+        Whether the cache was sound (``False``: something was deleted, or there was nothing).
+    """
+    files = _cache_files(folder)
+    try:
+        recorded = json.loads((folder / CACHE_DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    bad = [name for name, digest in _digests(files).items() if recorded.get(name) != digest]
+    damaged = [name for name in bad if name in recorded]
+    if damaged:
+        log.warning("the compiled-model cache %s differs from its digests (%s); compiling the model again",
+                    folder, ", ".join(damaged))
+    for name in bad:
+        files[name].unlink(missing_ok=True)
+    return bool(files) and not bad
+
+
+def record_compiled_cache(folder: Path) -> None:
+    """Keep the sha256 of each compiled network in ``folder`` (``0600``, like the files) for
+    :func:`verify_compiled_cache`; a cache that cannot be written is compiled again next time."""
+    try:
+        files = _cache_files(folder)
+        for p in files.values():
+            os.chmod(p, private.FILE_MODE)
+        private.write_atomically(folder / CACHE_DIGESTS, json.dumps(_digests(files)))
+    except OSError as exc:
+        log.warning("cannot record the compiled-model cache digests in %s (%s)", folder, exc)
 
 
 # ---------------------------------------------------------------------- backends
@@ -363,7 +417,8 @@ class OpenVinoBackend:
     Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
     quantised layers in int8.
 
-    Compiled networks are cached in ``cache_dir`` (OpenVINO's own model cache). When the
+    Compiled networks are cached in ``cache_dir/<model file name>`` (OpenVINO's own model
+    cache), checked against the digests kept beside them (:func:`verify_compiled_cache`). When the
     model's metadata is passed in as well (kept from an earlier load), the ONNX file is
     not parsed at all: OpenVINO loads the compiled network from its cache, which roughly
     halves the start-up time.
@@ -400,10 +455,15 @@ class OpenVinoBackend:
                                   "ENABLE_CPU_PINNING": False}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        if self.cache_dir is not None:
+        cache_sound = False
+        # each model file has a folder of its own, so that its digests describe its networks only
+        model_cache = self.cache_dir / self.path.stem if self.cache_dir is not None else None
+        if self.cache_dir is not None and model_cache is not None:
             try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                config["CACHE_DIR"] = str(self.cache_dir)
+                for folder in (self.cache_dir.parent, self.cache_dir, model_cache):
+                    private.make_private_dir(folder)
+                cache_sound = verify_compiled_cache(model_cache)
+                config["CACHE_DIR"] = str(model_cache)
             except OSError:
                 pass
         try:
@@ -426,6 +486,8 @@ class OpenVinoBackend:
             self.batch = self.input_shape[0]
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
+        if "CACHE_DIR" in config and not cache_sound and model_cache is not None:
+            record_compiled_cache(model_cache)
         self._compiled = compiled
         # One infer request serves every call; a request runs one inference at a time, and the
         # GUI embeds from its worker and from the GUI thread (enrolment, "Not X").

@@ -1,0 +1,513 @@
+"""The one SQL store: every query of a gallery, written once for SQLite and PostgreSQL.
+
+:class:`SQLStore` owns the queries of the :class:`~faceapp.gallery.store.Store` protocol. A
+:class:`Dialect` supplies what differs between the two databases: the connection and its
+errors, placeholders, case-insensitive comparison, "differs, NULL included", lists of ids,
+where the gallery's state (id, generation, model) is kept, and how a write transaction is
+locked. :mod:`faceapp.gallery.sqlite_store` and :mod:`faceapp.gallery.pg_store` hold the
+two dialects; a PostgreSQL store also keeps a change log (:class:`ChangeRecorder`).
+
+Queries are written with ``?`` placeholders; a dialect whose driver wants another style
+rewrites them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchError, UnknownPersonError
+from faceapp.gallery import integrity
+from faceapp.gallery.store import (
+    Changes,
+    Erased,
+    Person,
+    ReembedStatus,
+    ReembedWork,
+    Sample,
+    StoreState,
+    new_row_id,
+    normalise_name,
+    unknown_person,
+)
+
+Row = tuple[Any, ...]
+
+# Template id -> (person id, name), for ids appended by :meth:`Dialect.id_chunks`.
+OWNERS_SQL = "SELECT t.id, p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id WHERE "
+
+
+class Tx(Protocol):
+    """One open write transaction.
+
+    Attributes:
+        generation: the gallery's generation this transaction writes (already bumped).
+    """
+
+    generation: int
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class Dialect(Protocol):
+    """What differs between the databases a :class:`SQLStore` speaks to.
+
+    Attributes:
+        location: the gallery as it may be shown (a folder, an address without password).
+        read_only: writes are refused.
+        distinct: the operator for "differs, NULL included".
+        find: the function giving a substring's position (0 when absent).
+        state_sql: one row ``(gallery_id, generation, model_id, dim)``.
+        set_model_sql: sets the searched model id (one parameter).
+        set_dim_sql: sets the embedding size (one parameter).
+    """
+
+    location: str
+    read_only: bool
+    distinct: str
+    find: str
+    state_sql: str
+    set_model_sql: str
+    set_dim_sql: str
+
+    def fold(self, expr: str) -> str:
+        """``expr`` in the form that compares and sorts names case-insensitively."""
+        ...
+
+    def id_chunks(self, column: str, ids: Sequence[int]) -> Iterator[tuple[str, list[Any]]]:
+        """``(condition, parameters)`` selecting ``column`` in ``ids``, in as many parts as the driver needs."""
+        ...
+
+    def rows(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
+        """Run one read; ``binary`` asks for binary transfer where the driver has it."""
+        ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
+        """A write transaction, serialised with every other writer, that bumps the generation."""
+        ...
+
+    def erased(self) -> bool:
+        """After a removal: clear what still holds erased bytes; whether it was cleared."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+    def check(self) -> str: ...
+    def close(self) -> None: ...
+
+
+class ChangeRecorder(Protocol):
+    """Writes a change log: templates added, removed, or moved to another name or person."""
+
+    def templates(self, tx: Tx, kind: str, rows: Sequence[tuple[int, str | None]]) -> None: ...
+    def owner(self, tx: Tx, person_id: int) -> None: ...
+
+
+def state_from_row(row: Row) -> StoreState:
+    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim[, history])`` row."""
+    g, gen, m, d = row[:4]
+    h = row[4] if len(row) > 4 else None
+    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None,
+                      history=int(h) if h is not None else None)
+
+
+def _blob(value: Any) -> bytes:
+    return bytes(value)
+
+
+class SQLStore:
+    """A :class:`~faceapp.gallery.store.Store` over a :class:`Dialect`.
+
+    Args:
+        dialect: the database.
+        changes: where writes log what they changed (``None``: no change log is kept).
+    """
+
+    def __init__(self, dialect: Dialect, changes: ChangeRecorder | None = None) -> None:
+        self.dialect = dialect
+        self.location = dialect.location
+        self.read_only = dialect.read_only
+        self._changes = changes
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.dialect.rows(sql, params)
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Tx]:
+        return self.dialect.transaction()
+
+    def _log(self, tx: Tx, kind: str, rows: Sequence[tuple[int, str | None]]) -> None:
+        if self._changes is not None and rows:
+            self._changes.templates(tx, kind, rows)
+
+    def _log_owner(self, tx: Tx, pid: int) -> None:
+        if self._changes is not None:
+            self._changes.owner(tx, pid)
+
+    def _forget(self, template_ids: Sequence[int]) -> None:
+        """Called with the ids of erased templates (a subclass may cache owners)."""
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> StoreState:
+        return state_from_row(self._query(self.dialect.state_sql)[0])
+
+    def model_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT COALESCE(model_id, '?'), COUNT(*) FROM templates GROUP BY model_id")
+        return {m: int(c) for m, c in rows}
+
+    # ------------------------------------------------------------------ people
+
+    def list_persons(self, search: str | None = None) -> list[Person]:
+        d = self.dialect
+        sql = "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t ON t.person_id = p.id "
+        params: tuple[Any, ...] = ()
+        if search:
+            sql += f"WHERE {d.find}(lower(p.name), lower(?)) > 0 "
+            params = (search,)
+        sql += f"GROUP BY p.id ORDER BY {d.fold('p.name')}"
+        return [Person(int(i), n, int(c), float(t)) for i, n, c, t in self._query(sql, params)]
+
+    def _name_is(self, column: str) -> str:
+        return f"{self.dialect.fold(column)} = {self.dialect.fold('?')}"
+
+    def get_person(self, name: str) -> Person:
+        rows = self._query(
+            "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t "
+            f"ON t.person_id = p.id WHERE {self._name_is('p.name')} GROUP BY p.id",
+            (normalise_name(name),),
+        )
+        if not rows:
+            raise unknown_person(name)
+        i, n, c, t = rows[0]
+        return Person(int(i), n, int(c), float(t))
+
+    def count_persons(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM persons")[0][0])
+
+    def count_templates(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM templates")[0][0])
+
+    def _find_person(self, tx: Tx, name: str) -> int | None:
+        rows = tx.rows(f"SELECT id FROM persons WHERE {self._name_is('name')}", (normalise_name(name),))
+        return int(rows[0][0]) if rows else None
+
+    def _person_id(self, tx: Tx, name: str) -> int:
+        pid = self._find_person(tx, name)
+        if pid is None:
+            raise unknown_person(name)
+        return pid
+
+    def _check_model(self, tx: Tx, model_id: str, dim: int) -> None:
+        """Inside a write transaction: refuse templates of another embedder or size."""
+        [(empty, *row)] = tx.rows(f"SELECT NOT EXISTS (SELECT 1 FROM templates), s.* FROM ({self.dialect.state_sql}) s")
+        if empty:
+            return
+        state = state_from_row(tuple(row))
+        if state.model_id is not None and state.model_id != model_id:
+            raise GalleryMismatchError(
+                f"gallery {self.location} holds templates made by another embedder (sha256 {state.model_id[:12]}...); "
+                "run `faceapp-cli reembed` to rebuild them with this model, or use the model they were made with"
+            )
+        if state.dim is not None and state.dim != dim:
+            raise GalleryMismatchError(f"gallery {self.location} holds {state.dim}-d templates, the model gives {dim}-d")
+
+    def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str,
+                      crops: Sequence[bytes | None], sources: Sequence[str | None],
+                      qualities: Sequence[dict[str, float] | None], create: bool, must_be_new: bool) -> Person:
+        clean = normalise_name(name)
+        emb = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+        now = time.time()
+        with self._transaction() as tx:
+            self._check_model(tx, model_id, emb.shape[1])
+            pid = self._find_person(tx, clean)
+            if pid is not None and must_be_new:
+                raise DuplicatePersonError(
+                    f"a person named {clean!r} already exists; use --add to add these photos to them or choose another name"
+                )
+            if pid is None:
+                if not create:
+                    raise unknown_person(clean)
+                pid = new_row_id()
+                tx.run("INSERT INTO persons (id, name, created_at) VALUES (?, ?, ?)", (pid, clean, now))
+            ids = [new_row_id() for _ in range(len(emb))]
+            tx.many(
+                "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, checksum) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(ids[i], pid, emb[i].tobytes(), now, sources[i],
+                  json.dumps(qualities[i]) if qualities[i] else None, crops[i], model_id,
+                  integrity.checksum(ids[i], emb[i].tobytes())) for i in range(len(emb))],
+            )
+            self._log(tx, "add", [(t, model_id) for t in ids])
+            tx.run(self.dialect.set_model_sql, (model_id,))
+            tx.run(self.dialect.set_dim_sql, (int(emb.shape[1]),))
+        return self.get_person(clean)
+
+    def rename(self, old: str, new: str) -> Person:
+        target = normalise_name(new)
+        with self._transaction() as tx:
+            pid = self._person_id(tx, old)
+            other = self._find_person(tx, target)
+            if other is not None and other != pid:
+                raise DuplicatePersonError(f"a person named {target!r} already exists; choose another name")
+            tx.run("UPDATE persons SET name = ? WHERE id = ?", (target, pid))
+            self._log_owner(tx, pid)
+        return self.get_person(target)
+
+    def merge(self, source: str, target: str) -> Person:
+        with self._transaction() as tx:
+            src = self._person_id(tx, source)
+            dst = self._person_id(tx, target)
+            if src == dst:
+                raise GalleryError("cannot merge a person with themselves")
+            self._log_owner(tx, src)
+            tx.run("UPDATE templates SET person_id = ? WHERE person_id = ?", (dst, src))
+            tx.run("UPDATE negatives SET person_id = ? WHERE person_id = ?", (dst, src))
+            tx.run("DELETE FROM persons WHERE id = ?", (src,))
+        self.dialect.erased()  # the old name row is gone too
+        return self.get_person(target)
+
+    def _erase(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
+        """Delete template rows matching ``where`` and log them; returns (templates, crops)."""
+        rows = tx.rows(f"DELETE FROM templates WHERE {where} RETURNING id, model_id, crop IS NOT NULL", params)
+        self._log(tx, "remove", [(int(t), m) for t, m, _ in rows])
+        self._forget([int(t) for t, _, _ in rows])
+        return len(rows), sum(1 for *_, c in rows if c)
+
+    def _erase_negatives(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
+        """Delete negative samples matching ``where``; returns (negatives, crops)."""
+        rows = tx.rows(f"DELETE FROM negatives WHERE {where} RETURNING crop IS NOT NULL", params)
+        return len(rows), sum(1 for (c,) in rows if c)
+
+    def remove(self, name: str) -> Erased:
+        with self._transaction() as tx:
+            pid = self._person_id(tx, name)
+            n, c = self._erase(tx, "person_id = ?", (pid,))
+            neg, negc = self._erase_negatives(tx, "person_id = ?", (pid,))
+            tx.run("DELETE FROM persons WHERE id = ?", (pid,))  # and, by cascade, their events
+        return Erased(templates=n, crops=c + negc, negatives=neg, log_cleared=self.dialect.erased())
+
+    def remove_template(self, template_id: int) -> Erased:
+        with self._transaction() as tx:
+            n, c = self._erase(tx, "id = ?", (int(template_id),))
+            if n == 0:
+                raise UnknownPersonError(f"no sample {template_id} in the gallery; it may have been removed already")
+        return Erased(templates=n, crops=c, log_cleared=self.dialect.erased())
+
+    def samples(self, name: str) -> list[Sample]:
+        pid = self.get_person(name).id
+        rows = self._query(
+            "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? "
+            "ORDER BY created_at, id", (pid,)
+        )
+        return [Sample(int(i), None if c is None else _blob(c), json.loads(q) if q else None, s, float(t), m)
+                for i, c, q, s, t, m in rows]
+
+    def crops(self) -> Iterator[tuple[str, int, bytes]]:
+        rows = self._query(
+            "SELECT p.name, t.id, t.crop FROM templates t JOIN persons p ON p.id = t.person_id "
+            "WHERE t.crop IS NOT NULL ORDER BY p.name, t.id"
+        )
+        for name, tid, crop in rows:
+            yield name, int(tid), _blob(crop)
+
+    # ------------------------------------------------------------------ negatives
+
+    def add_negative(self, name: str, embedding: np.ndarray, *, model_id: str, crop: bytes | None) -> int:
+        emb = np.ascontiguousarray(np.asarray(embedding, dtype=np.float32).reshape(-1))
+        with self._transaction() as tx:
+            pid = self._person_id(tx, name)
+            stored = state_from_row(tx.rows(self.dialect.state_sql)[0]).model_id
+            if stored is not None and stored != model_id:
+                raise GalleryMismatchError(
+                    f"gallery {self.location} holds templates made by another embedder; run `faceapp-cli reembed` first"
+                )
+            nid = new_row_id()
+            tx.run("INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, checksum) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (nid, pid, emb.tobytes(), model_id, crop, time.time(), integrity.checksum(nid, emb.tobytes())))
+            return nid
+
+    def negatives(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """Person ids and vectors of the intact negative samples of ``model_id`` (damaged ones are left out)."""
+        rows = self._query("SELECT id, person_id, embedding, checksum FROM negatives WHERE model_id = ? ORDER BY id",
+                           (model_id,))
+        rows = [r for r in rows if integrity.intact(int(r[0]), _blob(r[2]), r[3], None)]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        pids = np.array([int(r[1]) for r in rows], np.int64)
+        return pids, np.stack([np.frombuffer(_blob(r[2]), np.float32) for r in rows])
+
+    def negative_samples(self, model_id: str) -> list[tuple[int, np.ndarray, bytes | None]]:
+        rows = self._query("SELECT person_id, embedding, crop FROM negatives WHERE model_id = ? ORDER BY id", (model_id,))
+        return [(int(p), np.frombuffer(e, np.float32), None if c is None else _blob(c)) for p, e, c in rows]
+
+    # ------------------------------------------------------------------ what an index is built from
+
+    def template_ids(self, model_id: str) -> np.ndarray:
+        rows = self._query("SELECT id FROM templates WHERE model_id = ? ORDER BY id", (model_id,))
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def template_owners(self, model_id: str) -> list[Row]:
+        """``(template id, person id, name)`` of every template of ``model_id``, by template id."""
+        return self._query("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
+                           "WHERE t.model_id = ? ORDER BY t.id", (model_id,))
+
+    def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
+        """``None``: this store keeps no change log (a folder's ids are compared quickly)."""
+        return None
+
+    def checked_embeddings(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of templates ``ids`` and, per row, whether it is intact (its
+        checksum, size, finite unit length: :func:`faceapp.gallery.integrity.intact`); a
+        damaged row's vector is zeros and must not be searched."""
+        out = np.zeros((len(ids), dim), np.float32)
+        ok = np.zeros(len(ids), bool)
+        pos = {int(t): i for i, t in enumerate(ids)}
+        for cond, params in self.dialect.id_chunks("id", [int(x) for x in ids]):
+            sql = f"SELECT id, embedding, checksum FROM templates WHERE {cond}"
+            for tid, blob, crc in self.dialect.rows(sql, params, binary=True):
+                data = _blob(blob)
+                if integrity.intact(int(tid), data, crc, dim):
+                    out[pos[int(tid)]] = np.frombuffer(data, np.float32)
+                    ok[pos[int(tid)]] = True
+        return out, ok
+
+    def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray:
+        """The stored vectors of templates ``ids``.
+
+        Raises:
+            GalleryError: one of them is damaged (see :meth:`damaged`).
+        """
+        out, ok = self.checked_embeddings(ids, dim)
+        if not ok.all():
+            raise GalleryError(f"gallery {self.location} has {int((~ok).sum())} damaged template(s); "
+                               "run `faceapp-cli check` to list them and embed them again from their face crops")
+        return out
+
+    def damaged(self) -> list[integrity.Damaged]:
+        """Every stored template and negative sample that is not what was written, by person."""
+        found = []
+        for kind, table in (("template", "templates"), ("negative", "negatives")):
+            sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL FROM {table} t "
+                   f"JOIN persons p ON p.id = t.person_id ORDER BY {self.dialect.fold('p.name')}, t.id")
+            state = self.state()
+            for rid, name, blob, crc, model, has_crop in self.dialect.rows(sql, (), binary=True):
+                dim = state.dim if model == state.model_id else None
+                if not integrity.intact(int(rid), _blob(blob), crc, dim):
+                    found.append(integrity.Damaged(kind, int(rid), name, model, bool(has_crop)))
+        return found
+
+    def repair(self, kind: str, row_id: int, vector: np.ndarray) -> None:
+        """Put a newly made vector (from the row's own crop) in place of a damaged one."""
+        emb = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
+        table = "templates" if kind == "template" else "negatives"
+        with self._transaction() as tx:
+            model = tx.rows(f"SELECT model_id FROM {table} WHERE id = ?", (int(row_id),))
+            if not model:
+                return
+            tx.run(f"UPDATE {table} SET embedding = ?, checksum = ? WHERE id = ?",
+                   (emb.tobytes(), integrity.checksum(row_id, emb.tobytes()), int(row_id)))
+            if kind == "template":  # devices that left it out of their index take it in again
+                self._log(tx, "add", [(int(row_id), model[0][0])])
+
+    def fill_checksums(self) -> int:
+        """Give rows written before checksums were kept their checksum (once, on opening)."""
+        filled = 0
+        for table in ("templates", "negatives"):
+            rows = self.dialect.rows(f"SELECT id, embedding FROM {table} WHERE checksum IS NULL", (), binary=True)
+            if not rows:
+                continue
+            with self._transaction() as tx:
+                tx.many(f"UPDATE {table} SET checksum = ? WHERE id = ?",
+                        [(integrity.checksum(int(r), _blob(b)), int(r)) for r, b in rows])
+            filled += len(rows)
+        return filled
+
+    def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+        out: dict[int, tuple[int, str]] = {}
+        for cond, params in self.dialect.id_chunks("t.id", [int(x) for x in ids]):
+            out.update({int(t): (int(p), n) for t, p, n in self._query(OWNERS_SQL + cond, params)})
+        return out
+
+    # ------------------------------------------------------------------ re-embedding
+
+    def _pending(self, table: str) -> str:
+        """Rows of ``table`` (aliased ``o``) with a crop and no counterpart of the new model yet."""
+        return (f"FROM {table} o WHERE o.model_id {self.dialect.distinct} ? AND o.crop IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} n WHERE n.derived_from = o.id AND n.model_id = ?)")
+
+    def reembed_status(self, model_id: str) -> ReembedStatus:
+        d = self.dialect
+        done = self._query("SELECT COUNT(*) FROM templates WHERE model_id = ? AND derived_from IS NOT NULL", (model_id,))
+        pending = self._query(f"SELECT COUNT(*) {self._pending('templates')}", (model_id, model_id))
+        lost = self._query(
+            f"SELECT DISTINCT p.name, {d.fold('p.name')} FROM templates t JOIN persons p ON p.id = t.person_id "
+            f"WHERE t.model_id {d.distinct} ? AND t.crop IS NULL ORDER BY {d.fold('p.name')}", (model_id,)
+        )
+        return ReembedStatus(done=int(done[0][0]), pending=int(pending[0][0]), without_crop=tuple(r[0] for r in lost))
+
+    def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]:
+        rows = self._query(
+            f"SELECT 'template', o.id, o.crop {self._pending('templates')} "
+            f"UNION ALL SELECT 'negative', o.id, o.crop {self._pending('negatives')} ORDER BY 2 LIMIT ?",
+            (model_id, model_id, model_id, model_id, int(limit)),
+        )
+        return [ReembedWork(k, int(i), _blob(c)) for k, i, c in rows]
+
+    def add_reembedded(self, model_id: str, rows: Sequence[tuple[ReembedWork, np.ndarray]]) -> None:
+        """Store new-model rows beside the old ones; searches keep using the old model until finished."""
+        with self._transaction() as tx:
+            added: list[tuple[int, str | None]] = []
+            for work, emb in rows:
+                blob = np.ascontiguousarray(emb, dtype=np.float32).tobytes()
+                new = new_row_id()
+                crc = integrity.checksum(new, blob)
+                if work.kind == "template":
+                    tx.run(
+                        "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, "
+                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, crop, ?, id, ? "
+                        "FROM templates WHERE id = ?", (new, blob, model_id, crc, work.row_id))
+                    added.append((new, model_id))
+                else:
+                    tx.run(
+                        "INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, derived_from, "
+                        "checksum) SELECT ?, person_id, ?, ?, crop, created_at, id, ? FROM negatives WHERE id = ?",
+                        (new, blob, model_id, crc, work.row_id))
+            self._log(tx, "add", added)
+
+    def finish_reembed(self, model_id: str) -> Erased:
+        """Switch the gallery to ``model_id`` and erase every row of other models.
+
+        People whose templates could not be rebuilt (no crop) stay listed, with no
+        templates, until they are enrolled again.
+        """
+        other = f"model_id {self.dialect.distinct} ?"
+        with self._transaction() as tx:
+            dim = tx.rows("SELECT length(embedding) / 4 FROM templates WHERE model_id = ? LIMIT 1", (model_id,))
+            n, c = self._erase(tx, other, (model_id,))
+            neg, _ = self._erase_negatives(tx, other, (model_id,))
+            tx.run("UPDATE templates SET derived_from = NULL WHERE derived_from IS NOT NULL")
+            tx.run("UPDATE negatives SET derived_from = NULL WHERE derived_from IS NOT NULL")
+            tx.run(self.dialect.set_model_sql, (model_id,))
+            if dim:
+                tx.run(self.dialect.set_dim_sql, (int(dim[0][0]),))
+        return Erased(templates=n, crops=c, negatives=neg, log_cleared=self.dialect.erased())
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def describe(self) -> dict[str, Any]:
+        return self.dialect.describe()
+
+    def check(self) -> str:
+        return self.dialect.check()
+
+    def close(self) -> None:
+        self.dialect.close()

@@ -1,0 +1,76 @@
+"""`gallery copy` into a folder is all or nothing: a copy killed part-way leaves nothing that
+opens as a gallery, and running it again works."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from vectors import unit_vectors
+
+from faceapp.cli import main
+from faceapp.gallery.gallery import Gallery
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "c" * 64
+PEOPLE = 12
+
+COPY_UNTIL_KILLED = textwrap.dedent("""
+    import sys
+    from faceapp.cli import main
+    from faceapp.gallery import copy
+
+    real = copy.copy_store
+
+    def held_part_way(src, dst, progress=None):
+        def report(done, total):
+            print(done, flush=True)
+            if done >= 5:
+                sys.stdin.readline()  # part-way: wait here to be killed
+        return real(src, dst, progress=report)
+
+    copy.copy_store = held_part_way
+    main(["gallery", "copy", sys.argv[1], sys.argv[2]])
+""")
+
+
+def _source(folder, rng):
+    with Gallery(folder) as g:
+        for i in range(PEOPLE):
+            g.add_templates(f"p{i:02d}", unit_vectors(rng, 1, 8), model_id=MODEL, thumbnails=[b"crop"])
+
+
+def test_a_killed_copy_leaves_no_gallery_and_runs_again(tmp_path, rng, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _source(src, rng)
+    proc = subprocess.Popen([sys.executable, "-c", COPY_UNTIL_KILLED, str(src), str(dst)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    done = 0
+    while done < 5:
+        done = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not dst.exists()  # nothing there opens as a (smaller) gallery
+    assert main(["gallery", "copy", str(src), str(dst)]) == 0  # running it again works
+    assert f"copied {PEOPLE} people" in capsys.readouterr().out
+    with Gallery(dst) as g:
+        assert len(g) == PEOPLE and g.check() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]  # no staging folder is left
+
+
+def test_a_failed_copy_leaves_an_empty_destination_as_it_was(tmp_path, rng, monkeypatch, capsys):
+    from faceapp.gallery import copy as copy_module
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _source(src, rng)
+    dst.mkdir()
+    real = copy_module.copy_store
+
+    def broken(s, d, progress=None):
+        real(s, d, progress=progress)
+        raise copy_module.GalleryError("the copy does not match (as if a count differed)")
+
+    monkeypatch.setattr(copy_module, "copy_store", broken)
+    assert main(["gallery", "copy", str(src), str(dst)]) == 2
+    assert list(dst.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
