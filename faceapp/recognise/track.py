@@ -37,6 +37,7 @@ with scripted frames and no models (the pipeline wires them in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -371,7 +372,7 @@ class Tracker:
             evaluated: list[tuple[_Track, np.ndarray]] = []
             for row, i in enumerate(todo):
                 e, track = emb[row], owner[i]
-                out_faces[i] = Face(faces[i].detection, faces[i].crop, faces[i].quality, e)
+                out_faces[i] = dataclasses.replace(faces[i], embedding=e)
                 if track is not None and not track.agrees(e, cfg.recent, cfg.switch_similarity):
                     track = None  # someone else in this place: never their predecessor's track
                 if track is None:
