@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from faceapp import __version__
-from faceapp.config import DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
+from faceapp.config import DEFAULT_FOLDER_FPS, DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
 from faceapp.errors import FaceappError
 from faceapp.types import Decision
 from faceapp.vision.images import person_folders, prefetch
@@ -373,9 +373,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
             if keep is not None:
                 keep(event)
 
-        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames)
+        frames = watch(pipe, spec, emit, stop, max_frames=args.max_frames, fast=args.fast, folder_fps=args.folder_fps)
     log.info("watched %d frame(s)", frames)
     return EXIT_OK
+
+
+def _positive_rate(text: str) -> float:
+    """A rate in frames a second, more than 0."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0.0 < rate <= 1000.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate between 0 and 1000 frames a second (e.g. 2 or 0.5)")
+    return rate
 
 
 def _since(text: str) -> float:
@@ -597,6 +608,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate_video(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import numpy as np
+
+    from faceapp.measure.video import SCENARIOS, build_scripts, prepare_actors, score_videos
+    from faceapp.pipeline import Pipeline
+    from faceapp.watch import LiveView
+
+    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    settings = _pipeline(args).settings  # the gallery is a temporary one: only these people are enrolled
+    with tempfile.TemporaryDirectory(prefix="faceapp-video-") as tmp, \
+            Pipeline(settings.replace(gallery=Path(tmp) / "gallery")) as pipe:
+        actors = prepare_actors(pipe, args.people, args.strangers, max_people=args.people_shown,
+                                max_strangers=args.strangers_shown, seed=args.seed)
+        scripts, segments = build_scripts(actors, segment_frames=args.segment_frames,
+                                          per_scenario=args.per_scenario, scenarios=scenarios, seed=args.seed)
+
+        def live_view() -> Callable[[np.ndarray], Sequence[Any]]:  # the GUI's and watch's path, one per video
+            view = LiveView(pipe)
+            return lambda frame: view.step(frame, 0.0, "evaluate-video")[0]
+
+        report = score_videos(scripts, segments, actors, live_view, progress=not args.json)
+    doc = {"people_shown": sum(a.name is not None for a in actors),
+           "strangers_shown": sum(a.name is None for a in actors), **report.to_dict()}
+    _emit(args, doc, report.lines())
+    return EXIT_OK
+
+
 TEMPLATES = ("arcface", "omz")
 
 
@@ -762,6 +802,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
     s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.add_argument("--fast", action="store_true",
+                   help="batch work: read video files and image folders as fast as frames are processed "
+                        "(not real time; by default a video plays at its own frame rate)")
+    s.add_argument("--folder-fps", type=_positive_rate, metavar="RATE",
+                   help=f"images a second from an image folder (default: the folder_fps setting, {DEFAULT_FOLDER_FPS:g})")
     s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
     s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
     s.add_argument("--device", help="with --record: this device's name (default: the host name)")
@@ -877,6 +922,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("evaluate-video", help="tracking report: names shown in synthetic videos of people plus strangers")
+    s.add_argument("people", metavar="PEOPLE", type=Path,
+                   help="folder with one sub-folder of photos per person (the first photo is enrolled, the second "
+                        "appears in the videos)")
+    s.add_argument("--strangers", type=Path, required=True,
+                   help="folder of photos of people not enrolled (loose images or a sub-folder per person)")
+    s.add_argument("--people-shown", type=int, help="enrolled people that appear in the videos (default: all)")
+    s.add_argument("--strangers-shown", type=int, help="strangers that appear in the videos (default: all)")
+    s.add_argument("--per-scenario", type=int, default=20,
+                   help="people in each video other than the cuts video (default: 20)")
+    s.add_argument("--segment-frames", type=int, default=30, help="frames each person is shown in the cuts video")
+    s.add_argument("--scenarios", help="comma-separated videos to play (default: cuts,walk,crossing,scale,blur)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_evaluate_video)
     return p
 
 

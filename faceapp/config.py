@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "faceapp"
 MAX_PIXELS = 100_000_000  # default pixel budget for one decoded image (~300 MB): Settings.max_image_pixels
+DEFAULT_FOLDER_FPS = 2.0  # images a second when a folder of images is played as a video: Settings.folder_fps
 PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 DETECTORS = ("full", "short")
 PRECISIONS = ("int8", "fp32")
@@ -85,6 +86,8 @@ class Settings:
         index: gallery search index: ``"auto"`` (exact up to 20,000 templates, hnswlib
             above), ``"exact"`` or ``"hnsw"``.
         camera_index: default camera for the GUI.
+        folder_fps: images a second when the live view plays a folder of images (a video
+            file plays at its own frame rate).
         camera_width: requested capture width for the GUI.
         camera_height: requested capture height for the GUI.
         inbox: keep faces the live view could not name in the unknown-faces inbox
@@ -114,6 +117,7 @@ class Settings:
     store_thumbnails: bool = True
     index: str = "auto"
     camera_index: int = 0
+    folder_fps: float = DEFAULT_FOLDER_FPS
     camera_width: int = 640
     camera_height: int = 480
     inbox: bool = False
@@ -142,6 +146,8 @@ class Settings:
             raise SettingsError("max_detect_side must be at least 64")
         if self.camera_index < 0:
             raise SettingsError("camera_index must be 0 or more")
+        if not 0.0 < self.folder_fps <= 1000.0:
+            raise SettingsError("folder_fps must be more than 0 and at most 1000 images a second")
         if not (16 <= self.camera_width <= 8192 and 16 <= self.camera_height <= 8192):
             raise SettingsError("camera_width and camera_height must be between 16 and 8192 pixels")
         if self.inbox_retention_days < 1:

@@ -21,7 +21,7 @@ from faceapp.errors import ImageError, ManyFacesError, NoFaceError
 from faceapp.gallery.store import Person
 from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
-from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.recognise.track import Tracker, TrackerConfig, TrackResult
 from faceapp.types import Detection, Face, FaceResult, Match
 from faceapp.vision import models
 from faceapp.vision.align import align_face, face_quality
@@ -377,6 +377,11 @@ class Pipeline:
         faces, _ = self.analyze(image, embed=False, still=False)
         return tracker.update(faces, self.embedder.embed,
                               lambda emb: self.match_embeddings(emb, threshold=threshold))
+
+    def new_tracker(self) -> Tracker:
+        """A tracker for one video or camera: a face less like its track than the model's 1:1
+        verification threshold is someone else (:class:`~faceapp.recognise.track.TrackerConfig`)."""
+        return Tracker(TrackerConfig(switch_similarity=self.verify_threshold()))
 
     # ------------------------------------------------------------------ single-face helpers
 

@@ -1,10 +1,15 @@
 """Headless device mode: watch a camera, stream, video or image folder and report who is seen.
 
-:func:`watch` reads frames, follows faces across frames (:mod:`faceapp.recognise.track`) and reports
-an :class:`Event` whenever a track's shown decision first settles or changes: one event per
-person arriving, not one per frame. An image folder is a set of unrelated stills, so each
-of its faces is decided on its own and reported once. A source that stops delivering
-frames is reported and reopened with backoff until it is back or the run is stopped.
+:func:`watch` reads frames, follows faces across frames through :class:`LiveView` (the same
+per-frame path as the GUI's live view: :mod:`faceapp.recognise.track`) and reports an
+:class:`Event` whenever a track's shown decision first settles or changes: one event per
+person arriving, not one per frame. A track's name is taken away as soon as the face no
+longer supports it; it is reported again only when it settles again, so an event never
+names a face that is not that person. An image folder is a set of unrelated stills, so
+each of its faces is decided on its own and reported once. Video files play at their own
+frame rate and folders at a chosen rate, unless ``fast`` (batch work, not real time). A
+source that stops delivering frames is reported and reopened with backoff until it is
+back or the run is stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from faceapp.backoff import Backoff
 from faceapp.errors import FaceappError
 from faceapp.recognise.track import Tracker, TrackResult
 from faceapp.types import Decision, Match
-from faceapp.vision.capture import CameraError, CameraLost, FrameSource, ImageFolderSource, VideoFileSource, open_source
+from faceapp.vision.capture import (
+    CameraError,
+    CameraLost,
+    FrameSource,
+    ImageFolderSource,
+    VideoFileSource,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +93,9 @@ def _face_event(now: float, track_id: int, m: Match, box: Any, source: str, crop
 class TrackEvents:
     """When a followed face produces an event: when its track's shown decision first settles or changes.
 
-    One per tracker (camera, video or stream); :meth:`reset` with the tracker.
+    A track whose name was taken away (nothing shown) is forgotten, so that its name is
+    reported again only once it has settled again. One per tracker (camera, video or
+    stream); :meth:`reset` with the tracker.
     """
 
     def __init__(self) -> None:
@@ -100,13 +114,53 @@ class TrackEvents:
         """
         events = []
         for r in results:
-            if not isinstance(r, TrackResult) or r.match is None:
+            if not isinstance(r, TrackResult):
+                continue
+            if r.match is None:
+                self._shown.pop(r.track_id, None)
                 continue
             key = (r.match.decision.value, r.match.person)
             if self._shown.get(r.track_id) != key:
                 self._shown[r.track_id] = key
                 events.append(_face_event(now, r.track_id, r.match, r.box, source, r.face.crop))
         return events
+
+
+class LiveView:
+    """The live view's work on one frame, shared by :func:`watch` and the GUI: follow and decide
+    the frame's faces (:meth:`~faceapp.pipeline.Pipeline.track_frame`) and turn what changed into
+    events (:class:`TrackEvents`).
+
+    One per camera, video or stream; :meth:`reset` when the source changes. The tracker is
+    made on the first frame, so creating a live view loads no model.
+
+    Args:
+        pipeline: a :class:`~faceapp.pipeline.Pipeline`.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self._tracker: Tracker | None = None
+        self._events = TrackEvents()
+
+    def reset(self) -> None:
+        """Forget every track (a new source, or frames that were not tracked)."""
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._events.reset()
+
+    def step(self, frame: np.ndarray, now: float, source: str) -> tuple[list[TrackResult], list[Event]]:
+        """One frame's tracked faces and the events they produce.
+
+        Args:
+            frame: RGB uint8 ``(H, W, 3)``.
+            now: Unix time of the frame.
+            source: the source's name.
+        """
+        if self._tracker is None:
+            self._tracker = self.pipeline.new_tracker()
+        results = self.pipeline.track_frame(frame, self._tracker)
+        return results, self._events.update(results, now, source)
 
 
 class EventRecorder:
@@ -191,7 +245,7 @@ def _reopen(source: FrameSource, stop: threading.Event, emit: Callable[[Event], 
 
 
 def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], stop: threading.Event, *,
-          max_frames: int | None = None) -> int:
+          max_frames: int | None = None, fast: bool = False, folder_fps: float | None = None) -> int:
     """Report the people seen in a source until it ends or ``stop`` is set.
 
     Args:
@@ -200,6 +254,10 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
         emit: called with each :class:`Event`.
         stop: set it (e.g. from a SIGTERM handler) to stop after the current frame.
         max_frames: stop after this many frames (``None``: run until the end or ``stop``).
+        fast: read video files and folders as fast as frames are processed (batch work;
+            not real time: a video's events then come faster than it plays).
+        folder_fps: images a second from an image folder (unless ``fast``); ``None``: the
+            ``folder_fps`` setting.
 
     Returns:
         Frames processed.
@@ -208,10 +266,12 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
         CameraError: the source cannot be opened at the start.
     """
     settings = pipeline.settings
-    source = open_source(spec, settings.camera_width, settings.camera_height, loop=False)
+    source = open_source(spec, settings.camera_width, settings.camera_height, loop=False, realtime=not fast,
+                         folder_fps=folder_fps or settings.folder_fps)
+    if fast and isinstance(source, (VideoFileSource, ImageFolderSource)):
+        log.warning("%s: --fast reads every frame as fast as it is processed; this is not real time", source.name)
     live = not isinstance(source, ImageFolderSource)
-    tracker = Tracker()
-    decided = TrackEvents()
+    view = LiveView(pipeline)
     frames = 0
     next_id = 1
     try:
@@ -226,8 +286,7 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
                 log.warning("%s", exc)
                 if not _reopen(source, stop, emit):
                     break
-                tracker.reset()
-                decided.reset()
+                view.reset()
                 continue
             now = time.time()
             frames += 1
@@ -236,7 +295,7 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
                     emit(_face_event(now, next_id, fr.match, fr.face.detection.box, source.name, fr.face.crop))
                     next_id += 1
                 continue
-            for event in decided.update(pipeline.track_frame(frame, tracker), now, source.name):
+            for event in view.step(frame, now, source.name)[1]:
                 emit(event)
     finally:
         source.close()

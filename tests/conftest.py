@@ -46,6 +46,22 @@ def shared_faces() -> Path:
     return SHARED_FACES
 
 
+@pytest.fixture
+def labelled_folders(tmp_path: Path, data_dir: Path) -> tuple[Path, Path]:
+    """``(people, strangers)`` folders from the committed photos: ``people/obama`` (two photos),
+    ``people/biden`` (one), and the group photo ``t1.jpg`` as a stranger."""
+    import shutil
+
+    people, strangers = tmp_path / "people", tmp_path / "strangers"
+    for who, files in {"obama": ["obama.jpg", "obama2.jpg"], "biden": ["biden.jpg"]}.items():
+        (people / who).mkdir(parents=True)
+        for f in files:
+            shutil.copy(data_dir / f, people / who / f)
+    strangers.mkdir()
+    shutil.copy(data_dir / "t1.jpg", strangers / "t1.jpg")  # a group photo: its most central face
+    return people, strangers
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     """One pipeline with loaded models for the session (its gallery is per-session too)."""

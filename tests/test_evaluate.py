@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -77,14 +76,8 @@ def test_protocol_helpers(tmp_path):
         evaluate_open_set(fs, fs, Thresholds(0.5), enrol=0)
 
 
-def test_evaluate_command_on_real_photos(tmp_path, data_dir, capsys):
-    people, strangers = tmp_path / "people", tmp_path / "strangers"
-    for who, files in {"obama": ["obama.jpg", "obama2.jpg"], "biden": ["biden.jpg"]}.items():
-        (people / who).mkdir(parents=True)
-        for f in files:
-            shutil.copy(data_dir / f, people / who / f)
-    strangers.mkdir()
-    shutil.copy(data_dir / "t1.jpg", strangers / "t1.jpg")  # a group photo: its most central face
+def test_evaluate_command_on_real_photos(tmp_path, labelled_folders, capsys):
+    people, strangers = labelled_folders
     args = ["--gallery", str(tmp_path / "g"), "--json", "evaluate", str(people), "--strangers", str(strangers),
             "--same-day", "--composites", "3", "--bootstrap", "20", "--cache", str(tmp_path / "cache"),
             "--plot", str(tmp_path / "det.png")]

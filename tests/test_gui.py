@@ -41,6 +41,7 @@ def frames(tmp_path, data_dir):
 @pytest.fixture
 def window(qtbot, tmp_path, frames):
     def make(source=str(frames), **settings):
+        settings.setdefault("folder_fps", 1000.0)  # the frame folder as fast as it is processed
         w = MainWindow(Settings(gallery=tmp_path / "gallery", **settings), source=source,
                        settings_path=tmp_path / "settings.toml")
         qtbot.addWidget(w)
@@ -679,6 +680,24 @@ def test_record_events_with_a_folder_gallery_says_it_is_ignored(qtbot, window):
     wait_frames(qtbot, w, 1)
     assert sum("record_events is ignored: only a PostgreSQL gallery keeps events" in m for m in said) == 1
     assert w.worker is not None and w.worker._record is None
+
+
+def test_a_video_file_plays_at_its_own_rate_and_the_label_says_what_it_counts(qtbot, window, tmp_path, data_dir):
+    import cv2
+
+    from faceapp.gui.worker import rate_text
+
+    path = tmp_path / "v.avi"
+    bgr = np.ascontiguousarray(load_image(data_dir / "obama2.jpg")[:, :, ::-1])
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, bgr.shape[1::-1])
+    for _ in range(5):
+        out.write(bgr)
+    out.release()
+    w = window(source=str(path))
+    wait_frames(qtbot, w, 2)
+    assert w.last.source_fps == 10.0
+    assert w.fps_label.text().endswith("fps analysed · source plays 10 fps")
+    assert rate_text(12.34, None) == "12.3 fps analysed"  # a camera: as fast as it sends frames
 
 
 def test_closed_dialogs_are_released(qtbot, window, data_dir):

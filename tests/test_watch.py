@@ -69,8 +69,9 @@ def test_watch_a_video_reports_a_track_once(tmp_path, data_dir):
     gallery = tmp_path / "g"
     assert cli("--gallery", str(gallery), "enroll", "Obama", str(data_dir / "obama.jpg")).returncode == 0
     video = _video(tmp_path / "v.avi", data_dir / "obama2.jpg", 12)
-    run = cli("--gallery", str(gallery), "watch", str(video))
+    run = cli("--gallery", str(gallery), "watch", "--fast", str(video))  # every frame, however slow the machine
     assert run.returncode == 0, run.stderr
+    assert "not real time" in run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]
     assert [(e["event"], e["person"], e["decision"]) for e in events] == [("face", "Obama", "match")]
 
@@ -125,3 +126,37 @@ def test_stream_addresses_never_show_credentials():
     run = cli("watch", "rtsp://admin:pa55@127.0.0.1:9/none")
     assert run.returncode == 2 and "pa55" not in run.stderr
     assert run.stderr.splitlines()[-1].startswith("faceapp-cli: error: stream rtsp://127.0.0.1:9/none cannot be opened")
+
+
+def _result(track_id, person):
+    from faceapp.recognise.track import TrackResult
+    from faceapp.types import Decision, Detection, Face, Match, Quality
+
+    face = Face(Detection((0, 0, 10, 10), np.zeros((6, 2), np.float32), 0.9), np.zeros((4, 4, 3), np.uint8),
+                Quality(50, 100, 0, 0, 120))
+    m = None if person is None else Match(Decision.MATCH, person, 0.9, ())
+    return TrackResult(track_id, (0, 0, 10, 10), face, m, m, True, 1)
+
+
+def test_a_name_taken_away_is_reported_again_only_when_it_settles_again():
+    events = watch_mod.TrackEvents()
+    shown = ["Ann", "Ann", None, None, "Ann", "Ann"]
+    got = [[e.person for e in events.update([_result(1, p)], float(k), "cam")] for k, p in enumerate(shown)]
+    assert got == [["Ann"], [], [], [], ["Ann"], []]
+
+
+def test_watch_paces_a_video_unless_fast(pipeline, tmp_path, data_dir, monkeypatch, caplog):
+    video = _video(tmp_path / "v.avi", data_dir / "obama2.jpg", 6)
+    opened = []
+    real = watch_mod.open_source
+
+    def spy(*a, **k):
+        src = real(*a, **k)
+        opened.append(src.nominal_fps)
+        return src
+
+    monkeypatch.setattr(watch_mod, "open_source", spy)
+    assert watch_mod.watch(pipeline, video, lambda e: None, threading.Event(), max_frames=2) == 2
+    assert watch_mod.watch(pipeline, video, lambda e: None, threading.Event(), fast=True) == 6
+    assert opened == [10.0, None]
+    assert "not real time" in caplog.text

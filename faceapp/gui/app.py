@@ -35,7 +35,7 @@ from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
 from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
-from faceapp.gui.worker import FrameResult, ProcessingWorker
+from faceapp.gui.worker import FrameResult, ProcessingWorker, rate_text
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.enrol import Provenance, SourceKind
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
@@ -227,7 +227,7 @@ class MainWindow(QMainWindow):
     def _make_source(self) -> FrameSource:
         s = self.settings
         spec = self.source_spec if self.source_spec is not None else str(s.camera_index)
-        return open_source(spec, s.camera_width, s.camera_height)
+        return open_source(spec, s.camera_width, s.camera_height, folder_fps=s.folder_fps)
 
     def start_source(self) -> None:
         """(Re)start the live view on the current source."""
@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
             self._detector_noted = True
             self.provider_label.setToolTip(f"{self.provider_label.toolTip()}\ndetector: {self.pipeline.detector_note}")
         self.view.show_frame(item.frame, item.faces)
-        self.fps_label.setText(f"{item.fps:.1f} fps")
+        self.fps_label.setText(rate_text(item.fps, item.source_fps))
         self.latency_label.setText(f"{item.latency_ms:.0f} ms/frame")
         if self.enrol_dialog is not None:
             self.enrol_dialog.offer(item.frame, [fr.face for fr in item.faces], item.source)

@@ -1,10 +1,12 @@
 """Capture, processing and photo matching off the GUI thread.
 
-The live worker reads the newest frame, follows its faces with the core's tracker
-(:meth:`faceapp.pipeline.Pipeline.track_frame`: a decision per track, shown once settled,
-so names do not flicker) and hands the result to the GUI through a one-slot mailbox: while
-the GUI has not taken the last result, newer ones replace it, so a slow GUI sees fresh
-frames rather than a queue of old ones. While guided enrolment is open, every face of
+The live worker reads the newest frame, follows its faces with the core's live view
+(:class:`faceapp.watch.LiveView`, the same path as ``watch``: a name is shown once the
+track's evaluations agree on it and taken away as soon as one does not support it) and
+hands the result to the GUI through a one-slot mailbox: while the GUI has not taken the
+last result, newer ones replace it, so a slow GUI sees fresh frames rather than a queue
+of old ones. A video file plays at its own frame rate (the source waits for each
+frame's time), so it is not read faster than it would play. While guided enrolment is open, every face of
 every frame is embedded instead (enrolment needs the embeddings).
 
 Nothing that goes wrong on a worker thread is silent: every exception, ours or not,
@@ -28,11 +30,11 @@ from PySide6.QtCore import QObject, Signal
 from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.track import Tracker, TrackResult
+from faceapp.recognise.track import TrackResult
 from faceapp.types import FaceResult
 from faceapp.vision.capture import FrameSource
 from faceapp.vision.images import load_image
-from faceapp.watch import Event, TrackEvents
+from faceapp.watch import Event, LiveView
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ class FrameResult:
             and enrolment frames, :class:`~faceapp.recognise.track.TrackResult` (whose ``match`` is
             ``None`` until the track has settled) for tracked live frames.
         latency_ms: time spent in the pipeline.
-        fps: smoothed results per second.
+        fps: smoothed frames analysed (and shown) per second.
         source: where the frame came from (a source name or a photo's file name).
+        source_fps: the source's own frame rate when it is paced (a video file, an image
+            folder), else ``None``.
     """
 
     frame: np.ndarray
@@ -65,6 +69,17 @@ class FrameResult:
     latency_ms: float
     fps: float
     source: str = ""
+    source_fps: float | None = None
+
+
+def rate_text(fps: float, source_fps: float | None) -> str:
+    """The live view's rate label: frames analysed a second, and the source's own rate when it has one.
+
+    Every frame analysed is shown; a video whose frames come faster than they are
+    analysed plays at its own speed with frames skipped.
+    """
+    analysed = f"{fps:.1f} fps analysed"
+    return analysed if source_fps is None else f"{analysed} · source plays {source_fps:g} fps"
 
 
 class BackgroundThread(QObject):
@@ -137,7 +152,7 @@ class ProcessingWorker(BackgroundThread):
         on_result: called on the worker thread with each frame's faces (e.g. the
             unknown-faces inbox); an exception there stops the loop like any other.
         record: called on the worker thread with each event of a tracked face (its
-            decision settled or changed, see :class:`~faceapp.watch.TrackEvents`), e.g.
+            decision settled or changed, see :class:`~faceapp.watch.LiveView`), e.g.
             an :class:`~faceapp.watch.EventRecorder`; ``None`` records nothing.
 
     Signals:
@@ -154,15 +169,14 @@ class ProcessingWorker(BackgroundThread):
                  record: Callable[[Event], None] | None = None) -> None:
         super().__init__()
         self._record = record
-        self._decided = TrackEvents()
         self.pipeline = pipeline
+        self.live = LiveView(pipeline)
         self._open_source = open_source
         self._on_result = on_result
         self._mailbox: FrameResult | None = None
         self._lock = threading.Lock()
         self._paused = threading.Event()
         self._embed_all = threading.Event()
-        self.tracker = Tracker()
         self.frames_processed = 0
 
     def set_embed_all(self, on: bool) -> None:
@@ -201,22 +215,22 @@ class ProcessingWorker(BackgroundThread):
                 frame = source.read()
                 t0 = time.perf_counter()
                 faces: Sequence[FaceResult | TrackResult]
+                events: Sequence[Event] = ()
                 if self._embed_all.is_set():
                     faces = self.pipeline.match_image(frame, still=False).faces
-                    self.tracker.reset()
-                    self._decided.reset()
+                    self.live.reset()
                 else:
-                    faces = self.pipeline.track_frame(frame, self.tracker)
+                    faces, events = self.live.step(frame, time.time(), source.name)
                 if self._on_result is not None:
                     self._on_result(faces)
                 if self._record is not None:
-                    for event in self._decided.update(faces, time.time(), source.name):
+                    for event in events:
                         self._record(event)
                 now = time.perf_counter()
                 dt = now - last
                 last = now
                 fps = 1.0 / max(dt, 1e-6) if fps == 0.0 else 0.9 * fps + 0.1 / max(dt, 1e-6)
-                item = FrameResult(frame, faces, (now - t0) * 1e3, fps, source.name)
+                item = FrameResult(frame, faces, (now - t0) * 1e3, fps, source.name, source.nominal_fps)
                 with self._lock:
                     pending = self._mailbox is not None
                     self._mailbox = item

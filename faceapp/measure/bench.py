@@ -198,10 +198,8 @@ def _time_tracked(pipe: Any, frame: np.ndarray, frames: int) -> dict[str, Any]:
     The video is ``frame`` drifting sideways a few pixels a frame, so that every face is
     followed by the tracker and embedded only when its track needs it.
     """
-    from faceapp.recognise.track import Tracker
-
     video = [np.roll(frame, 3 * (i % 8), axis=1) for i in range(frames)]
-    tracker = Tracker()
+    tracker = pipe.new_tracker()
     walls = []
     for image in video:
         t0 = time.perf_counter()

@@ -11,18 +11,47 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from faceapp.config import DEFAULT_FOLDER_FPS
 from faceapp.errors import FaceappError, ImageError
 from faceapp.vision.images import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+DEFAULT_VIDEO_FPS = 30.0  # for a video file that does not say its frame rate
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+def pace(position: int, started: float, now: float, fps: float) -> tuple[float, int]:
+    """When the next frame of a paced source is due, and how many frames it is behind.
+
+    Frame ``position`` (counted from 0) is due ``position / fps`` seconds after
+    ``started``. Early, the source waits; late by whole frames, it drops them (as a live
+    camera would), so playback keeps the source's own speed whatever the processing
+    rate.
+
+    Args:
+        position: the index of the next frame to read.
+        started: clock time when frame 0 was due.
+        now: the clock time now.
+        fps: the source's frame rate.
+
+    Returns:
+        ``(seconds to wait, frames to drop)``; at most one of them is non-zero.
+    """
+    due = started + position / fps
+    if now < due:
+        return due - now, 0
+    return 0.0, int((now - started) * fps) - position
 
 
 class CameraError(FaceappError):
@@ -72,9 +101,17 @@ def list_cameras(sysfs: Path = Path("/sys/class/video4linux")) -> list[CameraInf
 
 
 class FrameSource:
-    """Base class. ``read`` returns the newest frame available, never a backlog."""
+    """Base class. ``read`` returns the newest frame available, never a backlog.
+
+    Attributes:
+        name: what the source is called in messages.
+        nominal_fps: the rate the source delivers frames at when paced (a video file's
+            own frame rate, an image folder's chosen rate), or ``None`` (a camera: as fast
+            as it sends them; or a file read as fast as it is processed).
+    """
 
     name = "source"
+    nominal_fps: float | None = None
 
     def read(self) -> np.ndarray:
         raise NotImplementedError
@@ -160,20 +197,25 @@ class CameraSource(FrameSource):
 
 
 class VideoFileSource(FrameSource):
-    """A video file played at its own frame rate: frames that fall behind are skipped.
+    """A video file played at its own frame rate: early reads wait, frames that fall behind are skipped.
 
     Args:
         path: the video.
         loop: start again at the end instead of raising :class:`CameraLost`.
-        realtime: skip frames to keep pace with the wall clock (as a live camera would);
-            ``False`` returns every frame in order.
+        realtime: keep pace with the clock (as a live camera would, see :func:`pace`);
+            ``False`` returns every frame in order, as fast as they are read.
+        clock: seconds, monotonic (tests pass their own).
+        sleep: waits that many seconds (tests pass their own).
     """
 
-    def __init__(self, path: Path, loop: bool = True, realtime: bool = True) -> None:
+    def __init__(self, path: Path, loop: bool = True, realtime: bool = True, clock: Clock = time.perf_counter,
+                 sleep: Sleep = time.sleep) -> None:
         self.path = Path(path)
         self.loop, self.realtime = loop, realtime
         self.name = self.path.name
+        self._clock, self._sleep = clock, sleep
         self._cap: Any = None
+        self.fps = DEFAULT_VIDEO_FPS
         self.reopen()
 
     def reopen(self) -> None:
@@ -185,8 +227,10 @@ class VideoFileSource(FrameSource):
         if not cap.isOpened():
             raise CameraError(f"video {self.path} cannot be opened; use an MP4/AVI file OpenCV can read")
         self._cap = cap
-        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        self._start = time.perf_counter()
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0.0 < fps <= 1000.0 else DEFAULT_VIDEO_FPS
+        self.nominal_fps = self.fps if self.realtime else None
+        self._start: float | None = None
         self._pos = 0
 
     def read(self) -> np.ndarray:
@@ -195,8 +239,12 @@ class VideoFileSource(FrameSource):
         if self._cap is None:
             raise CameraLost(f"{self.name} is closed")
         if self.realtime:
-            due = int((time.perf_counter() - self._start) * self.fps)
-            while self._pos < due - 1:  # drop the frames we are late for
+            if self._start is None:
+                self._start = self._clock()
+            wait, late = pace(self._pos, self._start, self._clock(), self.fps)
+            if wait > 0:
+                self._sleep(wait)
+            for _ in range(late):  # drop the frames we are late for
                 if not self._cap.grab():
                     break
                 self._pos += 1
@@ -205,7 +253,7 @@ class VideoFileSource(FrameSource):
             if not self.loop:
                 raise CameraLost(f"{self.name} has ended")
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._start, self._pos = time.perf_counter(), 0
+            self._start, self._pos = self._clock(), 0
             ok, frame = self._cap.read()
             if not ok:
                 raise CameraLost(f"{self.name} cannot be read")
@@ -223,24 +271,40 @@ class ImageFolderSource(FrameSource):
 
     A damaged or unreadable image is skipped (and logged); when no image of the folder can
     be read, :meth:`read` raises :class:`CameraLost`.
+
+    Args:
+        path: the folder.
+        loop: start again at the end instead of raising :class:`CameraLost`.
+        fps: images a second (``0``: as fast as they are read).
+        clock: seconds, monotonic (tests pass their own).
+        sleep: waits that many seconds (tests pass their own).
     """
 
-    def __init__(self, path: Path, loop: bool = True, interval: float = 0.0) -> None:
+    def __init__(self, path: Path, loop: bool = True, fps: float = 0.0, clock: Clock = time.perf_counter,
+                 sleep: Sleep = time.sleep) -> None:
         self.path = Path(path)
-        self.loop, self.interval = loop, interval
+        self.loop = loop
+        if fps < 0:
+            raise CameraError(f"the image rate must be 0 (as fast as they are read) or more, not {fps}")
+        self.nominal_fps = fps or None
         self.name = self.path.name
+        self._clock, self._sleep = clock, sleep
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if self.path.is_dir() else []
         if not self.files:
             raise CameraError(f"{self.path} has no images to use as frames")
         self._i = 0
-        self._last = 0.0
+        self._shown = 0
+        self._start: float | None = None
 
     def read(self) -> np.ndarray:
-        if self.interval:
-            wait = self._last + self.interval - time.perf_counter()
+        if self.nominal_fps:
+            if self._start is None:
+                self._start = self._clock()
+            wait, _ = pace(self._shown, self._start, self._clock(), self.nominal_fps)
             if wait > 0:
-                time.sleep(wait)
-            self._last = time.perf_counter()
+                self._sleep(wait)
+            else:  # behind: images are not dropped, the schedule starts again from now
+                self._start, self._shown = self._clock(), 0
         for _ in range(len(self.files)):
             if self._i >= len(self.files):
                 if not self.loop:
@@ -249,22 +313,36 @@ class ImageFolderSource(FrameSource):
             path = self.files[self._i]
             self._i += 1
             try:
-                return load_image(path)
+                image = load_image(path)
             except ImageError as exc:
                 log.warning("skipping %s: %s", path.name, exc)
+                continue
+            self._shown += 1
+            return image
         raise CameraLost(f"no image in {self.path} can be read; choose another folder")
 
 
-def open_source(spec: str | Path | int, width: int = 640, height: int = 480, loop: bool = True) -> FrameSource:
+def open_source(spec: str | Path | int, width: int = 640, height: int = 480, loop: bool = True, *,
+                realtime: bool = True, folder_fps: float = DEFAULT_FOLDER_FPS) -> FrameSource:
     """A camera index (``0``), a stream URL (``rtsp://...``, ``http://...``), a video file, or a
-    folder of images; ``loop`` starts files and folders again at their end."""
+    folder of images.
+
+    Args:
+        spec: what to open.
+        width: camera frame width to ask for.
+        height: camera frame height to ask for.
+        loop: start files and folders again at their end.
+        realtime: play video files at their own frame rate and folders at ``folder_fps``;
+            ``False`` reads them as fast as they are processed (batch work, not real time).
+        folder_fps: images a second from a folder.
+    """
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         return CameraSource(int(spec), width, height)
     if isinstance(spec, str) and "://" in spec:
         return CameraSource(spec, width, height)
     path = Path(spec)
     if path.is_dir():
-        return ImageFolderSource(path, loop=loop)
+        return ImageFolderSource(path, loop=loop, fps=folder_fps if realtime else 0.0)
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
-        return VideoFileSource(path, loop=loop, realtime=loop)
+        return VideoFileSource(path, loop=loop, realtime=realtime)
     raise CameraError(f"{spec} is neither a camera index, a video file nor a folder of images")
