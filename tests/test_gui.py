@@ -636,9 +636,10 @@ def test_soak_short_form(qtbot):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from gui_soak import soak
 
-    result = soak(8.0, photo_every=4.0)
+    result = soak(10.0, photo_every=4.0, library_every=4.0)
     assert result["ok"], result
     assert result["photo_round_trips"] >= 1 and result["frames_shown"] > 10
+    assert result["library_rounds"] >= 1 and result["rss_mb_growth_since_first_library_round"] is not None
 
 
 def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):

@@ -163,12 +163,13 @@ class SQLiteDialect:
         self.lock_timeout = lock_timeout
         self.db_path = self.root / DB_NAME
         existed = self.root.is_dir()
-        try:
-            private.make_private_dir(self.root)
-        except OSError as exc:
-            raise GalleryError(
-                f"cannot create gallery folder {self.root} ({exc.strerror}); choose another folder"
-            ) from exc
+        if not existed:  # an existing folder is opened as it is (a read-only one for reading)
+            try:
+                private.make_private_dir(self.root)
+            except OSError as exc:
+                raise GalleryError(
+                    f"cannot create gallery folder {self.root} ({exc.strerror}); choose another folder"
+                ) from exc
         self.read_only = not os.access(self.root, os.W_OK | os.X_OK) or (
             self.db_path.exists() and not os.access(self.db_path, os.W_OK)
         )

@@ -30,7 +30,7 @@ from faceapp.gui.controls import ThresholdPanel
 from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
 from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from faceapp.gui.messages import for_gui
-from faceapp.gui.notice import NoticeBar, notice_for
+from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
 from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
@@ -183,11 +183,19 @@ class MainWindow(QMainWindow):
             self.inbox.close()
             self.inbox = None
         s = self.settings
+        why_off = "" if s.inbox else "Off: turn it on in Settings"
         if s.inbox:
-            self.inbox = UnknownInbox(s.gallery_dir(), retention_days=s.inbox_retention_days,
-                                      join_threshold=self.pipeline.thresholds().match)
+            _, problem, read_only = self.gallery_state()
+            if read_only:
+                why_off = "Off: the gallery folder is read-only, so no unknown face can be kept"
+            else:
+                try:
+                    self.inbox = UnknownInbox(s.gallery_dir(), retention_days=s.inbox_retention_days,
+                                              join_threshold=self.pipeline.thresholds().match)
+                except FaceappError as exc:
+                    why_off = f"Off: {for_gui(exc)}"
         self.inbox_button.setEnabled(True)
-        self.inbox_button.setToolTip("" if s.inbox else "Off: turn it on in Settings")
+        self.inbox_button.setToolTip(why_off)
 
     def _sync_controls(self) -> None:
         self.controls.show_values(self.pipeline.thresholds(), self.settings, self.pipeline.embedder.thresholds.match)
@@ -308,7 +316,7 @@ class MainWindow(QMainWindow):
         self.source_error = message
         self.fps_label.setText("-- fps")
         if self.mode == "live":
-            self.view.show_message(f"{message}\n\nMatching photos and the people library still work.")
+            self.view.show_message(f"{message}\n\n{self._what_still_works()}")
         self.statusBar().showMessage(message, 10000)
         if self.enrol_dialog is not None:
             self.enrol_dialog.no_camera(message)
@@ -316,13 +324,20 @@ class MainWindow(QMainWindow):
 
     def _update_notice(self) -> None:
         """Show what to do next (see :func:`faceapp.gui.notice.notice_for`)."""
+        size, gallery_problem, read_only = self.gallery_state()
         self.notice.show_notice(notice_for(
             problem=self.layers.problems[0] if self.layers.problems else None, stale=self._needs_reembed(),
-            source_error=self.source_error, camera=is_camera(self.source_spec), empty=self._gallery_size() == 0))
+            source_error=self.source_error, camera=is_camera(self.source_spec), empty=size == 0,
+            gallery_problem=gallery_problem, read_only=read_only))
+
+    def _what_still_works(self) -> str:
+        _, problem, read_only = self.gallery_state()
+        return what_still_works(gallery_problem=problem, read_only=read_only)
 
     def _notice_action(self, action: str) -> None:
         {"fix_setting": self.fix_settings_problem, "reembed": self.rebuild_gallery, "enrol": self.open_enrolment,
-         "video": self.source.choose_video, "folder": self.source.choose_folder, "retry": self.start_source}[action]()
+         "video": self.source.choose_video, "folder": self.source.choose_folder, "retry": self.start_source,
+         "settings": self.open_settings}[action]()
 
     def fix_settings_problem(self) -> None:
         """Resolve the first settings-file problem by going back to the default."""
@@ -368,7 +383,7 @@ class MainWindow(QMainWindow):
     def _photo_mode_ended(self) -> None:
         self.mode_label.setText("live")
         if self.source_error:
-            self.view.show_message(f"{self.source_error}\n\nMatching photos and the people library still work.")
+            self.view.show_message(f"{self.source_error}\n\n{self._what_still_works()}")
         else:
             self.view.show_message("")
         if self.worker is not None:
@@ -459,8 +474,15 @@ class MainWindow(QMainWindow):
             self.worker.set_embed_all(False)
         self.refresh_gallery_size()
 
-    def open_people(self) -> PeopleDialog:
-        dlg = PeopleDialog(self.pipeline, self)
+    def open_people(self) -> PeopleDialog | None:
+        """The people library; when the gallery cannot be read, its problem is shown instead."""
+        try:
+            dlg = PeopleDialog(self.pipeline, self)
+        except FaceappError as exc:
+            self.statusBar().showMessage(f"the people library cannot be shown: {for_gui(exc)}", 15000)
+            self._update_notice()
+            error_box(self, f"the people library cannot be shown: {for_gui(exc)}")
+            return None
         dlg.finished.connect(self.refresh_gallery_size)
         return show_released(dlg)
 
@@ -533,15 +555,20 @@ class MainWindow(QMainWindow):
         self.refresh_gallery_size()
         self.start_source()
 
-    def _gallery_size(self) -> int | None:
+    def gallery_state(self) -> tuple[int | None, str | None, bool]:
+        """The gallery as it is now: ``(people or None, its problem or None, read-only)``."""
         try:
-            return len(self.pipeline.gallery)
-        except FaceappError:
-            return None
+            gallery = self.pipeline.gallery
+            return len(gallery), None, bool(gallery.store.read_only)
+        except FaceappError as exc:
+            return None, for_gui(exc), False
 
     def refresh_gallery_size(self) -> None:
-        n = self._gallery_size()
-        self.gallery_label.setText("gallery: error" if n is None else f"gallery: {n} people")
+        n, problem, read_only = self.gallery_state()
+        self.gallery_label.setText("gallery: error" if n is None else
+                                   f"gallery: {n} people" + (", read-only" if read_only else ""))
+        self.gallery_label.setToolTip(problem or ("The gallery folder is read-only: people can be matched and "
+                                                  "browsed, not added or changed" if read_only else ""))
         self._update_notice()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
