@@ -653,14 +653,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("watch", help="headless device: report who is seen, one JSON line per event (stops on SIGTERM)")
     s.add_argument("source", metavar="SOURCE", help="camera index (0), stream URL (rtsp://...), video file or image folder")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
-    s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
+    s.add_argument("--record", action="store_true", help="keep the events in the gallery's history (folder or PostgreSQL)")
     s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
     s.add_argument("--device", help="with --record: this device's name (default: the host name)")
     s.add_argument("--snapshots", action="store_true",
                    help="with --record: keep each event's aligned face crop (biometric data, erased with the person)")
     s.set_defaults(func=cmd_watch)
 
-    s = sub.add_parser("events", help="the kept event history of a PostgreSQL gallery")
+    s = sub.add_parser("events", help="the kept event history of the gallery (watch --record, the app's record_events)")
     s.add_argument("--since", type=_since, help="only events since 7d / 12h / 30m ago or a date (2026-11-01T08:00)")
     s.add_argument("--person", help="only this person's events")
     s.add_argument("--csv", action="store_true", help="print CSV")

@@ -42,7 +42,7 @@ from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
 from faceapp.vision.capture import FrameSource, open_source
-from faceapp.watch import EventRecorder, keeps_events
+from faceapp.watch import EventRecorder
 
 log = logging.getLogger(__name__)
 SAVE_DELAY_MS = 400
@@ -257,14 +257,14 @@ class MainWindow(QMainWindow):
             self.worker = None
 
     def _event_recorder(self) -> EventRecorder | None:
-        """The gallery's event recorder when ``record_events`` is on and the gallery keeps events."""
+        """The gallery's event recorder when ``record_events`` is on and the gallery can keep events."""
         if not self.settings.record_events:
             return None
-        store = self.pipeline.gallery.store
-        if not keeps_events(store):
-            self.statusBar().showMessage("record_events is ignored: only a PostgreSQL gallery keeps events", 10000)
+        try:
+            return EventRecorder(self.pipeline.gallery.store, self.settings.event_retention_days)
+        except FaceappError as exc:
+            self.statusBar().showMessage(f"record_events is ignored: {for_gui(exc)}", 10000)
             return None
-        return EventRecorder(store, self.settings.event_retention_days)
 
     def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
         if self.inbox is not None:

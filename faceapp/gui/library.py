@@ -210,7 +210,7 @@ class PeopleDialog(QDialog):
             buttons.addWidget(b)
             if text == "History...":
                 b.setEnabled(has_history(pipeline))
-                b.setToolTip("Who was seen when (galleries shared in PostgreSQL, with event history on)")
+                b.setToolTip("Who was seen when: kept while the record_events setting is on, or by watch --record")
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -307,7 +307,7 @@ class PeopleDialog(QDialog):
 
 
 def has_history(pipeline: Pipeline) -> bool:
-    """The gallery keeps an event history (a PostgreSQL gallery)."""
+    """The gallery keeps an event history (folder and PostgreSQL galleries do)."""
     return hasattr(pipeline.gallery.store, "events")
 
 
@@ -346,7 +346,7 @@ class HistoryDialog(QDialog):
         except (AttributeError, FaceappError) as exc:
             events = []
             self.note.setText(for_gui(exc) if isinstance(exc, FaceappError) else
-                              "This gallery keeps no history: it is kept in galleries shared in PostgreSQL.")
+                              "This gallery keeps no history.")
         shown = list(reversed(events))[: self.LIMIT]
         if not self.note.text():
             more = f", the latest {self.LIMIT} shown" if len(events) > self.LIMIT else ""
