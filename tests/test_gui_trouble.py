@@ -84,3 +84,100 @@ def test_a_read_only_gallery_opens_for_matching_and_browsing(qtbot, tmp_path, en
     result = w.pipeline.match_image(data_dir / "obama.jpg")
     assert result.faces[0].match.person == "Obama"
     w.close()
+
+
+def test_a_photo_folder_with_bad_files_says_each_problem_once(qtbot, tmp_path, data_dir, caplog):
+    """The folder loops many times; each bad file is said once on stderr and listed once in the window."""
+    import logging
+    import shutil
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(data_dir / "obama.jpg", folder / "1.jpg")
+    for name in ("2.jpg", "3.png", "4.jpg"):
+        (folder / name).write_bytes(b"not an image")
+    caplog.set_level(logging.WARNING, logger="faceapp")
+    w = MainWindow(Settings(gallery=tmp_path / "gallery"), source=str(folder), settings_path=tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.worker is not None and w.worker.frames_processed >= 6, timeout=60000)
+    said = [r.getMessage() for r in caplog.records if r.name == "faceapp.vision.capture"]
+    assert len(said) == 3, said  # six rounds of the folder, three bad files: three lines
+    qtbot.waitUntil(lambda: len(w.problems.counts) == 3, timeout=5000)
+    assert w.problems_button.isVisibleTo(w) and w.problems_button.text() == "3 problems"
+    listed = w.problems_button.open_list()
+    assert listed.list.count() == 3 and all("skipping" in listed.list.item(i).text() for i in range(3))
+    listed.close()
+    w.close()
+
+
+def test_a_video_cut_short_while_playing_says_it_ended_early(tmp_path, caplog):
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from faceapp.vision.capture import VideoFileSource
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(rng.integers(0, 255, (120, 160, 3), np.uint8))
+    writer.release()
+    caplog.set_level(logging.WARNING, logger="faceapp")
+    source = VideoFileSource(path, loop=True, realtime=False)
+    for _ in range(5):
+        source.read()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 4 // 10])  # cut short while playing
+    for _ in range(200):  # several rounds of what is left
+        source.read()
+    source.close()
+    said = [r.getMessage() for r in caplog.records if "ended early" in r.getMessage()]
+    assert len(said) == 1 and source.ended_early == said[0] and "of its 60 frames" in said[0]
+
+
+def test_a_whole_video_is_not_said_to_end_early(tmp_path, caplog):
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from faceapp.vision.capture import VideoFileSource
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), i, np.uint8))
+    writer.release()
+    caplog.set_level(logging.WARNING, logger="faceapp")
+    source = VideoFileSource(path, loop=True, realtime=False)
+    for _ in range(100):
+        source.read()
+    source.close()
+    assert source.ended_early is None and not caplog.records
+
+
+def test_the_status_bar_shows_a_long_message_whole_or_elided_with_a_tooltip(qtbot, window_at):
+    w = window_at()
+    text = "the gallery folder /very/long/path/" + "x" * 300 + " cannot be read; choose another folder in Settings"
+    w.statusBar().showMessage(text, 10000)
+    shown = w.statusBar().message
+    qtbot.waitUntil(lambda: shown.width() > 100, timeout=5000)
+    assert shown.text() != text and shown.text().endswith("…")
+    assert shown.fontMetrics().horizontalAdvance(shown.text()) <= shown.width()
+    assert shown.toolTip() == text and w.statusBar().currentMessage() == text
+    w.statusBar().showMessage("source: clip.avi", 3000)
+    assert shown.text() == "source: clip.avi" and shown.toolTip() == ""
+    w.close()
+
+
+@pytest.fixture
+def window_at(qtbot, tmp_path):
+    def make():
+        w = MainWindow(Settings(gallery=tmp_path / "gallery"), source=NO_CAMERA, settings_path=tmp_path / "s.toml")
+        qtbot.addWidget(w)
+        w.show()
+        return w
+
+    return make

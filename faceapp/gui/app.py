@@ -34,6 +34,7 @@ from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
 from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
+from faceapp.gui.status import ProblemLog, ProblemsButton, StatusBar
 from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker
 from faceapp.pipeline import Pipeline
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.save_pending)
+        self.problems = ProblemLog(parent=self)  # every warning of the run, once each
         self._build()
         self._load_models()
         QTimer.singleShot(0, self.start_source)
@@ -148,6 +150,8 @@ class MainWindow(QMainWindow):
         lay.addLayout(left, 1)
         lay.addWidget(panel)
         self.setCentralWidget(central)
+        self.setStatusBar(StatusBar())
+        self.problems_button = ProblemsButton(self.problems)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # indeterminate
         self.busy.setMaximumWidth(120)
@@ -157,7 +161,8 @@ class MainWindow(QMainWindow):
         self.latency_label = QLabel("-- ms")
         self.provider_label = QLabel("provider: --")
         self.gallery_label = QLabel("gallery: --")
-        for w in (self.busy, self.mode_label, self.fps_label, self.latency_label, self.provider_label, self.gallery_label):
+        for w in (self.problems_button, self.busy, self.mode_label, self.fps_label, self.latency_label,
+                  self.provider_label, self.gallery_label):
             self.statusBar().addPermanentWidget(w)
         self.photo_mode.busyChanged.connect(self.busy.setVisible)
         quit_action = QAction("Quit", self)
@@ -580,4 +585,5 @@ class MainWindow(QMainWindow):
             self.inbox.close()
             self.inbox = None
         self.pipeline.close()
+        self.problems.detach()
         super().closeEvent(event)

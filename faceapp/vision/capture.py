@@ -167,6 +167,12 @@ class VideoFileSource(FrameSource):
         loop: start again at the end instead of raising :class:`CameraLost`.
         realtime: skip frames to keep pace with the wall clock (as a live camera would);
             ``False`` returns every frame in order.
+
+    A file that ends before the frame count it declares (truncated, or cut short while it
+    was played) is said once in the log, then looped (or ended) as it is.
+
+    Attributes:
+        ended_early: that message, once it has happened; else ``None``.
     """
 
     def __init__(self, path: Path, loop: bool = True, realtime: bool = True) -> None:
@@ -174,6 +180,7 @@ class VideoFileSource(FrameSource):
         self.loop, self.realtime = loop, realtime
         self.name = self.path.name
         self._cap: Any = None
+        self.ended_early: str | None = None
         self.reopen()
 
     def reopen(self) -> None:
@@ -186,6 +193,7 @@ class VideoFileSource(FrameSource):
             raise CameraError(f"video {self.path} cannot be opened; use an MP4/AVI file OpenCV can read")
         self._cap = cap
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.declared_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._start = time.perf_counter()
         self._pos = 0
 
@@ -202,6 +210,7 @@ class VideoFileSource(FrameSource):
                 self._pos += 1
         ok, frame = self._cap.read()
         if not ok:
+            self._check_length()
             if not self.loop:
                 raise CameraLost(f"{self.name} has ended")
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -212,6 +221,15 @@ class VideoFileSource(FrameSource):
         self._pos += 1
         return np.ascontiguousarray(frame[:, :, ::-1])
 
+    def _check_length(self) -> None:
+        """At the end of the file: say once when it came before the declared frame count
+        (containers may round that count by a frame or two)."""
+        if self.ended_early is None and self.declared_frames and self._pos + 2 < self.declared_frames:
+            self.ended_early = (f"{self.name} ended early, after {self._pos} of its {self.declared_frames} frames: "
+                                "the file is damaged or was cut short while playing; what is left is "
+                                + ("played again" if self.loop else "all there is"))
+            log.warning("%s", self.ended_early)
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -221,8 +239,11 @@ class VideoFileSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """The images of a folder in name order, as frames; loops at the end.
 
-    A damaged or unreadable image is skipped (and logged); when no image of the folder can
-    be read, :meth:`read` raises :class:`CameraLost`.
+    A damaged or unreadable image is skipped and logged once (not again on every loop);
+    when no image of the folder can be read, :meth:`read` raises :class:`CameraLost`.
+
+    Attributes:
+        skipped: ``{file name: why it was skipped}``.
     """
 
     def __init__(self, path: Path, loop: bool = True, interval: float = 0.0) -> None:
@@ -234,6 +255,7 @@ class ImageFolderSource(FrameSource):
             raise CameraError(f"{self.path} has no images to use as frames")
         self._i = 0
         self._last = 0.0
+        self.skipped: dict[str, str] = {}
 
     def read(self) -> np.ndarray:
         if self.interval:
@@ -251,8 +273,13 @@ class ImageFolderSource(FrameSource):
             try:
                 return load_image(path)
             except ImageError as exc:
-                log.warning("skipping %s: %s", path.name, exc)
+                self._skip(path, exc)
         raise CameraLost(f"no image in {self.path} can be read; choose another folder")
+
+    def _skip(self, path: Path, exc: ImageError) -> None:
+        if path.name not in self.skipped:
+            self.skipped[path.name] = str(exc)
+            log.warning("skipping %s: %s", path.name, exc)
 
 
 def open_source(spec: str | Path | int, width: int = 640, height: int = 480, loop: bool = True) -> FrameSource:
