@@ -79,10 +79,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from faceapp.recognise.enrol import EnrolmentError, EnrolSample, Provenance
+    from faceapp.recognise.enrol import EnrolmentError, EnrolSample, Provenance, low_quality
 
     people = person_folders(args.dir)
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": [], "refused": []}
+    added: list[EnrolSample] = []
     with _pipeline(args) as pipe:
         enrolment = pipe.enrolment()
         total = sum(len(imgs) for _, imgs in people)
@@ -126,6 +127,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                     log.warning("%s", r.message)
                 report["enrolled"].append({"person": done.person.name, "added": len(done.added),
                                            "templates": done.person.templates})
+                added.extend(done.added)
+    flagged = low_quality(s.quality for s in added)
+    report["low_quality"] = {"samples": flagged.flagged, "of": flagged.total, "reasons": dict(flagged.reasons)}
     lines = [f"enrolled {e['person']}: {e['added']} photo(s)" for e in report["enrolled"]]
     lines += [f"skipped {s['person']}: {s['reason']}" for s in report["skipped_people"]]
     lines += [f"left out {r['image']}: {r['reason']}" for r in report["refused"]]
@@ -133,6 +137,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"{len(report['enrolled'])} people enrolled, {len(report['skipped_people'])} skipped, "
         f"{len(report['bad_images'])} photo(s) without a usable face, {len(report['refused'])} photo(s) left out"
     )
+    if flagged.flagged:
+        lines.append(str(flagged))
     _emit(args, report, lines)
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
 

@@ -181,3 +181,27 @@ def window_at(qtbot, tmp_path):
         return w
 
     return make
+
+
+def test_guided_enrolment_can_skip_a_pose_and_shows_what_is_missing(qtbot, tmp_path, data_dir):
+    from faceapp.gui.dialogs import EnrolDialog
+    from faceapp.vision.images import load_image
+
+    with Pipeline(Settings(gallery=tmp_path / "gallery")) as pipe:
+        dlg = EnrolDialog(pipe, target=3)
+        qtbot.addWidget(dlg)
+        frontal, right = (load_image(data_dir / n) for n in ("obama.jpg", "obama2.jpg"))
+        frontal_face, right_face = pipe.main_face(frontal), pipe.main_face(right)
+        dlg.capture.setChecked(True)
+        dlg.offer(frontal, [frontal_face], "clip.avi")
+        assert len(dlg.samples) == 1 and dlg.skip.isEnabled()
+        for _ in range(3):  # the same request until the user skips
+            dlg.offer(frontal, [frontal_face], "clip.avi")
+            assert "to your left" in dlg.guidance.text() and "skip" in dlg.guidance.text()
+        dlg.skip.click()
+        assert dlg.guidance.text() == "left pose skipped; next: turn your head slightly to your right"
+        assert dlg.coverage.text() == "poses: frontal; missing: left (skipped), right"
+        dlg.offer(right, [right_face], "clip.avi")
+        assert len(dlg.samples) == 2
+        assert dlg.coverage.text() == "poses: frontal, right; missing: left (skipped)" and not dlg.skip.isEnabled()
+        dlg.close()

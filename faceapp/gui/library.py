@@ -44,7 +44,7 @@ from faceapp.gui.dialogs import Ask, EnrolChoices
 from faceapp.gui.messages import for_gui
 from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolSample, Provenance, SourceKind, assess_sample
+from faceapp.recognise.enrol import EnrolSample, LowQuality, Provenance, SourceKind, assess_sample, low_quality
 from faceapp.recognise.inbox import UnknownInbox
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, Face, FaceResult, Match
@@ -262,7 +262,7 @@ class PeopleDialog(QDialog):
             error_box(self, exc)
         self.reload()
 
-    def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> None:
+    def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> LowQuality | None:
         """Add the main face of each photo as a sample of ``name``, under the enrolment rules.
 
         Args:
@@ -270,18 +270,27 @@ class PeopleDialog(QDialog):
             paths: photo files.
             ask: answers the enrolment questions instead of message boxes (tests; see
                 :class:`~faceapp.gui.dialogs.EnrolChoices`).
+
+        Returns:
+            How many of the added samples are low quality, and why; ``None`` when nothing was added.
         """
         samples = [EnrolSample.from_face(self.pipeline.main_face(Path(p)), Provenance.photo(Path(p).name))
                    for p in paths]
-        EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, samples, add=True)
+        done = EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, samples, add=True)
         self.reload()
+        return None if done is None else low_quality(s.quality for s in done.added)
 
     def add_samples_dialog(self) -> None:
         name = self.selected()
         if name:
             files, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", IMAGE_FILTER)
             if files:
-                self._guarded(self.add_samples, name, [Path(f) for f in files])
+                self._guarded(self._add_and_report, name, [Path(f) for f in files])
+
+    def _add_and_report(self, name: str, paths: list[Path]) -> None:
+        flagged = self.add_samples(name, paths)
+        if flagged is not None and flagged.flagged:
+            QMessageBox.information(self, "faceapp", f"Added to {name}: {flagged}")
 
     def rename_dialog(self) -> None:
         name = self.selected()
