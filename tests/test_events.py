@@ -132,3 +132,24 @@ def test_a_folder_gallery_from_before_the_history_gets_one(tmp_path, rng, monkey
     with open_gallery(folder) as g:
         g.store.add_events([EventRecord(time.time(), "Ada", "match", 0.7, 1, None, "cam", "door")], 30)
         assert [e.person for e in g.store.events()] == ["Ada"]
+
+
+def test_watch_records_into_a_folder_gallery(tmp_path, data_dir, capsys, monkeypatch):
+    """`watch --record` with a gallery folder keeps its events there, as with PostgreSQL."""
+    import shutil
+
+    monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "cache"))
+    gallery = str(tmp_path / "gallery")
+    assert main(["--gallery", gallery, "enroll", "Obama", str(data_dir / "obama.jpg")]) == 0
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(data_dir / "obama2.jpg", frames / "1.jpg")
+    shutil.copy(data_dir / "biden.jpg", frames / "2.jpg")
+    capsys.readouterr()
+    assert main(["--gallery", gallery, "watch", str(frames), "--record", "--device", "door"]) == 0
+    seen = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["--gallery", gallery, "--json", "events"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert [(e["person"], e["decision"], e["device"]) for e in kept] == [
+        (e["person"], e["decision"], "door") for e in seen if e["event"] == "face"]
+    assert ("Obama", "match", "door") in [(e["person"], e["decision"], e["device"]) for e in kept]
