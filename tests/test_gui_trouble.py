@@ -80,6 +80,10 @@ def test_a_read_only_gallery_opens_for_matching_and_browsing(qtbot, tmp_path, en
     assert w.inbox is None and "read-only" in w.inbox_button.toolTip()
     people = w.open_people()
     assert people is not None and people.model.rowCount() == 1
+    from PySide6.QtWidgets import QPushButton
+
+    enabled = {b.text(): b.isEnabled() for b in people.findChildren(QPushButton)}
+    assert enabled["Samples..."] and enabled["History..."] and not enabled["Rename..."] and not enabled["Delete..."]
     people.close()
     result = w.pipeline.match_image(data_dir / "obama.jpg")
     assert result.faces[0].match.person == "Obama"

@@ -219,6 +219,11 @@ class PeopleDialog(QDialog):
         lay.addWidget(self.grid, 1)
         lay.addLayout(buttons)
         lay.addWidget(close)
+        if pipeline.gallery.store.read_only:  # browsing works; every change would be refused
+            for b in self.findChildren(QPushButton):
+                if b.text() in ("Add photos...", "Rename...", "Merge into...", "Delete..."):
+                    b.setEnabled(False)
+                    b.setToolTip("The gallery is read-only: fix its folder's permissions to change it")
         self.reload()
 
     def reload(self) -> None:
