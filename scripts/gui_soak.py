@@ -143,8 +143,15 @@ def soak(seconds: float, photo_every: float = 60.0, library_every: float = 120.0
         "rss_mb_growth_since_first_library_round": round(rss_end - library_rss[0], 1) if library_rss else None,
     }
     growth = result["rss_mb_growth_since_first_library_round"]
-    result["ok"] = bool(worker_alive and not errors and drift < NONE_DRIFT_LIMIT and shown > 0
-                        and (growth is None or growth <= LIBRARY_GROWTH_LIMIT_MB))
+    result["checks"] = {
+        "worker_running": worker_alive,
+        "no_worker_errors": not errors,
+        "none_refcount_kept": drift < NONE_DRIFT_LIMIT,
+        "frames_shown": shown > 0,
+        # Meaningful over minutes (the 10-minute run), not over a few seconds of short form.
+        "library_memory_flat": growth is None or growth <= LIBRARY_GROWTH_LIMIT_MB,
+    }
+    result["ok"] = all(result["checks"].values())
     return result
 
 

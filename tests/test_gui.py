@@ -637,7 +637,8 @@ def test_soak_short_form(qtbot):
     from gui_soak import soak
 
     result = soak(10.0, photo_every=4.0, library_every=4.0)
-    assert result["ok"], {k: v for k, v in result.items() if k not in ("rss_mb_per_minute",)}
+    # memory growth is judged by the 10-minute run; seconds of it measure the allocator's noise
+    assert all(ok for name, ok in result["checks"].items() if name != "library_memory_flat"), result
     assert result["photo_round_trips"] >= 1 and result["frames_shown"] > 10
     assert result["library_rounds"] >= 1 and result["rss_mb_growth_since_first_library_round"] is not None
 
