@@ -500,9 +500,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from faceapp.measure.bench import run_bench
 
+    versus = None
+    if args.versus is not None:
+        from faceapp.pipeline import Pipeline
+
+        versus = Pipeline(_pipeline(args).settings.replace(model=args.versus))
     doc, lines = run_bench(
         _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
-        skip_pipeline=args.skip_pipeline, cold_starts=args.cold_starts, progress=not args.json,
+        skip_pipeline=args.skip_pipeline, cold_starts=args.cold_starts, progress=not args.json, versus=versus,
     )
     _emit(args, doc, lines)
     return EXIT_OK
@@ -524,6 +529,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from faceapp.measure.calibrate import calibrate, calibrate_open_set, calibration_lines
 
     if args.strangers is None:
+        if args.save is not None:
+            raise FaceappError("--save keeps an open-set calibration: give --strangers too")
         with _pipeline(args) as pipe:
             doc, lines = calibrate(pipe, [Path(s) for s in args.sources], gallery_size=args.gallery_size,
                                    templates_per_person=args.templates_per_person, target_fpir=args.target_fpir,
@@ -550,8 +557,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
            for r in rows]
     lines = [f"target: strangers named <= {args.target_fpir:g}, look-alike composites named <= {args.lookalike_target:g}; "
              "tuned on one half of the identities, held out = the other half", *calibration_lines(rows)]
+    if args.save is not None:
+        lines.append(_save_calibration(args, pipe.model_id, rows, str(pipe.embedder.provenance.get("name", ""))))
     _emit(args, table, lines)
     return EXIT_OK
+
+
+def _save_calibration(args: argparse.Namespace, model_id: str, rows: Any, name: str) -> str:
+    """Write the tuned points into a calibration file (the user's by default); the line that says so."""
+    from faceapp.measure.calibrate import calibration_from_rows
+    from faceapp.vision import calibration
+
+    measured = (f"faceapp-cli calibrate PEOPLE --strangers STRANGERS --target-fpir {args.target_fpir:g} "
+                f"--lookalike-target {args.lookalike_target:g} --gallery-sizes {' '.join(map(str, args.gallery_sizes))} "
+                f"--seed {args.seed}")
+    entry = calibration_from_rows(rows, name=name, measured=measured)
+    path = calibration.save(model_id, entry, None if args.save == "user" else Path(args.save))
+    point = entry.gallery_sizes[entry.default_gallery_size]
+    return (f"saved to {path} for model {model_id[:12]}...: threshold {point.match:.4f}, margin {point.margin:.4f} "
+            f"at {entry.default_gallery_size} people")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -586,6 +610,96 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+TEMPLATES = ("arcface", "omz")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``112`` or ``112x96`` (height x width) as ``(h, w)``."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; give 112 or HEIGHTxWIDTH such as 112x96") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 16:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size of at least 16 pixels; give 112 or 112x96")
+    return parts[0], parts[1]
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    """``127.5`` or ``123.7,116.3,103.5`` as three per-channel values."""
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or three numbers separated by commas") from None
+    if len(parts) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one value or three (one per channel, in --color order)")
+    return (parts[0],) * 3 if len(parts) == 1 else (parts[0], parts[1], parts[2])
+
+
+def cmd_model_import(args: argparse.Namespace) -> int:
+    from faceapp.vision import models
+    from faceapp.vision.contract import ARCFACE_TEMPLATE_112, OMZ_TEMPLATE_96X112, Contract
+
+    template, frame = (ARCFACE_TEMPLATE_112, (112, 112)) if args.template == "arcface" else (OMZ_TEMPLATE_96X112, (112, 96))
+    try:
+        contract = Contract(input_name=args.input or "", output_name=args.output or "", input_size=args.input_size,
+                            layout=args.layout, color=args.color, mean=args.mean, std=args.std, template=template,
+                            template_size=frame)
+    except ValueError as exc:
+        raise FaceappError(f"{exc}; check the preprocessing options") from exc
+    if (args.people is None) != (args.strangers is None):
+        raise FaceappError("to calibrate the model give both --people and --strangers")
+    file = models.import_model(args.file, contract, name=args.name,
+                               provenance={"source": str(Path(args.file).resolve()), "imported_by": "faceapp-cli model import",
+                                           "licence": args.licence or "not stated"})
+    lines = [f"imported {args.file} as {file.path} (model id {file.sha256[:12]}...)"]
+    doc: dict[str, Any] = {"path": str(file.path), "sha256": file.sha256}
+    if args.people is not None:
+        from faceapp.measure.calibrate import calibrate_open_set
+
+        args.model, args.target_fpir, args.lookalike_target = file.path, 0.01, 0.1
+        args.gallery_sizes, args.seed, args.save, args.cache = [10, 100, 1000], 0, "user", None
+        with _pipeline(args) as pipe:
+            people, strangers = _face_sets(pipe, args)
+            rows = calibrate_open_set(people, strangers, embed=pipe.embedder.embed, gallery_sizes=args.gallery_sizes,
+                                      progress=not args.json)
+            lines.append(_save_calibration(args, pipe.model_id, rows, Path(args.file).stem))
+        doc["calibrated"] = True
+    else:
+        lines.append("not calibrated: its thresholds are untuned until `faceapp-cli --model "
+                     f"{file.path} calibrate PEOPLE --strangers STRANGERS --save` runs")
+    lines.append(f"use it with --model {file.path} (or set model in the settings file or the GUI's settings); "
+                 "re-embed the gallery with `faceapp-cli --model ... reembed`")
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
+def cmd_model_weights(args: argparse.Namespace) -> int:
+    from faceapp.measure.fusion import best, weight_sweep
+    from faceapp.vision.embed import FusedEmbedder
+
+    with _pipeline(args) as pipe:
+        emb = pipe.embedder
+        if not isinstance(emb, FusedEmbedder) or len(emb.members) != 2:
+            raise FaceappError("the model is not a fusion of two networks; give --model FUSED.json")
+        people, strangers = _face_sets(pipe, args)
+        dims, made = [m.dim for m, _ in emb.members], [w for _, w in emb.members]
+        names = [m.model_path.name for m, _ in emb.members]
+    rows = weight_sweep(people, strangers, dims, made, half=args.half, target_fpir=args.target_fpir)
+    top = best(rows)
+    lines = [f"{args.half} half: one enrolment photo, threshold where {100 * args.target_fpir:g} % of strangers "
+             f"get a name; weight of {names[0]} (the rest: {names[1]})"]
+    lines += [f"  {r.weights[0]:.2f}: threshold {r.threshold:.4f}, named correctly {100 * r.correct:.1f} %, "
+              f"wrong name {100 * r.wrong_name:.2f} %" for r in rows]
+    lines.append(f"best: {top.weights[0]:.2f} / {top.weights[1]:.2f}")
+    doc = {"half": args.half, "members": names, "best": list(top.weights),
+           "rows": [{"weights": list(r.weights), "threshold": r.threshold, "correct": r.correct,
+                     "wrong_name": r.wrong_name} for r in rows]}
+    _emit(args, doc, lines)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -595,7 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", type=gallery_arg, metavar="FOLDER|DSN",
                    help="gallery folder (default: in the user data directory) or PostgreSQL address "
                         "postgresql://user@host:port/dbname (password from ~/.pgpass or PGPASSWORD)")
-    p.add_argument("--model", type=Path, help="embedder ONNX file (default: the bundled SFace model)")
+    p.add_argument("--model", type=Path,
+                   help="embedder: an ONNX file with faceapp's contract (see `model import`) or a fused model's "
+                        ".json (default: the bundled fusion of SFace and Open Model Zoo's face-reidentification-retail-0095)")
     p.add_argument("--provider", choices=PROVIDERS,
                    help="where the embedder runs: auto (default: CUDA if it works, else the faster CPU runtime, "
                         "timed once and cached), cuda, openvino or cpu (onnxruntime)")
@@ -685,6 +801,37 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
                                      "from their face crops")
     s.set_defaults(func=cmd_check)
+    s = sub.add_parser("model", help="bring your own embedder; weigh a fused model's networks")
+    msub = s.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    c = msub.add_parser("import", help="copy an ONNX embedder into the user's model folder with its preprocessing "
+                                       "written into it (and calibrate it when photos are given)")
+    c.add_argument("file", type=Path, metavar="FILE.onnx", help="an ArcFace-family ONNX embedder")
+    c.add_argument("--input-size", type=_size, default=(112, 112), metavar="SIZE",
+                   help="network input, 112 or HEIGHTxWIDTH (default 112)")
+    c.add_argument("--color", choices=["RGB", "BGR"], default="RGB", help="channel order the network expects")
+    c.add_argument("--mean", type=_triple, default=(127.5, 127.5, 127.5), metavar="M",
+                   help="subtracted from 0-255 pixels: one value or three, in --color order (default 127.5)")
+    c.add_argument("--std", type=_triple, default=(127.5, 127.5, 127.5), metavar="S",
+                   help="then divided by: one value or three (default 127.5)")
+    c.add_argument("--template", choices=TEMPLATES, default="arcface",
+                   help="alignment: arcface (5-point ArcFace template on 112x112, insightface and AdaFace models) "
+                        "or omz (Open Model Zoo's 96x112 face stretched to the input)")
+    c.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW", help="input layout (default NCHW)")
+    c.add_argument("--input", help="input name (default: the graph's first)")
+    c.add_argument("--output", help="embedding output name (default: the graph's first)")
+    c.add_argument("--name", help="file name of the copy, without .onnx (default: the file's)")
+    c.add_argument("--licence", help="the model's licence, recorded in the copy")
+    c.add_argument("--people", type=Path, help="calibrate: folder with one sub-folder of photos per person")
+    c.add_argument("--strangers", type=Path, help="calibrate: photos of people not among --people")
+    c.set_defaults(func=cmd_model_import, cache=None)
+    c = msub.add_parser("weights", help="score a fused model's weights on labelled photos (one enrolment photo each)")
+    c.add_argument("people", type=Path, metavar="PEOPLE", help="folder with one sub-folder of photos per person")
+    c.add_argument("--strangers", type=Path, required=True, help="photos of people not among PEOPLE")
+    c.add_argument("--half", choices=["all", "tune", "report"], default="tune",
+                   help="identities to score on (default tune: choose there, report on the other half)")
+    c.add_argument("--target-fpir", type=float, default=0.01, help="share of strangers allowed a name")
+    c.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
+    c.set_defaults(func=cmd_model_weights)
 
     s = sub.add_parser("info", help="models, hashes, provider, thresholds, gallery size and location")
     s.set_defaults(func=cmd_info)
@@ -698,6 +845,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-pipeline", action="store_true", help="only the gallery search")
     s.add_argument("--cold-starts", type=int, default=3, metavar="N",
                    help="time N fresh `faceapp-cli match` processes (0 = skip)")
+    s.add_argument("--versus", type=Path, metavar="MODEL",
+                   help="also time MODEL (e.g. models/sface_fp32.onnx, the previous default) frame by frame in turn "
+                        "with the model in use, and give the ratios")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("calibrate", help="similarity statistics and a 1:N threshold from labelled photos")
@@ -718,6 +868,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--cache", type=Path, help="folder to keep embeddings between runs")
+    s.add_argument("--save", nargs="?", const="user", metavar="FILE",
+                   help="with --strangers: keep the tuned thresholds for this model in the user's calibration file "
+                        "(or in FILE); they become the model's defaults")
     s.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("evaluate", help="open-set report: who gets a name, on people's photos plus strangers")

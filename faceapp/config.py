@@ -52,7 +52,9 @@ class Settings:
         gallery: gallery folder, or a PostgreSQL address (``postgresql://user@host/db``
             or ``host=... dbname=...``, never with a password); ``None`` = a folder in the
             platform's user data directory.
-        model: embedder ONNX file; ``None`` = the bundled SFace model.
+        model: embedder: an ONNX file with faceapp's contract, or a fused model's ``.json``;
+            ``None`` = the bundled model (SFace fused with Open Model Zoo's
+            face-reidentification-retail-0095).
         detector: ``"full"`` (full-range, finds small and distant faces) or ``"short"``
             (selfie distance, faster).
         provider: where the embedder runs: ``"auto"`` (CUDA when it works, else the faster
@@ -64,7 +66,7 @@ class Settings:
         threads: CPU threads for the embedder; 0 = automatic (every core, except that the
             GUI's live view leaves one free on machines with up to 4 cores).
         threshold: cosine similarity at or above which a face is a match; ``None`` =
-            the model's recommended 1:N threshold.
+            the model's calibrated 1:N threshold (:mod:`faceapp.vision.calibration`).
         uncertain_band: width of the band below ``threshold`` reported as uncertain;
             ``None`` = the model's recommendation, ``0`` = no band.
         verify_threshold: threshold for 1:1 ``verify``; ``None`` = the model's.

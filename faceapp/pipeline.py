@@ -130,19 +130,13 @@ class Pipeline:
     def embedder(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
             if self._embedder is None:
-                from faceapp.vision.embed import Embedder
+                from faceapp.vision.embed import load_embedder
 
                 file = models.resolve_embedder(self.settings.model)
                 self._embedder_file = file
-                precision = self.settings.precision
-                self._embedder = Embedder(
-                    file.path, provider=self.settings.provider, model_sha256=file.sha256,
-                    ort_model_path=lambda: models.onnxruntime_variant(file),
-                    ov_model_path=lambda: models.runtime_variant(file, "openvino", precision) if precision != "fp32" else None,
-                    precision=precision,
-                    threads=self._threads(),
-                )
-                log.info("embedder %s on %s", self._embedder_file.path.name, self._embedder.provider_note)
+                self._embedder = load_embedder(file, provider=self.settings.provider, precision=self.settings.precision,
+                                               threads=self._threads())
+                log.info("embedder %s on %s", file.path.name, self._embedder.provider_note)
             return self._embedder
 
     def _threads(self) -> int:
@@ -222,19 +216,22 @@ class Pipeline:
             detections = self.detector.detect(rgb, min_confidence=self.settings.min_detection_confidence,
                                               retry_padded=still)
         t1 = time.perf_counter()
-        template = self.embedder.contract.template
-        size = self.embedder.input_size[0]
+        alignments = self.embedder.alignments  # one crop per distinct template, the first one stored
+        # The stored crop's size decides where a face is aligned from: a face whose box is 1.5 of its
+        # 112 pixels still gives the second network's 128x128 input (a 96x112 face) more than one
+        # source pixel per input pixel.
+        size = alignments[0].input_size[1]
         sources = [(rgb, d.keypoints) for d in detections]
         if photo is not None and photo.scale != 1.0:
             detections, sources = self._to_full_resolution(photo, detections, size)
-        crops, faces = [], []
+        faces = []
         for det, (src, points) in zip(detections, sources):
-            crop = align_face(src, points, template, size)
+            crop = align_face(src, points, alignments[0])
             q = face_quality(det.keypoints, crop)
             if q.face_size < self.settings.min_face_size:
                 continue
-            crops.append(crop)
-            faces.append(Face(detection=det, crop=crop, quality=q))
+            others = tuple(align_face(src, points, a) for a in alignments[1:])
+            faces.append(Face(detection=det, crop=crop, quality=q, inputs=others))
         t2 = time.perf_counter()
         if embed:
             faces = self.embed_faces(faces)
@@ -249,10 +246,15 @@ class Pipeline:
         todo = [i for i, f in enumerate(faces) if f.embedding is None]
         out = list(faces)
         if todo:
-            emb = self.embedder.embed(np.stack([faces[i].crop for i in todo]))
+            crops = np.stack([faces[i].crop for i in todo])
+            n_other = len(self.embedder.alignments) - 1
+            if n_other and all(len(faces[i].inputs) == n_other for i in todo):
+                stacks = [crops] + [np.stack([faces[i].inputs[j] for i in todo]) for j in range(n_other)]
+                emb = self.embedder.embed_aligned(stacks)
+            else:
+                emb = self.embedder.embed(crops)
             for row, i in enumerate(todo):
-                f = faces[i]
-                out[i] = Face(f.detection, f.crop, f.quality, emb[row])
+                out[i] = dataclasses.replace(faces[i], embedding=emb[row])
         return out
 
     @staticmethod

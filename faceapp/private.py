@@ -129,7 +129,9 @@ def update_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
     """
     import filelock
 
-    with filelock.FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout):
+    lock = path.with_name(path.name + ".lock")
+    create_private_file(lock)  # 0600 like what it guards, whatever the umask
+    with filelock.FileLock(str(lock), timeout=timeout):
         yield
 
 

@@ -70,15 +70,20 @@ class Face:
 
     Attributes:
         detection: the detector's output for this face.
-        crop: ``(112, 112, 3)`` RGB uint8 aligned crop.
+        crop: ``(112, 112, 3)`` RGB uint8 aligned crop (the embedder's first alignment; the
+            gallery stores it).
         quality: quality measures.
         embedding: ``(D,)`` float32 unit-length embedding, or ``None`` before embedding.
+        inputs: crops for the embedder's other alignments, in its order (a fused embedder's
+            networks that want the face aligned their own way), aligned from the photo;
+            empty when the embedder has one alignment or the face comes from a stored crop.
     """
 
     detection: Detection
     crop: np.ndarray = field(repr=False)
     quality: Quality
     embedding: np.ndarray | None = field(default=None, repr=False)
+    inputs: tuple[np.ndarray, ...] = field(default=(), repr=False)
 
 
 class Decision(str, Enum):

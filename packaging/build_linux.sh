@@ -53,7 +53,8 @@ strip --strip-debug "$internal"/libpython3*.so* "$internal"/python3*/lib-dynload
 # with the ONNX frontend (reads the model) and the IR frontend (reads the CPU plugin's model cache
 # back), and Qt's X11, Wayland and offscreen platform plugins.
 for f in models/manifest.json models/sface_fp32.onnx models/sface_fp32_relu.onnx models/sface_int8.onnx models/face_detection_full_range.onnx \
-         models/face_detection_short_range.onnx cv2 \
+         models/face_detection_short_range.onnx models/face_reidentification_retail_0095.onnx \
+         models/face_reidentification_retail_0095_relu.onnx models/fused_sface_omz.json faceapp/data/calibration.json cv2 \
          'onnxruntime/capi/onnxruntime_pybind11_state*.so' 'hnswlib*.so' \
          'openvino/libs/libopenvino.so*' openvino/libs/libopenvino_intel_cpu_plugin.so \
          'openvino/libs/libopenvino_onnx_frontend.so*' 'openvino/libs/libopenvino_ir_frontend.so*' \

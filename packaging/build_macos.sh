@@ -19,7 +19,8 @@ PY="$BUILD/venv/bin/python"
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN --distpath "$BUILD/dist" --workpath "$BUILD/work" \
   packaging/faceapp.spec
 APP="$BUILD/dist/faceapp.app"
-for f in Contents/Resources/models/sface_fp32.onnx Contents/MacOS/faceapp-cli; do
+for f in Contents/Resources/models/sface_fp32.onnx Contents/Resources/models/face_reidentification_retail_0095.onnx \
+         Contents/Resources/models/fused_sface_omz.json Contents/MacOS/faceapp-cli; do
   [[ -e "$APP/$f" ]] || { echo "missing from the app: $f" >&2; exit 1; }
 done
 "$APP/Contents/MacOS/faceapp-cli" --version

@@ -23,7 +23,8 @@ if ($Gpu) { & $py -m pip uninstall -q -y onnxruntime; & $py -m pip install -q on
 & $py -m PyInstaller --noconfirm --clean --log-level WARN --distpath "$build\dist" --workpath "$build\work" packaging\faceapp.spec
 $internal = "$build\dist\faceapp\_internal"
 foreach ($f in "models\manifest.json", "models\sface_fp32.onnx", "models\face_detection_full_range.onnx",
-               "models\face_detection_short_range.onnx") {
+               "models\face_detection_short_range.onnx", "models\face_reidentification_retail_0095.onnx",
+               "models\fused_sface_omz.json", "faceapp\data\calibration.json") {
   if (-not (Test-Path "$internal\$f")) { throw "missing from the bundle: $f" }
 }
 if (-not (Get-ChildItem "$internal\onnxruntime\capi\onnxruntime*.dll")) { throw "onnxruntime's library is missing" }

@@ -98,7 +98,7 @@ def rotated_model(tmp_path: Path) -> Path:
 
     from faceapp.vision import models
 
-    m = onnx.load(str(models.resolve_embedder(None).path))
+    m = onnx.load(str(models.check(models.bundled_path(models.ROLE_SFACE)).path))
     out = m.graph.output[0]
     dim = out.type.tensor_type.shape.dim[-1].dim_value
     q, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((dim, dim)))

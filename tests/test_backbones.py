@@ -17,7 +17,7 @@ def test_registry():
 
 
 def test_sface_in_torch_matches_the_onnx_model_on_real_faces(faces):
-    path = models.resolve_embedder(None).path
+    path = models.check(models.bundled_path(models.ROLE_SFACE)).path
     net = create_backbone("sface", pretrained=path).eval()
     assert all(p.requires_grad for p in net.parameters())
     prelus = [m for m in net.modules() if isinstance(m, torch.nn.PReLU)]

@@ -36,23 +36,23 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 def test_an_interrupted_import_names_who_was_enrolled(cli, data_dir, tmp_path, monkeypatch):
-    from faceapp.pipeline import Pipeline
+    from faceapp.recognise.enrol import Enrolment
 
     root = tmp_path / "people"
     for name, photo in (("biden", "biden.jpg"), ("obama", "obama.jpg")):
         (root / name).mkdir(parents=True)
         shutil.copy(data_dir / photo, root / name / "1.jpg")
-    real = Pipeline.enroll
+    real = Enrolment.enrol
 
     def interrupted_at_obama(self, name, *a, **k):
         if name == "obama":
             raise KeyboardInterrupt
         return real(self, name, *a, **k)
 
-    monkeypatch.setattr(Pipeline, "enroll", interrupted_at_obama)
+    monkeypatch.setattr(Enrolment, "enrol", interrupted_at_obama)
     code, out, err = cli("import", root)
     assert code == 130 and out == ""
     assert err.count("\n") == 1 and "interrupted" in err and "1 person enrolled (biden)" in err
-    monkeypatch.setattr(Pipeline, "enroll", real)
+    monkeypatch.setattr(Enrolment, "enrol", real)
     code, out, err = cli("import", root)  # run again: who was already there is said, the rest goes on
     assert code == 0 and "skipped biden: already enrolled" in out and "enrolled obama" in out

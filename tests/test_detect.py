@@ -41,7 +41,7 @@ def test_unusable_model_files_are_refused(tmp_path):
     with pytest.raises(ModelError, match="TFLite file"):
         FaceDetector(models.bundled_path("detector-full-range-tflite"))
     with pytest.raises(ModelError, match="not a BlazeFace detector"):
-        FaceDetector(models.bundled_path("embedder"))
+        FaceDetector(models.bundled_path(models.ROLE_SFACE))
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="could not be loaded"):

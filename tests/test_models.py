@@ -30,7 +30,8 @@ def test_manifest_matches_the_shipped_files():
     for entry in man["files"]:
         info = models.check(models.models_dir() / entry["file"])
         assert info.bundled and info.sha256 == entry["sha256"]
-        assert entry["licence"] and entry["package"] in {p["name"] for p in man["packages"]}
+        packages = {p["name"] for p in man["packages"]}
+        assert entry["licence"] and (entry.get("transform") == "fused" or entry["package"] in packages)
 
 
 def test_tampered_model_is_refused(models_copy):
@@ -39,7 +40,7 @@ def test_tampered_model_is_refused(models_copy):
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="damaged or was modified"):
-        models.resolve_embedder(None)
+        models.fused_members(models.resolve_embedder(None))  # the default model is fused: its networks are checked
 
 
 def test_missing_model_is_refused(models_copy):
@@ -50,7 +51,7 @@ def test_missing_model_is_refused(models_copy):
 
 def test_user_model_is_accepted_with_its_hash(tmp_path):
     own = tmp_path / "mine.onnx"
-    shutil.copy(models.bundled_path("embedder"), own)
+    shutil.copy(models.bundled_path(models.ROLE_SFACE), own)
     info = models.resolve_embedder(own)
     assert not info.bundled and info.source == "user-supplied"
     assert info.sha256 == hashlib.sha256(own.read_bytes()).hexdigest()
@@ -109,7 +110,7 @@ def test_model_without_metadata_or_not_onnx_is_refused(tmp_path):
 
 
 def test_bundled_embedder_contract_and_dynamic_batch():
-    emb = Embedder(models.bundled_path("embedder"), provider="auto")
+    emb = Embedder(models.bundled_path(models.ROLE_SFACE), provider="auto")
     assert emb.provider in ("cpu", "cuda", "openvino") and emb.provider_note
     assert emb.contract.color == "RGB" and emb.contract.input_size == (112, 112) and emb.dim == 128
     assert emb.backend.batch is None
@@ -127,7 +128,7 @@ def test_cuda_request_without_cuda_is_a_clear_error():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has the CUDA provider")
     with pytest.raises(ModelError, match="--provider cuda was asked for"):
-        Embedder(models.bundled_path("embedder"), provider="cuda")
+        Embedder(models.bundled_path(models.ROLE_SFACE), provider="cuda")
 
 
 def test_blockwise_dequantisation_matches_onnxruntime(tmp_path):

@@ -123,8 +123,8 @@ def test_track_frame_follows_a_face_and_names_it_once_settled(tmp_path, data_dir
 def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, faces, monkeypatch):
     """import embeds a person's photos together; a photo's other faces are never embedded."""
     calls = []
-    real = pipeline.embedder.embed
-    monkeypatch.setattr(pipeline.embedder, "embed", lambda crops: calls.append(len(crops)) or real(crops))
+    real = pipeline.embedder.embed_aligned  # faces aligned from a photo carry a crop per network's template
+    monkeypatch.setattr(pipeline.embedder, "embed_aligned", lambda crops: calls.append(len(crops[0])) or real(crops))
     bare = [pipeline.main_face(data_dir / name, embed=False) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")]
     assert calls == [] and all(f.embedding is None for f in bare)
     done = pipeline.embed_faces(bare)
@@ -146,8 +146,8 @@ def test_match_photos_embeds_a_batch_together_and_keeps_order_and_errors(tmp_pat
     with Pipeline(Settings(gallery=tmp_path)) as pipe:
         pipe.enroll("Barack Obama", [pipe.main_face(data_dir / "obama.jpg")])
         calls = []
-        real = pipe.embedder.embed
-        monkeypatch.setattr(pipe.embedder, "embed", lambda crops: calls.append(len(crops)) or real(crops))
+        real = pipe.embedder.embed_aligned
+        monkeypatch.setattr(pipe.embedder, "embed_aligned", lambda crops: calls.append(len(crops[0])) or real(crops))
         photos = prefetch((data_dir / n for n in names), pipe.load_photo)
         out = list(pipe.match_photos(photos, batch=3))
         assert [item.source.name for item, _ in out] == names

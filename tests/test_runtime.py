@@ -175,9 +175,10 @@ def test_the_gui_pipeline_leaves_a_core_free_and_the_command_line_does_not(monke
         self.provider_note = "fake"
 
     monkeypatch.setattr("faceapp.vision.embed.Embedder.__init__", fake_init)
+    sface = models.bundled_path(models.ROLE_SFACE)
     for interactive in (False, True):
-        _ = Pipeline(Settings(gallery=tmp_path), interactive=interactive).embedder
-    _ = Pipeline(Settings(gallery=tmp_path, threads=2), interactive=True).embedder  # what the user set wins
+        _ = Pipeline(Settings(gallery=tmp_path, model=sface), interactive=interactive).embedder
+    _ = Pipeline(Settings(gallery=tmp_path, threads=2, model=sface), interactive=True).embedder  # what the user set wins
     assert seen == [0, 1, 2]
 
 
@@ -188,7 +189,7 @@ def test_machine_key_names_the_runtime_versions():
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     crops = np.stack([f.crop for f in faces.values()])
     ort = Embedder(bundled.path, "cpu", model_sha256=bundled.sha256, ort_model_path=models.onnxruntime_variant(bundled),
                    cache_dir=tmp_path)
@@ -211,7 +212,7 @@ def test_openvino_is_imported_without_its_telemetry():
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_second_start_skips_parsing_the_model(tmp_path):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     cache = RuntimeCache(tmp_path / "runtime.json")
     assert cache.get_metadata(bundled.sha256) == first.backend.metadata and "faceapp.contract" in first.backend.metadata
@@ -226,7 +227,7 @@ def test_openvino_second_start_skips_parsing_the_model(tmp_path):
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_auto_on_the_bundled_model_caches_its_choice(tmp_path):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     emb = Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path)
     key = f"{runtime.machine_key()}|threads=0|precision=fp32"
     record = RuntimeCache(tmp_path / "runtime.json").get(bundled.sha256, key)
@@ -278,7 +279,7 @@ def test_prelu_rewrite_is_bit_identical_on_a_small_graph():
 def test_shipped_prelu_free_embedder_equals_the_original_on_real_faces(faces):
     from build import compare_graphs
 
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     variant = models.onnxruntime_variant(bundled)
     assert variant is not None and variant.name == "sface_fp32_relu.onnx"
     crops = np.stack([f.crop for f in faces.values()])
@@ -304,7 +305,7 @@ def test_openvino_embeds_from_several_threads_at_once(tmp_path):
     """The GUI embeds from its worker and from the GUI thread: every call gets its own answer."""
     import threading
 
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     emb = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     rng = np.random.default_rng(1)
     batches = [rng.integers(0, 255, (2, 112, 112, 3), dtype=np.uint8) for _ in range(4)]
@@ -332,7 +333,7 @@ def test_openvino_embeds_from_several_threads_at_once(tmp_path):
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_the_onnxruntime_graph_is_looked_up_only_when_onnxruntime_opens(tmp_path):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     asked = []
 
     def variant():
@@ -349,7 +350,7 @@ def test_the_onnxruntime_graph_is_looked_up_only_when_onnxruntime_opens(tmp_path
 
 
 def test_int8_variant_is_found_only_for_openvino_and_only_for_the_bundled_model(tmp_path):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     int8 = models.runtime_variant(bundled, "openvino", "int8")
     assert int8 is not None and int8.name == "sface_int8.onnx"
     assert models.runtime_variant(bundled, "onnxruntime", "int8") is None
@@ -362,7 +363,7 @@ def test_int8_variant_is_found_only_for_openvino_and_only_for_the_bundled_model(
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_int8_on_openvino_stays_within_a_cosine_of_099_of_fp32_and_says_so(tmp_path, faces):
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     crops = np.stack([f.crop for f in faces.values()])
     fp32 = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     int8 = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path, precision="int8",
@@ -382,7 +383,8 @@ def test_pipeline_precision_setting_picks_the_graph_openvino_loads(tmp_path):
     from faceapp.pipeline import Pipeline
 
     for precision in ("int8", "fp32"):
-        with Pipeline(Settings(gallery=tmp_path / "g", provider="openvino", precision=precision)) as pipe:
+        with Pipeline(Settings(gallery=tmp_path / "g", provider="openvino", precision=precision,
+                               model=models.bundled_path(models.ROLE_SFACE))) as pipe:
             assert pipe.embedder.precision == precision
             assert pipe.embedder.backend.path.name == ("sface_int8.onnx" if precision == "int8" else "sface_fp32.onnx")
     with Pipeline(Settings(gallery=tmp_path / "g", provider="cpu", precision="int8")) as pipe:
@@ -397,14 +399,15 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
     import onnx
     from onnx import numpy_helper
 
-    fp32 = models.resolve_embedder(None).path.read_bytes()
+    fp32 = models.check(models.bundled_path(models.ROLE_SFACE)).path.read_bytes()
     crops = np.stack([f.crop for f in faces.values()])
     monkeypatch.setattr(build, "lfw_half", lambda faces_dir, half: [])
     monkeypatch.setattr(build, "INT8_CALIBRATION_FACES", 1)
-    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: np.zeros((0, 112, 112, 3), np.uint8))
+    monkeypatch.setattr(build, "aligned_faces",
+                        lambda photos, detector, limit, alignment=None: np.zeros((0, 112, 112, 3), np.uint8))
     assert build.build_int8(fp32, Path("unused"), None) is None  # no photos: nothing to calibrate on, skipped
 
-    def damaging_quantiser(graph: bytes, calibration: np.ndarray) -> bytes:
+    def damaging_quantiser(graph: bytes, calibration: np.ndarray, contract=None) -> bytes:
         model = onnx.load_from_string(graph)
         gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
         init = next(i for i in model.graph.initializer if i.name == gemm.input[1])
@@ -413,18 +416,18 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
                                               init.name))
         return model.SerializeToString()
 
-    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit: crops)
+    monkeypatch.setattr(build, "aligned_faces", lambda photos, detector, limit, alignment=None: crops)
     monkeypatch.setattr(build, "quantise_int8", damaging_quantiser)
     with pytest.raises(SystemExit, match="must be >= 0.99"):
         build.build_int8(fp32, Path("unused"), None)
-    monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration: graph)
+    monkeypatch.setattr(build, "quantise_int8", lambda graph, calibration, contract=None: graph)
     assert build.build_int8(fp32, Path("unused"), None) == fp32
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
     """The first start (which reads the model's metadata) and later ones share one cache entry."""
-    bundled = models.resolve_embedder(None)
+    bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     for _ in range(3):
         Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     blobs = [p for p in (tmp_path / "openvino").rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]

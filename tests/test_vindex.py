@@ -73,12 +73,13 @@ def test_info_never_shows_a_stale_index_file(tmp_path, rng, monkeypatch):
 
 def test_index_locks_are_private(tmp_path, rng):
     from faceapp.gallery.index_cache import IndexKeeper
+    from faceapp.gallery.vindex import IndexSlot
 
     with Gallery(tmp_path, index="hnsw") as g:  # a reader's save takes the folder's index lock
         g.add_templates("a", unit_vectors(rng, 3, DIM), model_id=MODEL)
     cache = tmp_path / "cache"
     cache.mkdir()
-    with IndexKeeper(None, cache)._locked():  # a device cache's lock
+    with IndexKeeper(IndexSlot(), cache, "hnsw")._locked():  # a device cache's lock
         pass
     locks = [*tmp_path.glob("*.lock"), *cache.glob("*.lock")]
     assert {p.name for p in locks} >= {"index.lock"}

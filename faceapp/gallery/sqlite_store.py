@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
+# Written once the database exists (and on every writable open), never before: a folder with
+# this mark and no database has lost its database. The write lock cannot tell, since a second
+# process creating the same new gallery sees the first one's lock before its database.
+MARK_NAME = "gallery.created"
 MIN_SQLITE = (3, 35)  # DELETE ... RETURNING
 _CHUNK = 900  # SQLite's default limit on bound parameters is 999
 _META = "(SELECT value FROM meta WHERE key = '{}')"
@@ -202,7 +206,7 @@ class SQLiteDialect:
             if note:
                 log.warning("%s", note)
         self._mutex = threading.RLock()
-        self._had_lock = (self.root / LOCK_NAME).exists()  # the folder has held a gallery
+        self._was_gallery = (self.root / MARK_NAME).exists()
         if not self.read_only:
             private.create_private_file(self.root / LOCK_NAME)
         self._file_lock = filelock.FileLock(str(self.root / LOCK_NAME))
@@ -212,6 +216,8 @@ class SQLiteDialect:
             with self._write():
                 self._check_not_orphaned()
                 self.db = self._connect()
+        if not self.read_only and not self._was_gallery:
+            private.create_private_file(self.root / MARK_NAME)
 
     @staticmethod
     def fold(expr: str) -> str:
@@ -232,7 +238,7 @@ class SQLiteDialect:
         from faceapp.gallery.vindex import INDEX_FILES
 
         others = [n for n in (*INDEX_FILES, DB_NAME + "-wal") if (self.root / n).exists()]
-        others += [LOCK_NAME] if self._had_lock else []
+        others += [MARK_NAME] if self._was_gallery else []
         if self.db_path.exists() and self.db_path.stat().st_size == 0:
             raise GalleryError(
                 f"gallery database {self.db_path} is empty (0 bytes), so the gallery is damaged; "

@@ -355,7 +355,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self._base = settings
         self.model = QLineEdit(str(settings.model or ""))
-        self.model.setPlaceholderText("bundled SFace model")
+        self.model.setPlaceholderText("bundled model (SFace fused with a second network)")
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse_model)
         model_row = QHBoxLayout()
@@ -400,7 +400,7 @@ class SettingsDialog(QDialog):
         lay.addWidget(buttons)
 
     def _browse_model(self) -> None:
-        f, _ = QFileDialog.getOpenFileName(self, "Embedder model", "", "ONNX models (*.onnx)")
+        f, _ = QFileDialog.getOpenFileName(self, "Embedder model", "", "Embedder models (*.onnx *.json)")
         if f:
             self.model.setText(f)
 

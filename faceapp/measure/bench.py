@@ -81,16 +81,21 @@ def face_square(pipe: Any, photo: Path) -> np.ndarray:
 
 
 def runtime_embedders(pipe: Any) -> dict[str, Any]:
-    """One embedder per installed runtime (``cpu``, ``openvino``, ``cuda``), the pipeline's own included."""
+    """One embedder per installed runtime (``cpu``, ``openvino``, ``cuda``), the pipeline's own included.
+
+    ``openvino-int8`` is timed when a network of the model ships an int8 graph (a fused
+    model's other networks then run fp32 on OpenVINO, as in the app).
+    """
     from faceapp.errors import ModelError
     from faceapp.vision import models, runtime
-    from faceapp.vision.embed import Embedder
+    from faceapp.vision.embed import load_embedder
 
     avail = runtime.availability()
     file = pipe.embedder_file
-    int8 = models.runtime_variant(file, "openvino", "int8") if avail.openvino else None
+    nets = [m.file for m in models.fused_members(file)] if models.is_fused(file.path) else [file]
+    int8 = avail.openvino and any(models.runtime_variant(n, "openvino", "int8") is not None for n in nets)
     wanted = [("cpu", "fp32")] + ([("openvino", "fp32")] if avail.openvino else []) + (
-        [("openvino", "int8")] if int8 is not None else []) + ([("cuda", "fp32")] if avail.cuda else [])
+        [("openvino", "int8")] if int8 else []) + ([("cuda", "fp32")] if avail.cuda else [])
     own = pipe.embedder
     out: dict[str, Any] = {}
     for name, precision in wanted:
@@ -99,9 +104,7 @@ def runtime_embedders(pipe: Any) -> dict[str, Any]:
             out[key] = own
             continue
         try:
-            out[key] = Embedder(file.path, name, model_sha256=file.sha256, ort_model_path=models.onnxruntime_variant(file),
-                                ov_model_path=int8 if precision == "int8" else None, precision=precision,
-                                threads=pipe.settings.threads)
+            out[key] = load_embedder(file, provider=name, precision=precision, threads=pipe.settings.threads)
         except ModelError as exc:
             log.warning("the %s runtime is unusable here: %s", key, exc)
     return out
@@ -208,6 +211,51 @@ def _time_tracked(pipe: Any, frame: np.ndarray, frames: int) -> dict[str, Any]:
             "embedded_per_frame": tracker.embedded / frames}
 
 
+def bench_versus(pipes: dict[str, Any], face: np.ndarray, repeats: int, seed: int = 0) -> dict[str, Any]:
+    """The same frames through several pipelines (models) in turn, frame by frame: medians and ratios.
+
+    Interleaving puts a burst of load from another process on every model alike, so the
+    ratios hold on a shared machine where the absolute figures do not. Each pipeline
+    matches against its own empty gallery.
+
+    Args:
+        pipes: label -> pipeline, the first one the baseline the ratios are taken to.
+        face: the face pasted into the frames.
+        repeats: timed frames per case and pipeline.
+        seed: frame layout seed.
+    """
+    frames = {n: make_frame(face, n, seed=seed) for n in (1, 5)}
+    walls: dict[str, dict[int, list[float]]] = {k: {1: [], 5: []} for k in pipes}
+    embeds: dict[str, dict[int, list[float]]] = {k: {1: [], 5: []} for k in pipes}
+    crops = {}
+    for k, pipe in pipes.items():
+        found = [f.crop for f in pipe.analyze(frames[5], embed=False, still=False)[0]]
+        crops[k] = np.stack((found * 5)[:5]) if found else np.zeros((5, *pipe.embedder.input_size, 3), np.uint8)
+        for n in (1, 5):
+            pipe.match_image(frames[n], still=False)  # warm-up
+    for _ in range(repeats):
+        for k, pipe in pipes.items():
+            for n in (1, 5):
+                t0 = time.perf_counter()
+                pipe.match_image(frames[n], still=False)
+                walls[k][n].append((time.perf_counter() - t0) * 1e3)
+                t0 = time.perf_counter()
+                pipe.embedder.embed(crops[k][:n])
+                embeds[k][n].append((time.perf_counter() - t0) * 1e3)
+    base = next(iter(pipes))
+    out: dict[str, Any] = {}
+    for k, pipe in pipes.items():
+        row = {"model": str(pipe.embedder_file.path.name), "runtime": pipe.embedder.runtime_name}
+        for n in (1, 5):
+            row[f"{n}_face_ms"] = float(np.median(walls[k][n]))
+            row[f"embed_batch_{n}_ms"] = float(np.median(embeds[k][n]))
+        out[k] = row
+    for row in out.values():
+        for key in ("1_face_ms", "5_face_ms", "embed_batch_1_ms", "embed_batch_5_ms"):
+            row[f"{key}_ratio"] = row[key] / out[base][key]
+    return out
+
+
 def bench_cold_start(pipe: Any, runs: int) -> dict[str, Any]:
     """Seconds from process start to exit of ``faceapp-cli match`` on one frame, ``runs`` times.
 
@@ -299,8 +347,13 @@ def bench_search(n: int, queries: int, dim: int, seed: int) -> dict[str, Any]:
 
 
 def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: int,
-              skip_pipeline: bool = False, cold_starts: int = 3, progress: bool = True) -> tuple[dict[str, Any], list[str]]:
-    """Run the benchmarks; returns a JSON-ready report and the lines to print (Markdown tables)."""
+              skip_pipeline: bool = False, cold_starts: int = 3, progress: bool = True,
+              versus: Any | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Run the benchmarks; returns a JSON-ready report and the lines to print (Markdown tables).
+
+    ``versus`` is a second pipeline (another model, e.g. the previous default): both are
+    then timed frame by frame in turn (:func:`bench_versus`) and compared as ratios.
+    """
     import platform
     import sys
 
@@ -354,6 +407,19 @@ def run_bench(pipe: Any, *, sizes: list[int], queries: int, repeats: int, seed: 
                 t = r["5_face_tracked"]
                 lines.append(f"| {r['runtime']} | {t['frames']} | {t['embedded_per_frame']:.2f} | "
                              f"**{t['mean_ms']:.1f} ms** ({t['p90_ms']:.1f}) |")
+        if versus is not None:
+            say("timing the two models in turn ...")
+            with versus:
+                v = bench_versus({"before": versus, "after": pipe}, bench_face(pipe), repeats, seed)
+            doc["versus"] = v
+            lines += ["", f"models in turn, frame by frame, 640x480 frame, empty gallery, median of {repeats} each:", "",
+                      "| model | runtime | 1 face | 5 faces | embed batch 1 | embed batch 5 |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for r in v.values():
+                lines.append(f"| {r['model']} | {r['runtime']} | {r['1_face_ms']:.1f} ms ({r['1_face_ms_ratio']:.2f}x) | "
+                             f"{r['5_face_ms']:.1f} ms ({r['5_face_ms_ratio']:.2f}x) | {r['embed_batch_1_ms']:.1f} ms "
+                             f"({r['embed_batch_1_ms_ratio']:.2f}x) | {r['embed_batch_5_ms']:.1f} ms "
+                             f"({r['embed_batch_5_ms_ratio']:.2f}x) |")
         if cold_starts > 0:
             say("timing cold starts ...")
             c = bench_cold_start(pipe, cold_starts)

@@ -43,6 +43,7 @@ from faceapp.measure.openset import (
     tar_at,
     top_scores,
 )
+from faceapp.vision.calibration import Calibration
 from faceapp.vision.images import person_folders
 
 # Kept under their earlier names for callers of this module (the training package).
@@ -487,3 +488,22 @@ def calibration_lines(rows: Sequence[SizeCalibration]) -> list[str]:
             f"{pct(r.held_out.wrong_name):>5}  {pct(r.held_out_lookalikes):>8}"
         )
     return lines
+
+
+def calibration_from_rows(rows: Sequence[SizeCalibration], *, name: str, measured: str,
+                          default_gallery_size: int = 1000, uncertain_band: float = 0.08) -> Calibration:
+    """The calibration file entry for a model: the tuned threshold and margin per gallery size.
+
+    The default is the point for ``default_gallery_size`` people (else the largest size
+    calibrated); the 1:1 ``verify`` threshold is the threshold tuned for the smallest gallery,
+    where a probe meets the fewest people.
+    """
+    from faceapp.vision.calibration import SizePoint
+
+    if not rows:
+        raise FaceappError("nothing was calibrated; give photos of people and strangers")
+    sizes = {r.gallery_size: SizePoint(round(r.tuned.threshold, 4), round(r.tuned.margin, 4)) for r in rows}
+    default = default_gallery_size if default_gallery_size in sizes else max(sizes)
+    smallest = min(rows, key=lambda r: r.gallery_size)
+    return Calibration(verify=round(smallest.tuned.threshold, 4), uncertain_band=uncertain_band,
+                       gallery_sizes=sizes, default_gallery_size=default, name=name, measured=measured)

@@ -1,9 +1,15 @@
-"""Alignment of a detected face onto the 112x112 ArcFace template, and quality measures.
+"""Alignment of a detected face onto a network's template, and quality measures.
 
 MediaPipe gives 6 keypoints but no mouth corners, so the fit uses 4 points: both eyes,
 the nose tip, and the mouth centre matched to the mean of the template's two mouth
 corners. The transform is a least-squares similarity (rotation, uniform scale,
-translation; Umeyama 1991), so the face is never sheared.
+translation; Umeyama 1991) onto the template's face, so the face is never sheared there;
+a network whose input has another shape than its template's face (Open Model Zoo's 96x112
+face in a 128x128 input) gets that face stretched to its input, as it was trained.
+
+A crop aligned for one network can be turned into another network's crop
+(:func:`realign`): the first template's points, where they lie in the crop, play the part
+of the keypoints. This is how faces stored as 112x112 ArcFace crops feed every network.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from faceapp.types import Quality
+from faceapp.vision.contract import Alignment
 
 CROP_SIZE = 112
 
@@ -61,24 +68,58 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
+def _warp(image: np.ndarray, points4: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """Warp ``image`` so that its 4 ``points4`` land on the alignment's template, at its input size."""
+    import cv2
+
+    (th, tw), (h, w) = alignment.template_size, alignment.input_size
+    sx, sy = w / tw, h / th
+    dst = template_points4(alignment.template)
+    if sx == sy:
+        m = similarity_transform(points4, dst * sx)
+    else:  # similarity onto the template's face, then that face stretched to the input
+        m = np.diag([sx, sy]) @ similarity_transform(points4, dst)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
 def align_face(image: np.ndarray, keypoints: np.ndarray,
-               template: Sequence[Sequence[float]], size: int = CROP_SIZE) -> np.ndarray:
+               template: Sequence[Sequence[float]] | Alignment, size: int = CROP_SIZE) -> np.ndarray:
     """Warp the face onto the template.
 
     Args:
         image: RGB uint8 ``(H, W, 3)``.
         keypoints: ``(6, 2)`` MediaPipe keypoints in ``image`` pixels.
-        template: the 5-point template for a ``size`` x ``size`` crop.
-        size: crop side in pixels.
+        template: a network's :class:`~faceapp.vision.contract.Alignment`, or a 5-point
+            template for a 112x112 face, cropped at ``size`` x ``size``.
+        size: crop side in pixels when ``template`` is a plain template.
 
     Returns:
-        ``(size, size, 3)`` RGB uint8 crop.
+        ``(h, w, 3)`` RGB uint8 crop (the alignment's input size, or ``size`` x ``size``).
     """
-    import cv2
+    if not isinstance(template, Alignment):
+        pts = tuple((float(p[0]), float(p[1])) for p in template)
+        template = Alignment(pts, (CROP_SIZE, CROP_SIZE), (size, size))
+    return _warp(image, keypoints4(keypoints), template)
 
-    m = similarity_transform(keypoints4(keypoints), template_points4(template) * (size / CROP_SIZE))
-    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+def realign(crops: np.ndarray, source: Alignment, target: Alignment) -> np.ndarray:
+    """Crops aligned for ``source`` turned into crops aligned for ``target``.
+
+    Args:
+        crops: ``(N, h, w, 3)`` RGB uint8, aligned for ``source`` (``h, w`` its input size).
+        source: the alignment the crops were made with.
+        target: the alignment wanted.
+
+    Returns:
+        ``(N, h', w', 3)`` RGB uint8 crops at ``target``'s input size.
+    """
+    if source == target:
+        return np.asarray(crops)
+    (th, tw), (h, w) = source.template_size, source.input_size
+    points = template_points4(source.template) * np.array([w / tw, h / th], np.float32)
+    out = [_warp(np.ascontiguousarray(c), points, target) for c in crops]
+    return np.stack(out) if out else np.zeros((0, *target.input_size, 3), np.uint8)
 
 
 def face_quality(keypoints: np.ndarray, crop: np.ndarray) -> Quality:

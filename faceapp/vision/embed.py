@@ -1,7 +1,8 @@
 """Face embeddings on onnxruntime or OpenVINO (the runtime is chosen in :mod:`faceapp.vision.runtime`).
 
 Input: aligned crops ``(N, H, W, 3)`` RGB uint8 (H, W from the model's contract).
-Output: ``(N, D)`` float32, each row unit length. The preprocessing (colour order,
+Output: ``(N, D)`` float32, each row unit length. :class:`FusedEmbedder` puts several
+networks behind the same interface; :func:`load_embedder` opens whichever a model file is. The preprocessing (colour order,
 mean/std, layout) is read from the model file's ``faceapp.vision.contract`` metadata, never
 guessed.
 """
@@ -10,16 +11,49 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faceapp.errors import ModelError
-from faceapp.vision.contract import CONTRACT_KEY, PROVENANCE_KEY, THRESHOLDS_KEY, Contract, RecommendedThresholds
+from faceapp.vision.contract import (
+    CONTRACT_KEY,
+    PROVENANCE_KEY,
+    THRESHOLDS_KEY,
+    Alignment,
+    Contract,
+    RecommendedThresholds,
+)
+from faceapp.vision.models import ModelFile
 
 log = logging.getLogger(__name__)
+
+
+def preprocess(crops: np.ndarray, contract: Contract) -> np.ndarray:
+    """Aligned crops as ``contract``'s network input.
+
+    Args:
+        crops: ``(N, H, W, 3)`` (or one ``(H, W, 3)``) RGB uint8, H and W the contract's input size.
+        contract: the network's preprocessing contract.
+
+    Returns:
+        float32 ``(N, 3, H, W)`` or ``(N, H, W, 3)`` as the contract's layout says.
+    """
+    x = np.asarray(crops)
+    if x.ndim == 3:
+        x = x[None]
+    h, w = int(contract.input_size[0]), int(contract.input_size[1])
+    if x.ndim != 4 or x.shape[1:] != (h, w, 3):
+        raise ValueError(f"expected crops of shape (N, {h}, {w}, 3), got {x.shape}")
+    x = x.astype(np.float32)
+    if contract.color == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(contract.mean, np.float32)) / np.asarray(contract.std, np.float32)
+    if contract.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
 
 
 class Embedder:
@@ -122,8 +156,7 @@ class Embedder:
                 f"{self.backend.output_names}"
             ) from None
         self.backend.use_output(self.contract.output_name)
-        self._mean = np.asarray(self.contract.mean, np.float32)
-        self._inv_std = 1.0 / np.asarray(self.contract.std, np.float32)
+        self.alignments: tuple[Alignment, ...] = (self.contract.alignment,)
         self._batch_fixed = self.backend.batch
 
     def _contract(self, meta: dict[str, str]) -> Contract:
@@ -167,19 +200,11 @@ class Embedder:
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` RGB uint8 -> model input as the contract says."""
-        x = np.asarray(crops)
-        if x.ndim == 3:
-            x = x[None]
-        h, w = self.input_size
-        if x.ndim != 4 or x.shape[1:] != (h, w, 3):
-            raise ValueError(f"expected crops of shape (N, {h}, {w}, 3), got {x.shape}")
-        x = x.astype(np.float32)
-        if self.contract.color == "BGR":
-            x = x[..., ::-1]
-        x = (x - self._mean) * self._inv_std
-        if self.contract.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x)
+        return preprocess(crops, self.contract)
+
+    def embed_aligned(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`embed` of ``crops[0]``: the one-network form of :meth:`FusedEmbedder.embed_aligned`."""
+        return self.embed(crops[0])
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Embed aligned crops.
@@ -200,3 +225,125 @@ class Embedder:
         y = np.asarray(y, np.float32).reshape(len(x), -1)
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         return y / np.maximum(norms, 1e-12)
+
+
+class FusedEmbedder:
+    """Several networks as one model: per-network unit vectors, weighted, concatenated.
+
+    Network ``i`` with weight ``w_i`` (the weights sum to 1) contributes ``sqrt(w_i) * e_i``,
+    so the fused vector is unit length and the cosine of two fused vectors is
+    ``sum_i w_i cos_i``. To the rest of the app it is one embedder: one vector per face,
+    one model id (the fused file's sha256).
+
+    Each network sees the face aligned its own way (:attr:`alignments`, one entry per
+    distinct alignment, the first one's crop being what the gallery stores). :meth:`embed`
+    takes crops of the first alignment only and makes the others from them
+    (:func:`~faceapp.vision.align.realign`); :meth:`embed_aligned` takes one crop per
+    alignment, aligned from the photo.
+
+    Args:
+        members: ``(embedder, weight)`` per network, weights summing to 1.
+        thresholds: the fused model's thresholds.
+        provenance: where the combination comes from.
+    """
+
+    def __init__(self, members: Sequence[tuple[Embedder, float]], thresholds: RecommendedThresholds,
+                 provenance: dict[str, Any]) -> None:
+        if len(members) < 2:
+            raise ValueError("a fused embedder needs at least two networks")
+        self.members = list(members)
+        self.thresholds = thresholds
+        self.provenance = provenance
+        self.alignments: tuple[Alignment, ...] = tuple(dict.fromkeys(m.contract.alignment for m, _ in members))
+        self._slot = [self.alignments.index(m.contract.alignment) for m, _ in members]
+        self._scale = [float(np.sqrt(w)) for _, w in members]
+        first = members[0][0]
+        self.contract = first.contract  # the stored crop's contract: template and input size
+        self.provider = first.provider
+        self.runtime_name = _joint_runtime_name([m for m, _ in members])
+        self.provider_note = f"{self.runtime_name}: " + "; ".join(f"{m.model_path.name} on {m.provider_note}"
+                                                                  for m, _ in members)
+
+    @property
+    def precision(self) -> str:
+        """``"int8"`` when any network runs a quantised graph, else ``"fp32"``."""
+        return "int8" if any(m.precision == "int8" for m, _ in self.members) else "fp32"
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.members[0][0].input_size
+
+    @property
+    def dim(self) -> int:
+        return sum(m.dim for m, _ in self.members)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Embed crops aligned for the first alignment (the stored crop): ``(N, H, W, 3)`` RGB uint8 -> ``(N, D)``."""
+        from faceapp.vision.align import realign
+
+        x = np.asarray(crops)
+        if x.ndim == 3:
+            x = x[None]
+        return self.embed_aligned([x] + [realign(x, self.alignments[0], a) for a in self.alignments[1:]])
+
+    def embed_aligned(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed faces given one crop stack per alignment (``crops[i]`` aligned for ``alignments[i]``).
+
+        Returns:
+            ``(N, D)`` float32 unit-length fused embeddings.
+        """
+        parts = [m.embed(crops[slot]) * scale for (m, _), slot, scale in zip(self.members, self._slot, self._scale)]
+        y = np.concatenate(parts, axis=1).astype(np.float32)
+        return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+
+def _joint_runtime_name(nets: Sequence[Embedder]) -> str:
+    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + fp32"`` where they share a runtime."""
+    bases = {n.runtime_name.removesuffix(" int8") for n in nets}
+    precisions = [n.precision for n in nets]
+    if len(bases) > 1:
+        return " + ".join(dict.fromkeys(n.runtime_name for n in nets))
+    base = bases.pop()
+    return base if len(set(precisions)) == 1 else f"{base} {' + '.join(precisions)}"
+
+
+def load_embedder(file: ModelFile, *, provider: str = "auto", precision: str = "int8",
+                  threads: int | None = None) -> Embedder | FusedEmbedder:
+    """The embedder a checked model file stands for, with its calibrated thresholds.
+
+    A fused file (:func:`~faceapp.vision.models.is_fused`) loads each of its networks; an
+    ONNX file loads that network. Bundled networks use their shipped runtime variants (the
+    PRelu-free graph on onnxruntime, the int8 graph on OpenVINO when ``precision`` is
+    ``"int8"`` and one is shipped). The thresholds come from the calibration file keyed by
+    the model id (:mod:`faceapp.vision.calibration`), else from the file's own metadata.
+
+    Raises:
+        ModelError: a file is missing, damaged or not an embedder.
+    """
+    from faceapp.vision import calibration, models
+
+    def one(member: ModelFile) -> Embedder:
+        return Embedder(
+            member.path, provider=provider, model_sha256=member.sha256,
+            ort_model_path=lambda: models.onnxruntime_variant(member),
+            ov_model_path=lambda: models.runtime_variant(member, "openvino", precision) if precision != "fp32" else None,
+            precision=precision, threads=threads,
+        )
+
+    embedder: Embedder | FusedEmbedder
+    if models.is_fused(file.path):
+        parts = models.fused_members(file)
+        nets = [(one(p.file), p.weight) for p in parts]
+        provenance = {"name": " + ".join(str(e.provenance.get("name", e.model_path.name)) for e, _ in nets),
+                      "weights": {p.file.path.name: p.weight for p in parts}}
+        fallback = RecommendedThresholds(match=0.5, uncertain_band=0.0, verify=0.4)
+        embedder = FusedEmbedder(nets, fallback, provenance)
+    else:
+        embedder = one(file)
+    found = calibration.lookup(file.sha256)
+    if found is not None:
+        embedder.thresholds = found.thresholds()
+    elif isinstance(embedder, FusedEmbedder):
+        log.warning("no calibration for model %s...; using untuned thresholds: run `faceapp-cli calibrate`",
+                    file.sha256[:12])
+    return embedder

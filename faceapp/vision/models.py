@@ -20,7 +20,9 @@ from faceapp.errors import ModelError
 from faceapp.private import sha256_file
 
 ROLE_DETECTOR = {"full": "detector-full-range", "short": "detector-short-range"}
-ROLE_EMBEDDER = "embedder"
+ROLE_EMBEDDER = "embedder"  # the default: SFace and Open Model Zoo's network fused
+ROLE_SFACE = "embedder-sface"  # SFace alone, the default before the fused model
+FUSED_FORMAT = "faceapp.fused"
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,12 @@ def check(path: Path) -> ModelFile:
                         f"expected {entry['sha256'][:12]}...); reinstall faceapp or rebuild it with "
                         "`python models/build.py`"
                     )
-                pkg = next(p for p in manifest()["packages"] if p["name"] == entry["package"])
+                pkg = next((p for p in manifest()["packages"] if p["name"] == entry.get("package")), None)
                 return ModelFile(
                     path=resolved,
                     sha256=digest,
                     bundled=True,
-                    source=f"{pkg['name']}=={pkg['version']} {entry['member']}",
+                    source=f"{pkg['name']}=={pkg['version']} {entry['member']}" if pkg else str(entry.get("source", "")),
                     licence=entry.get("licence"),
                 )
     return ModelFile(path=resolved, sha256=digest, bundled=False, source="user-supplied", licence=None)
@@ -173,6 +175,120 @@ def runtime_variant(model: ModelFile, runtime: str, precision: str = "fp32") -> 
     return None
 
 
+@dataclass(frozen=True)
+class FusedMember:
+    """One network of a fused embedder: its checked file and its weight (the weights sum to 1)."""
+
+    file: ModelFile
+    weight: float
+
+
+def is_fused(path: Path) -> bool:
+    """Whether ``path`` names a fused embedder (a JSON file listing networks) rather than one ONNX network."""
+    return Path(path).suffix.lower() == ".json"
+
+
+def fused_members(model: ModelFile) -> list[FusedMember]:
+    """The checked networks of a fused embedder file, with their weights normalised to sum to 1.
+
+    The file is JSON: ``{"format": "faceapp.fused", "version": 1, "name": ..., "members":
+    [{"file": ..., "sha256": ..., "weight": ...}, ...]}``. Member files are found beside it;
+    each must have the sha256 the file records (so the fused file's own hash, the model id,
+    stands for its members too).
+
+    Raises:
+        ModelError: the file is not a fused embedder, or a member is missing or differs.
+    """
+    try:
+        data = json.loads(model.path.read_text(encoding="utf-8"))
+        if data.get("format") != FUSED_FORMAT:
+            raise ValueError(f"not a {FUSED_FORMAT} file")
+        entries = [(str(m["file"]), str(m["sha256"]), float(m["weight"])) for m in data["members"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{model.path} is not a usable fused model ({exc}); check --model") from exc
+    total = sum(w for _, _, w in entries)
+    if len(entries) < 2 or any(w <= 0 for _, _, w in entries):
+        raise ModelError(f"{model.path} must list at least two networks with positive weights; check --model")
+    out = []
+    for name, sha, weight in entries:
+        member = check(model.path.parent / name)
+        if member.sha256 != sha:
+            raise ModelError(f"{member.path} is not the network {model.path.name} was made with (sha256 "
+                             f"{member.sha256[:12]}..., expected {sha[:12]}...); restore it or reinstall faceapp")
+        out.append(FusedMember(member, weight / total))
+    return out
+
+
 def onnxruntime_variant(model: ModelFile) -> Path | None:
     """The checked equivalent fp32 graph onnxruntime should load instead of ``model``, if one is shipped."""
     return runtime_variant(model, "onnxruntime")
+
+
+def user_models_dir() -> Path:
+    """Where ``faceapp-cli model import`` keeps imported models: ``models`` in the user data folder."""
+    from faceapp.config import default_data_dir
+
+    return default_data_dir() / "models"
+
+
+def import_model(source: Path, contract: Any, *, name: str | None = None, dest_dir: Path | None = None,
+                 provenance: dict[str, Any] | None = None) -> ModelFile:
+    """Copy an ONNX embedder into the user's model folder with ``contract`` written into it.
+
+    The graph is opened with onnxruntime first: its input must take ``contract``'s input
+    size and layout, and its output is run once to learn the embedding size (written into
+    the contract). Empty input or output names in ``contract`` mean the graph's first.
+
+    Args:
+        source: an ONNX file without faceapp metadata.
+        contract: the preprocessing :class:`~faceapp.vision.contract.Contract`.
+        name: the copy's file name without ``.onnx`` (default: the source's).
+        dest_dir: the folder (default :func:`user_models_dir`).
+        provenance: what to record about where the model came from.
+
+    Raises:
+        ModelError: the file is missing, not ONNX, already carries a contract, does not take
+            the stated input, or a different model of that name was imported before.
+    """
+    import dataclasses
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from faceapp.vision.contract import CONTRACT_KEY, PROVENANCE_KEY, with_metadata
+
+    source = Path(source).expanduser()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {source} ({exc.strerror}); give an ONNX file") from exc
+    try:
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own unexported exception types
+        raise ModelError(f"{source} is not an ONNX model onnxruntime can load; give an ONNX file") from exc
+    if CONTRACT_KEY in sess.get_modelmeta().custom_metadata_map:
+        raise ModelError(f"{source} already carries a faceapp contract; use it directly with --model")
+    inp = contract.input_name or sess.get_inputs()[0].name
+    out = contract.output_name or sess.get_outputs()[0].name
+    if inp not in [i.name for i in sess.get_inputs()] or out not in [o.name for o in sess.get_outputs()]:
+        raise ModelError(f"{source} has inputs {[i.name for i in sess.get_inputs()]} and outputs "
+                         f"{[o.name for o in sess.get_outputs()]}; give --input and --output names from these")
+    h, w = contract.input_size
+    shape = (1, 3, h, w) if contract.layout == "NCHW" else (1, h, w, 3)
+    try:
+        y = np.asarray(sess.run([out], {inp: np.zeros(shape, np.float32)})[0])
+    except Exception as exc:  # onnxruntime raises its own unexported exception types
+        raise ModelError(f"{source} does not take a {contract.layout} input of {h}x{w} pixels; check --input-size "
+                         "and --layout") from exc
+    contract = dataclasses.replace(contract, input_name=inp, output_name=out, embedding_size=int(y.size))
+    copy = with_metadata(data, {CONTRACT_KEY: contract.to_json(),
+                                PROVENANCE_KEY: json.dumps(provenance or {"source": str(source)}, sort_keys=True)})
+    folder = dest_dir if dest_dir is not None else user_models_dir()
+    target = folder / f"{name or source.stem}.onnx"
+    if target.is_file() and target.read_bytes() != copy:
+        raise ModelError(f"{target} exists and is another model; give another --name or delete it")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(copy)
+    tmp.replace(target)
+    return check(target)
