@@ -306,35 +306,28 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from faceapp.gallery.reembed import repair_damaged
     from faceapp.vision.images import decode_crop
 
     with _pipeline(args) as pipe:
         gallery = pipe.gallery
         sound = gallery.check()
-        damaged = gallery.damaged_templates()
+        report = repair_damaged(gallery, pipe.model_id, pipe.embedder.embed, decode_crop)
         lines = [f"database: {sound}"]
-        for name in dict.fromkeys(d.name for d in damaged):
-            rows = [d for d in damaged if d.name == name]
+        for name in report.by_person():
+            rows = [d for d in report.damaged if d.name == name]
             lines.append(f"{name}: {len(rows)} damaged template(s) (ids {', '.join(str(d.row_id) for d in rows)})")
-        repaired, left = [], []
-        for d in damaged:
-            crops = {s.template_id: s.crop for s in gallery.samples(d.name)} if d.kind == "template" else {}
-            crop = crops.get(d.row_id)
-            if crop is None or d.model_id != pipe.model_id:
-                left.append(d)
-                continue
-            gallery.repair(d, pipe.embedder.embed(decode_crop(crop)[None]))
-            repaired.append(d)
-        if not damaged:
+        if not report.damaged:
             lines.append("no damaged template")
         else:
-            lines.append(f"re-embedded {len(repaired)} from their face crops")
-        if left:
+            lines.append(f"re-embedded {len(report.repaired)} from their face crops")
+        if report.left:
             lines.append("no face crop to embed again (negative samples, or enrolled without crops): "
-                         f"enrol or mark {', '.join(sorted({d.name for d in left}))} again")
-    _emit(args, {"database": sound, "damaged": [{"person": d.name, "kind": d.kind, "id": d.row_id} for d in damaged],
-                 "reembedded": [d.row_id for d in repaired], "left": [d.row_id for d in left]}, lines)
-    return EXIT_OK if sound == "ok" and not left else EXIT_ERROR
+                         f"enrol or mark {', '.join(sorted({d.name for d in report.left}))} again")
+    _emit(args, {"database": sound,
+                 "damaged": [{"person": d.name, "kind": d.kind, "id": d.row_id} for d in report.damaged],
+                 "reembedded": [d.row_id for d in report.repaired], "left": [d.row_id for d in report.left]}, lines)
+    return EXIT_OK if sound == "ok" and not report.left else EXIT_ERROR
 
 
 def cmd_gallery_copy(args: argparse.Namespace) -> int:

@@ -86,7 +86,7 @@ class Pipeline:
         settings: thresholds, model paths, provider, gallery location.
         interactive: the pipeline serves a live view that shares the CPU with a camera and
             a display; with ``threads = 0`` the embedder then leaves a core free on small
-            CPUs (:func:`faceapp.vision.runtime.default_threads`).
+            CPUs (:func:`faceapp.vision.backends.default_threads`).
     """
 
     def __init__(self, settings: Settings | None = None, *, interactive: bool = False) -> None:
@@ -141,7 +141,7 @@ class Pipeline:
 
     def _threads(self) -> int:
         """Inference threads: the setting, else every core (a live view leaves one free on small CPUs)."""
-        from faceapp.vision.runtime import default_threads
+        from faceapp.vision.backends import default_threads
 
         return self.settings.threads or default_threads(interactive=self.interactive)
 

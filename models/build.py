@@ -407,7 +407,7 @@ def quantise_int8(fp32: bytes, calibration: np.ndarray, contract: Contract | Non
 
 def openvino_embeddings(graph: bytes, crops: np.ndarray, contract: Contract | None = None) -> np.ndarray:
     """Unit-length embeddings of ``crops`` by ``graph`` (default: SFace's contract) on the app's OpenVINO backend."""
-    from faceapp.vision.runtime import OpenVinoBackend
+    from faceapp.vision.backends import OpenVinoBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"

@@ -761,3 +761,26 @@ def test_the_notice_offers_the_most_pressing_fix_first():
     err = notice_for(problem=None, stale=False, source_error="video.mp4 ended", camera=False, empty=False)
     assert err.actions == ("retry",) and "No camera?" not in err.text
     assert notice_for(problem=None, stale=False, source_error=None, camera=True, empty=False).text == ""
+
+
+def test_damaged_templates_are_listed_by_person_and_repaired_from_the_window(qtbot, tmp_path, frames, data_dir):
+    """A flipped bit in a stored template: the window names whose template it is, and Repair embeds it again."""
+    import sqlite3
+
+    gallery = tmp_path / "gallery"
+    w = MainWindow(Settings(gallery=gallery), source="9", settings_path=tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    w.close()
+    con = sqlite3.connect(gallery / "gallery.sqlite3")
+    tid, blob = con.execute("SELECT id, embedding FROM templates LIMIT 1").fetchone()
+    con.execute("UPDATE templates SET embedding = ? WHERE id = ?", (bytes([blob[0] ^ 1]) + bytes(blob[1:]), tid))
+    con.commit()
+    con.close()
+    w = MainWindow(Settings(gallery=gallery), source="9", settings_path=tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.notice.buttons["repair"].isVisible() and "Obama: 1" in w.notice.text.text()
+    w.notice.buttons["repair"].click()
+    assert not w.notice.buttons["repair"].isVisible()
+    assert w.pipeline.gallery.damaged_templates() == []

@@ -12,7 +12,7 @@ from vectors import unit_vectors
 
 from faceapp.errors import GalleryError
 from faceapp.gallery.gallery import Gallery
-from faceapp.vision import models, runtime
+from faceapp.vision import backends, models
 from faceapp.vision.embed import Embedder
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -25,11 +25,11 @@ def _blobs(folder):
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_a_damaged_compiled_model_is_rebuilt_not_loaded(tmp_path, caplog):
-    bundled = models.resolve_embedder(None)
+    bundled = models.resolve_embedder(models.bundled_path(models.ROLE_SFACE))  # one network's compiled cache
     crops = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
     first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path).embed(crops)
     blobs = _blobs(tmp_path / "openvino")
-    assert blobs and all((b.parent / runtime.CACHE_DIGESTS).is_file() for b in blobs)
+    assert blobs and all((b.parent / backends.CACHE_DIGESTS).is_file() for b in blobs)
     for blob in blobs:  # flip one bit every megabyte of the first quarter (OpenVINO's own check misses these)
         data = bytearray(blob.read_bytes())
         for i in range(64, len(data) // 4, 1_000_003):
@@ -47,7 +47,7 @@ def test_the_cache_is_private_whatever_the_umask(tmp_path):
 
     old = os.umask(0o022)
     try:
-        bundled = models.resolve_embedder(None)
+        bundled = models.resolve_embedder(models.bundled_path(models.ROLE_SFACE))  # one network's compiled cache
         Embedder(bundled.path, "auto", model_sha256=bundled.sha256, cache_dir=tmp_path / "cache")
     finally:
         os.umask(old)

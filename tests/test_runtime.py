@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from faceapp.errors import ModelError
-from faceapp.vision import models, runtime
+from faceapp.vision import backends, models, runtime
 from faceapp.vision.embed import Embedder
 from faceapp.vision.runtime import Availability, RuntimeCache, fastest, plan, select
 
@@ -159,8 +159,8 @@ def test_unreadable_cache_is_ignored_and_rewritten(tmp_path, fake_clock):
 
 
 def test_thread_default_leaves_a_core_free_only_for_the_live_view_on_small_cpus():
-    assert [runtime.default_threads(n, interactive=True) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
-    assert [runtime.default_threads(n) for n in (1, 2, 4, 16)] == [0, 0, 0, 0]  # every core
+    assert [backends.default_threads(n, interactive=True) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 2, 3, 0, 0]
+    assert [backends.default_threads(n) for n in (1, 2, 4, 16)] == [0, 0, 0, 0]  # every core
 
 
 def test_the_gui_pipeline_leaves_a_core_free_and_the_command_line_does_not(monkeypatch, tmp_path):
@@ -203,7 +203,7 @@ def test_openvino_and_onnxruntime_give_the_same_embeddings(tmp_path, faces):
 def test_openvino_is_imported_without_its_telemetry():
     import subprocess
 
-    code = ("import sys; from faceapp.vision.runtime import import_openvino; import_openvino(); "
+    code = ("import sys; from faceapp.vision.backends import import_openvino; import_openvino(); "
             "print(sys.modules['openvino.tools.ovc.telemetry_utils'].tm.__name__, 'openvino_telemetry' in sys.modules)")
     env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CI": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
@@ -219,7 +219,7 @@ def test_openvino_second_start_skips_parsing_the_model(tmp_path):
     second = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     assert second.contract == first.contract
     # with metadata known and a compiled network cached, the metadata is not read from the file
-    probe = runtime.OpenVinoBackend(bundled.path, cache_dir=tmp_path / "openvino", known_metadata={"k": "v"})
+    probe = backends.OpenVinoBackend(bundled.path, cache_dir=tmp_path / "openvino", known_metadata={"k": "v"})
     assert probe.metadata == {"k": "v"} and probe.output_names == ["fc1"] and probe.batch is None
     crops = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
     np.testing.assert_array_equal(second.embed(crops), first.embed(crops))

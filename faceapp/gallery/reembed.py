@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.gallery.gallery import Gallery
+from faceapp.gallery.integrity import Damaged
 from faceapp.gallery.store import Erased
 
 BATCH = 32
@@ -73,3 +74,52 @@ def reembed(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.nd
     erased = store.finish_reembed(model_id)
     gallery.refresh(erased=True)
     return ReembedReport(embedded=done, resumed=before.done, erased=erased, without_crop=before.without_crop)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What :func:`repair_damaged` found and did.
+
+    Attributes:
+        damaged: every damaged stored vector found, by person (never searched).
+        repaired: those embedded again from their own face crops.
+        left: those that could not be (no crop: negative samples or templates enrolled
+            without crops, or made by another model): their people need enrolling again.
+    """
+
+    damaged: tuple[Damaged, ...]
+    repaired: tuple[Damaged, ...]
+    left: tuple[Damaged, ...]
+
+    def by_person(self) -> dict[str, int]:
+        """Damaged vectors per person, in the order they were found."""
+        counts: dict[str, int] = {}
+        for d in self.damaged:
+            counts[d.name] = counts.get(d.name, 0) + 1
+        return counts
+
+
+def repair_damaged(gallery: Gallery, model_id: str, embed: Callable[[np.ndarray], np.ndarray],
+                   decode: Callable[[bytes], np.ndarray]) -> RepairReport:
+    """Embed every damaged template again from its stored face crop, in its place.
+
+    Args:
+        gallery: the gallery to check.
+        model_id: the model ``embed`` runs; templates of another model are left.
+        embed: ``(N, H, W, 3)`` RGB uint8 crops -> ``(N, D)`` unit-length embeddings.
+        decode: a stored crop's bytes -> its ``(H, W, 3)`` RGB uint8 image.
+    """
+    damaged = tuple(gallery.damaged_templates())
+    repaired: list[Damaged] = []
+    left: list[Damaged] = []
+    crops: dict[str, dict[int, bytes | None]] = {}
+    for d in damaged:
+        if d.kind == "template" and d.name not in crops:
+            crops[d.name] = {s.template_id: s.crop for s in gallery.samples(d.name)}
+        crop = crops.get(d.name, {}).get(d.row_id) if d.kind == "template" else None
+        if crop is None or d.model_id != model_id:
+            left.append(d)
+            continue
+        gallery.repair(d, embed(decode(crop)[None]))
+        repaired.append(d)
+    return RepairReport(damaged, tuple(repaired), tuple(left))

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.last: FrameResult | None = None
         self.source_error: str | None = None
         self._pending: dict[str, Any] = {}
+        self._damaged: dict[str, int] = {}
         self._detector_noted = False
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -177,6 +178,7 @@ class MainWindow(QMainWindow):
             self.provider_label.setToolTip(f"embedder: {emb.provider_note}")
             self._detector_noted = False  # the detector loads with the first frame; its runtime is added then
             self._sync_controls()
+            self._find_damaged()
             self._open_inbox()
             self.refresh_gallery_size()
         except FaceappError as exc:
@@ -333,16 +335,44 @@ class MainWindow(QMainWindow):
         self.notice.show_notice(notice_for(
             problem=self.layers.problems[0] if self.layers.problems else None, stale=self._needs_reembed(),
             source_error=self.source_error, camera=is_camera(self.source_spec), empty=size == 0,
-            gallery_problem=gallery_problem, read_only=read_only))
+            damaged=self._damaged, gallery_problem=gallery_problem, read_only=read_only))
 
     def _what_still_works(self) -> str:
         _, problem, read_only = self.gallery_state()
         return what_still_works(gallery_problem=problem, read_only=read_only)
 
     def _notice_action(self, action: str) -> None:
-        {"fix_setting": self.fix_settings_problem, "reembed": self.rebuild_gallery, "enrol": self.open_enrolment,
-         "video": self.source.choose_video, "folder": self.source.choose_folder, "retry": self.start_source,
-         "settings": self.open_settings}[action]()
+        {"fix_setting": self.fix_settings_problem, "reembed": self.rebuild_gallery, "repair": self.repair_gallery,
+         "enrol": self.open_enrolment, "video": self.source.choose_video, "folder": self.source.choose_folder,
+         "retry": self.start_source, "settings": self.open_settings}[action]()
+
+    def _find_damaged(self) -> None:
+        """Damaged stored vectors, by person (checked when the gallery is opened and after a repair)."""
+        try:
+            found = self.pipeline.gallery.damaged_templates()
+        except FaceappError:
+            found = []
+        self._damaged = {}
+        for d in found:
+            self._damaged[d.name] = self._damaged.get(d.name, 0) + 1
+
+    def repair_gallery(self) -> None:
+        """Embed damaged templates again from their stored face crops; say who could not be."""
+        from faceapp.gallery.reembed import repair_damaged
+        from faceapp.vision.images import decode_crop
+
+        try:
+            report = repair_damaged(self.pipeline.gallery, self.pipeline.model_id, self.pipeline.embedder.embed,
+                                    decode_crop)
+        except FaceappError as exc:
+            error_box(self, exc)
+            return
+        text = f"repaired {len(report.repaired)} damaged template(s) from their face crops"
+        if report.left:
+            text += f"; enrol {', '.join(sorted({d.name for d in report.left}))} again (no face crop to use)"
+        self.statusBar().showMessage(text, 15000)
+        self._find_damaged()
+        self._update_notice()
 
     def fix_settings_problem(self) -> None:
         """Resolve the first settings-file problem by going back to the default."""

@@ -13,6 +13,7 @@ from faceapp.config import SettingProblem
 ACTIONS = {
     "fix_setting": "",
     "reembed": "Rebuild gallery for this model",
+    "repair": "Repair damaged templates",
     "enrol": "Add your first person...",
     "video": "Open a video file...",
     "folder": "Open a photo folder...",
@@ -55,17 +56,23 @@ def what_still_works(*, gallery_problem: str | None, read_only: bool) -> str:
 
 
 def notice_for(*, problem: SettingProblem | None, stale: bool, source_error: str | None, camera: bool,
-               empty: bool, gallery_problem: str | None = None, read_only: bool = False) -> Notice:
+               empty: bool, damaged: dict[str, int] | None = None, gallery_problem: str | None = None,
+               read_only: bool = False) -> Notice:
     """What to do next, most pressing first: a problem of the settings file (with its fix); a
     gallery that cannot be used (choose another); a gallery made by another model (rebuild
-    it); a source that failed (Retry, and for a camera a video or photo folder instead); an
-    empty gallery (add the first person); a read-only gallery (what still works)."""
+    it); damaged templates, by person (repair them); a source that failed (Retry, and for a
+    camera a video or photo folder instead); an empty gallery (add the first person); a
+    read-only gallery (what still works)."""
     if problem is not None:
         fix = f"Reset {problem.key} to its default" if problem.key else "Start from default settings"
         return Notice(settings_problem_text(problem), ("fix_setting",), fix)
     if gallery_problem is not None:
         return Notice(f"{gallery_problem}\n{what_still_works(gallery_problem=gallery_problem, read_only=False)}",
                       ("settings",))
+    if damaged and not stale:
+        who = ", ".join(f"{name}: {n}" for name, n in damaged.items())
+        return Notice(f"{sum(damaged.values())} stored template(s) are damaged and left out of matching ({who}). "
+                      "Repair embeds them again from their stored face crops.", ("repair",))
     if stale:
         text = ("Your gallery was made with another face model. Rebuild it for this model: the "
                 "stored faces are embedded again, and nobody has to be enrolled again.")

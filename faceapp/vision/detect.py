@@ -28,7 +28,8 @@ from faceapp.types import Detection
 from faceapp.vision.images import as_rgb8
 
 if TYPE_CHECKING:
-    from faceapp.vision.runtime import Backend, Selection
+    from faceapp.vision.backends import Backend
+    from faceapp.vision.runtime import Selection
 
 NUM_KEYPOINTS = 6
 # Scores are computed for every anchor and filtered here, so that a changed
@@ -177,11 +178,11 @@ def open_backend(model_path: Path, runtime_name: str = "cpu", *, threads: int = 
     Raises:
         ModelError: the runtime cannot load the file.
     """
-    from faceapp.vision import runtime
+    from faceapp.vision import backends
 
     if runtime_name == "openvino":
-        return runtime.OpenVinoBackend(Path(model_path), cache_dir=cache_dir, threads=threads)
-    return runtime.OrtBackend(Path(model_path), threads=1)
+        return backends.OpenVinoBackend(Path(model_path), cache_dir=cache_dir, threads=threads)
+    return backends.OrtBackend(Path(model_path), threads=1)
 
 
 def select_backend(model: Path, model_sha256: str, requested: str, *, threads: int,

@@ -90,7 +90,7 @@ class Embedder:
                  ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
                  threads: int | None = None, ov_model_path: Path | Callable[[], Path | None] | None = None,
                  precision: str = "fp32") -> None:
-        from faceapp.vision import runtime
+        from faceapp.vision import backends, runtime
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -111,15 +111,15 @@ class Embedder:
         cache = runtime.RuntimeCache(cache_root / "runtime.json")
         sha = model_sha256
 
-        def open_runtime(name: str) -> runtime.Backend:
+        def open_runtime(name: str) -> backends.Backend:
             if name != "openvino":
                 # the variant is looked up (and hash-checked) only when onnxruntime is opened
                 variant = ort_model_path() if callable(ort_model_path) else ort_model_path
                 ort_path = Path(variant) if variant is not None else self.model_path
-                return runtime.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
+                return backends.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
             known = cache.get_metadata(sha)
             variant = ov_model_path() if callable(ov_model_path) else ov_model_path
-            backend = runtime.OpenVinoBackend(Path(variant) if variant is not None else self.model_path,
+            backend = backends.OpenVinoBackend(Path(variant) if variant is not None else self.model_path,
                                               cache_dir=cache_root / "openvino", threads=n_threads,
                                               precision=precision if variant is not None else "fp32", known_metadata=known)
             if known is None and backend.metadata:
