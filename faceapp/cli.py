@@ -79,10 +79,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from faceapp.recognise.enrol import EnrolmentError, EnrolSample, Provenance
+    from faceapp.recognise.enrol import EnrolmentError, EnrolSample, Provenance, low_quality
 
     people = person_folders(args.dir)
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": [], "refused": []}
+    added: list[EnrolSample] = []
     with _pipeline(args) as pipe:
         enrolment = pipe.enrolment()
         total = sum(len(imgs) for _, imgs in people)
@@ -126,6 +127,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                     log.warning("%s", r.message)
                 report["enrolled"].append({"person": done.person.name, "added": len(done.added),
                                            "templates": done.person.templates})
+                added.extend(done.added)
+    flagged = low_quality(s.quality for s in added)
+    report["low_quality"] = {"samples": flagged.flagged, "of": flagged.total, "reasons": dict(flagged.reasons)}
     lines = [f"enrolled {e['person']}: {e['added']} photo(s)" for e in report["enrolled"]]
     lines += [f"skipped {s['person']}: {s['reason']}" for s in report["skipped_people"]]
     lines += [f"left out {r['image']}: {r['reason']}" for r in report["refused"]]
@@ -133,6 +137,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"{len(report['enrolled'])} people enrolled, {len(report['skipped_people'])} skipped, "
         f"{len(report['bad_images'])} photo(s) without a usable face, {len(report['refused'])} photo(s) left out"
     )
+    if flagged.flagged:
+        lines.append(str(flagged))
     _emit(args, report, lines)
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
 
@@ -807,14 +813,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(not real time; by default a video plays at its own frame rate)")
     s.add_argument("--folder-fps", type=_positive_rate, metavar="RATE",
                    help=f"images a second from an image folder (default: the folder_fps setting, {DEFAULT_FOLDER_FPS:g})")
-    s.add_argument("--record", action="store_true", help="keep the events in the (PostgreSQL) gallery's history")
+    s.add_argument("--record", action="store_true", help="keep the events in the gallery's history (folder or PostgreSQL)")
     s.add_argument("--retention-days", type=float, default=30.0, help="with --record: keep events this many days")
     s.add_argument("--device", help="with --record: this device's name (default: the host name)")
     s.add_argument("--snapshots", action="store_true",
                    help="with --record: keep each event's aligned face crop (biometric data, erased with the person)")
     s.set_defaults(func=cmd_watch)
 
-    s = sub.add_parser("events", help="the kept event history of a PostgreSQL gallery")
+    s = sub.add_parser("events", help="the kept event history of the gallery (watch --record, the app's record_events)")
     s.add_argument("--since", type=_since, help="only events since 7d / 12h / 30m ago or a date (2026-11-01T08:00)")
     s.add_argument("--person", help="only this person's events")
     s.add_argument("--csv", action="store_true", help="print CSV")

@@ -94,8 +94,8 @@ class Settings:
             (opt-in: they are biometric data).
         inbox_retention_days: inbox faces older than this are erased.
         record_events: the live view keeps each settled track decision in the gallery's
-            event history, as ``watch --record`` does (opt-in; only a PostgreSQL gallery
-            keeps events, with a folder gallery the setting is ignored).
+            event history, as ``watch --record`` does (opt-in; a folder keeps it in its
+            database, a PostgreSQL gallery in the shared one; a read-only gallery keeps none).
         event_retention_days: recorded events older than this are deleted.
     """
 

@@ -170,14 +170,15 @@ class EventRecorder:
     written with the next event once it is back.
 
     Args:
-        store: the gallery's store; only a PostgreSQL gallery keeps events.
+        store: the gallery's store (a folder or a PostgreSQL database); a read-only one
+            cannot keep events.
         retention_days: events older than this are deleted.
         device: this device's name (default: the host name).
         snapshots: keep each event's aligned face crop (JPEG) with it; biometric data,
             erased with the person like templates.
 
     Raises:
-        FaceappError: the gallery keeps no events, or ``retention_days`` is not positive.
+        FaceappError: the gallery keeps no events or is read-only, or ``retention_days`` is not positive.
     """
 
     def __init__(self, store: Any, retention_days: float = DEFAULT_RETENTION_DAYS, device: str | None = None,
@@ -185,6 +186,9 @@ class EventRecorder:
         import socket
 
         require_event_store(store)
+        if getattr(store, "read_only", False):
+            raise FaceappError(f"gallery {store.location} is read-only, so no event can be kept in it; "
+                               "fix its permissions or record into another gallery")
         if retention_days <= 0:
             raise FaceappError("--retention-days must be more than 0")
         self.store = store
@@ -196,7 +200,7 @@ class EventRecorder:
     def __call__(self, e: Event) -> None:
         """Keep one event (source events are not kept)."""
         from faceapp.errors import GalleryUnavailableError
-        from faceapp.gallery.pg_store import EventRecord
+        from faceapp.gallery.events import EventRecord
         from faceapp.vision.images import encode_crop
 
         if e.kind != "face":
@@ -212,7 +216,7 @@ class EventRecorder:
 
 
 def keeps_events(store: Any) -> bool:
-    """Whether a gallery store keeps an event history (a PostgreSQL gallery does, a folder does not)."""
+    """Whether a gallery store keeps an event history (folders and PostgreSQL galleries do)."""
     return hasattr(store, "add_events")
 
 
@@ -220,11 +224,11 @@ def require_event_store(store: Any) -> Any:
     """``store`` when it keeps an event history.
 
     Raises:
-        FaceappError: it does not (a folder gallery).
+        FaceappError: it does not.
     """
     if not keeps_events(store):
-        raise FaceappError("event history is kept in a PostgreSQL gallery; use --gallery postgresql://... "
-                           "(see 'Several devices' in the README)")
+        raise FaceappError("this gallery keeps no event history; use a gallery folder or a PostgreSQL gallery "
+                           "(see 'Event history' in the README)")
     return store
 
 

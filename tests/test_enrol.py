@@ -253,3 +253,18 @@ def test_provenance_is_kept_with_each_template():
     assert [s.crop for s in g.samples("Ann")] == [bytes([1]), bytes([2])]
     e.enrol("Ann", [EnrolSample(view(A, 5), Provenance.inbox(3, 1), None, b"jpeg")], add=True)
     assert g.samples("Ann")[-1].source == "unknown-faces group 3, face 1" and g.samples("Ann")[-1].crop == b"jpeg"
+
+
+def test_guide_can_skip_a_pose_and_says_what_is_missing():
+    """Someone who cannot turn right: the guide stops asking once the pose is skipped, takes
+    other poses instead, and says the right one is missing."""
+    g = EnrolmentGuide(SampleSet(SAME_PERSON), target=3)
+    assert g.offer([face(0.0, seed=1)], LIVE).accepted
+    assert g.offer([face(20.0, seed=2)], LIVE).accepted
+    for seed in range(3, 8):  # without a skip, every other pose is refused with the same request
+        v = g.offer([face(1.0, seed=seed)], LIVE)
+        assert not v.accepted and "to your right" in v.message and "skip" in v.message
+    assert g.skip_pose() == "right" and g.missing_poses() == []
+    assert g.offer([face(1.0, seed=9)], LIVE).accepted and g.done
+    assert g.coverage() == "poses: frontal, left; missing: right (skipped)"
+    assert g.skip_pose() is None  # nothing left to skip

@@ -358,14 +358,14 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
         assert only_ann.table.rowCount() == 2
 
 
-def test_a_folder_gallery_has_no_history_button(qtbot, window):
+def test_a_folder_gallery_has_a_history_button(qtbot, window):
     from faceapp.gui.library import PeopleDialog
 
     w = window()
     dlg = PeopleDialog(w.pipeline)
     qtbot.addWidget(dlg)
-    assert dlg.model.seen is None
-    assert not any(b.isEnabled() for b in dlg.findChildren(type(w.notice.buttons['retry'])) if b.text() == "History...")
+    assert dlg.model.seen == {}  # a history, empty until something is recorded
+    assert any(b.isEnabled() for b in dlg.findChildren(type(w.notice.buttons['retry'])) if b.text() == "History...")
 
 
 def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
@@ -637,9 +637,11 @@ def test_soak_short_form(qtbot):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from gui_soak import soak
 
-    result = soak(8.0, photo_every=4.0)
-    assert result["ok"], result
+    result = soak(10.0, photo_every=4.0, library_every=4.0)
+    # memory growth is judged by the 10-minute run; seconds of it measure the allocator's noise
+    assert all(ok for name, ok in result["checks"].items() if name != "library_memory_flat"), result
     assert result["photo_round_trips"] >= 1 and result["frames_shown"] > 10
+    assert result["library_rounds"] >= 1 and result["rss_mb_growth_since_first_library_round"] is not None
 
 
 def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
@@ -673,13 +675,27 @@ def test_live_view_records_events_in_a_database_gallery(qtbot, tmp_path, frames,
     w.stop_source()
 
 
-def test_record_events_with_a_folder_gallery_says_it_is_ignored(qtbot, window):
+def test_live_view_records_events_in_a_folder_gallery(qtbot, window, data_dir):
+    """record_events with a gallery folder: kept in its database, shown as last seen and in History."""
+    from PySide6.QtCore import Qt
+
+    from faceapp.gui.library import HistoryDialog, PeopleDialog
+
     w = window(record_events=True)
     said = []
-    w.statusBar().messageChanged.connect(said.append)  # the live view starts on the next event-loop turn
-    wait_frames(qtbot, w, 1)
-    assert sum("record_events is ignored: only a PostgreSQL gallery keeps events" in m for m in said) == 1
-    assert w.worker is not None and w.worker._record is None
+    w.statusBar().messageChanged.connect(said.append)
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    store = w.pipeline.gallery.store
+    qtbot.waitUntil(lambda: any(e.person == "Obama" and e.decision == "match" for e in store.events()), timeout=30000)
+    assert not any("record_events is ignored" in m for m in said)
+    people = PeopleDialog(w.pipeline)
+    qtbot.addWidget(people)
+    shown = people.model.data(people.model.index(0), Qt.ItemDataRole.DisplayRole)
+    assert "seen never" not in shown and "seen 20" in shown
+    history = HistoryDialog(w.pipeline, "Obama")
+    qtbot.addWidget(history)
+    assert history.table.rowCount() >= 1 and history.table.item(0, 1).text() == "Obama"
+    w.stop_source()
 
 
 def test_a_video_file_plays_at_its_own_rate_and_the_label_says_what_it_counts(qtbot, window, tmp_path, data_dir):

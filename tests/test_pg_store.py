@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -121,88 +120,6 @@ def test_migrations_apply_in_order_and_a_newer_schema_is_refused(pg_dsn, cache):
         con.execute("INSERT INTO schema_migrations (version) VALUES (99)")
     with pytest.raises(GalleryError, match="newer faceapp"):
         open_gallery(pg_dsn)
-
-
-def test_event_history_filters_retention_and_erasure(pg_dsn, cache, rng, capsys):
-    import json
-
-    from faceapp.cli import main
-    from faceapp.gallery.pg_store import EventRecord
-
-    now = time.time()
-    with open_gallery(pg_dsn) as g:
-        g.add_templates("Ada", unit(rng, 1), model_id=MODEL)
-        g.add_templates("Ben", unit(rng, 1), model_id=MODEL)
-        ev = [EventRecord(now - 100 * 86400, "Ada", "match", 0.7, 1, (1, 2, 3, 4), "camera 0", "door"),
-              EventRecord(now - 2 * 86400, "Ada", "match", 0.71, 2, (1, 2, 3, 4), "camera 0", "door"),
-              EventRecord(now - 60, "Ben", "match", 0.8, 3, (5, 6, 7, 8), "camera 0", "door"),
-              EventRecord(now - 30, None, "unknown", 0.2, 4, None, "camera 0", "door")]
-        g.store.add_events(ev, retention_days=30)  # the 100-day-old event is not kept
-        assert [e.track_id for e in g.store.events()] == [2, 3, 4]
-    assert main(["--gallery", pg_dsn, "events", "--person", "ada", "--json"]) == 0
-    assert [d["track_id"] for d in json.loads(capsys.readouterr().out)] == [2]
-    assert main(["--gallery", pg_dsn, "events", "--since", "1d", "--csv"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("time,person,decision") and len(lines) == 3 and ",Ben,match," in lines[1]
-    assert main(["--gallery", pg_dsn, "remove", "Ada"]) == 0
-    with open_gallery(pg_dsn) as g:
-        assert [e.person for e in g.store.events()] == ["Ben", None]
-
-
-def test_event_snapshots_are_kept_only_when_asked_and_erased_like_templates(pg_dsn, cache, rng, data_dir, capsys,
-                                                                           tmp_path):
-    import json
-
-    import psycopg
-
-    from faceapp.cli import main
-    from faceapp.vision.images import decode_crop, load_image
-    from faceapp.watch import Event, EventRecorder
-
-    crop = np.ascontiguousarray(load_image(data_dir / "obama.jpg")[:112, :112])
-
-    def face(t, person, track):
-        return Event("face", t, track, person, "match" if person else "unknown", 0.7, (1, 2, 3, 4), "cam", crop=crop)
-
-    def rows():
-        with psycopg.connect(pg_dsn) as con:
-            return con.execute("SELECT track_id, snapshot IS NOT NULL FROM events ORDER BY track_id").fetchall()
-
-    now = time.time()
-    with open_gallery(pg_dsn) as g:
-        g.add_templates("Ada", unit(rng, 1), model_id=MODEL)
-        g.add_templates("Ben", unit(rng, 1), model_id=MODEL)
-        EventRecorder(g.store, 30, "door")(face(now - 5, "Ada", 1))  # no snapshot unless asked
-        keep = EventRecorder(g.store, 30, "door", snapshots=True)
-        keep(face(now - 4, "Ada", 2))
-        keep(face(now - 3, "Ben", 3))
-        keep(Event("source_lost", now, source="cam", message="gone"))  # not a face event: not kept
-        assert rows() == [(1, False), (2, True), (3, True)]
-        kept = g.store.events(snapshots=True)
-        assert [e.has_snapshot for e in kept] == [False, True, True] and kept[0].snapshot is None
-        assert decode_crop(kept[1].snapshot).shape == (112, 112, 3)
-        assert all(e.snapshot is None for e in g.store.events())  # bytes are read only when asked
-    assert main(["--gallery", pg_dsn, "events", "--json"]) == 0
-    out = capsys.readouterr().out
-    assert [d["snapshot"] for d in json.loads(out)] == [False, True, True] and "\\x" not in out
-    assert main(["--gallery", pg_dsn, "events", "--export-snapshots", str(tmp_path / "snaps")]) == 0
-    assert sorted(p.name.split("-")[-1] for p in (tmp_path / "snaps").iterdir()) == ["Ada.jpg", "Ben.jpg"]
-    assert main(["--gallery", pg_dsn, "remove", "Ada"]) == 0  # her events and snapshots are deleted
-    assert rows() == [(3, True)]
-    with open_gallery(pg_dsn) as g:  # retention deletes old events with their snapshots
-        EventRecorder(g.store, 30, "door", snapshots=True)(face(now - 2 * 86400, "Ben", 4))
-        assert rows() == [(3, True), (4, True)]
-        EventRecorder(g.store, 1, "door")(face(now, None, 5))  # a 1-day retention drops the 2-day-old one
-    with psycopg.connect(pg_dsn) as con:
-        assert con.execute("SELECT COUNT(*) FROM events WHERE snapshot IS NOT NULL").fetchone()[0] == 1
-    assert rows() == [(3, True), (5, False)]
-
-
-def test_event_history_needs_a_database(tmp_path, capsys):
-    from faceapp.cli import main
-
-    assert main(["--gallery", str(tmp_path / "g"), "events"]) == 2
-    assert "PostgreSQL gallery" in capsys.readouterr().err
 
 
 def test_concurrent_generation_and_names_are_serialised(pg_dsn, cache, rng):

@@ -1,10 +1,11 @@
-"""The event history of a shared gallery: what running devices saw, kept for a while.
+"""The event history of a gallery: what running devices saw, kept for a while.
 
-Only a PostgreSQL gallery keeps one (the ``events`` table, see
-:mod:`faceapp.gallery.pg_store`). Events are history, not gallery content: writing them
-does not bump the generation. A person's events (snapshots included) are erased with the
-person (``ON DELETE CASCADE``); events older than the retention are deleted with their
-snapshots.
+Every gallery keeps one, in its own database: the ``events`` table of a folder's SQLite
+database (:mod:`faceapp.gallery.sqlite_store`) or of a PostgreSQL gallery
+(:mod:`faceapp.gallery.pg_store`). Events are kept only when asked (``watch --record``, the
+``record_events`` setting). They are history, not gallery content: writing them does not
+bump the generation. A person's events (snapshots included) are erased with the person
+(``ON DELETE CASCADE``); events older than the retention are deleted with their snapshots.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from faceapp.gallery.sql_store import Row, Tx
+if TYPE_CHECKING:
+    from faceapp.gallery.sql_store import Row, Tx
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class EventRecord:
 
 
 class _Database(Protocol):
+    def fold(self, expr: str) -> str: ...
     def rows(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]: ...
     def batch(self) -> contextlib.AbstractContextManager[Tx]: ...
 
@@ -58,7 +61,7 @@ class EventHistory:
     """Reads and writes the ``events`` table.
 
     Args:
-        db: the database (a :class:`~faceapp.gallery.pg_store.PostgresDialect`).
+        db: the database (a :class:`~faceapp.gallery.sql_store.Dialect`).
         person_id: a person's id from their name (raises for an unknown name).
         clock: Unix time now (injectable for tests).
     """
@@ -81,7 +84,8 @@ class EventHistory:
             if events:
                 tx.many(
                     "INSERT INTO events (time, person_id, decision, similarity, track_id, box, source, device, snapshot) "
-                    "VALUES (?, (SELECT id FROM persons WHERE lower(name) = lower(?)), ?, ?, ?, ?, ?, ?, ?)",
+                    f"VALUES (?, (SELECT id FROM persons WHERE {self.db.fold('name')} = {self.db.fold('?')}), "
+                    "?, ?, ?, ?, ?, ?, ?)",
                     [(e.time, e.person, e.decision, e.similarity, e.track_id, json.dumps(e.box) if e.box else None,
                       e.source, e.device, e.snapshot) for e in events])
             tx.run("DELETE FROM events WHERE time < ?", (cutoff,))
@@ -95,7 +99,7 @@ class EventHistory:
             person: only this person's events.
             snapshots: also read the snapshot bytes (otherwise only ``has_snapshot`` is set).
         """
-        pick = "e.snapshot" if snapshots else "NULL::bytea"
+        pick = "e.snapshot" if snapshots else "CASE WHEN 1 = 0 THEN e.snapshot END"  # a typed NULL
         sql = ("SELECT e.time, p.name, e.decision, e.similarity, e.track_id, e.box, e.source, e.device, "
                f"{pick}, e.snapshot IS NOT NULL FROM events e LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= ?")
         params: list[Any] = [since if since is not None else 0.0]
@@ -104,7 +108,7 @@ class EventHistory:
             params.append(self.person_id(person))
         rows = self.db.rows(sql + " ORDER BY e.time, e.id", params)
         return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
-                            tuple(json.loads(b)) if b else None, src, dev, None if snap is None else bytes(snap), has)
+                            tuple(json.loads(b)) if b else None, src, dev, None if snap is None else bytes(snap), bool(has))
                 for t, n, d, s, tr, b, src, dev, snap, has in rows]
 
     def last_seen(self) -> dict[str, float]:

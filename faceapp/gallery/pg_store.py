@@ -43,7 +43,7 @@ from faceapp.backoff import Backoff
 from faceapp.config import check_no_password, redact
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryUnavailableError
 from faceapp.gallery import integrity
-from faceapp.gallery.events import EventHistory, EventRecord
+from faceapp.gallery.events import EventRecord
 from faceapp.gallery.pg_listen import CHANNEL, Listener
 from faceapp.gallery.sql_store import OWNERS_SQL, Row, SQLStore, Tx, state_from_row
 from faceapp.gallery.store import Changes, StoreState, new_row_id
@@ -485,7 +485,6 @@ class PostgresStore(SQLStore):
     def __init__(self, dsn: str, *, listen: bool = True) -> None:
         self.pg = PostgresDialect(dsn)
         super().__init__(self.pg, ChangeLog())
-        self.history = EventHistory(self.pg, lambda name: self.get_person(name).id)
         self._mutex = threading.RLock()
         self._owners: dict[int, tuple[int, str]] = {}
         self._changed = threading.Event()
@@ -597,21 +596,6 @@ class PostgresStore(SQLStore):
                 if t not in out:
                     self._owners.pop(t, None)
         return out
-
-    # ------------------------------------------------------------------ event history
-
-    def add_events(self, events: Sequence[EventRecord], retention_days: float) -> None:
-        """Keep events and drop those older than ``retention_days`` (see :meth:`EventHistory.add`)."""
-        self.history.add(events, retention_days)
-
-    def events(self, since: float | None = None, person: str | None = None, *,
-               snapshots: bool = False) -> list[EventRecord]:
-        """Kept events, oldest first (see :meth:`EventHistory.read`)."""
-        return self.history.read(since, person, snapshots=snapshots)
-
-    def last_seen(self) -> dict[str, float]:
-        """``{name: Unix time of the person's latest kept match event}`` (see :meth:`EventHistory.last_seen`)."""
-        return self.history.last_seen()
 
     def close(self) -> None:
         if self._listener is not None:

@@ -5,7 +5,8 @@
 errors, placeholders, case-insensitive comparison, "differs, NULL included", lists of ids,
 where the gallery's state (id, generation, model) is kept, and how a write transaction is
 locked. :mod:`faceapp.gallery.sqlite_store` and :mod:`faceapp.gallery.pg_store` hold the
-two dialects; a PostgreSQL store also keeps a change log (:class:`ChangeRecorder`).
+two dialects; a PostgreSQL store also keeps a change log (:class:`ChangeRecorder`). Both
+keep an event history (:mod:`faceapp.gallery.events`).
 
 Queries are written with ``?`` placeholders; a dialect whose driver wants another style
 rewrites them.
@@ -23,6 +24,7 @@ import numpy as np
 
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchError, UnknownPersonError
 from faceapp.gallery import integrity
+from faceapp.gallery.events import EventHistory, EventRecord
 from faceapp.gallery.store import (
     Changes,
     Erased,
@@ -93,6 +95,10 @@ class Dialect(Protocol):
         """A write transaction, serialised with every other writer, that bumps the generation."""
         ...
 
+    def batch(self) -> contextlib.AbstractContextManager[Tx]:
+        """A write transaction that is not a gallery write (the event history: no generation)."""
+        ...
+
     def erased(self) -> bool:
         """After a removal: clear what still holds erased bytes; whether it was cleared."""
         ...
@@ -134,6 +140,7 @@ class SQLStore:
         self.location = dialect.location
         self.read_only = dialect.read_only
         self._changes = changes
+        self.history = EventHistory(dialect, lambda name: self.get_person(name).id)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -500,6 +507,21 @@ class SQLStore:
             if dim:
                 tx.run(self.dialect.set_dim_sql, (int(dim[0][0]),))
         return Erased(templates=n, crops=c, negatives=neg, log_cleared=self.dialect.erased())
+
+    # ------------------------------------------------------------------ event history
+
+    def add_events(self, events: Sequence[EventRecord], retention_days: float) -> None:
+        """Keep events and drop those older than ``retention_days`` (see :meth:`EventHistory.add`)."""
+        self.history.add(events, retention_days)
+
+    def events(self, since: float | None = None, person: str | None = None, *,
+               snapshots: bool = False) -> list[EventRecord]:
+        """Kept events, oldest first (see :meth:`EventHistory.read`)."""
+        return self.history.read(since, person, snapshots=snapshots)
+
+    def last_seen(self) -> dict[str, float]:
+        """``{name: Unix time of the person's latest kept match event}`` (see :meth:`EventHistory.last_seen`)."""
+        return self.history.last_seen()
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -3,8 +3,10 @@
 Files, all ``0600`` in a ``0700`` folder:
 
 * ``gallery.sqlite3`` (+ ``-wal``, ``-shm``): people, templates (float32 blobs with the
-  model id and the aligned face crop they were made from), negative samples, and ``meta``
-  (schema version, gallery id, generation, the model whose templates are searched);
+  model id and the aligned face crop they were made from), negative samples, ``meta``
+  (schema version, gallery id, generation, the model whose templates are searched), and
+  the event history when it is kept (``events``, see :mod:`faceapp.gallery.events`: erased
+  with the person, pruned by the retention);
 * ``write.lock``: serialises writers across processes (the GUI and the CLI may share a
   gallery). Readers never take it: WAL lets them read while a writer writes.
 
@@ -77,6 +79,26 @@ CREATE TABLE IF NOT EXISTS negatives (
     checksum INTEGER
 );
 CREATE INDEX IF NOT EXISTS negatives_person ON negatives(person_id);
+"""
+
+# The event history (faceapp.gallery.events) came after schema 3 without changing what older
+# faceapp versions read: they leave the table alone, and removing a person still erases
+# their events by the cascade. A read-only gallery without it gets an empty one in memory.
+_EVENTS = """
+CREATE {temp} TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    person_id INTEGER {references},
+    decision TEXT NOT NULL,
+    similarity REAL,
+    track_id INTEGER,
+    box TEXT,
+    source TEXT NOT NULL,
+    device TEXT NOT NULL,
+    snapshot BLOB
+);
+CREATE INDEX IF NOT EXISTS {schema}events_time ON events(time);
+CREATE INDEX IF NOT EXISTS {schema}events_person ON events(person_id)
 """
 
 # Schema 1 (the first release) kept crops as ``thumbnail``, one model for the whole gallery
@@ -167,12 +189,13 @@ class SQLiteDialect:
         self.lock_timeout = lock_timeout
         self.db_path = self.root / DB_NAME
         existed = self.root.is_dir()
-        try:
-            private.make_private_dir(self.root)
-        except OSError as exc:
-            raise GalleryError(
-                f"cannot create gallery folder {self.root} ({exc.strerror}); choose another folder"
-            ) from exc
+        if not existed:  # an existing folder is opened as it is (a read-only one for reading)
+            try:
+                private.make_private_dir(self.root)
+            except OSError as exc:
+                raise GalleryError(
+                    f"cannot create gallery folder {self.root} ({exc.strerror}); choose another folder"
+                ) from exc
         self.read_only = not os.access(self.root, os.W_OK | os.X_OK) or (
             self.db_path.exists() and not os.access(self.db_path, os.W_OK)
         )
@@ -262,6 +285,7 @@ class SQLiteDialect:
                     f"gallery {self.root} was written by a newer faceapp (schema {row and row[0]}); upgrade faceapp"
                 )
             if version == SCHEMA_VERSION:
+                self._prepare_events(db)
                 return
         if self.read_only:
             raise GalleryReadOnlyError(
@@ -294,6 +318,18 @@ class SQLiteDialect:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 raise
+        self._prepare_events(db)
+
+    def _prepare_events(self, db: sqlite3.Connection) -> None:
+        """Make the ``events`` table when it is missing (see :data:`_EVENTS`)."""
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'").fetchone():
+            return
+        if self.read_only:  # nothing can be recorded here: an empty history in memory
+            sql = _EVENTS.format(temp="TEMP", references="", schema="temp.")
+        else:
+            sql = _EVENTS.format(temp="", references="REFERENCES persons(id) ON DELETE CASCADE", schema="")
+        for stmt in filter(None, (s.strip() for s in sql.split(";"))):
+            db.execute(stmt)
 
     def _error(self, exc: sqlite3.Error) -> GalleryError:
         text = str(exc)
@@ -340,6 +376,17 @@ class SQLiteDialect:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_SQLiteTx]:
         """A write transaction under the write lock that bumps the generation."""
+        with self._begin(bump=True) as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[_SQLiteTx]:
+        """A write transaction that is not a gallery write (the event history: no generation)."""
+        with self._begin(bump=False) as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _begin(self, *, bump: bool) -> Iterator[_SQLiteTx]:
         with self._write():
             db = self.db
             try:
@@ -347,8 +394,10 @@ class SQLiteDialect:
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
             try:
-                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-                generation = int(db.execute(f"SELECT {_META.format('generation')}").fetchone()[0])
+                generation = -1
+                if bump:
+                    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                    generation = int(db.execute(f"SELECT {_META.format('generation')}").fetchone()[0])
                 yield _SQLiteTx(db, generation)
                 db.execute("COMMIT")
             except BaseException as exc:

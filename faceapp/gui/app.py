@@ -30,10 +30,11 @@ from faceapp.gui.controls import ThresholdPanel
 from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
 from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
 from faceapp.gui.messages import for_gui
-from faceapp.gui.notice import NoticeBar, notice_for
+from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
 from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
+from faceapp.gui.status import ProblemLog, ProblemsButton, StatusBar
 from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker, rate_text
 from faceapp.pipeline import Pipeline
@@ -42,7 +43,7 @@ from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
 from faceapp.vision.capture import FrameSource, open_source
-from faceapp.watch import EventRecorder, keeps_events
+from faceapp.watch import EventRecorder
 
 log = logging.getLogger(__name__)
 SAVE_DELAY_MS = 400
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.save_pending)
+        self.problems = ProblemLog(parent=self)  # every warning of the run, once each
         self._build()
         self._load_models()
         QTimer.singleShot(0, self.start_source)
@@ -149,6 +151,8 @@ class MainWindow(QMainWindow):
         lay.addLayout(left, 1)
         lay.addWidget(panel)
         self.setCentralWidget(central)
+        self.setStatusBar(StatusBar())
+        self.problems_button = ProblemsButton(self.problems)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # indeterminate
         self.busy.setMaximumWidth(120)
@@ -158,7 +162,8 @@ class MainWindow(QMainWindow):
         self.latency_label = QLabel("-- ms")
         self.provider_label = QLabel("provider: --")
         self.gallery_label = QLabel("gallery: --")
-        for w in (self.busy, self.mode_label, self.fps_label, self.latency_label, self.provider_label, self.gallery_label):
+        for w in (self.problems_button, self.busy, self.mode_label, self.fps_label, self.latency_label,
+                  self.provider_label, self.gallery_label):
             self.statusBar().addPermanentWidget(w)
         self.photo_mode.busyChanged.connect(self.busy.setVisible)
         quit_action = QAction("Quit", self)
@@ -185,11 +190,19 @@ class MainWindow(QMainWindow):
             self.inbox.close()
             self.inbox = None
         s = self.settings
+        why_off = "" if s.inbox else "Off: turn it on in Settings"
         if s.inbox:
-            self.inbox = UnknownInbox(s.gallery_dir(), retention_days=s.inbox_retention_days,
-                                      join_threshold=self.pipeline.thresholds().match)
+            _, problem, read_only = self.gallery_state()
+            if read_only:
+                why_off = "Off: the gallery folder is read-only, so no unknown face can be kept"
+            else:
+                try:
+                    self.inbox = UnknownInbox(s.gallery_dir(), retention_days=s.inbox_retention_days,
+                                              join_threshold=self.pipeline.thresholds().match)
+                except FaceappError as exc:
+                    why_off = f"Off: {for_gui(exc)}"
         self.inbox_button.setEnabled(True)
-        self.inbox_button.setToolTip("" if s.inbox else "Off: turn it on in Settings")
+        self.inbox_button.setToolTip(why_off)
 
     def _sync_controls(self) -> None:
         self.controls.show_values(self.pipeline.thresholds(), self.settings, self.pipeline.embedder.thresholds.match)
@@ -251,14 +264,14 @@ class MainWindow(QMainWindow):
             self.worker = None
 
     def _event_recorder(self) -> EventRecorder | None:
-        """The gallery's event recorder when ``record_events`` is on and the gallery keeps events."""
+        """The gallery's event recorder when ``record_events`` is on and the gallery can keep events."""
         if not self.settings.record_events:
             return None
-        store = self.pipeline.gallery.store
-        if not keeps_events(store):
-            self.statusBar().showMessage("record_events is ignored: only a PostgreSQL gallery keeps events", 10000)
+        try:
+            return EventRecorder(self.pipeline.gallery.store, self.settings.event_retention_days)
+        except FaceappError as exc:
+            self.statusBar().showMessage(f"record_events is ignored: {for_gui(exc)}", 10000)
             return None
-        return EventRecorder(store, self.settings.event_retention_days)
 
     def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
         if self.inbox is not None:
@@ -310,7 +323,7 @@ class MainWindow(QMainWindow):
         self.source_error = message
         self.fps_label.setText("-- fps")
         if self.mode == "live":
-            self.view.show_message(f"{message}\n\nMatching photos and the people library still work.")
+            self.view.show_message(f"{message}\n\n{self._what_still_works()}")
         self.statusBar().showMessage(message, 10000)
         if self.enrol_dialog is not None:
             self.enrol_dialog.no_camera(message)
@@ -318,15 +331,20 @@ class MainWindow(QMainWindow):
 
     def _update_notice(self) -> None:
         """Show what to do next (see :func:`faceapp.gui.notice.notice_for`)."""
+        size, gallery_problem, read_only = self.gallery_state()
         self.notice.show_notice(notice_for(
             problem=self.layers.problems[0] if self.layers.problems else None, stale=self._needs_reembed(),
-            source_error=self.source_error, camera=is_camera(self.source_spec), empty=self._gallery_size() == 0,
-            damaged=self._damaged))
+            source_error=self.source_error, camera=is_camera(self.source_spec), empty=size == 0,
+            damaged=self._damaged, gallery_problem=gallery_problem, read_only=read_only))
+
+    def _what_still_works(self) -> str:
+        _, problem, read_only = self.gallery_state()
+        return what_still_works(gallery_problem=problem, read_only=read_only)
 
     def _notice_action(self, action: str) -> None:
         {"fix_setting": self.fix_settings_problem, "reembed": self.rebuild_gallery, "repair": self.repair_gallery,
          "enrol": self.open_enrolment, "video": self.source.choose_video, "folder": self.source.choose_folder,
-         "retry": self.start_source}[action]()
+         "retry": self.start_source, "settings": self.open_settings}[action]()
 
     def _find_damaged(self) -> None:
         """Damaged stored vectors, by person (checked when the gallery is opened and after a repair)."""
@@ -400,7 +418,7 @@ class MainWindow(QMainWindow):
     def _photo_mode_ended(self) -> None:
         self.mode_label.setText("live")
         if self.source_error:
-            self.view.show_message(f"{self.source_error}\n\nMatching photos and the people library still work.")
+            self.view.show_message(f"{self.source_error}\n\n{self._what_still_works()}")
         else:
             self.view.show_message("")
         if self.worker is not None:
@@ -491,8 +509,15 @@ class MainWindow(QMainWindow):
             self.worker.set_embed_all(False)
         self.refresh_gallery_size()
 
-    def open_people(self) -> PeopleDialog:
-        dlg = PeopleDialog(self.pipeline, self)
+    def open_people(self) -> PeopleDialog | None:
+        """The people library; when the gallery cannot be read, its problem is shown instead."""
+        try:
+            dlg = PeopleDialog(self.pipeline, self)
+        except FaceappError as exc:
+            self.statusBar().showMessage(f"the people library cannot be shown: {for_gui(exc)}", 15000)
+            self._update_notice()
+            error_box(self, f"the people library cannot be shown: {for_gui(exc)}")
+            return None
         dlg.finished.connect(self.refresh_gallery_size)
         return show_released(dlg)
 
@@ -565,15 +590,20 @@ class MainWindow(QMainWindow):
         self.refresh_gallery_size()
         self.start_source()
 
-    def _gallery_size(self) -> int | None:
+    def gallery_state(self) -> tuple[int | None, str | None, bool]:
+        """The gallery as it is now: ``(people or None, its problem or None, read-only)``."""
         try:
-            return len(self.pipeline.gallery)
-        except FaceappError:
-            return None
+            gallery = self.pipeline.gallery
+            return len(gallery), None, bool(gallery.store.read_only)
+        except FaceappError as exc:
+            return None, for_gui(exc), False
 
     def refresh_gallery_size(self) -> None:
-        n = self._gallery_size()
-        self.gallery_label.setText("gallery: error" if n is None else f"gallery: {n} people")
+        n, problem, read_only = self.gallery_state()
+        self.gallery_label.setText("gallery: error" if n is None else
+                                   f"gallery: {n} people" + (", read-only" if read_only else ""))
+        self.gallery_label.setToolTip(problem or ("The gallery folder is read-only: people can be matched and "
+                                                  "browsed, not added or changed" if read_only else ""))
         self._update_notice()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
@@ -585,4 +615,5 @@ class MainWindow(QMainWindow):
             self.inbox.close()
             self.inbox = None
         self.pipeline.close()
+        self.problems.detach()
         super().closeEvent(event)

@@ -162,6 +162,7 @@ class EnrolDialog(QDialog):
         self.guidance.setFont(font)
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m samples")
+        self.coverage = QLabel()  # which poses the samples cover, which are missing
         self.preview = VideoView()
         self.preview.setMinimumSize(320, 240)
         self.preview.show_message("waiting for the camera ...")
@@ -175,6 +176,9 @@ class EnrolDialog(QDialog):
         self.capture = QPushButton(START)
         self.capture.setCheckable(True)
         self.capture.toggled.connect(self._capture_toggled)
+        self.skip = QPushButton("Skip this pose")
+        self.skip.setToolTip("Stop asking for the pose asked for now (the samples will not cover it)")
+        self.skip.clicked.connect(self.skip_pose)
         discard = QPushButton("Discard selected")
         discard.clicked.connect(self.discard_selected)
         self.from_files = QPushButton("Add photos...")
@@ -184,6 +188,7 @@ class EnrolDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         row = QHBoxLayout()
         row.addWidget(self.capture)
+        row.addWidget(self.skip)
         row.addWidget(self.from_files)
         row.addWidget(discard)
         row.addStretch(1)
@@ -192,6 +197,7 @@ class EnrolDialog(QDialog):
         lay.addWidget(self.preview, 1)
         lay.addWidget(self.guidance)
         lay.addWidget(self.progress)
+        lay.addWidget(self.coverage)
         lay.addWidget(self.thumbs)
         lay.addWidget(self.match_view)
         lay.addLayout(row)
@@ -208,6 +214,15 @@ class EnrolDialog(QDialog):
         self.capture.setText(STOP if on else START)
         self.guidance.setText(self.guide.wanted_pose()[2] if on else IDLE)
         self.captureChanged.emit(on)
+
+    def skip_pose(self) -> None:
+        """Stop asking for the pose asked for now, and say what is asked for next."""
+        skipped = self.guide.skip_pose()
+        if skipped is not None:
+            left = self.guide.missing_poses()
+            nxt = left[0][2] if left else "any pose: keep moving a little"
+            self.guidance.setText(f"{skipped} pose skipped; next: {nxt}")
+        self._refresh()
 
     # Frames arrive from the main window's worker.
     def offer(self, frame: np.ndarray, faces: list[Face], source: str = "") -> None:
@@ -289,6 +304,8 @@ class EnrolDialog(QDialog):
         taken, target = self.guide.progress
         self.progress.setRange(0, max(target, taken))
         self.progress.setValue(taken)
+        self.coverage.setText(self.guide.coverage() if len(self.samples) or self.guide.skipped else "")
+        self.skip.setEnabled(bool(self.guide.missing_poses()) and not self.guide.done)
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(bool(len(self.samples)))
 
     def save(self, ask: Ask | None = None) -> None:

@@ -44,7 +44,7 @@ from faceapp.gui.dialogs import Ask, EnrolChoices
 from faceapp.gui.messages import for_gui
 from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolSample, Provenance, SourceKind, assess_sample
+from faceapp.recognise.enrol import EnrolSample, LowQuality, Provenance, SourceKind, assess_sample, low_quality
 from faceapp.recognise.inbox import UnknownInbox
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, Face, FaceResult, Match
@@ -210,7 +210,7 @@ class PeopleDialog(QDialog):
             buttons.addWidget(b)
             if text == "History...":
                 b.setEnabled(has_history(pipeline))
-                b.setToolTip("Who was seen when (galleries shared in PostgreSQL, with event history on)")
+                b.setToolTip("Who was seen when: kept while the record_events setting is on, or by watch --record")
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -219,6 +219,11 @@ class PeopleDialog(QDialog):
         lay.addWidget(self.grid, 1)
         lay.addLayout(buttons)
         lay.addWidget(close)
+        if pipeline.gallery.store.read_only:  # browsing works; every change would be refused
+            for b in self.findChildren(QPushButton):
+                if b.text() in ("Add photos...", "Rename...", "Merge into...", "Delete..."):
+                    b.setEnabled(False)
+                    b.setToolTip("The gallery is read-only: fix its folder's permissions to change it")
         self.reload()
 
     def reload(self) -> None:
@@ -262,7 +267,7 @@ class PeopleDialog(QDialog):
             error_box(self, exc)
         self.reload()
 
-    def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> None:
+    def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> LowQuality | None:
         """Add the main face of each photo as a sample of ``name``, under the enrolment rules.
 
         Args:
@@ -270,18 +275,27 @@ class PeopleDialog(QDialog):
             paths: photo files.
             ask: answers the enrolment questions instead of message boxes (tests; see
                 :class:`~faceapp.gui.dialogs.EnrolChoices`).
+
+        Returns:
+            How many of the added samples are low quality, and why; ``None`` when nothing was added.
         """
         samples = [EnrolSample.from_face(self.pipeline.main_face(Path(p)), Provenance.photo(Path(p).name))
                    for p in paths]
-        EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, samples, add=True)
+        done = EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, samples, add=True)
         self.reload()
+        return None if done is None else low_quality(s.quality for s in done.added)
 
     def add_samples_dialog(self) -> None:
         name = self.selected()
         if name:
             files, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", IMAGE_FILTER)
             if files:
-                self._guarded(self.add_samples, name, [Path(f) for f in files])
+                self._guarded(self._add_and_report, name, [Path(f) for f in files])
+
+    def _add_and_report(self, name: str, paths: list[Path]) -> None:
+        flagged = self.add_samples(name, paths)
+        if flagged is not None and flagged.flagged:
+            QMessageBox.information(self, "faceapp", f"Added to {name}: {flagged}")
 
     def rename_dialog(self) -> None:
         name = self.selected()
@@ -307,7 +321,7 @@ class PeopleDialog(QDialog):
 
 
 def has_history(pipeline: Pipeline) -> bool:
-    """The gallery keeps an event history (a PostgreSQL gallery)."""
+    """The gallery keeps an event history (folder and PostgreSQL galleries do)."""
     return hasattr(pipeline.gallery.store, "events")
 
 
@@ -346,7 +360,7 @@ class HistoryDialog(QDialog):
         except (AttributeError, FaceappError) as exc:
             events = []
             self.note.setText(for_gui(exc) if isinstance(exc, FaceappError) else
-                              "This gallery keeps no history: it is kept in galleries shared in PostgreSQL.")
+                              "This gallery keeps no history.")
         shown = list(reversed(events))[: self.LIMIT]
         if not self.note.text():
             more = f", the latest {self.LIMIT} shown" if len(events) > self.LIMIT else ""

@@ -18,6 +18,7 @@ ACTIONS = {
     "video": "Open a video file...",
     "folder": "Open a photo folder...",
     "retry": "Retry",
+    "settings": "Choose another gallery...",
 }
 
 
@@ -38,15 +39,36 @@ def settings_problem_text(problem: SettingProblem) -> str:
     return f"{problem.message}.\nThe default {problem.key} is in force until you fix the file or reset it."
 
 
+def what_still_works(*, gallery_problem: str | None, read_only: bool) -> str:
+    """What the app can still do while the live source is away, from the gallery's real state.
+
+    Args:
+        gallery_problem: why the gallery cannot be used (``None``: it can).
+        read_only: the gallery can be read but not changed.
+    """
+    if gallery_problem is not None:
+        return ("The gallery cannot be used, so faces cannot be matched or named and the people library "
+                "cannot be shown; choose another gallery in Settings.")
+    if read_only:
+        return ("Matching photos and browsing the people library still work; the gallery is read-only, "
+                "so nobody can be added, renamed or removed.")
+    return "Matching photos and the people library still work."
+
+
 def notice_for(*, problem: SettingProblem | None, stale: bool, source_error: str | None, camera: bool,
-               empty: bool, damaged: dict[str, int] | None = None) -> Notice:
+               empty: bool, damaged: dict[str, int] | None = None, gallery_problem: str | None = None,
+               read_only: bool = False) -> Notice:
     """What to do next, most pressing first: a problem of the settings file (with its fix); a
-    gallery made by another model (rebuild it); damaged templates, by person (repair them); a
-    source that failed (Retry, and for a camera a video or photo folder instead); an empty
-    gallery (add the first person)."""
+    gallery that cannot be used (choose another); a gallery made by another model (rebuild
+    it); damaged templates, by person (repair them); a source that failed (Retry, and for a
+    camera a video or photo folder instead); an empty gallery (add the first person); a
+    read-only gallery (what still works)."""
     if problem is not None:
         fix = f"Reset {problem.key} to its default" if problem.key else "Start from default settings"
         return Notice(settings_problem_text(problem), ("fix_setting",), fix)
+    if gallery_problem is not None:
+        return Notice(f"{gallery_problem}\n{what_still_works(gallery_problem=gallery_problem, read_only=False)}",
+                      ("settings",))
     if damaged and not stale:
         who = ", ".join(f"{name}: {n}" for name, n in damaged.items())
         return Notice(f"{sum(damaged.values())} stored template(s) are damaged and left out of matching ({who}). "
@@ -56,11 +78,14 @@ def notice_for(*, problem: SettingProblem | None, stale: bool, source_error: str
                 "stored faces are embedded again, and nobody has to be enrolled again.")
     elif source_error is not None:
         text = source_error + ("\nNo camera? Open a video file or a folder of photos instead." if camera else "")
-    elif empty:
+    elif empty and not read_only:
         text = "Your gallery is empty. Add your first person: their face is then named in the live view."
     else:
         text = ""
-    offered = {"reembed": stale, "enrol": empty, "video": source_error is not None and camera,
+    if read_only:
+        said = what_still_works(gallery_problem=None, read_only=True) + " Fix the folder's permissions to change it."
+        text = f"{text}\n{said}" if text else said
+    offered = {"reembed": stale, "enrol": empty and not read_only, "video": source_error is not None and camera,
                "folder": source_error is not None and camera, "retry": source_error is not None and not stale}
     return Notice(text, tuple(name for name, on in offered.items() if on))
 

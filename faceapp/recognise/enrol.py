@@ -32,7 +32,8 @@ gallery give confident false matches).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -86,21 +87,23 @@ class SampleAssessment:
         return bool(self.problems)
 
 
-def _quality_problems(q: Quality, g: QualityGates) -> list[tuple[str, str]]:
-    """Every failed gate as ``(problem, guidance)``, most important first."""
+def _quality_problems(q: Quality, g: QualityGates) -> list[tuple[str, str, str]]:
+    """Every failed gate as ``(gate, problem, guidance)``, most important first; ``gate``
+    names the rule without this sample's measure (for counting samples by reason)."""
     out = []
     if q.face_size < g.min_face_size:
-        out.append((f"small face ({q.face_size:.0f} px between the eyes, {g.min_face_size:.0f} needed)", "move closer"))
+        out.append((f"face under {g.min_face_size:.0f} px between the eyes",
+                    f"small face ({q.face_size:.0f} px between the eyes, {g.min_face_size:.0f} needed)", "move closer"))
     if q.brightness < g.min_brightness:
-        out.append(("too dark", "too dark: add light in front of you"))
+        out.append(("too dark", "too dark", "too dark: add light in front of you"))
     if q.brightness > g.max_brightness:
-        out.append(("too bright", "too bright: avoid light behind or on the camera"))
+        out.append(("too bright", "too bright", "too bright: avoid light behind or on the camera"))
     if abs(q.roll) > g.max_abs_roll:
-        out.append((f"head tilted {abs(q.roll):.0f}°", "keep your head upright"))
+        out.append((f"head tilted over {g.max_abs_roll:.0f}°", f"head tilted {abs(q.roll):.0f}°", "keep your head upright"))
     if abs(q.yaw) > g.max_abs_yaw:
-        out.append((f"face turned {abs(q.yaw):.0f}°", "face the camera more"))
+        out.append((f"face turned over {g.max_abs_yaw:.0f}°", f"face turned {abs(q.yaw):.0f}°", "face the camera more"))
     if q.sharpness < g.min_sharpness:
-        out.append(("blurred", "hold still"))
+        out.append(("blurred", "blurred", "hold still"))
     return out
 
 
@@ -143,7 +146,49 @@ def assess_sample(quality: Quality | Mapping[str, float] | None, gates: QualityG
         return SampleAssessment(badges=("quality not measured",), problems=(), known=False)
     sharp = "sharp" if q.sharpness >= g.min_sharpness else "blurred"
     badges = (f"{q.face_size:.0f} px", sharp, pose_label(q.yaw))
-    return SampleAssessment(badges=badges, problems=tuple(p for p, _ in _quality_problems(q, g)))
+    return SampleAssessment(badges=badges, problems=tuple(p for _, p, _ in _quality_problems(q, g)))
+
+
+@dataclass(frozen=True)
+class LowQuality:
+    """How many samples of a batch (an import, photos added to a person) fail the quality
+    gates, and why.
+
+    Attributes:
+        flagged: samples with at least one problem.
+        total: samples looked at.
+        reasons: ``(gate, samples failing it)``, most samples first (a sample may fail several).
+    """
+
+    flagged: int
+    total: int
+    reasons: tuple[tuple[str, int], ...]
+
+    def __str__(self) -> str:
+        if not self.flagged:
+            return f"all {self.total} sample(s) pass the quality checks"
+        why = ", ".join(f"{n} {gate}" for gate, n in self.reasons)
+        return (f"{self.flagged} of {self.total} sample(s) flagged low quality ({why}); they may give confident "
+                "wrong matches: review them in the People view (Select low-quality)")
+
+
+def low_quality(qualities: Iterable[Quality | Mapping[str, float] | None], gates: QualityGates | None = None) -> LowQuality:
+    """Count the samples of a batch that fail the quality gates, by gate.
+
+    Args:
+        qualities: each sample's measures (samples without any are counted, never flagged).
+        gates: the thresholds (default :class:`QualityGates`).
+    """
+    g = gates or QualityGates()
+    counts: Counter[str] = Counter()
+    flagged = total = 0
+    for quality in qualities:
+        total += 1
+        q = as_quality(quality)
+        gates_failed = [gate for gate, _, _ in _quality_problems(q, g)] if q is not None else []
+        flagged += bool(gates_failed)
+        counts.update(gates_failed)
+    return LowQuality(flagged, total, tuple(counts.most_common()))
 
 
 def sample_score(quality: Quality | Mapping[str, float] | None) -> float:
@@ -685,11 +730,14 @@ class EnrolmentGuide:
     """Collects ``target`` live samples from successive frames into a :class:`SampleSet`.
 
     Call :meth:`offer` with every frame's faces while the user has asked for live capture.
+    A pose the person cannot give (a stiff neck, a fixed camera) can be skipped
+    (:meth:`skip_pose`): it is no longer asked for, and :meth:`coverage` says it is missing.
     """
 
     samples: SampleSet
     target: int = 5
     gates: QualityGates = field(default_factory=QualityGates)
+    skipped: set[str] = field(default_factory=set)
 
     @property
     def done(self) -> bool:
@@ -700,10 +748,30 @@ class EnrolmentGuide:
         """``(samples taken, samples wanted)``."""
         return len(self.samples), self.target
 
+    def _covered(self) -> set[str]:
+        return {pose_label(s.quality.yaw) for s in self.samples if s.quality is not None}
+
     def missing_poses(self) -> list[tuple[str, tuple[float, float], str]]:
-        """The poses (of the first ``target``) that no sample covers yet, in :data:`POSES` order."""
-        have = {pose_label(s.quality.yaw) for s in self.samples if s.quality is not None}
-        return [p for p in POSES[: self.target] if p[0] not in have]
+        """The poses (of the first ``target``) that no sample covers yet and that were not
+        skipped, in :data:`POSES` order."""
+        have = self._covered()
+        return [p for p in POSES[: self.target] if p[0] not in have and p[0] not in self.skipped]
+
+    def skip_pose(self) -> str | None:
+        """Stop asking for the pose asked for now; returns its label (``None``: none was asked for)."""
+        missing = self.missing_poses()
+        if not missing:
+            return None
+        self.skipped.add(missing[0][0])
+        return missing[0][0]
+
+    def coverage(self) -> str:
+        """Which poses the samples cover and which are missing (skipped ones said so)."""
+        have = self._covered()
+        poses = [p[0] for p in POSES[: self.target]]
+        got = [p for p in poses if p in have]
+        lacking = [p + (" (skipped)" if p in self.skipped else "") for p in poses if p not in have]
+        return f"poses: {', '.join(got) or 'none yet'}" + (f"; missing: {', '.join(lacking)}" if lacking else "")
 
     def wanted_pose(self) -> tuple[str, tuple[float, float], str]:
         """The next pose to ask for; any of the missing ones is accepted."""
@@ -713,7 +781,7 @@ class EnrolmentGuide:
     def check(self, face: Face) -> str | None:
         """The first quality problem of ``face`` as guidance, or ``None`` when it passes."""
         problems = _quality_problems(face.quality, self.gates)
-        return problems[0][1] if problems else None
+        return problems[0][2] if problems else None
 
     def offer(self, faces: list[Face], provenance: Provenance) -> Verdict:
         """One frame's embedded faces; a sample is taken when exactly one good face is in view.
@@ -735,7 +803,7 @@ class EnrolmentGuide:
         missing = self.missing_poses()
         label = pose_label(face.quality.yaw)
         if missing and label not in {m[0] for m in missing}:
-            return Verdict(False, missing[0][2], face)
+            return Verdict(False, f"{missing[0][2]} (or skip this pose)", face)
         sample = EnrolSample.from_face(face, provenance)
         if len(self.samples):
             sims = np.stack([s.embedding for s in self.samples]) @ sample.embedding

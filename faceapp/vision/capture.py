@@ -206,6 +206,12 @@ class VideoFileSource(FrameSource):
             ``False`` returns every frame in order, as fast as they are read.
         clock: seconds, monotonic (tests pass their own).
         sleep: waits that many seconds (tests pass their own).
+
+    A file that ends before the frame count it declares (truncated, or cut short while it
+    was played) is said once in the log, then looped (or ended) as it is.
+
+    Attributes:
+        ended_early: that message, once it has happened; else ``None``.
     """
 
     def __init__(self, path: Path, loop: bool = True, realtime: bool = True, clock: Clock = time.perf_counter,
@@ -216,6 +222,7 @@ class VideoFileSource(FrameSource):
         self._clock, self._sleep = clock, sleep
         self._cap: Any = None
         self.fps = DEFAULT_VIDEO_FPS
+        self.ended_early: str | None = None
         self.reopen()
 
     def reopen(self) -> None:
@@ -230,6 +237,7 @@ class VideoFileSource(FrameSource):
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps <= 1000.0 else DEFAULT_VIDEO_FPS
         self.nominal_fps = self.fps if self.realtime else None
+        self.declared_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._start: float | None = None
         self._pos = 0
 
@@ -250,6 +258,7 @@ class VideoFileSource(FrameSource):
                 self._pos += 1
         ok, frame = self._cap.read()
         if not ok:
+            self._check_length()
             if not self.loop:
                 raise CameraLost(f"{self.name} has ended")
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -260,6 +269,15 @@ class VideoFileSource(FrameSource):
         self._pos += 1
         return np.ascontiguousarray(frame[:, :, ::-1])
 
+    def _check_length(self) -> None:
+        """At the end of the file: say once when it came before the declared frame count
+        (containers may round that count by a frame or two)."""
+        if self.ended_early is None and self.declared_frames and self._pos + 2 < self.declared_frames:
+            self.ended_early = (f"{self.name} ended early, after {self._pos} of its {self.declared_frames} frames: "
+                                "the file is damaged or was cut short while playing; what is left is "
+                                + ("played again" if self.loop else "all there is"))
+            log.warning("%s", self.ended_early)
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -269,8 +287,8 @@ class VideoFileSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """The images of a folder in name order, as frames; loops at the end.
 
-    A damaged or unreadable image is skipped (and logged); when no image of the folder can
-    be read, :meth:`read` raises :class:`CameraLost`.
+    A damaged or unreadable image is skipped and logged once (not again on every loop);
+    when no image of the folder can be read, :meth:`read` raises :class:`CameraLost`.
 
     Args:
         path: the folder.
@@ -278,6 +296,9 @@ class ImageFolderSource(FrameSource):
         fps: images a second (``0``: as fast as they are read).
         clock: seconds, monotonic (tests pass their own).
         sleep: waits that many seconds (tests pass their own).
+
+    Attributes:
+        skipped: ``{file name: why it was skipped}``.
     """
 
     def __init__(self, path: Path, loop: bool = True, fps: float = 0.0, clock: Clock = time.perf_counter,
@@ -295,6 +316,7 @@ class ImageFolderSource(FrameSource):
         self._i = 0
         self._shown = 0
         self._start: float | None = None
+        self.skipped: dict[str, str] = {}
 
     def read(self) -> np.ndarray:
         if self.nominal_fps:
@@ -315,11 +337,16 @@ class ImageFolderSource(FrameSource):
             try:
                 image = load_image(path)
             except ImageError as exc:
-                log.warning("skipping %s: %s", path.name, exc)
+                self._skip(path, exc)
                 continue
             self._shown += 1
             return image
         raise CameraLost(f"no image in {self.path} can be read; choose another folder")
+
+    def _skip(self, path: Path, exc: ImageError) -> None:
+        if path.name not in self.skipped:
+            self.skipped[path.name] = str(exc)
+            log.warning("skipping %s: %s", path.name, exc)
 
 
 def open_source(spec: str | Path | int, width: int = 640, height: int = 480, loop: bool = True, *,
