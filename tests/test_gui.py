@@ -170,7 +170,7 @@ def test_adding_photos_in_the_library_follows_the_same_rules(qtbot, window, data
     people = w.open_people()
     qtbot.addWidget(people)
     shown = []
-    monkeypatch.setattr("faceapp.gui.library.error_box", lambda parent, exc: shown.append(str(exc)))
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
     people._guarded(people.add_samples, "Obama", [data_dir / "biden.jpg"])
     assert "photo biden.jpg is unlike Obama's enrolled samples" in shown[0]
     assert w.pipeline.gallery.get_person("Obama").templates == 1

@@ -44,7 +44,7 @@ from faceapp.gui.notice import NoticeBar, notice_for
 from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
-from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
+from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, guarded, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, SourceKind
@@ -436,10 +436,7 @@ class MainWindow(QMainWindow):
         return Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
 
     def _guarded_face(self, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except FaceappError as exc:
-            error_box(self, exc)
+        guarded(self, fn, *args)
         self.refresh_gallery_size()
 
     def confirm_face(self, i: int, name: str) -> EnrolmentResult:

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 from faceapp.errors import FaceappError
 from faceapp.gui.dialogs import Ask, EnrolChoices, ask_user, face_strip
 from faceapp.gui.messages import for_gui
-from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
+from faceapp.gui.widgets import IMAGE_FILTER, error_box, guarded, show_released, thumb_icon, to_pixmap, wrapped_label
 from faceapp.pipeline import Pipeline
 from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, SourceKind, assess_sample
 from faceapp.recognise.inbox import Suggestion, UnknownInbox
@@ -76,7 +76,7 @@ def tile_list(cell_height: int) -> QListWidget:
 
 
 def tile_dialog_layout(dlg: QDialog, header: QWidget, tiles: QWidget, buttons: list[QPushButton]) -> None:
-    """Header, tiles, a row of buttons and Close, top to bottom."""
+    """Header, tiles (or a table), a row of buttons and Close, top to bottom."""
     row = QHBoxLayout()
     for b in buttons:
         row.addWidget(b)
@@ -271,10 +271,7 @@ class PeopleDialog(QDialog):
         return show_released(dlg)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except FaceappError as exc:
-            error_box(self, exc)
+        guarded(self, fn, *args)
         self.reload()
 
     def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> None:
@@ -527,11 +524,8 @@ class InboxDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Unknown faces")
         self.resize(720, 480)
-        self.pipeline = pipeline
-        self.inbox = inbox
+        self.pipeline, self.inbox, self.info = pipeline, inbox, wrapped_label()
         self.suggestions: dict[int, Suggestion | None] = {}
-        self.info = QLabel()
-        self.info.setWordWrap(True)
         self.list = tile_list(176)
         self.confirm_button = QPushButton("It's ...")
         self.confirm_button.setEnabled(False)
@@ -618,10 +612,7 @@ class InboxDialog(QDialog):
         self.reload()
 
     def _guarded(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        try:
-            fn(*args, **kw)
-        except FaceappError as exc:
-            error_box(self, exc)
+        guarded(self, fn, *args, **kw)
 
     def name_dialog(self) -> None:
         gid = self.selected()
@@ -699,12 +690,8 @@ class CandidatesDialog(QDialog):
         lay.addWidget(close)
 
     def _guarded(self, fn: Callable[[str], None], name: str) -> None:
-        try:
-            fn(name)
-        except FaceappError as exc:
-            error_box(self, exc)
-            return
-        self.accept()
+        if guarded(self, fn, name):
+            self.accept()
 
     def confirm(self, name: str) -> None:
         """Add this face as a sample of ``name`` (the user's explicit choice among the candidates)."""
@@ -754,10 +741,7 @@ class RecentDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Recent recognitions")
         self.resize(640, 520)
-        self.pipeline = pipeline
-        self.recent = recent
-        self.info = QLabel()
-        self.info.setWordWrap(True)
+        self.pipeline, self.recent, self.info = pipeline, recent, wrapped_label()
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Face", "Answer", "When", ""])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -766,13 +750,7 @@ class RecentDialog(QDialog):
         self.table.horizontalHeader().setStretchLastSection(True)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.reload)
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.info)
-        lay.addWidget(self.table, 1)
-        lay.addWidget(refresh)
-        lay.addWidget(close)
+        tile_dialog_layout(self, self.info, self.table, [refresh])
         self.buttons: dict[int, tuple[QPushButton, QPushButton]] = {}
         self.reload()
 
@@ -793,8 +771,8 @@ class RecentDialog(QDialog):
                 yes, no = QPushButton(f"Yes, {e.person}"), QPushButton(f"Not {e.person}")
                 yes.setToolTip(f"Add this face as a sample of {e.person}")
                 no.setToolTip(f"Keep this face as 'not {e.person}', so it is not named {e.person} again")
-                yes.clicked.connect(lambda _=False, i=e.id: self._guarded(self.confirm, i))
-                no.clicked.connect(lambda _=False, i=e.id: self._guarded(self.correct, i))
+                yes.clicked.connect(lambda _=False, i=e.id: guarded(self, self.confirm, i))
+                no.clicked.connect(lambda _=False, i=e.id: guarded(self, self.correct, i))
                 row.addWidget(yes)
                 row.addWidget(no)
                 self.table.setCellWidget(r, 3, cell)
@@ -827,12 +805,6 @@ class RecentDialog(QDialog):
         reject_face(self.pipeline, e.face, e.person)
         self.recent.remove(entry_id)
         self.reload()
-
-    def _guarded(self, fn: Callable[[int], Any], entry_id: int) -> None:
-        try:
-            fn(entry_id)
-        except FaceappError as exc:
-            error_box(self, exc)
 
 
 def answer_text(e: Recognition) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from faceapp.errors import FaceappError, GalleryError
 from faceapp.gallery.store import Erased, Person, Sample, StoreState
+from faceapp.recognise.enrol import EnrolmentGallery
 
 
 class _Store(Protocol):
@@ -19,18 +20,12 @@ class _Store(Protocol):
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray: ...
 
 
-class LibraryGallery(Protocol):
+class LibraryGallery(EnrolmentGallery, Protocol):
     """What these operations need of a gallery (:class:`~faceapp.gallery.gallery.Gallery` has it)."""
 
     @property
     def store(self) -> _Store: ...
     def get_person(self, name: str) -> Person: ...
-    def samples(self, name: str) -> list[Sample]: ...
-    def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str,
-                      thumbnails: Sequence[bytes | None] | None = None,
-                      sources: Sequence[str | None] | None = None,
-                      qualities: Sequence[dict[str, float] | None] | None = None,
-                      create: bool = True, must_be_new: bool = False) -> Person: ...
     def remove_template(self, template_id: int) -> Erased: ...
 
 
