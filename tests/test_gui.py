@@ -171,7 +171,7 @@ def test_adding_photos_in_the_library_follows_the_same_rules(qtbot, window, data
     people = w.open_people()
     qtbot.addWidget(people)
     shown = []
-    monkeypatch.setattr("faceapp.gui.library.error_box", lambda parent, exc: shown.append(str(exc)))
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
     people._guarded(people.add_samples, "Obama", [data_dir / "biden.jpg"])
     assert "photo biden.jpg is unlike Obama's enrolled samples" in shown[0]
     assert w.pipeline.gallery.get_person("Obama").templates == 1
@@ -722,7 +722,7 @@ def test_closed_dialogs_are_released(qtbot, window, data_dir):
 
     from PySide6.QtWidgets import QDialog
 
-    from faceapp.gui.library import PeopleDialog, SamplesDialog
+    from faceapp.gui.library import PeopleDialog, RecentDialog, SamplesDialog
 
     w = window(source="9")
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
@@ -730,10 +730,11 @@ def test_closed_dialogs_are_released(qtbot, window, data_dir):
         people = w.open_people()
         people.open_person("Obama").close()
         people.close()
+        w.open_recent().close()
     del people
     qtbot.waitUntil(lambda: not w.findChildren(QDialog), timeout=10000)  # deleted when the event loop gets to it
     gc.collect()
-    assert sum(isinstance(o, PeopleDialog | SamplesDialog) for o in gc.get_objects()) == 0
+    assert sum(isinstance(o, PeopleDialog | SamplesDialog | RecentDialog) for o in gc.get_objects()) == 0
 
 
 @pytest.mark.parametrize("text, key", [("threshold = 1.7\n", "threshold"), ('threshold = "high"\n', "threshold"),
@@ -803,3 +804,168 @@ def test_damaged_templates_are_listed_by_person_and_repaired_from_the_window(qtb
     w.notice.buttons["repair"].click()
     assert not w.notice.buttons["repair"].isVisible()
     assert w.pipeline.gallery.damaged_templates() == []
+
+
+def _inbox_face(w, path):
+    """Put the main face of a photo into the window's inbox as one unknown sighting."""
+    import dataclasses
+
+    from faceapp.vision.images import encode_crop
+
+    face = w.pipeline.main_face(path)
+    return w.inbox.add(face.embedding, model_id=w.pipeline.model_id, thumbnail=encode_crop(face.crop),
+                       quality=dataclasses.asdict(face.quality))
+
+
+def test_an_inbox_group_suggests_who_it_looks_like_and_confirms_in_one_click(qtbot, window, data_dir):
+    w = window(source="9", inbox=True)
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    w.pipeline.enroll("Biden", [w.pipeline.main_face(data_dir / "biden.jpg")])
+    gid = _inbox_face(w, data_dir / "obama2.jpg")
+    dlg = w.open_inbox()
+    qtbot.addWidget(dlg)
+    hint = dlg.suggestions[gid]
+    sim = w.pipeline.match_embeddings(w.pipeline.main_face(data_dir / "obama2.jpg").embedding[None])[0]
+    assert hint.name == "Obama" and hint.similarity == pytest.approx(sim.candidates[0].similarity, abs=1e-4)
+    assert f"looks like Obama ({hint.similarity:.2f})" in dlg.list.item(0).text()
+    dlg.list.setCurrentRow(0)
+    assert dlg.confirm_button.isEnabled() and dlg.confirm_button.text() == "It's Obama"
+    dlg.confirm_button.click()
+    assert w.pipeline.gallery.get_person("Obama").templates == 2 and dlg.group_ids() == []
+    assert [p.name for p in w.pipeline.gallery.list_persons()] == ["Biden", "Obama"]
+
+
+def test_naming_a_group_with_an_enrolled_name_adds_only_after_asking(qtbot, window, data_dir):
+    w = window(source="9", inbox=True)
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    gid = _inbox_face(w, data_dir / "obama2.jpg")
+    dlg = w.open_inbox()
+    qtbot.addWidget(dlg)
+    asked = []
+    dlg.name_group(gid, "obama", ask=lambda title, text: asked.append(text) or QMessageBox.StandardButton.Cancel)
+    assert "already enrolled" in asked[0] and dlg.group_ids() == [gid]
+    assert [(p.name, p.templates) for p in w.pipeline.gallery.list_persons()] == [("Obama", 1)]
+    dlg.name_group(gid, "obama", ask=lambda title, text: QMessageBox.StandardButton.Yes)
+    assert [(p.name, p.templates) for p in w.pipeline.gallery.list_persons()] == [("Obama", 2)]
+
+
+def test_merge_shows_both_people_and_their_similarity_and_asks(qtbot, window, data_dir):
+    from faceapp.recognise.library import person_similarity
+
+    w = window(source="9")
+    w.pipeline.enroll("Ann", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    w.pipeline.enroll("Bob", [w.pipeline.main_face(data_dir / "biden.jpg")])
+    w.pipeline.enroll("Cid", [w.pipeline.main_face(data_dir / "obama2.jpg")], despite_match=True)
+    dlg = w.open_people()
+    qtbot.addWidget(dlg)
+    asked = []
+
+    def no(title, text):
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    assert dlg.merge("Cid", "Ann", ask=no) is False
+    sim = person_similarity(w.pipeline.gallery, "Cid", "Ann", w.pipeline.model_id)
+    assert f"Similarity {sim:.2f}: like the same person" in asked[0] and "'Cid' (left) into 'Ann' (right)" in asked[0]
+    assert dlg.names() == ["Ann", "Bob", "Cid"]
+    dlg.merge("Bob", "Ann", ask=no)
+    assert "NOT like the same person" in asked[1]
+    assert dlg.merge("Cid", "Ann", ask=lambda title, text: QMessageBox.StandardButton.Yes) is True
+    assert dlg.names() == ["Ann", "Bob"] and w.pipeline.gallery.get_person("Ann").templates == 2
+
+
+def test_a_sample_moves_to_another_person(qtbot, window, data_dir):
+    from faceapp.vision.images import encode_crop
+
+    w = window(source="9")
+    ann, bob = (w.pipeline.main_face(data_dir / p) for p in ("obama.jpg", "biden.jpg"))
+    w.pipeline.enroll("Bob", [w.pipeline.main_face(data_dir / "biden.jpg")])
+    # Bob's face filed under Ann by mistake
+    w.pipeline.gallery.add_templates("Ann", np.stack([ann.embedding, bob.embedding]), model_id=w.pipeline.model_id,
+                                     thumbnails=[encode_crop(ann.crop), encode_crop(bob.crop)],
+                                     sources=["photo obama.jpg", "photo biden.jpg"])
+    dlg = w.open_people().open_person("Ann")
+    qtbot.addWidget(dlg)
+    wrong = [s.template_id for s in w.pipeline.gallery.samples("Ann") if s.source == "photo biden.jpg"]
+    dlg.move_samples(wrong, "Bob")
+    assert len(dlg.template_ids()) == 1
+    assert sorted(s.source for s in w.pipeline.gallery.samples("Bob")) == ["photo", "photo biden.jpg"]
+    assert w.pipeline.match_embeddings(bob.embedding[None])[0].person == "Bob"
+
+
+def test_people_view_counts_search_results(qtbot, window, data_dir):
+    w = window(source="9")
+    for name, photo in (("Ann", "obama.jpg"), ("Bob", "biden.jpg")):
+        w.pipeline.enroll(name, [w.pipeline.main_face(data_dir / photo)])
+    dlg = w.open_people()
+    qtbot.addWidget(dlg)
+    assert dlg.count.text() == "2 people"
+    dlg.search.setText("bo")
+    dlg.apply_search()
+    assert dlg.count.text() == "1 of 2 people"
+    dlg.search.setText("zz")
+    dlg.apply_search()
+    assert dlg.count.text() == "0 of 2 people"
+
+
+def test_a_face_is_named_in_one_click_from_the_live_view_and_a_photo(qtbot, window, data_dir):
+    import dataclasses
+
+    w = window()
+    qtbot.waitUntil(lambda: bool(decided(w, Decision.UNKNOWN)), timeout=30000)
+    w.source.pause.setChecked(True)
+    qtbot.wait(200)
+    i = decided(w, Decision.UNKNOWN)[0]
+    assert "Name this person..." in [a.text() for a in w.face_menu(i).actions()]
+    done = w.name_face(i, "Obama", ask=never_asked)
+    assert done.person.templates == 1 and w.pipeline.gallery.samples("Obama")[0].source.startswith("live face confirmed")
+    shown = photo_result(qtbot, w, data_dir / "biden.jpg")
+    (j,) = decided(w, Decision.UNKNOWN)
+    assert "Name this person..." in [a.text() for a in w.face_menu(j).actions()]
+    w.name_face(j, "Biden", ask=never_asked)
+    assert w.pipeline.gallery.samples("Biden")[0].source == f"photo {shown}"
+    # an uncertain face offers its closest person in one click
+    w.pipeline.settings = dataclasses.replace(w.pipeline.settings, threshold=0.99, uncertain_band=0.5)
+    photo_result(qtbot, w, data_dir / "obama2.jpg")
+    (k,) = decided(w, Decision.UNCERTAIN)
+    assert "This is Obama" in [a.text() for a in w.face_menu(k).actions()]
+    w.confirm_face(k, "Obama")
+    assert w.pipeline.gallery.get_person("Obama").templates == 2
+
+
+def never_asked(title, text):
+    raise AssertionError(f"unexpected question: {text}")
+
+
+def photo_result(qtbot, w, path):
+    """Match one photo in photo mode and wait until its result is shown; returns the shown source."""
+    w.match_photo(path)
+    qtbot.waitUntil(lambda: w.mode == "photo" and w.last is not None and path.name in w.last.source
+                    and bool(w.view.faces), timeout=30000)
+    return w.last.source
+
+
+def test_recent_recognitions_confirm_or_correct_an_answer(qtbot, window, data_dir):
+    w = window()
+    w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
+    qtbot.waitUntil(lambda: any(e.person == "Obama" for e in w.recent.entries()), timeout=30000)
+    w.source.pause.setChecked(True)
+    named = next(e for e in w.recent.entries() if e.person == "Obama")
+    dlg = w.open_recent()
+    qtbot.addWidget(dlg)
+    assert w.pipeline.gallery.get_person("Obama").templates == 1  # nothing added without the user
+    yes, no = dlg.buttons[named.id]
+    assert (yes.text(), no.text()) == ("Yes, Obama", "Not Obama")
+    yes.click()
+    assert w.pipeline.gallery.get_person("Obama").templates == 2 and named.id not in dlg.buttons
+    # the same face seen again on another track, and corrected
+    from faceapp.recognise.track import TrackResult
+    from faceapp.types import Match
+
+    seen = Match(Decision.MATCH, "Obama", named.similarity)
+    again = TrackResult(10_000, named.face.detection.box, named.face, seen, seen, False, 5)
+    (entry,) = w.recent.note([again])
+    dlg.reload()
+    dlg.buttons[entry.id][1].click()
+    pids, _ = w.pipeline.gallery.store.negatives(w.pipeline.model_id)
+    assert list(pids) == [w.pipeline.gallery.get_person("Obama").id] and entry.id not in dlg.buttons

@@ -9,7 +9,7 @@ from vectors import normalise
 
 from faceapp.errors import GalleryError
 from faceapp.gallery.gallery import Gallery
-from faceapp.recognise.enrol import Enrolment, UnlikeSamplesError
+from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance, UnlikeSamplesError
 from faceapp.recognise.inbox import DAY, INBOX_DB, UnknownInbox
 from faceapp.recognise.match import Thresholds, aggregate, decide
 
@@ -145,3 +145,84 @@ def test_retention_erases_old_faces(tmp_path):
     assert len(box.groups()) == 1
     with pytest.raises(GalleryError):
         UnknownInbox(tmp_path, retention_days=0)
+
+
+def _track(tid, emb, decision, person=None, latest=None, quality=GOOD):
+    """A tracked live face with its track's shown decision (and newest evaluation)."""
+    from faceapp.recognise.track import TrackResult
+    from faceapp.types import Candidate, Detection, Face, Match, Quality
+    from faceapp.types import Decision as D
+
+    m = Match(D[decision], person, 0.3 if person is None else 0.8,
+              () if person is None else (Candidate(1, person, 0.8),))
+    lat = m if latest is None else Match(D[latest], person, 0.8, m.candidates)
+    det = Detection((10.0, 10.0, 90.0, 90.0), np.zeros((6, 2), np.float32), 0.99)
+    face = Face(det, np.zeros((112, 112, 3), np.uint8), Quality(**quality), emb)
+    return TrackResult(tid, det.box, face, m, lat, True, 5)
+
+
+def drifting(start, end, n):
+    """``n`` views of one person turning slowly: each close to the last, the ends far apart."""
+    return [normalise((1 - t) * start + t * end) for t in np.linspace(0.0, 1.0, n)]
+
+
+def test_one_tracked_stranger_is_one_group(inbox):
+    """A stranger who turns in front of the camera looks unlike their first views; the faces of
+    one track stay one group (grouping by similarity alone splits them)."""
+    from faceapp.recognise.inbox import add_unknowns
+
+    rng = np.random.default_rng(4)
+    a, b = people(2, seed=4)
+    front, side = a, normalise(a + 2.5 * normalise(b - (b @ a) * a))  # cosine 0.37
+    assert float(front @ side) < inbox.join_threshold
+    views = [sighting(front, rng, 0.1) for _ in range(6)] + [sighting(side, rng, 0.1) for _ in range(6)]
+    for k, v in enumerate(views):
+        add_unknowns(inbox, [_track(7, v, "UNKNOWN")], model_id=MODEL, seen_at=100.0 + k)
+    assert len(inbox.groups()) == 1
+
+
+def test_groups_that_come_close_merge(inbox):
+    """Two groups begun from different views of one person become one once a view bridges them."""
+    a, b = people(2, seed=5)
+    left, mid, right = drifting(a, b, 3)
+    g1 = inbox.add(left, model_id=MODEL, quality=GOOD, seen_at=1.0)
+    g2 = inbox.add(right, model_id=MODEL, quality=GOOD, seen_at=2.0)
+    assert g1 != g2
+    for k in range(4):
+        inbox.add(normalise(mid + 0.05 * (left if k % 2 else right)), model_id=MODEL, quality=GOOD, seen_at=3.0 + k)
+    (g,) = inbox.groups()
+    assert g.faces == 6 and g.sightings == 6
+
+
+def test_a_track_the_live_view_names_leaves_the_inbox(inbox):
+    """An enrolled person first seen turned away is unknown for a moment, then named: their faces
+    leave the inbox, and later unknown frames of the same track do not come back."""
+    from faceapp.recognise.inbox import add_unknowns
+
+    rng = np.random.default_rng(6)
+    ann, stranger = people(2, seed=6)
+    for k in range(3):
+        add_unknowns(inbox, [_track(1, sighting(ann, rng, 0.1), "UNKNOWN"),
+                             _track(2, sighting(stranger, rng, 0.1), "UNKNOWN")], model_id=MODEL, seen_at=10.0 + k)
+    assert len(inbox.groups()) == 2
+    add_unknowns(inbox, [_track(1, sighting(ann, rng, 0.1), "UNKNOWN", "Ann", latest="MATCH")],
+                 model_id=MODEL, seen_at=20.0)
+    add_unknowns(inbox, [_track(1, sighting(ann, rng, 0.1), "UNKNOWN")], model_id=MODEL, seen_at=21.0)
+    (g,) = inbox.groups()
+    assert float(inbox.faces(g.id)[0].embedding @ stranger) > 0.9
+    inbox.new_source()  # a new tracker numbers its tracks again
+    assert add_unknowns(inbox, [_track(1, sighting(ann, rng, 0.1), "UNKNOWN")], model_id=MODEL, seen_at=30.0)
+
+
+def test_a_group_suggests_the_closest_enrolled_person(inbox, tmp_path):
+    rng = np.random.default_rng(8)
+    ann, bob = people(2, seed=8)
+    with Gallery(tmp_path / "gallery") as g:
+        enrolment = gallery_enrolment(g)
+        enrolment.enrol("Ann", [EnrolSample(sighting(ann, rng, 0.2), Provenance.photo("a.jpg"))])
+        enrolment.enrol("Bob", [EnrolSample(bob, Provenance.photo("b.jpg"))])
+        gid = inbox.add(sighting(ann, rng, 0.3), model_id=MODEL, quality=GOOD)
+        hint = inbox.suggest(gid, enrolment.match, model_id=MODEL)
+        assert hint.name == "Ann" and hint.similarity == pytest.approx(
+            float(enrolment.match(np.stack([inbox.faces(gid)[0].embedding]))[0].candidates[0].similarity), abs=1e-5)
+        assert inbox.suggest(gid, enrolment.match, model_id="other") is None

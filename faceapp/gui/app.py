@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -27,19 +28,29 @@ from PySide6.QtWidgets import (
 from faceapp.config import Settings, SettingsLayers
 from faceapp.errors import FaceappError, SettingsError
 from faceapp.gui.controls import ThresholdPanel
-from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
-from faceapp.gui.library import CandidatesDialog, InboxDialog, PeopleDialog, reject_face, shown_match
+from faceapp.gui.dialogs import Ask, EnrolChoices, EnrolDialog, SettingsDialog
+from faceapp.gui.library import (
+    CandidatesDialog,
+    InboxDialog,
+    PeopleDialog,
+    RecentDialog,
+    confirm_face,
+    embedded,
+    reject_face,
+    shown_match,
+)
 from faceapp.gui.messages import for_gui
 from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
 from faceapp.gui.photos import PhotoMode
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
 from faceapp.gui.status import ProblemLog, ProblemsButton, StatusBar
-from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
+from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, guarded, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker, rate_text
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import Provenance, SourceKind
+from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, SourceKind
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
+from faceapp.recognise.recent import RecentRecognitions
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult
 from faceapp.vision.capture import FrameSource, open_source
@@ -47,6 +58,7 @@ from faceapp.watch import EventRecorder
 
 log = logging.getLogger(__name__)
 SAVE_DELAY_MS = 400
+RECENT_KEPT = 50  # decisions listed in "Recent recognitions"
 
 
 def _layers(settings: Settings | SettingsLayers | None, settings_path: Path | None) -> SettingsLayers:
@@ -85,6 +97,8 @@ class MainWindow(QMainWindow):
         self.worker: ProcessingWorker | None = None
         self.photo_mode = PhotoMode(lambda: self.pipeline, self)
         self.inbox: UnknownInbox | None = None
+        self.recent = RecentRecognitions(RECENT_KEPT)
+        self._source_name = ""
         self.enrol_dialog: EnrolDialog | None = None
         self.last: FrameResult | None = None
         self.source_error: str | None = None
@@ -134,6 +148,7 @@ class MainWindow(QMainWindow):
         self.inbox_button = QPushButton("Unknown faces...")
         for text, slot in (("Match photos...", self.match_photo_dialog), ("Add person...", self.open_enrolment),
                            ("People...", self.open_people), ("Unknown faces...", self.open_inbox),
+                           ("Recent recognitions...", self.open_recent),
                            ("Settings...", self.open_settings)):
             b = self.inbox_button if text == "Unknown faces..." else QPushButton(text)
             b.clicked.connect(slot)
@@ -198,7 +213,7 @@ class MainWindow(QMainWindow):
             else:
                 try:
                     self.inbox = UnknownInbox(s.gallery_dir(), retention_days=s.inbox_retention_days,
-                                              join_threshold=self.pipeline.thresholds().match)
+                                              join_threshold=self.pipeline.verify_threshold())
                 except FaceappError as exc:
                     why_off = f"Off: {for_gui(exc)}"
         self.inbox_button.setEnabled(True)
@@ -247,7 +262,10 @@ class MainWindow(QMainWindow):
         self.stop_source()
         self.source_error = None
         self.view.show_message("starting ...")
-        self.worker = ProcessingWorker(self.pipeline, self._make_source, on_result=self._to_inbox,
+        if self.inbox is not None:
+            self.inbox.new_source()
+        self.recent.new_source()
+        self.worker = ProcessingWorker(self.pipeline, self._make_source, on_result=self._on_results,
                                        record=self._event_recorder())
         self.worker.frameReady.connect(self._on_frame)
         self.worker.failed.connect(self._on_failed)
@@ -273,8 +291,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"record_events is ignored: {for_gui(exc)}", 10000)
             return None
 
-    def _to_inbox(self, faces: Sequence[FaceResult | TrackResult]) -> None:
-        if self.inbox is not None:
+    def _on_results(self, faces: Sequence[FaceResult | TrackResult]) -> None:
+        """Each live frame's faces, on the worker thread: recent recognitions and the inbox (not
+        while enrolment captures: that face is being named)."""
+        self.recent.note(faces, source=self._source_name)
+        if self.inbox is not None and not (self.enrol_dialog is not None and self.enrol_dialog.capturing):
             add_unknowns(self.inbox, faces, model_id=self.pipeline.model_id)
 
     def use_source(self, spec: str) -> None:
@@ -298,6 +319,7 @@ class MainWindow(QMainWindow):
     def _on_opened(self, name: str) -> None:
         if self.sender() is not self.worker:  # from a worker stopped since
             return
+        self._source_name = name
         self.source.opened(name, self.source_spec)
         self.statusBar().showMessage(f"source: {name}", 3000)
 
@@ -436,7 +458,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ faces in the view
     def face_menu(self, i: int, where: QPointF | None = None) -> QMenu:
-        """The menu of a clicked face: "Not X" for a named face, the candidates for any."""
+        """The menu of a clicked face (live view or photo result): "Not X" for a named face;
+        "This is X" for the closest person and "Name this person..." for any other face; the
+        candidates for any."""
         fr = self.view.faces[i]
         menu = QMenu(self)
         m = shown_match(fr)
@@ -444,12 +468,52 @@ class MainWindow(QMainWindow):
             return menu
         if m.decision is Decision.MATCH and m.person:
             menu.addAction(f"Not {m.person}", lambda: self.reject(i))
+        else:
+            if m.candidates:
+                top = m.candidates[0].name
+                menu.addAction(f"This is {top}", lambda: self._guarded_face(self.confirm_face, i, top))
+            menu.addAction("Name this person...", lambda: self.name_face_dialog(i))
         if m.candidates:
             menu.addAction("Who could this be?..." if m.decision is not Decision.MATCH else "Details...",
                            lambda: self.open_candidates(i))
         if where is not None and not menu.isEmpty():
             menu.popup(where.toPoint())
         return menu
+
+    def _seen(self) -> Provenance:
+        """Where the view's faces come from: the live source, or the photo shown."""
+        source = self.last.source if self.last is not None else ""
+        return Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
+
+    def _guarded_face(self, fn: Any, *args: Any) -> None:
+        guarded(self, fn, *args)
+        self.refresh_gallery_size()
+
+    def confirm_face(self, i: int, name: str) -> EnrolmentResult:
+        """"This is X" for face ``i`` of the view: add it as a sample of ``name`` (the user's choice)."""
+        done = confirm_face(self.pipeline, self.view.faces[i].face, name, self._seen())
+        self.statusBar().showMessage(f"added a sample to {done.person.name}", 5000)
+        return done
+
+    def name_face(self, i: int, name: str, ask: Ask | None = None) -> EnrolmentResult | None:
+        """Enrol face ``i`` of the view as ``name``, under the enrolment rules (a name or a face
+        already enrolled is asked about); ``None`` when the user chose not to store it.
+
+        Args:
+            i: the face's index in the view.
+            name: the person's name.
+            ask: answers the enrolment questions instead of message boxes (tests).
+        """
+        sample = EnrolSample.from_face(embedded(self.pipeline, self.view.faces[i].face), self._seen())
+        done = EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, [sample])
+        if done is not None:
+            self.statusBar().showMessage(f"{done.person.name}: {done.person.templates} sample(s)", 5000)
+        return done
+
+    def name_face_dialog(self, i: int) -> None:
+        name, ok = QInputDialog.getText(self, "Name this person", "Name:")
+        if ok and name.strip():
+            self._guarded_face(self.name_face, i, name)
 
     def reject(self, i: int) -> None:
         """"Not X" for face ``i`` of the view: a negative sample for the named person."""
@@ -465,9 +529,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"noted: that face is not {m.person}", 5000)
 
     def open_candidates(self, i: int) -> CandidatesDialog:
-        source = self.last.source if self.last is not None else ""
-        seen = Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
-        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self, provenance=seen)
+        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self, provenance=self._seen())
         dlg.finished.connect(self.refresh_gallery_size)
         return show_released(dlg)
 
@@ -527,6 +589,12 @@ class MainWindow(QMainWindow):
                             "for the days you choose)")
             return None
         dlg = InboxDialog(self.pipeline, self.inbox, self)
+        dlg.finished.connect(self.refresh_gallery_size)
+        return show_released(dlg)
+
+    def open_recent(self) -> RecentDialog:
+        """The live view's last decisions, to confirm or correct."""
+        dlg = RecentDialog(self.pipeline, self.recent, self)
         dlg.finished.connect(self.refresh_gallery_size)
         return show_released(dlg)
 

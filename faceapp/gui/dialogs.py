@@ -41,10 +41,24 @@ from faceapp.types import Decision, Face
 from faceapp.vision.images import decode_crop
 
 log = logging.getLogger(__name__)
-__all__ = ["EnrolChoices", "EnrolDialog", "SettingsDialog", "error_box"]
+__all__ = ["EnrolChoices", "EnrolDialog", "SettingsDialog", "ask_user", "error_box", "face_strip"]
 
 
 Ask = Callable[[str, str], QMessageBox.StandardButton]
+
+
+def face_strip(crops: Sequence[np.ndarray | bytes | None]) -> np.ndarray | None:
+    """Face crops side by side.
+
+    Args:
+        crops: aligned crops as ``(112, 112, 3)`` RGB uint8 arrays or stored JPEGs; ``None``
+            entries are left out.
+
+    Returns:
+        One ``(112, 112 * n, 3)`` RGB uint8 strip; ``None`` when there is nothing to show.
+    """
+    faces = [c if isinstance(c, np.ndarray) else decode_crop(c) for c in crops if c is not None and len(c)]
+    return np.ascontiguousarray(np.hstack(faces)) if faces else None
 
 
 def faces_beside(enrolled: bytes | None, samples: Sequence[EnrolSample]) -> np.ndarray | None:
@@ -58,13 +72,34 @@ def faces_beside(enrolled: bytes | None, samples: Sequence[EnrolSample]) -> np.n
         One ``(112, 112 * n, 3)`` RGB uint8 strip, the enrolled face first; ``None`` when there
         is nothing to show.
     """
-    crops = [decode_crop(enrolled)] if enrolled else []
-    for s in samples[:4]:
-        if isinstance(s.crop, np.ndarray):
-            crops.append(s.crop)
-        elif s.crop:
-            crops.append(decode_crop(s.crop))
-    return np.ascontiguousarray(np.hstack(crops)) if crops else None
+    return face_strip([enrolled, *(s.crop for s in samples[:4])])
+
+
+def ask_user(parent: QWidget, ask: Ask | None, title: str, text: str,
+             buttons: dict[QMessageBox.StandardButton, str], faces: np.ndarray | None = None) -> QMessageBox.StandardButton:
+    """A question with labelled buttons (Cancel by default) and faces shown beside it.
+
+    Args:
+        parent: the window the question belongs to.
+        ask: answers instead of the message box (tests), see :class:`EnrolChoices`.
+        title: the box's title.
+        text: the question.
+        buttons: the answers besides Cancel, with their labels.
+        faces: an RGB strip of faces to show, or ``None``.
+
+    Returns:
+        The answer's button.
+    """
+    if ask is not None:
+        return ask(title, text)
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    for button, label in buttons.items():
+        box.addButton(button).setText(label)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    if faces is not None:
+        box.setIconPixmap(to_pixmap(faces))
+    box.exec()
+    return box.standardButton(box.clickedButton())
 
 
 class EnrolChoices:
@@ -88,16 +123,7 @@ class EnrolChoices:
         self.faces: np.ndarray | None = None  # shown with the last look-alike question
 
     def _question(self, title: str, text: str, buttons: dict[QMessageBox.StandardButton, str]) -> QMessageBox.StandardButton:
-        if self.ask is not None:
-            return self.ask(title, text)
-        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self.parent)
-        for button, label in buttons.items():
-            box.addButton(button).setText(label)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        if self.faces is not None:
-            box.setIconPixmap(to_pixmap(self.faces))
-        box.exec()
-        return box.standardButton(box.clickedButton())
+        return ask_user(self.parent, self.ask, title, text, buttons, self.faces)
 
     def enrol(self, enrolment: Enrolment, name: str, samples: Sequence[EnrolSample], *,
               add: bool = False) -> EnrolmentResult | None:

@@ -1,8 +1,10 @@
-"""The face library: people grid, a person's samples, the unknown-faces inbox, and the
-candidates of an uncertain face.
+"""The face library: people grid, a person's samples, the unknown-faces inbox, the
+candidates of an uncertain face, and the live view's recent recognitions.
 
-Thin views over the gallery, :mod:`faceapp.recognise.enrol` (quality badges) and
-:mod:`faceapp.recognise.inbox` (grouping); the rules live there. The people grid scales to tens of
+Thin views over the gallery, :mod:`faceapp.recognise.enrol` (the enrolment use case, quality
+badges), :mod:`faceapp.recognise.library` (how alike two people are, moving samples),
+:mod:`faceapp.recognise.inbox` (grouping, suggestions) and :mod:`faceapp.recognise.recent`;
+the rules live there. The people grid scales to tens of
 thousands of people: search filters an in-memory list after a short debounce, and
 thumbnails are decoded only for the rows Qt asks to draw, then cached.
 """
@@ -40,12 +42,22 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.errors import FaceappError
-from faceapp.gui.dialogs import Ask, EnrolChoices
+from faceapp.gui.dialogs import Ask, EnrolChoices, ask_user, face_strip
 from faceapp.gui.messages import for_gui
-from faceapp.gui.widgets import IMAGE_FILTER, error_box, show_released, thumb_icon, to_pixmap
+from faceapp.gui.widgets import IMAGE_FILTER, error_box, guarded, show_released, thumb_icon, to_pixmap, wrapped_label
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolSample, LowQuality, Provenance, SourceKind, assess_sample, low_quality
-from faceapp.recognise.inbox import UnknownInbox
+from faceapp.recognise.enrol import (
+    EnrolmentResult,
+    EnrolSample,
+    LowQuality,
+    Provenance,
+    SourceKind,
+    assess_sample,
+    low_quality,
+)
+from faceapp.recognise.inbox import Suggestion, UnknownInbox
+from faceapp.recognise.library import move_samples, person_similarity
+from faceapp.recognise.recent import RecentRecognitions, Recognition
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, Face, FaceResult, Match
 
@@ -72,7 +84,7 @@ def tile_list(cell_height: int) -> QListWidget:
 
 
 def tile_dialog_layout(dlg: QDialog, header: QWidget, tiles: QWidget, buttons: list[QPushButton]) -> None:
-    """Header, tiles, a row of buttons and Close, top to bottom."""
+    """Header, tiles (or a table), a row of buttons and Close, top to bottom."""
     row = QHBoxLayout()
     for b in buttons:
         row.addWidget(b)
@@ -198,6 +210,7 @@ class PeopleDialog(QDialog):
         self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.grid.setModel(self.model)
         self.grid.doubleClicked.connect(lambda idx: self.open_person(self.model.person(idx.row()).name))
+        self.count = QLabel()
         self.empty = QLabel("No one is enrolled yet. Add your first person from the main window (Add person...).")
         self.empty.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -214,7 +227,10 @@ class PeopleDialog(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.search)
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.count)
+        lay.addLayout(top)
         lay.addWidget(self.empty)
         lay.addWidget(self.grid, 1)
         lay.addLayout(buttons)
@@ -232,11 +248,18 @@ class PeopleDialog(QDialog):
         except FaceappError as exc:
             error_box(self, exc)
         self.empty.setVisible(not self.model._all)
+        self._show_count()
 
     def apply_search(self) -> None:
         """Filter the grid by the search text now (normally 120 ms after the last keystroke)."""
         self._debounce.stop()
         self.model.set_filter(self.search.text())
+        self._show_count()
+
+    def _show_count(self) -> None:
+        shown, total = self.model.rowCount(), len(self.model._all)
+        noun = "person" if total == 1 else "people"
+        self.count.setText(f"{shown} of {total} {noun}" if self.model._text.strip() else f"{total} {noun}")
 
     def names(self) -> list[str]:
         return self.model.names()
@@ -261,10 +284,7 @@ class PeopleDialog(QDialog):
         return show_released(dlg)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except FaceappError as exc:
-            error_box(self, exc)
+        guarded(self, fn, *args)
         self.reload()
 
     def add_samples(self, name: str, paths: list[Path], ask: Ask | None = None) -> LowQuality | None:
@@ -317,7 +337,49 @@ class PeopleDialog(QDialog):
         if name and others:
             target, ok = QInputDialog.getItem(self, "Merge", f"Move all of {name}'s samples to:", others, 0, False)
             if ok:
-                self._guarded(self.pipeline.gallery.merge, name, target)
+                try:
+                    self.merge(name, target)
+                except FaceappError as exc:
+                    error_box(self, exc)
+
+    def merge(self, source: str, target: str, ask: Ask | None = None) -> bool:
+        """Merge ``source`` into ``target`` once the user has seen a face of each and how alike
+        they are, and said yes.
+
+        Args:
+            source: the person whose samples move.
+            target: the person who keeps them.
+            ask: answers the question instead of a message box (tests); ``Yes`` merges.
+
+        Returns:
+            Whether they were merged.
+        """
+        gallery = self.pipeline.gallery
+        sim = person_similarity(gallery, source, target, self.pipeline.model_id)
+        thr = self.pipeline.verify_threshold()
+        if sim is None:
+            alike = "Their similarity cannot be measured (no samples of this model)."
+        else:
+            verdict = "like the same person" if sim >= thr else "NOT like the same person"
+            alike = f"Similarity {sim:.2f}: {verdict} (the same person usually reaches {thr:.2f})."
+        faces = face_strip([first_crop(self.pipeline, source), first_crop(self.pipeline, target)])
+        yes = QMessageBox.StandardButton.Yes
+        answer = ask_user(self, ask, "Merge people",
+                          f"Merge '{source}' (left) into '{target}' (right)?\n{alike}\n"
+                          f"All of {source}'s samples move to {target} and '{source}' is removed.",
+                          {yes: f"Merge into {target}"}, faces)
+        if answer != yes:
+            return False
+        self._guarded(gallery.merge, source, target)
+        return True
+
+
+def first_crop(pipeline: Pipeline, name: str) -> bytes | None:
+    """One stored face crop (JPEG) of ``name``, or ``None``."""
+    try:
+        return next((s.crop for s in pipeline.gallery.samples(name) if s.crop), None)
+    except FaceappError:
+        return None
 
 
 def has_history(pipeline: Pipeline) -> bool:
@@ -393,7 +455,10 @@ class SamplesDialog(QDialog):
         delete.clicked.connect(self.delete_selected_dialog)
         select_low = QPushButton("Select low-quality")
         select_low.clicked.connect(self.select_low_quality)
-        tile_dialog_layout(self, self.summary, self.list, [select_low, delete])
+        move = QPushButton("Move to person...")
+        move.setToolTip("These samples show someone else: move them to that person")
+        move.clicked.connect(self.move_selected_dialog)
+        tile_dialog_layout(self, self.summary, self.list, [select_low, move, delete])
         self.reload()
 
     def reload(self) -> None:
@@ -440,6 +505,24 @@ class SamplesDialog(QDialog):
             self.pipeline.gallery.remove_template(int(tid))
         self.reload()
 
+    def move_samples(self, template_ids: list[int], target: str) -> None:
+        """Move these samples to ``target`` (see :func:`faceapp.recognise.library.move_samples`)."""
+        move_samples(self.pipeline.gallery, self.name, template_ids, target)
+        self.reload()
+
+    def move_selected_dialog(self) -> None:
+        ids = [i.data(Qt.ItemDataRole.UserRole) for i in self.list.selectedItems()]
+        others = [p.name for p in self.pipeline.gallery.list_persons() if p.name != self.name]
+        if not ids or not others:
+            return
+        target, ok = QInputDialog.getItem(self, "Move samples", f"Move {len(ids)} sample(s) of {self.name} to:",
+                                          others, 0, False)
+        if ok:
+            try:
+                self.move_samples(ids, target)
+            except FaceappError as exc:
+                error_box(self, exc)
+
     def delete_selected_dialog(self) -> None:
         ids = [i.data(Qt.ItemDataRole.UserRole) for i in self.list.selectedItems()]
         if ids and QMessageBox.question(self, "Delete samples", f"Delete {len(ids)} sample(s) of {self.name}?") \
@@ -451,7 +534,8 @@ class SamplesDialog(QDialog):
 
 
 class InboxDialog(QDialog):
-    """Unknown faces, grouped by person: name a group, add it to someone, or dismiss it.
+    """Unknown faces, grouped by person: confirm who a group looks like, name it, add it to
+    someone, or dismiss it.
 
     Args:
         pipeline: the gallery to enrol into.
@@ -462,33 +546,53 @@ class InboxDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Unknown faces")
         self.resize(720, 480)
-        self.pipeline = pipeline
-        self.inbox = inbox
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.list = tile_list(160)
-        buttons = []
+        self.pipeline, self.inbox, self.info = pipeline, inbox, wrapped_label()
+        self.suggestions: dict[int, Suggestion | None] = {}
+        self.list = tile_list(176)
+        self.confirm_button = QPushButton("It's ...")
+        self.confirm_button.setEnabled(False)
+        self.confirm_button.setToolTip("Add the selected group to the enrolled person it looks like")
+        self.confirm_button.clicked.connect(self.confirm_selected)
+        buttons = [self.confirm_button]
         for text, slot in (("Name...", self.name_dialog), ("Add to person...", self.add_to_dialog),
                            ("Dismiss", self.dismiss_selected)):
             b = QPushButton(text)
             b.clicked.connect(slot)
             buttons.append(b)
+        self.list.currentItemChanged.connect(lambda *_: self._show_choice())
         tile_dialog_layout(self, self.info, self.list, buttons)
         self.reload()
 
     def reload(self) -> None:
         self.list.clear()
         groups = self.inbox.groups()
+        self.suggestions = {g.id: self._suggest(g.id) for g in groups}
         for g in groups:
+            hint = self.suggestions[g.id]
+            looks = f"\nlooks like {hint.name} ({hint.similarity:.2f})" if hint else ""
             item = QListWidgetItem(thumb_icon(g.thumbnail),
-                                   f"{g.faces} sample(s), seen {g.sightings}x\nlast {when(g.last_seen)}")
+                                   f"{g.faces} sample(s), seen {g.sightings}x\nlast {when(g.last_seen)}{looks}")
             item.setData(Qt.ItemDataRole.UserRole, g.id)
             self.list.addItem(item)
         days = f"{self.inbox.retention_days:g}"
         self.info.setText(
-            f"{len(groups)} unknown face group(s). Faces are kept for {days} days, then erased. Name a group to enrol "
-            "its best samples, add it to someone enrolled, or dismiss it (erased at once)."
+            f"{len(groups)} unknown face group(s). Faces are kept for {days} days, then erased. Confirm who a group "
+            "looks like, name it to enrol its best samples, add it to someone enrolled, or dismiss it (erased at once)."
             if groups else f"No unknown faces. Faces the live view cannot name are collected here for {days} days.")
+        self._show_choice()
+
+    def _suggest(self, group_id: int) -> Suggestion | None:
+        try:
+            return self.inbox.suggest(group_id, self.pipeline.enrolment().match, model_id=self.pipeline.model_id)
+        except FaceappError as exc:
+            log.warning("no suggestion for unknown-faces group %s: %s", group_id, exc)
+            return None
+
+    def _show_choice(self) -> None:
+        gid = self.selected()
+        hint = self.suggestions.get(gid) if gid is not None else None
+        self.confirm_button.setEnabled(hint is not None)
+        self.confirm_button.setText(f"It's {hint.name}" if hint else "It's ...")
 
     def group_ids(self) -> list[int]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
@@ -498,7 +602,8 @@ class InboxDialog(QDialog):
         return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
 
     def name_group(self, group_id: int, name: str, *, add: bool = False, ask: Ask | None = None) -> None:
-        """Enrol a group's best samples as ``name`` (or add them to ``name``), under the enrolment rules.
+        """Enrol a group's best samples as ``name`` (or add them to ``name``), under the enrolment
+        rules; a name already enrolled is added to only once the user says so.
 
         Args:
             group_id: the group.
@@ -512,20 +617,30 @@ class InboxDialog(QDialog):
                                model_id=self.pipeline.model_id)
         self.reload()
 
+    def confirm(self, group_id: int, ask: Ask | None = None) -> None:
+        """One click: the group is the enrolled person it looks like; add its best samples to them."""
+        hint = self.suggestions.get(group_id)
+        if hint is None:
+            raise FaceappError("this group looks like no one enrolled; name it instead")
+        self.name_group(group_id, hint.name, add=True, ask=ask)
+
+    def confirm_selected(self) -> None:
+        gid = self.selected()
+        if gid is not None:
+            self._guarded(self.confirm, gid)
+
     def dismiss(self, group_id: int) -> None:
         self.inbox.dismiss(group_id)
         self.reload()
 
     def _guarded(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        try:
-            fn(*args, **kw)
-        except FaceappError as exc:
-            error_box(self, exc)
+        guarded(self, fn, *args, **kw)
 
     def name_dialog(self) -> None:
         gid = self.selected()
         if gid is not None:
-            name, ok = QInputDialog.getText(self, "Name this person", "Name:")
+            hint = self.suggestions.get(gid)
+            name, ok = QInputDialog.getText(self, "Name this person", "Name:", text=hint.name if hint else "")
             if ok and name.strip():
                 self._guarded(self.name_group, gid, name)
 
@@ -533,7 +648,9 @@ class InboxDialog(QDialog):
         gid = self.selected()
         people = [p.name for p in self.pipeline.gallery.list_persons()]
         if gid is not None and people:
-            name, ok = QInputDialog.getItem(self, "Add to person", "These faces are:", people, 0, False)
+            hint = self.suggestions.get(gid)
+            first = people.index(hint.name) if hint and hint.name in people else 0
+            name, ok = QInputDialog.getItem(self, "Add to person", "These faces are:", people, first, False)
             if ok:
                 self._guarded(self.name_group, gid, name, add=True)
 
@@ -579,12 +696,7 @@ class CandidatesDialog(QDialog):
         for c in m.candidates:
             row = QHBoxLayout()
             icon = QLabel()
-            try:
-                samples = pipeline.gallery.samples(c.name)
-                data = next((s.crop for s in samples if s.crop), None)
-            except FaceappError:
-                data = None
-            icon.setPixmap(thumb_icon(data).pixmap(56, 56))
+            icon.setPixmap(thumb_icon(first_crop(pipeline, c.name)).pixmap(56, 56))
             row.addWidget(icon)
             row.addWidget(QLabel(f"{c.name}   similarity {c.similarity:.2f}"), 1)
             yes = QPushButton(f"It's {c.name}")
@@ -600,17 +712,12 @@ class CandidatesDialog(QDialog):
         lay.addWidget(close)
 
     def _guarded(self, fn: Callable[[str], None], name: str) -> None:
-        try:
-            fn(name)
-        except FaceappError as exc:
-            error_box(self, exc)
-            return
-        self.accept()
+        if guarded(self, fn, name):
+            self.accept()
 
     def confirm(self, name: str) -> None:
         """Add this face as a sample of ``name`` (the user's explicit choice among the candidates)."""
-        sample = EnrolSample.from_face(embedded(self.pipeline, self.face_result.face), self.provenance)
-        self.pipeline.enrolment().enrol(name, [sample], add=True, despite_match=True)
+        confirm_face(self.pipeline, self.face_result.face, name, self.provenance)
 
     def reject_person(self, name: str) -> None:
         """Record that this face is not ``name`` (a negative sample)."""
@@ -632,6 +739,100 @@ def embedded(pipeline: Pipeline, face: Face) -> Face:
     return dataclasses.replace(face, embedding=pipeline.embedder.embed(face.crop[None])[0])
 
 
+def confirm_face(pipeline: Pipeline, face: Face, name: str, provenance: Provenance) -> EnrolmentResult:
+    """"It's X", the user's explicit choice: add the face as a sample of ``name``, who is enrolled."""
+    sample = EnrolSample.from_face(embedded(pipeline, face), provenance)
+    return pipeline.enrolment().enrol(name, [sample], add=True, despite_match=True)
+
+
 def reject_face(pipeline: Pipeline, face: Face, name: str) -> None:
     """"Not X": keep the face as a negative sample of ``name``."""
     pipeline.reject(name, embedded(pipeline, face))
+
+
+class RecentDialog(QDialog):
+    """The live view's last decisions (face, answer, similarity, time): "Yes, X" adds the face
+    as a sample of X (only when the user clicks it), "Not X" keeps it as a negative sample.
+
+    Args:
+        pipeline: the gallery the answers came from.
+        recent: the live view's recent recognitions.
+    """
+
+    def __init__(self, pipeline: Pipeline, recent: RecentRecognitions, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Recent recognitions")
+        self.resize(640, 520)
+        self.pipeline, self.recent, self.info = pipeline, recent, wrapped_label()
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Face", "Answer", "When", ""])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(56, 56))
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.reload)
+        tile_dialog_layout(self, self.info, self.table, [refresh])
+        self.buttons: dict[int, tuple[QPushButton, QPushButton]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        entries = self.recent.entries()
+        self.buttons = {}
+        self.table.setRowCount(len(entries))
+        for r, e in enumerate(entries):
+            face = QTableWidgetItem(QIcon(to_pixmap(np.ascontiguousarray(e.face.crop))), "")
+            self.table.setItem(r, 0, face)
+            self.table.setItem(r, 1, QTableWidgetItem(answer_text(e)))
+            self.table.setItem(r, 2, QTableWidgetItem(dt.datetime.fromtimestamp(e.time).strftime("%H:%M:%S")))
+            self.table.setRowHeight(r, 62)
+            if e.decision is Decision.MATCH and e.person:
+                cell = QWidget()
+                row = QHBoxLayout(cell)
+                row.setContentsMargins(2, 2, 2, 2)
+                yes, no = QPushButton(f"Yes, {e.person}"), QPushButton(f"Not {e.person}")
+                yes.setToolTip(f"Add this face as a sample of {e.person}")
+                no.setToolTip(f"Keep this face as 'not {e.person}', so it is not named {e.person} again")
+                yes.clicked.connect(lambda _=False, i=e.id: guarded(self, self.confirm, i))
+                no.clicked.connect(lambda _=False, i=e.id: guarded(self, self.correct, i))
+                row.addWidget(yes)
+                row.addWidget(no)
+                self.table.setCellWidget(r, 3, cell)
+                self.buttons[e.id] = (yes, no)
+        self.table.resizeColumnsToContents()
+        self.info.setText(
+            f"The live view's last {len(entries)} answer(s), newest first. Confirm a right answer to add that face "
+            "as a sample, or correct a wrong one so the face is not named that way again." if entries else
+            "No recognitions yet: the answers of the live view are listed here while the app runs.")
+
+    def entry(self, entry_id: int) -> Recognition:
+        found = next((e for e in self.recent.entries() if e.id == entry_id), None)
+        if found is None or found.person is None:
+            raise FaceappError("that recognition is no longer listed; refresh")
+        return found
+
+    def confirm(self, entry_id: int) -> EnrolmentResult:
+        """"Yes, X": add the face as a sample of X, the user's choice."""
+        e = self.entry(entry_id)
+        assert e.person is not None
+        done = confirm_face(self.pipeline, e.face, e.person, Provenance(SourceKind.LIVE, e.source, "recognition confirmed"))
+        self.recent.remove(entry_id)
+        self.reload()
+        return done
+
+    def correct(self, entry_id: int) -> None:
+        """"Not X": keep the face as a negative sample of X."""
+        e = self.entry(entry_id)
+        assert e.person is not None
+        reject_face(self.pipeline, e.face, e.person)
+        self.recent.remove(entry_id)
+        self.reload()
+
+
+def answer_text(e: Recognition) -> str:
+    """A recognition in words: "Obama 0.72", "Unknown (closest: Ann 0.31)"."""
+    sim = "" if e.similarity is None else f" {e.similarity:.2f}"
+    if e.decision is Decision.MATCH and e.person:
+        return f"{e.person}{sim}"
+    word = {Decision.AMBIGUOUS: "Too close to tell", Decision.UNCERTAIN: "Not sure"}.get(e.decision, "Unknown")
+    return f"{word} (closest: {e.candidate}{sim})" if e.candidate else word

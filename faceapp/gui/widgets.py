@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QDialog, QMessageBox, QSizePolicy, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QSizePolicy, QWidget
 
 from faceapp.errors import FaceappError
 from faceapp.gui.messages import for_gui
@@ -50,6 +50,23 @@ def show_released(dlg: D) -> D:
 def error_box(parent: QWidget | None, exc: BaseException | str) -> None:
     """A warning with the error in the app's words."""
     QMessageBox.warning(parent, "faceapp", for_gui(exc))
+
+
+def guarded(parent: QWidget | None, fn: Callable[..., object], *args: object, **kw: object) -> bool:
+    """Run ``fn``; a :class:`~faceapp.errors.FaceappError` is shown in a warning. Returns whether it succeeded."""
+    try:
+        fn(*args, **kw)
+    except FaceappError as exc:
+        error_box(parent, exc)
+        return False
+    return True
+
+
+def wrapped_label(text: str = "") -> QLabel:
+    """A label whose text wraps."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def thumb_icon(data: bytes | None) -> QIcon:

@@ -8,7 +8,10 @@ than the retention period are erased the same way.
 
 Grouping is online clustering by embedding: a new face joins the group whose mean
 embedding is most similar to it when that similarity clears ``join_threshold`` (the
-caller passes the model's match threshold), else it starts a new group. Each group keeps
+caller passes the model's same-person threshold), else it starts a new group. Groups
+follow the live view's tracks: the faces of one track join one group, a track that
+bridges two groups merges them, and so does a group whose mean comes as close to another's
+as a joining face must; a track the live view names takes its faces back out. Each group keeps
 at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.enrol.sample_score`, and a
 face nearly identical to the group's newest sample within ``min_interval`` seconds is not
 stored again (a live view sees the same face many times a second).
@@ -39,7 +42,7 @@ from faceapp.gallery.sqlite_store import open_private_db, truncate_wal
 from faceapp.private import FILE_MODE, POSIX, make_private_dir
 from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, as_quality, assess_sample, sample_score
 from faceapp.recognise.track import TrackResult
-from faceapp.types import Decision, FaceResult
+from faceapp.types import Decision, FaceResult, Match
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,19 @@ class InboxGroup:
     thumbnail: bytes | None
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    """The enrolled person a group looks most like.
+
+    Attributes:
+        name: their name.
+        similarity: the similarity of the group's mean face to them.
+    """
+
+    name: str
+    similarity: float
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float32).reshape(-1)
     n = float(np.linalg.norm(v))
@@ -143,6 +159,9 @@ class UnknownInbox:
         self.min_interval = float(min_interval)
         self._lock = threading.Lock()
         self._last_purge = 0.0
+        self._track_groups: dict[int, int] = {}  # live track -> the group its faces joined
+        self._track_faces: dict[int, list[int]] = {}  # live track -> the faces it added
+        self._named_tracks: set[int] = set()  # tracks the live view named: never added again
         try:
             make_private_dir(self.path.parent)
             if POSIX and self.path.exists():
@@ -184,11 +203,14 @@ class UnknownInbox:
     # ------------------------------------------------------------------ adding
 
     def add(self, embedding: np.ndarray, *, model_id: str, thumbnail: bytes | None = None,
-            quality: Mapping[str, float] | None = None, seen_at: float | None = None) -> int | None:
+            quality: Mapping[str, float] | None = None, seen_at: float | None = None,
+            track: int | None = None) -> int | None:
         """Record one sighting of an unknown face.
 
         Low-quality faces (by :func:`faceapp.recognise.enrol.assess_sample`) are not kept: they make
-        poor templates and poor groups.
+        poor templates and poor groups. A face of a track joins the group its track's earlier
+        faces joined; when it is also like another group, the two groups are one person and are
+        merged. A track the live view has named (:meth:`forget_track`) adds nothing.
 
         Args:
             embedding: ``(D,)`` unit-length embedding.
@@ -196,10 +218,13 @@ class UnknownInbox:
             thumbnail: JPEG of the aligned crop.
             quality: the face's quality measures.
             seen_at: Unix time (default now).
+            track: the live view's track of this face (see :meth:`new_source`), or ``None``.
 
         Returns:
             The group the face joined, or ``None`` when it was not kept.
         """
+        if track is not None and track in self._named_tracks:
+            return None
         if quality is None or assess_sample(quality).low_quality:
             return None
         now = time.time() if seen_at is None else float(seen_at)
@@ -210,45 +235,127 @@ class UnknownInbox:
             return None
         score = sample_score(quality)
         with self._tx() as db:
-            best_id, best_sim, best_centroid = None, -2.0, None
-            for gid, cen in db.execute("SELECT id, centroid FROM groups"):
-                c = np.frombuffer(cen, np.float32)
-                if c.shape != emb.shape:
-                    continue
-                sim = float(np.dot(c, emb))
-                if sim > best_sim:
-                    best_id, best_sim, best_centroid = int(gid), sim, c
-            if best_id is None or best_sim < self.join_threshold:
+            sims = self._similarities(db, emb)
+            best_id, best_sim = max(sims.items(), key=lambda kv: kv[1], default=(None, -2.0))
+            tracked = self._track_groups.get(track) if track is not None else None
+            if tracked is not None and tracked not in sims:
+                tracked = None  # dismissed or expired since
+            if tracked is None and (best_id is None or best_sim < self.join_threshold):
                 gid = int(db.execute("INSERT INTO groups (centroid, first_seen, last_seen, sightings) VALUES (?, ?, ?, 1)",
                                      (emb.tobytes(), now, now)).lastrowid or 0)
-                self._insert(db, gid, emb, model_id, thumbnail, quality, score, now)
+                self._remember(track, gid, self._insert(db, gid, emb, model_id, thumbnail, quality, score, now))
                 return gid
-            gid = best_id
+            gid = tracked if tracked is not None else int(best_id)  # type: ignore[arg-type]
             db.execute("UPDATE groups SET last_seen = MAX(last_seen, ?), sightings = sightings + 1 WHERE id = ?", (now, gid))
             last = db.execute("SELECT embedding, seen_at FROM faces WHERE group_id = ? ORDER BY seen_at DESC LIMIT 1",
                               (gid,)).fetchone()
             if last is not None and now - float(last[1]) < self.min_interval \
                     and float(np.dot(np.frombuffer(last[0], np.float32), emb)) > 0.9:
+                self._remember(track, gid, None)
                 return gid  # the same view of the same face again
             rows = db.execute("SELECT id, score FROM faces WHERE group_id = ? ORDER BY score ASC", (gid,)).fetchall()
             if len(rows) >= self.max_per_group:
                 if score <= float(rows[0][1]):
-                    return gid
+                    self._remember(track, gid, None)
+                    return self._join_close(db, gid)
                 db.execute("DELETE FROM faces WHERE id = ?", (int(rows[0][0]),))
-            self._insert(db, gid, emb, model_id, thumbnail, quality, score, now)
-            n = len(rows) + (0 if len(rows) >= self.max_per_group else 1)
-            assert best_centroid is not None
-            centroid = _unit(best_centroid * (n - 1) + emb)
-            db.execute("UPDATE groups SET centroid = ? WHERE id = ?", (centroid.tobytes(), gid))
-            return gid
+            self._remember(track, gid, self._insert(db, gid, emb, model_id, thumbnail, quality, score, now))
+            self._update_centroid(db, gid)
+            return self._join_close(db, gid)
+
+    def _remember(self, track: int | None, gid: int, face_id: int | None) -> None:
+        if track is None:
+            return
+        self._track_groups[track] = gid
+        if face_id is not None:
+            self._track_faces.setdefault(track, []).append(face_id)
+
+    @staticmethod
+    def _similarities(db: sqlite3.Connection, emb: np.ndarray, skip: int | None = None) -> dict[int, float]:
+        """``{group id: similarity of its mean to emb}`` for the groups of the same dimension."""
+        out = {}
+        for gid, cen in db.execute("SELECT id, centroid FROM groups"):
+            c = np.frombuffer(cen, np.float32)
+            if c.shape == emb.shape and int(gid) != skip:
+                out[int(gid)] = float(np.dot(c, emb))
+        return out
+
+    @staticmethod
+    def _update_centroid(db: sqlite3.Connection, gid: int) -> np.ndarray | None:
+        """Recompute a group's mean from its stored faces; ``None`` when it has none (it is deleted)."""
+        embs = [np.frombuffer(e, np.float32) for (e,) in db.execute("SELECT embedding FROM faces WHERE group_id = ?",
+                                                                   (gid,))]
+        if not embs:
+            db.execute("DELETE FROM groups WHERE id = ?", (gid,))
+            return None
+        centroid = _unit(np.mean(np.stack(embs), axis=0))
+        db.execute("UPDATE groups SET centroid = ? WHERE id = ?", (centroid.tobytes(), gid))
+        return centroid
+
+    def _join_close(self, db: sqlite3.Connection, gid: int) -> int:
+        """Merge into group ``gid`` every group whose mean is as like its mean as a face that
+        joins it (one person, one group); returns ``gid``."""
+        while True:
+            row = db.execute("SELECT centroid FROM groups WHERE id = ?", (gid,)).fetchone()
+            if row is None:
+                return gid
+            sims = self._similarities(db, np.frombuffer(row[0], np.float32), skip=gid)
+            close = [g for g, sim in sims.items() if sim >= self.join_threshold]
+            if not close:
+                return gid
+            for other in close:
+                self._merge_into(db, gid, other)
+            self._update_centroid(db, gid)
+
+    def _merge_into(self, db: sqlite3.Connection, gid: int, other: int) -> None:
+        """Move group ``other``'s faces and sightings into ``gid``, keeping the best ``max_per_group``."""
+        a = db.execute("SELECT first_seen, last_seen, sightings FROM groups WHERE id = ?", (other,)).fetchone()
+        db.execute("UPDATE faces SET group_id = ? WHERE group_id = ?", (gid, other))
+        db.execute("UPDATE groups SET first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?), "
+                   "sightings = sightings + ? WHERE id = ?", (a[0], a[1], a[2], gid))
+        db.execute("DELETE FROM groups WHERE id = ?", (other,))
+        extra = db.execute("SELECT id FROM faces WHERE group_id = ? ORDER BY score DESC, id LIMIT -1 OFFSET ?",
+                           (gid, self.max_per_group)).fetchall()
+        db.executemany("DELETE FROM faces WHERE id = ?", extra)
+        for track, g in self._track_groups.items():
+            if g == other:
+                self._track_groups[track] = gid
+
+    def new_source(self) -> None:
+        """The live view's tracks start again (a new source or a new tracker): forget their ids."""
+        with self._lock:
+            self._track_groups.clear()
+            self._track_faces.clear()
+            self._named_tracks.clear()
+
+    def forget_track(self, track: int) -> int:
+        """The live view named track ``track``: erase the faces it added, and add none of it again.
+
+        Returns:
+            How many stored faces were erased.
+        """
+        with self._lock:
+            self._named_tracks.add(track)
+            faces = self._track_faces.pop(track, [])
+            self._track_groups.pop(track, None)
+        if not faces:
+            return 0
+        with self._tx() as db:
+            groups = {int(g) for (g,) in db.execute(
+                f"SELECT DISTINCT group_id FROM faces WHERE id IN ({','.join('?' * len(faces))})", faces)}
+            n = db.executemany("DELETE FROM faces WHERE id = ?", [(f,) for f in faces]).rowcount
+            for gid in groups:
+                self._update_centroid(db, gid)
+        self._erase_log()
+        return int(n)
 
     @staticmethod
     def _insert(db: sqlite3.Connection, gid: int, emb: np.ndarray, model_id: str, thumbnail: bytes | None,
-                quality: Mapping[str, float] | None, score: float, now: float) -> None:
-        db.execute(
+                quality: Mapping[str, float] | None, score: float, now: float) -> int:
+        return int(db.execute(
             "INSERT INTO faces (group_id, embedding, model_id, thumbnail, quality, score, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (gid, emb.tobytes(), model_id, thumbnail, json.dumps(dict(quality)) if quality else None, score, now),
-        )
+        ).lastrowid or 0)
 
     # ------------------------------------------------------------------ reading
 
@@ -288,6 +395,31 @@ class UnknownInbox:
             raise GalleryError("this group's faces were made by another model; dismiss it")
         return [EnrolSample(f.embedding, Provenance.inbox(group_id, k + 1), as_quality(f.quality), f.thumbnail)
                 for k, f in enumerate(faces)]
+
+    def suggest(self, group_id: int, match: Callable[[np.ndarray], Sequence[Match]], *,
+                model_id: str) -> Suggestion | None:
+        """Who enrolled the group looks most like ("looks like X"), by its mean face.
+
+        Args:
+            group_id: the group.
+            match: ``(N, D)`` embeddings -> a decision with candidates per row, against the
+                gallery (the enrolment use case's ``match``).
+            model_id: the embedder in use; faces made by another model are not used.
+
+        Returns:
+            The closest enrolled person with the similarity, or ``None`` when no one is close
+            or no face of the group was made by this model.
+
+        Raises:
+            GalleryError: the group is gone.
+        """
+        embs = [f.embedding for f in self.faces(group_id) if f.model_id == model_id]
+        if not embs:
+            return None
+        (m,) = match(_unit(np.mean(np.stack(embs), axis=0))[None])
+        if not m.candidates:
+            return None
+        return Suggestion(m.candidates[0].name, float(m.candidates[0].similarity))
 
     def enrol_group(self, group_id: int, enrol: Callable[[list[EnrolSample]], EnrolmentResult | None], *,
                     model_id: str, best: int = 5) -> EnrolmentResult | None:
@@ -358,7 +490,9 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult
 
     Only ``unknown`` faces with an embedding go in (a tracked face only once its track
     has settled on unknown, and on the frames it was embedded): an uncertain or ambiguous
-    face is close to someone enrolled and is better corrected from the live view.
+    face is close to someone enrolled and is better corrected from the live view. A track
+    the live view names (its shown or newest decision is a match) is taken out of the inbox
+    with every face it added, and adds none again; the faces of one track join one group.
 
     Args:
         inbox: the inbox.
@@ -373,10 +507,15 @@ def add_unknowns(inbox: UnknownInbox, results: Sequence[FaceResult | TrackResult
 
     groups = []
     for fr in results:
-        if fr.match is None or fr.match.decision is not Decision.UNKNOWN or fr.face.embedding is None:
+        track = fr.track_id if isinstance(fr, TrackResult) else None
+        decisions = [m for m in (fr.match, fr.latest if isinstance(fr, TrackResult) else None) if m is not None]
+        if track is not None and any(m.decision is Decision.MATCH for m in decisions):
+            inbox.forget_track(track)
+            continue
+        if fr.match is None or any(m.decision is not Decision.UNKNOWN for m in decisions) or fr.face.embedding is None:
             continue
         gid = inbox.add(fr.face.embedding, model_id=model_id, thumbnail=encode_crop(fr.face.crop),
-                        quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at)
+                        quality=dataclasses.asdict(fr.face.quality), seen_at=seen_at, track=track)
         if gid is not None:
             groups.append(gid)
     return groups
