@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchError, UnknownPersonError
+from faceapp.gallery import crypto as seal
 from faceapp.gallery import integrity
+from faceapp.gallery.crypto import GalleryCrypto, TamperedError
 from faceapp.gallery.store import (
     Changes,
     Erased,
@@ -36,8 +39,14 @@ from faceapp.gallery.store import (
     unknown_person,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from faceapp.gallery.keys import KeyStore
+
 Row = tuple[Any, ...]
 
+SEAL_BYTES = seal.NONCE + 16  # what sealing adds to a value: its nonce and its tag
 # Template id -> (person id, name), for ids appended by :meth:`Dialect.id_chunks`.
 OWNERS_SQL = "SELECT t.id, p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id WHERE "
 
@@ -67,6 +76,9 @@ class Dialect(Protocol):
         state_sql: one row ``(gallery_id, generation, model_id, dim)``.
         set_model_sql: sets the searched model id (one parameter).
         set_dim_sql: sets the embedding size (one parameter).
+        key_check_sql: one row with the check value of the gallery key (``NULL``: not encrypted).
+        set_key_check_sql: sets it (one parameter).
+        claim_key_check_sql: sets it when not set yet, outside a transaction (one parameter; returns rows).
     """
 
     location: str
@@ -76,6 +88,9 @@ class Dialect(Protocol):
     state_sql: str
     set_model_sql: str
     set_dim_sql: str
+    key_check_sql: str
+    set_key_check_sql: str
+    claim_key_check_sql: str
 
     def fold(self, expr: str) -> str:
         """``expr`` in the form that compares and sorts names case-insensitively."""
@@ -134,6 +149,152 @@ class SQLStore:
         self.location = dialect.location
         self.read_only = dialect.read_only
         self._changes = changes
+        self.crypto: GalleryCrypto | None = None
+        self._wrapped: dict[int, bytes] = {}  # person id -> wrapped data key, as last read
+        self._sealed: set[int] = set()  # people whose data key is open in ``crypto``
+
+    # ------------------------------------------------------------------ encryption
+
+    def unlock(self, keys: KeyStore | None = None, progress: Callable[[int, int], None] | None = None) -> int:
+        """Open the gallery's key; a gallery not yet encrypted is given a key and encrypted.
+
+        A new gallery gets a new random key (kept by ``keys``, never in the gallery). An
+        existing one written before encryption is encrypted person by person, each in its
+        own transaction (all or nothing per person; an interrupted run resumes where it
+        stopped). A read-only one that is not encrypted is read as it is.
+
+        Args:
+            keys: where this device keeps gallery keys (default: the keyring or the user's config folder).
+            progress: called with ``(people done, people to encrypt)``.
+
+        Returns:
+            How many people were encrypted now.
+
+        Raises:
+            KeyMissingError: the gallery is encrypted and this device has no key for it.
+            WrongKeyError: the key this device holds (or the passphrase) is not the gallery's.
+        """
+        from faceapp.gallery.keys import KeyStore
+
+        keys = keys if keys is not None else KeyStore()
+        gid = self.state().gallery_id
+        stored = self._query(self.dialect.key_check_sql)[0][0]
+        if stored is None:
+            if self.read_only:
+                return 0
+            kf = keys.read(gid)
+            key = keys.load(gid, self.location) if kf is not None else keys.create(gid)
+            crypto = GalleryCrypto(key, gid, self.location)
+            # Claimed in one statement, outside a write transaction (a new gallery stays at
+            # generation 0); of two devices claiming at once, the other one's key is kept.
+            self._query(self.dialect.claim_key_check_sql, (crypto.check_value,))
+            stored = self._query(self.dialect.key_check_sql)[0][0]
+        else:
+            crypto = GalleryCrypto(keys.load(gid, self.location), gid, self.location)
+        crypto.verify(str(stored))
+        self.crypto = crypto
+        return self.encrypt_existing(progress)
+
+    def encryption(self) -> dict[str, Any]:
+        """Whether the gallery is encrypted, and how many people are not yet."""
+        [(plain,)] = self._query("SELECT COUNT(*) FROM persons WHERE data_key IS NULL")
+        return {"encrypted": self.crypto is not None and not int(plain), "key": self.crypto is not None,
+                "people_not_encrypted": int(plain)}
+
+    def encrypt_existing(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Encrypt every person not yet encrypted, each in one transaction; how many were."""
+        if self.crypto is None or self.read_only:
+            return 0
+        crypto = self.crypto
+        todo = [int(p) for (p,) in self._query("SELECT id FROM persons WHERE data_key IS NULL ORDER BY id")]
+        for done, pid in enumerate(todo, 1):
+            try:
+                with self._transaction() as tx:
+                    if tx.rows("SELECT 1 FROM persons WHERE id = ? AND data_key IS NULL", (pid,)):
+                        wrapped = crypto.new_data_key(pid)
+                        for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
+                                                       ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
+                            rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (pid,))
+                            sealed = [(crypto.seal(pid, kind, int(r), _blob(e)),
+                                       crypto.seal(pid, crop_kind, int(r), None if c is None else _blob(c)), int(r))
+                                      for r, e, c in rows]
+                            tx.many(f"UPDATE {table} SET embedding = ?, crop = ?, checksum = ? WHERE id = ?",
+                                    [(e, c, integrity.checksum(r, e), r) for e, c, r in sealed if e is not None])
+                        tx.run("UPDATE persons SET data_key = ? WHERE id = ?", (wrapped, pid))
+            except BaseException:
+                crypto.forget(pid)
+                raise
+            self._wrapped.pop(pid, None)
+            self._sealed.discard(pid)
+            crypto.forget(pid)
+            if progress is not None:
+                progress(done, len(todo))
+        if todo:
+            self.dialect.erased()  # no page image of the plaintext stays in the write-ahead log
+        return len(todo)
+
+    def rekey(self, keys: KeyStore | None = None) -> str:
+        """Give the gallery a new key: every person's data key is wrapped again; returns where it is kept.
+
+        The old key no longer opens the gallery; other devices need the new one (export it).
+        """
+        from faceapp.gallery.keys import KeyStore
+
+        keys = keys if keys is not None else KeyStore()
+        if self.crypto is None:
+            self.unlock(keys)
+        old = self.crypto
+        assert old is not None
+        key = secrets.token_bytes(seal.KEY_BYTES)
+        new = GalleryCrypto(key, old.gallery_id, self.location)
+        with self._transaction() as tx:
+            rows = tx.rows("SELECT id, data_key FROM persons WHERE data_key IS NOT NULL")
+            tx.many("UPDATE persons SET data_key = ? WHERE id = ?",
+                    [(old.rewrap(int(p), _blob(w), new), int(p)) for p, w in rows])
+            tx.run(self.dialect.set_key_check_sql, (new.check_value,))
+            where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
+        self.dialect.erased()
+        self.crypto, self._wrapped, self._sealed = new, {}, set()
+        return where
+
+    def _open_keys(self, pids: Any, tx: Tx | None = None) -> None:
+        """Open the data keys of the encrypted people among ``pids`` (read from ``tx`` when given)."""
+        if self.crypto is None:
+            return
+        want = {int(p) for p in pids} - self._sealed
+        if not want:
+            return
+        if tx is not None or not want <= self._wrapped.keys():
+            rows = (tx.rows if tx is not None else self._query)(
+                "SELECT id, data_key FROM persons WHERE data_key IS NOT NULL")
+            self._wrapped.update({int(p): _blob(w) for p, w in rows})
+        for pid in want & self._wrapped.keys():
+            self.crypto.person(pid, self._wrapped[pid])
+            self._sealed.add(pid)
+
+    def _seal(self, pid: int, kind: str, row_id: int, data: bytes | None) -> bytes | None:
+        if self.crypto is None or int(pid) not in self._sealed:
+            return data
+        return self.crypto.seal(pid, kind, row_id, data)
+
+    def _open(self, pid: int, kind: str, row_id: int, blob: Any) -> bytes | None:
+        """A stored value in the clear (raises :class:`TamperedError` when it fails authentication)."""
+        if blob is None:
+            return None
+        if self.crypto is None or int(pid) not in self._sealed:
+            return _blob(blob)
+        return self.crypto.open(pid, kind, row_id, _blob(blob))
+
+    def _vector(self, pid: int, kind: str, row_id: int, blob: Any, crc: int | None,
+                dim: int | None) -> tuple[bytes | None, bool]:
+        """``(vector bytes or None when damaged, whether it failed authentication)``."""
+        try:
+            data = self._open(pid, kind, row_id, blob)
+        except TamperedError:
+            return None, True
+        assert data is not None
+        sealed = self.crypto is not None and int(pid) in self._sealed
+        return (data if integrity.intact(int(row_id), data, None if sealed else crc, dim) else None), False
 
     # ------------------------------------------------------------------ plumbing
 
@@ -236,14 +397,23 @@ class SQLStore:
                 if not create:
                     raise unknown_person(clean)
                 pid = new_row_id()
-                tx.run("INSERT INTO persons (id, name, created_at) VALUES (?, ?, ?)", (pid, clean, now))
+                wrapped = self.crypto.new_data_key(pid) if self.crypto is not None else None
+                tx.run("INSERT INTO persons (id, name, created_at, data_key) VALUES (?, ?, ?, ?)",
+                       (pid, clean, now, wrapped))
+                if wrapped is not None:
+                    self._wrapped[pid] = wrapped
+                    self._sealed.add(pid)
+            else:
+                self._open_keys([pid], tx)
             ids = [new_row_id() for _ in range(len(emb))]
+            blobs = [self._seal(pid, seal.TEMPLATE, ids[i], emb[i].tobytes()) or b"" for i in range(len(emb))]
             tx.many(
                 "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, checksum) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ids[i], pid, emb[i].tobytes(), now, sources[i],
-                  json.dumps(qualities[i]) if qualities[i] else None, crops[i], model_id,
-                  integrity.checksum(ids[i], emb[i].tobytes())) for i in range(len(emb))],
+                [(ids[i], pid, blobs[i], now, sources[i],
+                  json.dumps(qualities[i]) if qualities[i] else None,
+                  self._seal(pid, seal.TEMPLATE_CROP, ids[i], crops[i]), model_id,
+                  integrity.checksum(ids[i], blobs[i])) for i in range(len(emb))],
             )
             self._log(tx, "add", [(t, model_id) for t in ids])
             tx.run(self.dialect.set_model_sql, (model_id,))
@@ -268,9 +438,18 @@ class SQLStore:
             if src == dst:
                 raise GalleryError("cannot merge a person with themselves")
             self._log_owner(tx, src)
-            tx.run("UPDATE templates SET person_id = ? WHERE person_id = ?", (dst, src))
-            tx.run("UPDATE negatives SET person_id = ? WHERE person_id = ?", (dst, src))
-            tx.run("DELETE FROM persons WHERE id = ?", (src,))
+            self._open_keys([src, dst], tx)
+            for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
+                                           ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
+                rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (src,))
+                moved = []
+                for rid, blob, crop in rows:  # opened with the source's key, sealed with the target's
+                    e = self._seal(dst, kind, int(rid), self._open(src, kind, int(rid), blob)) or b""
+                    c = self._seal(dst, crop_kind, int(rid), self._open(src, crop_kind, int(rid), crop))
+                    moved.append((dst, e, c, integrity.checksum(int(rid), e), int(rid)))
+                tx.many(f"UPDATE {table} SET person_id = ?, embedding = ?, crop = ?, checksum = ? WHERE id = ?", moved)
+            tx.run("DELETE FROM persons WHERE id = ?", (src,))  # and with it the source's data key
+        self._shredded(src)
         self.dialect.erased()  # the old name row is gone too
         return self.get_person(target)
 
@@ -291,8 +470,16 @@ class SQLStore:
             pid = self._person_id(tx, name)
             n, c = self._erase(tx, "person_id = ?", (pid,))
             neg, negc = self._erase_negatives(tx, "person_id = ?", (pid,))
-            tx.run("DELETE FROM persons WHERE id = ?", (pid,))  # and, by cascade, their events
+            tx.run("DELETE FROM persons WHERE id = ?", (pid,))  # their data key and, by cascade, their events
+        self._shredded(pid)
         return Erased(templates=n, crops=c + negc, negatives=neg, log_cleared=self.dialect.erased())
+
+    def _shredded(self, pid: int) -> None:
+        """Forget a removed person's data key in memory too."""
+        self._wrapped.pop(int(pid), None)
+        self._sealed.discard(int(pid))
+        if self.crypto is not None:
+            self.crypto.forget(pid)
 
     def remove_template(self, template_id: int) -> Erased:
         with self._transaction() as tx:
@@ -307,16 +494,18 @@ class SQLStore:
             "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? "
             "ORDER BY created_at, id", (pid,)
         )
-        return [Sample(int(i), None if c is None else _blob(c), json.loads(q) if q else None, s, float(t), m)
-                for i, c, q, s, t, m in rows]
+        self._open_keys([pid])
+        return [Sample(int(i), self._open(pid, seal.TEMPLATE_CROP, int(i), c), json.loads(q) if q else None, s,
+                       float(t), m) for i, c, q, s, t, m in rows]
 
     def crops(self) -> Iterator[tuple[str, int, bytes]]:
         rows = self._query(
-            "SELECT p.name, t.id, t.crop FROM templates t JOIN persons p ON p.id = t.person_id "
+            "SELECT p.name, t.id, t.crop, t.person_id FROM templates t JOIN persons p ON p.id = t.person_id "
             "WHERE t.crop IS NOT NULL ORDER BY p.name, t.id"
         )
-        for name, tid, crop in rows:
-            yield name, int(tid), _blob(crop)
+        self._open_keys({r[3] for r in rows})
+        for name, tid, crop, pid in rows:
+            yield name, int(tid), self._open(pid, seal.TEMPLATE_CROP, int(tid), crop) or b""
 
     # ------------------------------------------------------------------ negatives
 
@@ -330,24 +519,32 @@ class SQLStore:
                     f"gallery {self.location} holds templates made by another embedder; run `faceapp-cli reembed` first"
                 )
             nid = new_row_id()
+            self._open_keys([pid], tx)
+            blob = self._seal(pid, seal.NEGATIVE, nid, emb.tobytes()) or b""
             tx.run("INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, checksum) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (nid, pid, emb.tobytes(), model_id, crop, time.time(), integrity.checksum(nid, emb.tobytes())))
+                   (nid, pid, blob, model_id, self._seal(pid, seal.NEGATIVE_CROP, nid, crop), time.time(),
+                    integrity.checksum(nid, blob)))
             return nid
 
     def negatives(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Person ids and vectors of the intact negative samples of ``model_id`` (damaged ones are left out)."""
         rows = self._query("SELECT id, person_id, embedding, checksum FROM negatives WHERE model_id = ? ORDER BY id",
                            (model_id,))
-        rows = [r for r in rows if integrity.intact(int(r[0]), _blob(r[2]), r[3], None)]
-        if not rows:
+        self._open_keys({r[1] for r in rows})
+        kept = [(int(p), v) for r, p, b, c in rows
+                if (v := self._vector(p, seal.NEGATIVE, r, b, c, None)[0]) is not None]
+        if not kept:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        pids = np.array([int(r[1]) for r in rows], np.int64)
-        return pids, np.stack([np.frombuffer(_blob(r[2]), np.float32) for r in rows])
+        pids = np.array([p for p, _ in kept], np.int64)
+        return pids, np.stack([np.frombuffer(v, np.float32) for _, v in kept])
 
     def negative_samples(self, model_id: str) -> list[tuple[int, np.ndarray, bytes | None]]:
-        rows = self._query("SELECT person_id, embedding, crop FROM negatives WHERE model_id = ? ORDER BY id", (model_id,))
-        return [(int(p), np.frombuffer(e, np.float32), None if c is None else _blob(c)) for p, e, c in rows]
+        rows = self._query("SELECT id, person_id, embedding, crop FROM negatives WHERE model_id = ? ORDER BY id",
+                           (model_id,))
+        self._open_keys({r[1] for r in rows})
+        return [(int(p), np.frombuffer(self._open(p, seal.NEGATIVE, r, e) or b"", np.float32),
+                 self._open(p, seal.NEGATIVE_CROP, r, c)) for r, p, e, c in rows]
 
     # ------------------------------------------------------------------ what an index is built from
 
@@ -365,28 +562,42 @@ class SQLStore:
         return None
 
     def checked_embeddings(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """The stored vectors of templates ``ids`` and, per row, whether it is intact (its
-        checksum, size, finite unit length: :func:`faceapp.gallery.integrity.intact`); a
-        damaged row's vector is zeros and must not be searched."""
+        """The stored vectors of templates ``ids`` and, per row, whether it is intact (it opens
+        with its person's key, or has its checksum; size, finite unit length:
+        :func:`faceapp.gallery.integrity.intact`); a damaged row's vector is zeros and must not be searched."""
+        out, ok, _ = self._checked(ids, dim)
+        return out, ok
+
+    def _checked(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """:meth:`checked_embeddings` and how many rows failed their authentication check."""
         out = np.zeros((len(ids), dim), np.float32)
         ok = np.zeros(len(ids), bool)
+        tampered = 0
         pos = {int(t): i for i, t in enumerate(ids)}
         for cond, params in self.dialect.id_chunks("id", [int(x) for x in ids]):
-            sql = f"SELECT id, embedding, checksum FROM templates WHERE {cond}"
-            for tid, blob, crc in self.dialect.rows(sql, params, binary=True):
-                data = _blob(blob)
-                if integrity.intact(int(tid), data, crc, dim):
+            sql = f"SELECT id, person_id, embedding, checksum FROM templates WHERE {cond}"
+            rows = self.dialect.rows(sql, params, binary=True)
+            self._open_keys({r[1] for r in rows})
+            for tid, pid, blob, crc in rows:
+                data, bad = self._vector(pid, seal.TEMPLATE, tid, blob, crc, dim)
+                tampered += bad
+                if data is not None:
                     out[pos[int(tid)]] = np.frombuffer(data, np.float32)
                     ok[pos[int(tid)]] = True
-        return out, ok
+        return out, ok, tampered
 
     def embeddings(self, ids: np.ndarray, dim: int) -> np.ndarray:
         """The stored vectors of templates ``ids``.
 
         Raises:
+            TamperedError: one of them fails its authentication check.
             GalleryError: one of them is damaged (see :meth:`damaged`).
         """
-        out, ok = self.checked_embeddings(ids, dim)
+        out, ok, tampered = self._checked(ids, dim)
+        if tampered:
+            raise TamperedError(f"gallery {self.location} has {tampered} template(s) that fail their authentication "
+                                "check (changed, damaged, or copied from another row); run `faceapp-cli check` "
+                                "to list them and embed them again from their face crops")
         if not ok.all():
             raise GalleryError(f"gallery {self.location} has {int((~ok).sum())} damaged template(s); "
                                "run `faceapp-cli check` to list them and embed them again from their face crops")
@@ -396,12 +607,14 @@ class SQLStore:
         """Every stored template and negative sample that is not what was written, by person."""
         found = []
         for kind, table in (("template", "templates"), ("negative", "negatives")):
-            sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL FROM {table} t "
+            sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL, p.id FROM {table} t "
                    f"JOIN persons p ON p.id = t.person_id ORDER BY {self.dialect.fold('p.name')}, t.id")
             state = self.state()
-            for rid, name, blob, crc, model, has_crop in self.dialect.rows(sql, (), binary=True):
+            rows = self.dialect.rows(sql, (), binary=True)
+            self._open_keys({r[6] for r in rows})
+            for rid, name, blob, crc, model, has_crop, pid in rows:
                 dim = state.dim if model == state.model_id else None
-                if not integrity.intact(int(rid), _blob(blob), crc, dim):
+                if self._vector(pid, kind, rid, blob, crc, dim)[0] is None:
                     found.append(integrity.Damaged(kind, int(rid), name, model, bool(has_crop)))
         return found
 
@@ -410,11 +623,14 @@ class SQLStore:
         emb = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
         table = "templates" if kind == "template" else "negatives"
         with self._transaction() as tx:
-            model = tx.rows(f"SELECT model_id FROM {table} WHERE id = ?", (int(row_id),))
+            model = tx.rows(f"SELECT model_id, person_id FROM {table} WHERE id = ?", (int(row_id),))
             if not model:
                 return
+            pid = int(model[0][1])
+            self._open_keys([pid], tx)
+            blob = self._seal(pid, kind, int(row_id), emb.tobytes()) or b""
             tx.run(f"UPDATE {table} SET embedding = ?, checksum = ? WHERE id = ?",
-                   (emb.tobytes(), integrity.checksum(row_id, emb.tobytes()), int(row_id)))
+                   (blob, integrity.checksum(row_id, blob), int(row_id)))
             if kind == "template":  # devices that left it out of their index take it in again
                 self._log(tx, "add", [(int(row_id), model[0][0])])
 
@@ -456,31 +672,39 @@ class SQLStore:
 
     def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]:
         rows = self._query(
-            f"SELECT 'template', o.id, o.crop {self._pending('templates')} "
-            f"UNION ALL SELECT 'negative', o.id, o.crop {self._pending('negatives')} ORDER BY 2 LIMIT ?",
+            f"SELECT 'template', o.id, o.crop, o.person_id {self._pending('templates')} "
+            f"UNION ALL SELECT 'negative', o.id, o.crop, o.person_id {self._pending('negatives')} ORDER BY 2 LIMIT ?",
             (model_id, model_id, model_id, model_id, int(limit)),
         )
-        return [ReembedWork(k, int(i), _blob(c)) for k, i, c in rows]
+        self._open_keys({r[3] for r in rows})
+        return [ReembedWork(k, int(i), self._open(p, f"{k}-crop", int(i), c) or b"") for k, i, c, p in rows]
 
     def add_reembedded(self, model_id: str, rows: Sequence[tuple[ReembedWork, np.ndarray]]) -> None:
         """Store new-model rows beside the old ones; searches keep using the old model until finished."""
         with self._transaction() as tx:
             added: list[tuple[int, str | None]] = []
             for work, emb in rows:
-                blob = np.ascontiguousarray(emb, dtype=np.float32).tobytes()
+                table = "templates" if work.kind == "template" else "negatives"
+                owner = tx.rows(f"SELECT person_id FROM {table} WHERE id = ?", (work.row_id,))
+                if not owner:
+                    continue
+                pid = int(owner[0][0])
+                self._open_keys([pid], tx)
                 new = new_row_id()
+                blob = self._seal(pid, work.kind, new, np.ascontiguousarray(emb, dtype=np.float32).tobytes()) or b""
+                crop = self._seal(pid, f"{work.kind}-crop", new, work.crop)  # sealed for its new row
                 crc = integrity.checksum(new, blob)
                 if work.kind == "template":
                     tx.run(
                         "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, "
-                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, crop, ?, id, ? "
-                        "FROM templates WHERE id = ?", (new, blob, model_id, crc, work.row_id))
+                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, ?, ?, id, ? "
+                        "FROM templates WHERE id = ?", (new, blob, crop, model_id, crc, work.row_id))
                     added.append((new, model_id))
                 else:
                     tx.run(
                         "INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, derived_from, "
-                        "checksum) SELECT ?, person_id, ?, ?, crop, created_at, id, ? FROM negatives WHERE id = ?",
-                        (new, blob, model_id, crc, work.row_id))
+                        "checksum) SELECT ?, person_id, ?, ?, ?, created_at, id, ? FROM negatives WHERE id = ?",
+                        (new, blob, model_id, crop, crc, work.row_id))
             self._log(tx, "add", added)
 
     def finish_reembed(self, model_id: str) -> Erased:
@@ -491,7 +715,9 @@ class SQLStore:
         """
         other = f"model_id {self.dialect.distinct} ?"
         with self._transaction() as tx:
-            dim = tx.rows("SELECT length(embedding) / 4 FROM templates WHERE model_id = ? LIMIT 1", (model_id,))
+            dim = tx.rows(f"SELECT (length(t.embedding) - CASE WHEN p.data_key IS NULL THEN 0 ELSE {SEAL_BYTES} END) / 4 "
+                          "FROM templates t JOIN persons p ON p.id = t.person_id WHERE t.model_id = ? LIMIT 1",
+                          (model_id,))
             n, c = self._erase(tx, other, (model_id,))
             neg, _ = self._erase_negatives(tx, other, (model_id,))
             tx.run("UPDATE templates SET derived_from = NULL WHERE derived_from IS NOT NULL")
