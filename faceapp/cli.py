@@ -262,7 +262,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         e = gallery.remove(args.name)
     text = (f"removed {args.name}: erased {e.templates} template(s), {e.crops} face crop(s) and "
-            f"{e.negatives} negative sample(s) from the database and the index")
+            f"{e.negatives} negative sample(s) from the database and the index, and destroyed their data key: "
+            "copies left in backups, replicas or free disk space can no longer be decrypted (only someone who "
+            "kept both such a copy and this gallery's key could)")
     if not e.log_cleared:
         text += "; another faceapp process is reading the gallery, so its write-ahead log is cleared when it closes"
     _emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
@@ -350,6 +352,35 @@ def cmd_gallery_copy(args: argparse.Namespace) -> int:
         lines.append("not copied (no templates; enrol them again): " + ", ".join(report.skipped))
     _emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
                  "skipped": list(report.skipped), "destination": where}, lines)
+    return EXIT_OK
+
+
+def cmd_gallery_key(args: argparse.Namespace) -> int:
+    from faceapp.gallery.keys import KeyStore, ask_passphrase, export_key, import_key
+
+    keys = KeyStore()
+    if args.key_command == "import":
+        gid, where = import_key(keys, args.file, ask_passphrase(f"passphrase of {args.file}: "), replace=args.replace)
+        _emit(args, {"gallery_id": gid, "kept": where}, f"imported the key of gallery {gid}; kept in {where}")
+        return EXIT_OK
+    passphrase = ask_passphrase("passphrase to protect the exported key: ", confirm=True) if args.passphrase else None
+    if args.passphrase and passphrase is None:
+        raise FaceappError("--passphrase needs a terminal to type it in, or FACEAPP_KEY_PASSPHRASE")
+    with _gallery(args) as gallery:
+        state = gallery.store.state()
+        export_key(keys, state.gallery_id, gallery.store.location, args.file, passphrase)
+    _emit(args, {"gallery_id": state.gallery_id, "file": str(args.file), "protected": passphrase is not None},
+          f"exported the key of gallery {state.gallery_id} to {args.file}"
+          + (" (protected by the passphrase)" if passphrase else "; anyone with this file and a copy of the gallery "
+             "can read it: keep it safe, or export with --passphrase"))
+    return EXIT_OK
+
+
+def cmd_gallery_rekey(args: argparse.Namespace) -> int:
+    with _gallery(args) as gallery:
+        where = gallery.store.rekey()
+    _emit(args, {"kept": where}, f"the gallery has a new key, kept in {where}; the old key no longer opens it: "
+          "export the new one (`gallery key export FILE`) to every other device that uses the gallery")
     return EXIT_OK
 
 
@@ -478,6 +509,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
         f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']}"
         + (f", history {stats['history']})" if stats.get("history") else ")"),
+        "           encryption: " + ("on (AES-256-GCM, a data key per person" if stats["encryption"]["encrypted"] else
+                                   f"OFF for {stats['encryption']['people_not_encrypted']} people (")
+        + f"; key in {stats['encryption']['key_kept'] or 'no key on this device'})",
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
@@ -675,6 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src", type=gallery_arg, metavar="SRC", help="gallery folder or PostgreSQL address")
     c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
     c.set_defaults(func=cmd_gallery_copy)
+    k = gsub.add_parser("key", help="move the gallery's key to another device (export to a file, import it there)")
+    ksub = k.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    c = ksub.add_parser("export", help="write the gallery's key to FILE (0600)")
+    c.add_argument("file", type=Path, metavar="FILE")
+    c.add_argument("--passphrase", action="store_true", help="protect the file with a passphrase (asked for)")
+    c.set_defaults(func=cmd_gallery_key)
+    c = ksub.add_parser("import", help="keep the key in FILE on this device (asks for its passphrase if it has one)")
+    c.add_argument("file", type=Path, metavar="FILE")
+    c.add_argument("--replace", action="store_true", help="replace a different key this device holds for the gallery")
+    c.set_defaults(func=cmd_gallery_key)
+    c = gsub.add_parser("rekey", help="give the gallery a new key (its people's data keys are wrapped again)")
+    c.set_defaults(func=cmd_gallery_rekey)
 
     s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
                                      "from their face crops")

@@ -465,6 +465,7 @@ class Gallery:
             "model_id": state.model_id,
             "model_ids": self.store.model_counts(),
             "people": len(self),
+            "encryption": self.store.encryption(),
             **self.index_stats(),
             **self.store.describe(),
         }

@@ -280,8 +280,11 @@ def export_key(store: KeyStore, gallery_id: str, what: str, dest: Path, passphra
         raise FaceappError(f"cannot write {dest} ({exc.strerror}); choose another file") from exc
 
 
-def import_key(store: KeyStore, source: Path, passphrase: str | None) -> tuple[str, str]:
+def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace: bool = False) -> tuple[str, str]:
     """Keep the key in file ``source`` on this device.
+
+    A different key this device already holds for the same gallery is replaced only with
+    ``replace`` (after ``gallery rekey`` on another device): a key is never lost by mistake.
 
     Returns:
         ``(gallery id, where it is kept)``.
@@ -296,4 +299,8 @@ def import_key(store: KeyStore, source: Path, passphrase: str | None) -> tuple[s
                               "`faceapp-cli gallery key export`") from exc
     kf = decode_key(data, str(source))
     key = kf.key(passphrase if kf.protected else None)
+    held = store.read(kf.gallery_id)
+    if held is not None and not held.protected and held.key(None) != key and not replace:
+        raise GalleryKeyError(f"this device already holds another key for gallery {kf.gallery_id}; nothing was "
+                              "changed: add --replace if the gallery was given a new key (`gallery rekey`)")
     return kf.gallery_id, store.save(kf.gallery_id, key)

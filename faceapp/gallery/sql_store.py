@@ -198,7 +198,10 @@ class SQLStore:
     def encryption(self) -> dict[str, Any]:
         """Whether the gallery is encrypted, and how many people are not yet."""
         [(plain,)] = self._query("SELECT COUNT(*) FROM persons WHERE data_key IS NULL")
-        return {"encrypted": self.crypto is not None and not int(plain), "key": self.crypto is not None,
+        from faceapp.gallery.keys import KeyStore
+
+        kept = KeyStore().where(self.crypto.gallery_id) if self.crypto is not None else None
+        return {"encrypted": self.crypto is not None and not int(plain), "key_kept": kept,
                 "people_not_encrypted": int(plain)}
 
     def encrypt_existing(self, progress: Callable[[int, int], None] | None = None) -> int:
