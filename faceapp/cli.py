@@ -378,7 +378,7 @@ def cmd_gallery_key(args: argparse.Namespace) -> int:
 
 def cmd_gallery_rekey(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
-        where = gallery.store.rekey()
+        where = gallery.rekey()
     _emit(args, {"kept": where}, f"the gallery has a new key, kept in {where}; the old key no longer opens it: "
           "export the new one (`gallery key export FILE`) to every other device that uses the gallery")
     return EXIT_OK

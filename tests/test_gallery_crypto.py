@@ -209,3 +209,19 @@ def test_cli_key_commands_and_removal_message(tmp_path, rng, capsys, data_dir):
     capsys.readouterr()
     assert main(["--gallery", g, "gallery", "key", "import", str(tmp_path / "k.key")]) == 2
     assert "already holds another key" in capsys.readouterr().err
+
+
+def test_folder_gallery_with_its_saved_index_keeps_no_face_in_the_clear(tmp_path, rng):
+    from faceapp.gallery.gallery import open_gallery
+
+    e = unit(rng, 3)
+    with open_gallery(tmp_path / "g", index="hnsw") as g:
+        g.add_templates("Ann", e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)])
+        g.add_templates("Bob", e[2:], model_id=MODEL, thumbnails=[jpeg(rng)])
+        g.add_negative("Ann", e[2], model_id=MODEL, crop=jpeg(rng))
+    assert (tmp_path / "g" / "index.hnsw").is_file()
+    with open_gallery(tmp_path / "g", index="hnsw") as g:  # opens its encrypted saved index
+        assert g.search(e[:1], 1, model_id=MODEL)[0][0].name == "Ann"
+        g.remove("Bob")
+        assert g.search(e[2:], 1, model_id=MODEL)[0][0].name == "Ann"
+    assert scan(tmp_path / "g", DIM) == (0, 0)

@@ -28,6 +28,7 @@ from faceapp.errors import GalleryError, WrongKeyError
 NONCE = 12
 KEY_BYTES = 32
 _CHECK = b"faceapp gallery key check v1"
+_INDEX = b"faceapp index cache key v1"  # derives the key of the saved index files
 
 # What a sealed value is: part of its associated data.
 TEMPLATE = "template"
@@ -63,6 +64,7 @@ class GalleryCrypto:
         self.location = location
         self._wrap = _aead(gallery_key)
         self._check = hmac.new(gallery_key, _CHECK + gallery_id.encode(), hashlib.sha256).hexdigest()[:32]
+        self.index_key = hmac.new(gallery_key, _INDEX + gallery_id.encode(), hashlib.sha256).digest()
         self._people: dict[int, Any] = {}
         self._mutex = threading.Lock()
 

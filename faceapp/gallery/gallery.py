@@ -79,7 +79,7 @@ class Gallery:
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
         self.index_is_cache = index_is_cache
-        self.slot = IndexSlot()
+        self.slot = IndexSlot(file_key=store.index_key())
         self._keeper: IndexKeeper | None = IndexKeeper(self.slot, self.root, index) \
             if index_is_cache and self.root else None
         self._state: StoreState | None = None
@@ -237,7 +237,7 @@ class Gallery:
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
                 root = self._index_root()
-                index = (HnswIndex.load(root, binding)
+                index = (HnswIndex.load(root, binding, self.slot.file_key)
                          if kind == "hnsw" and root is not None and not self._no_saved_index else None)
                 if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
@@ -261,7 +261,7 @@ class Gallery:
         self._no_saved_index = False
         if (index is None or b is None) and root is not None:
             probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
-            found = HnswIndex.load_lineage(root, probe)
+            found = HnswIndex.load_lineage(root, probe, self.slot.file_key)
             if found is not None:
                 index, b = found
             else:  # what an exact load would accept is part of what a lineage load accepts
@@ -361,7 +361,7 @@ class Gallery:
         try:
             with vindex.index_lock(root, wait) as held:
                 if held:
-                    index.save(root, binding)
+                    index.save(root, binding, self.slot.file_key)
         except OSError as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
@@ -469,6 +469,13 @@ class Gallery:
             **self.index_stats(),
             **self.store.describe(),
         }
+
+    def rekey(self) -> str:
+        """Give the gallery a new key (see :meth:`SQLStore.rekey`); returns where it is kept."""
+        with self.slot.lock:
+            where = self.store.rekey()
+            self.slot.file_key = self.store.index_key()
+        return where
 
     def check(self) -> str:
         """The store's integrity check; ``"ok"`` when it is sound."""

@@ -195,6 +195,10 @@ class SQLStore:
         self.crypto = crypto
         return self.encrypt_existing(progress)
 
+    def index_key(self) -> bytes | None:
+        """The key that encrypts this gallery's saved indexes (``None``: the gallery is not encrypted)."""
+        return None if self.crypto is None else self.crypto.index_key
+
     def encryption(self) -> dict[str, Any]:
         """Whether the gallery is encrypted, and how many people are not yet."""
         [(plain,)] = self._query("SELECT COUNT(*) FROM persons WHERE data_key IS NULL")
