@@ -29,6 +29,9 @@ NONCE = 12
 KEY_BYTES = 32
 _CHECK = b"faceapp gallery key check v1"
 _INDEX = b"faceapp index cache key v1"  # derives the key of the saved index files
+_NOBODY = b"faceapp unknown faces key v1"  # derives the key of unknown faces' event snapshots
+NOBODY = 0  # the person id of an unknown face (row ids are positive)
+SNAPSHOT = "snapshot"
 
 # What a sealed value is: part of its associated data.
 TEMPLATE = "template"
@@ -65,7 +68,9 @@ class GalleryCrypto:
         self._wrap = _aead(gallery_key)
         self._check = hmac.new(gallery_key, _CHECK + gallery_id.encode(), hashlib.sha256).hexdigest()[:32]
         self.index_key = hmac.new(gallery_key, _INDEX + gallery_id.encode(), hashlib.sha256).digest()
-        self._people: dict[int, Any] = {}
+        # Person 0 stands for "nobody": snapshots of unknown faces are sealed with a key of the gallery's.
+        self._people: dict[int, Any] = {NOBODY: _aead(hmac.new(gallery_key, _NOBODY + gallery_id.encode(),
+                                                                hashlib.sha256).digest())}
         self._mutex = threading.Lock()
 
     @property

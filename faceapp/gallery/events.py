@@ -54,6 +54,14 @@ class _Database(Protocol):
     def batch(self) -> contextlib.AbstractContextManager[Tx]: ...
 
 
+class Sealer(Protocol):
+    """Seals and opens event snapshots with the person's data key (see :mod:`faceapp.gallery.crypto`)."""
+
+    def seal_snapshot(self, tx: Tx, person_id: int | None, event_id: int, data: bytes) -> bytes: ...
+    def prepare_snapshots(self, person_ids: Sequence[int | None]) -> None: ...
+    def open_snapshot(self, person_id: int | None, event_id: int, blob: bytes) -> bytes | None: ...
+
+
 class EventHistory:
     """Reads and writes the ``events`` table.
 
@@ -64,10 +72,11 @@ class EventHistory:
     """
 
     def __init__(self, db: _Database, person_id: Callable[[str], int],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, sealer: Sealer | None = None) -> None:
         self.db = db
         self.person_id = person_id
         self.clock = clock
+        self.sealer = sealer
 
     def add(self, events: Sequence[EventRecord], retention_days: float) -> None:
         """Keep events (one transaction) and drop those older than ``retention_days``.
@@ -78,12 +87,19 @@ class EventHistory:
         """
         cutoff = self.clock() - retention_days * 86400.0
         with self.db.batch() as tx:
-            if events:
-                tx.many(
-                    "INSERT INTO events (time, person_id, decision, similarity, track_id, box, source, device, snapshot) "
-                    "VALUES (?, (SELECT id FROM persons WHERE lower(name) = lower(?)), ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.time, e.person, e.decision, e.similarity, e.track_id, json.dumps(e.box) if e.box else None,
-                      e.source, e.device, e.snapshot) for e in events])
+            rows = []
+            for e in events:
+                found = tx.rows("SELECT id FROM persons WHERE lower(name) = lower(?)", (e.person,)) if e.person else []
+                pid = int(found[0][0]) if found else None
+                eid = int(tx.rows("SELECT nextval(pg_get_serial_sequence('events', 'id'))")[0][0])
+                snap = e.snapshot
+                if snap is not None and self.sealer is not None:  # sealed with the person's key, bound to the row
+                    snap = self.sealer.seal_snapshot(tx, pid, eid, snap)
+                rows.append((eid, e.time, pid, e.decision, e.similarity, e.track_id,
+                             json.dumps(e.box) if e.box else None, e.source, e.device, snap))
+            if rows:
+                tx.many("INSERT INTO events (id, time, person_id, decision, similarity, track_id, box, source, device, "
+                        "snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             tx.run("DELETE FROM events WHERE time < ?", (cutoff,))
 
     def read(self, since: float | None = None, person: str | None = None, *,
@@ -97,15 +113,25 @@ class EventHistory:
         """
         pick = "e.snapshot" if snapshots else "NULL::bytea"
         sql = ("SELECT e.time, p.name, e.decision, e.similarity, e.track_id, e.box, e.source, e.device, "
-               f"{pick}, e.snapshot IS NOT NULL FROM events e LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= ?")
+               f"{pick}, e.snapshot IS NOT NULL, e.id, e.person_id FROM events e "
+               "LEFT JOIN persons p ON p.id = e.person_id WHERE e.time >= ?")
         params: list[Any] = [since if since is not None else 0.0]
         if person is not None:
             sql += " AND e.person_id = ?"
             params.append(self.person_id(person))
         rows = self.db.rows(sql + " ORDER BY e.time, e.id", params)
+        if self.sealer is not None:
+            self.sealer.prepare_snapshots([r[11] for r in rows if r[8] is not None])
         return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
-                            tuple(json.loads(b)) if b else None, src, dev, None if snap is None else bytes(snap), has)
-                for t, n, d, s, tr, b, src, dev, snap, has in rows]
+                            tuple(json.loads(b)) if b else None, src, dev, self._opened(pid, eid, snap), has)
+                for t, n, d, s, tr, b, src, dev, snap, has, eid, pid in rows]
+
+    def _opened(self, pid: int | None, eid: int, snap: Any) -> bytes | None:
+        if snap is None:
+            return None
+        if self.sealer is None:
+            return bytes(snap)
+        return self.sealer.open_snapshot(pid, int(eid), bytes(snap))
 
     def last_seen(self) -> dict[str, float]:
         """``{name: Unix time of the person's latest kept match event}`` for people seen at all."""

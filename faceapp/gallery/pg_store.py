@@ -496,7 +496,7 @@ class PostgresStore(SQLStore):
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.pg = PostgresDialect(dsn)
         super().__init__(self.pg, ChangeLog())
-        self.history = EventHistory(self.pg, lambda name: self.get_person(name).id)
+        self.history = EventHistory(self.pg, lambda name: self.get_person(name).id, sealer=self)
         self._mutex = threading.RLock()
         self._owners: dict[int, tuple[int, str]] = {}
         self._changed = threading.Event()

@@ -193,6 +193,7 @@ class SQLStore:
             crypto = GalleryCrypto(keys.load(gid, self.location), gid, self.location)
         crypto.verify(str(stored))
         self.crypto = crypto
+        self._sealed.add(seal.NOBODY)
         return self.encrypt_existing(progress)
 
     def index_key(self) -> bytes | None:
@@ -261,7 +262,7 @@ class SQLStore:
             tx.run(self.dialect.set_key_check_sql, (new.check_value,))
             where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
         self.dialect.erased()
-        self.crypto, self._wrapped, self._sealed = new, {}, set()
+        self.crypto, self._wrapped, self._sealed = new, {}, {seal.NOBODY}
         return where
 
     def _open_keys(self, pids: Any, tx: Tx | None = None) -> None:
@@ -278,6 +279,22 @@ class SQLStore:
         for pid in want & self._wrapped.keys():
             self.crypto.person(pid, self._wrapped[pid])
             self._sealed.add(pid)
+
+    # ------------------------------------------------------------------ event snapshots (events.Sealer)
+
+    def seal_snapshot(self, tx: Tx, person_id: int | None, event_id: int, data: bytes) -> bytes:
+        """An event snapshot sealed with its person's data key (an unknown face's with the gallery's)."""
+        pid = seal.NOBODY if person_id is None else int(person_id)
+        self._open_keys([pid], tx)
+        return self._seal(pid, seal.SNAPSHOT, event_id, data) or b""
+
+    def prepare_snapshots(self, person_ids: Sequence[int | None]) -> None:
+        """Open the data keys of the people whose snapshots are about to be opened."""
+        self._open_keys({p for p in person_ids if p is not None})
+
+    def open_snapshot(self, person_id: int | None, event_id: int, blob: bytes) -> bytes | None:
+        """An event snapshot in the clear."""
+        return self._open(seal.NOBODY if person_id is None else int(person_id), seal.SNAPSHOT, event_id, blob)
 
     def _seal(self, pid: int, kind: str, row_id: int, data: bytes | None) -> bytes | None:
         if self.crypto is None or int(pid) not in self._sealed:
