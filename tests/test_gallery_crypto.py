@@ -60,15 +60,18 @@ def images(data: bytes) -> int:
     return data.count(b"JFIF\x00") + data.count(b"\x89PNG\r\n\x1a\n")
 
 
+SECRET = "Quentinella Marchbanks"  # a name no other test stores
+
+
 def scan(folder: Path, dim: int) -> tuple[int, int]:
-    """(unit-length float runs, JPEG/PNG images) in every file under ``folder``."""
-    runs = imgs = 0
+    """(unit-length float runs, JPEG/PNG images and copies of :data:`SECRET`) in every file under ``folder``."""
+    runs = found = 0
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             data = path.read_bytes()
             runs += unit_runs(data, dim)
-            imgs += images(data)
-    return runs, imgs
+            found += images(data) + data.lower().count(SECRET.lower().encode())
+    return runs, found
 
 
 def add(store, name, vectors, crops):
@@ -91,7 +94,10 @@ def test_folder_store_keeps_no_face_in_the_clear(tmp_path, rng):
     add(store, "Ann", e[:2], [jpeg(rng), png(rng)])
     add(store, "Bob", e[2:3], [jpeg(rng)])
     store.add_negative("Ann", e[3], model_id=MODEL, crop=jpeg(rng))
-    assert sorted(s.crop[:2] for s in store.samples("Ann")) == [b"\x89P", b"\xff\xd8"]  # read back in the clear
+    store.rename("Ann", SECRET)
+    assert [p.name for p in store.list_persons("quentin")] == [SECRET]  # names are searched in memory
+    assert store.get_person(SECRET.upper()).templates == 2
+    assert sorted(s.crop[:2] for s in store.samples(SECRET)) == [b"\x89P", b"\xff\xd8"]  # read back in the clear
     assert np.allclose(store.embeddings(store.template_ids(MODEL), DIM).sum(), e[:3].sum(), atol=1e-4)
     store.remove("Bob")
     store.close()
@@ -170,7 +176,7 @@ def test_an_old_plain_gallery_is_encrypted_on_opening(tmp_path, rng):
     store = SQLiteStore(tmp_path / "g", keys=keys)
     store.crypto = None  # as written by a faceapp without encryption
     e = unit(rng, 3)
-    add(store, "Ann", e[:2], [jpeg(rng), None])
+    add(store, SECRET, e[:2], [jpeg(rng), None])
     add(store, "Bob", e[2:], [png(rng)])
     assert store.encryption()["people_not_encrypted"] == 2
     store.close()
@@ -237,7 +243,7 @@ def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(pg_dsn, pg_s
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "cache"))
     e = unit(rng, 3)
     with open_gallery(pg_dsn, index="hnsw") as g:
-        g.add_templates("Ann", e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)])
+        g.add_templates(SECRET, e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)])
         g.add_templates("Bob", e[2:], model_id=MODEL, thumbnails=[jpeg(rng)])
         g.add_negative("Bob", e[0], model_id=MODEL, crop=jpeg(rng))
         shot = jpeg(rng)

@@ -30,6 +30,9 @@ KEY_BYTES = 32
 _CHECK = b"faceapp gallery key check v1"
 _INDEX = b"faceapp index cache key v1"  # derives the key of the saved index files
 _NOBODY = b"faceapp unknown faces key v1"  # derives the key of unknown faces' event snapshots
+_NAMES = b"faceapp name lookup key v1"  # derives the key of the names' keyed hashes
+NAME = "name"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 NOBODY = 0  # the person id of an unknown face (row ids are positive)
 SNAPSHOT = "snapshot"
 
@@ -67,6 +70,7 @@ class GalleryCrypto:
         self.location = location
         self._wrap = _aead(gallery_key)
         self._check = hmac.new(gallery_key, _CHECK + gallery_id.encode(), hashlib.sha256).hexdigest()[:32]
+        self._names = hmac.new(gallery_key, _NAMES + gallery_id.encode(), hashlib.sha256).digest()
         self.index_key = hmac.new(gallery_key, _INDEX + gallery_id.encode(), hashlib.sha256).digest()
         # Person 0 stands for "nobody": snapshots of unknown faces are sealed with a key of the gallery's.
         self._people: dict[int, Any] = {NOBODY: _aead(hmac.new(gallery_key, _NOBODY + gallery_id.encode(),
@@ -84,6 +88,13 @@ class GalleryCrypto:
             raise WrongKeyError(
                 f"the key this device holds for gallery {self.location} is not the gallery's key; nothing was "
                 "changed: import the right one with `faceapp-cli gallery key import FILE`")
+
+    def name_key(self, name: str) -> str:
+        """The keyed hash a person is found by: HMAC-SHA256 of the normalised name with ASCII
+        letters in lower case, as a folder gallery's ``NOCASE`` compares names (other look-alike
+        names are refused by the gallery's confusables check); reveals nothing without the gallery key."""
+        folded = name.translate(_ASCII_LOWER)
+        return hmac.new(self._names, folded.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _ad(self, person_id: int, kind: str, row_id: int) -> bytes:
         return f"faceapp|{self.gallery_id}|{int(person_id)}|{kind}|{int(row_id)}".encode()

@@ -57,8 +57,9 @@ class _Database(Protocol):
 class Sealer(Protocol):
     """Seals and opens event snapshots with the person's data key (see :mod:`faceapp.gallery.crypto`)."""
 
+    def find_person(self, tx: Tx, name: str) -> int | None: ...
     def seal_snapshot(self, tx: Tx, person_id: int | None, event_id: int, data: bytes) -> bytes: ...
-    def prepare_snapshots(self, person_ids: Sequence[int | None]) -> None: ...
+    def named(self, rows: Sequence[Row], pid: int, name: int) -> list[Row]: ...
     def open_snapshot(self, person_id: int | None, event_id: int, blob: bytes) -> bytes | None: ...
 
 
@@ -89,8 +90,7 @@ class EventHistory:
         with self.db.batch() as tx:
             rows = []
             for e in events:
-                found = tx.rows("SELECT id FROM persons WHERE lower(name) = lower(?)", (e.person,)) if e.person else []
-                pid = int(found[0][0]) if found else None
+                pid = self.sealer.find_person(tx, e.person) if e.person and self.sealer is not None else None
                 eid = int(tx.rows("SELECT nextval(pg_get_serial_sequence('events', 'id'))")[0][0])
                 snap = e.snapshot
                 if snap is not None and self.sealer is not None:  # sealed with the person's key, bound to the row
@@ -121,7 +121,7 @@ class EventHistory:
             params.append(self.person_id(person))
         rows = self.db.rows(sql + " ORDER BY e.time, e.id", params)
         if self.sealer is not None:
-            self.sealer.prepare_snapshots([r[11] for r in rows if r[8] is not None])
+            rows = self.sealer.named(rows, 11, 1)
         return [EventRecord(float(t), n, d, None if s is None else float(s), tr,
                             tuple(json.loads(b)) if b else None, src, dev, self._opened(pid, eid, snap), has)
                 for t, n, d, s, tr, b, src, dev, snap, has, eid, pid in rows]
@@ -135,6 +135,8 @@ class EventHistory:
 
     def last_seen(self) -> dict[str, float]:
         """``{name: Unix time of the person's latest kept match event}`` for people seen at all."""
-        rows = self.db.rows("SELECT p.name, max(e.time) FROM events e JOIN persons p ON p.id = e.person_id "
-                            "WHERE e.decision = 'match' GROUP BY p.name")
-        return {n: float(t) for n, t in rows}
+        rows = self.db.rows("SELECT p.id, p.name, max(e.time) FROM events e JOIN persons p ON p.id = e.person_id "
+                            "WHERE e.decision = 'match' GROUP BY p.id, p.name")
+        if self.sealer is not None:
+            rows = self.sealer.named(rows, 0, 1)
+        return {n: float(t) for _, n, t in rows}

@@ -138,6 +138,8 @@ ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('add', 're
     # (the key itself is never on the server). SQLStore.unlock encrypts the rows already there.
     (6, """
 ALTER TABLE persons ADD COLUMN IF NOT EXISTS data_key BYTEA;
+ALTER TABLE persons ADD COLUMN IF NOT EXISTS name_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons (name_key);
 ALTER TABLE gallery ADD COLUMN IF NOT EXISTS key_check TEXT;
 """),
 )
@@ -577,6 +579,7 @@ class PostgresStore(SQLStore):
         if found is None:
             return None
         changes, owners = found
+        owners = self.named(owners, 1, 2)
         with self._mutex:
             self._owners.update({int(t): (int(p), n) for t, p, n in owners})
             for t in changes.removed.tolist():

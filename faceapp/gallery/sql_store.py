@@ -13,6 +13,7 @@ rewrites them.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -228,8 +229,13 @@ class SQLStore:
                                       for r, e, c in rows]
                             tx.many(f"UPDATE {table} SET embedding = ?, crop = ?, checksum = ? WHERE id = ?",
                                     [(e, c, integrity.checksum(r, e), r) for e, c, r in sealed if e is not None])
-                        tx.run("UPDATE persons SET data_key = ? WHERE id = ?", (wrapped, pid))
+                        [(name,)] = tx.rows("SELECT name FROM persons WHERE id = ?", (pid,))
+                        self._sealed.add(pid)
+                        stored, key = self._stored_name(pid, str(name))
+                        tx.run("UPDATE persons SET data_key = ?, name = ?, name_key = ? WHERE id = ?",
+                               (wrapped, stored, key, pid))
             except BaseException:
+                self._sealed.discard(pid)
                 crypto.forget(pid)
                 raise
             self._wrapped.pop(pid, None)
@@ -287,10 +293,6 @@ class SQLStore:
         pid = seal.NOBODY if person_id is None else int(person_id)
         self._open_keys([pid], tx)
         return self._seal(pid, seal.SNAPSHOT, event_id, data) or b""
-
-    def prepare_snapshots(self, person_ids: Sequence[int | None]) -> None:
-        """Open the data keys of the people whose snapshots are about to be opened."""
-        self._open_keys({p for p in person_ids if p is not None})
 
     def open_snapshot(self, person_id: int | None, event_id: int, blob: bytes) -> bytes | None:
         """An event snapshot in the clear."""
@@ -351,28 +353,60 @@ class SQLStore:
     # ------------------------------------------------------------------ people
 
     def list_persons(self, search: str | None = None) -> list[Person]:
-        d = self.dialect
-        sql = "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t ON t.person_id = p.id "
-        params: tuple[Any, ...] = ()
+        """Everyone (whose name contains ``search``, case-insensitively), by name; names are
+        decrypted in memory, so the search and the sorting are done here, not by the database."""
+        rows = self.named(self._query(
+            "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t "
+            "ON t.person_id = p.id GROUP BY p.id"))
+        people = [Person(int(i), n, int(c), float(t)) for i, n, c, t in rows]
         if search:
-            sql += f"WHERE {d.find}(lower(p.name), lower(?)) > 0 "
-            params = (search,)
-        sql += f"GROUP BY p.id ORDER BY {d.fold('p.name')}"
-        return [Person(int(i), n, int(c), float(t)) for i, n, c, t in self._query(sql, params)]
+            people = [p for p in people if search.lower() in p.name.lower()]
+        return sorted(people, key=lambda p: (p.name.casefold(), p.name))
 
-    def _name_is(self, column: str) -> str:
-        return f"{self.dialect.fold(column)} = {self.dialect.fold('?')}"
+    def _name_is(self, prefix: str, name: str) -> tuple[str, tuple[Any, ...]]:
+        """The condition (and its parameters) that finds the person named ``name``: by the keyed
+        hash of the name, or, for a person not yet encrypted, by the name itself."""
+        d = self.dialect
+        key = self.crypto.name_key(name) if self.crypto is not None else None
+        return (f"({prefix}name_key = ? OR ({prefix}data_key IS NULL AND {d.fold(prefix + 'name')} = {d.fold('?')}))",
+                (key, name))
 
     def get_person(self, name: str) -> Person:
-        rows = self._query(
+        where, params = self._name_is("p.", normalise_name(name))
+        rows = self.named(self._query(
             "SELECT p.id, p.name, COUNT(t.id), p.created_at FROM persons p LEFT JOIN templates t "
-            f"ON t.person_id = p.id WHERE {self._name_is('p.name')} GROUP BY p.id",
-            (normalise_name(name),),
-        )
+            f"ON t.person_id = p.id WHERE {where} GROUP BY p.id", params))
         if not rows:
             raise unknown_person(name)
         i, n, c, t = rows[0]
         return Person(int(i), n, int(c), float(t))
+
+    def named(self, rows: Sequence[Row], pid: int = 0, name: int = 1) -> list[Row]:
+        """``rows`` with the stored name in column ``name`` of the person in column ``pid`` decrypted."""
+        if self.crypto is None:
+            return list(rows)
+        self._open_keys({r[pid] for r in rows if r[pid] is not None})
+        out = []
+        for r in rows:
+            r = tuple(r)
+            out.append(r[:name] + (self._name_of(r[pid], r[name]),) + r[name + 1:])
+        return out
+
+    def _name_of(self, pid: int | None, stored: str | None) -> str | None:
+        if stored is None or pid is None or self.crypto is None or int(pid) not in self._sealed:
+            return stored
+        return (self.crypto.open(int(pid), seal.NAME, int(pid), base64.b64decode(stored)) or b"").decode("utf-8")
+
+    def _stored_name(self, pid: int, name: str) -> tuple[str, str | None]:
+        """``(what the name column keeps, the name's keyed hash)`` for person ``pid`` (key opened)."""
+        if self.crypto is None or int(pid) not in self._sealed:
+            return name, None
+        sealed = self.crypto.seal(pid, seal.NAME, pid, name.encode("utf-8")) or b""
+        return base64.b64encode(sealed).decode("ascii"), self.crypto.name_key(name)
+
+    def find_person(self, tx: Tx, name: str) -> int | None:
+        """Inside a transaction: the id of the person named ``name`` (``None``: nobody)."""
+        return self._find_person(tx, name)
 
     def count_persons(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM persons")[0][0])
@@ -381,7 +415,8 @@ class SQLStore:
         return int(self._query("SELECT COUNT(*) FROM templates")[0][0])
 
     def _find_person(self, tx: Tx, name: str) -> int | None:
-        rows = tx.rows(f"SELECT id FROM persons WHERE {self._name_is('name')}", (normalise_name(name),))
+        where, params = self._name_is("", normalise_name(name))
+        rows = tx.rows(f"SELECT id FROM persons WHERE {where}", params)
         return int(rows[0][0]) if rows else None
 
     def _person_id(self, tx: Tx, name: str) -> int:
@@ -422,11 +457,12 @@ class SQLStore:
                     raise unknown_person(clean)
                 pid = new_row_id()
                 wrapped = self.crypto.new_data_key(pid) if self.crypto is not None else None
-                tx.run("INSERT INTO persons (id, name, created_at, data_key) VALUES (?, ?, ?, ?)",
-                       (pid, clean, now, wrapped))
                 if wrapped is not None:
                     self._wrapped[pid] = wrapped
                     self._sealed.add(pid)
+                stored, key = self._stored_name(pid, clean)
+                tx.run("INSERT INTO persons (id, name, created_at, data_key, name_key) VALUES (?, ?, ?, ?, ?)",
+                       (pid, stored, now, wrapped, key))
             else:
                 self._open_keys([pid], tx)
             ids = [new_row_id() for _ in range(len(emb))]
@@ -451,7 +487,8 @@ class SQLStore:
             other = self._find_person(tx, target)
             if other is not None and other != pid:
                 raise DuplicatePersonError(f"a person named {target!r} already exists; choose another name")
-            tx.run("UPDATE persons SET name = ? WHERE id = ?", (target, pid))
+            self._open_keys([pid], tx)
+            tx.run("UPDATE persons SET name = ?, name_key = ? WHERE id = ?", (*self._stored_name(pid, target), pid))
             self._log_owner(tx, pid)
         return self.get_person(target)
 
@@ -523,12 +560,10 @@ class SQLStore:
                        float(t), m) for i, c, q, s, t, m in rows]
 
     def crops(self) -> Iterator[tuple[str, int, bytes]]:
-        rows = self._query(
-            "SELECT p.name, t.id, t.crop, t.person_id FROM templates t JOIN persons p ON p.id = t.person_id "
-            "WHERE t.crop IS NOT NULL ORDER BY p.name, t.id"
-        )
-        self._open_keys({r[3] for r in rows})
-        for name, tid, crop, pid in rows:
+        rows = self.named(self._query(
+            "SELECT t.person_id, p.name, t.id, t.crop FROM templates t JOIN persons p ON p.id = t.person_id "
+            "WHERE t.crop IS NOT NULL"), 0, 1)
+        for pid, name, tid, crop in sorted(rows, key=lambda r: (r[1], r[2])):
             yield name, int(tid), self._open(pid, seal.TEMPLATE_CROP, int(tid), crop) or b""
 
     # ------------------------------------------------------------------ negatives
@@ -578,8 +613,8 @@ class SQLStore:
 
     def template_owners(self, model_id: str) -> list[Row]:
         """``(template id, person id, name)`` of every template of ``model_id``, by template id."""
-        return self._query("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
-                           "WHERE t.model_id = ? ORDER BY t.id", (model_id,))
+        return self.named(self._query("SELECT t.id, t.person_id, p.name FROM templates t JOIN persons p "
+                                       "ON p.id = t.person_id WHERE t.model_id = ? ORDER BY t.id", (model_id,)), 1, 2)
 
     def changes_since(self, generation: int, model_id: str, history: int | None = None) -> Changes | None:
         """``None``: this store keeps no change log (a folder's ids are compared quickly)."""
@@ -632,11 +667,10 @@ class SQLStore:
         found = []
         for kind, table in (("template", "templates"), ("negative", "negatives")):
             sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL, p.id FROM {table} t "
-                   f"JOIN persons p ON p.id = t.person_id ORDER BY {self.dialect.fold('p.name')}, t.id")
+                   "JOIN persons p ON p.id = t.person_id")
             state = self.state()
-            rows = self.dialect.rows(sql, (), binary=True)
-            self._open_keys({r[6] for r in rows})
-            for rid, name, blob, crc, model, has_crop, pid in rows:
+            rows = self.named(self.dialect.rows(sql, (), binary=True), 6, 1)
+            for rid, name, blob, crc, model, has_crop, pid in sorted(rows, key=lambda r: (r[1].casefold(), r[0])):
                 dim = state.dim if model == state.model_id else None
                 if self._vector(pid, kind, rid, blob, crc, dim)[0] is None:
                     found.append(integrity.Damaged(kind, int(rid), name, model, bool(has_crop)))
@@ -674,7 +708,7 @@ class SQLStore:
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
         out: dict[int, tuple[int, str]] = {}
         for cond, params in self.dialect.id_chunks("t.id", [int(x) for x in ids]):
-            out.update({int(t): (int(p), n) for t, p, n in self._query(OWNERS_SQL + cond, params)})
+            out.update({int(t): (int(p), n) for t, p, n in self.named(self._query(OWNERS_SQL + cond, params), 1, 2)})
         return out
 
     # ------------------------------------------------------------------ re-embedding
@@ -688,11 +722,11 @@ class SQLStore:
         d = self.dialect
         done = self._query("SELECT COUNT(*) FROM templates WHERE model_id = ? AND derived_from IS NOT NULL", (model_id,))
         pending = self._query(f"SELECT COUNT(*) {self._pending('templates')}", (model_id, model_id))
-        lost = self._query(
-            f"SELECT DISTINCT p.name, {d.fold('p.name')} FROM templates t JOIN persons p ON p.id = t.person_id "
-            f"WHERE t.model_id {d.distinct} ? AND t.crop IS NULL ORDER BY {d.fold('p.name')}", (model_id,)
-        )
-        return ReembedStatus(done=int(done[0][0]), pending=int(pending[0][0]), without_crop=tuple(r[0] for r in lost))
+        lost = self.named(self._query(
+            "SELECT DISTINCT p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
+            f"WHERE t.model_id {d.distinct} ? AND t.crop IS NULL", (model_id,)))
+        return ReembedStatus(done=int(done[0][0]), pending=int(pending[0][0]),
+                             without_crop=tuple(sorted((r[1] for r in lost), key=str.casefold)))
 
     def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]:
         rows = self._query(

@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS persons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
     created_at REAL NOT NULL,
-    data_key BLOB
+    data_key BLOB,
+    name_key TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons(name_key);
 CREATE TABLE IF NOT EXISTS templates (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
@@ -87,7 +89,7 @@ UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha25
 """
 # Schema 2 kept no checksum of the stored vectors: the upgrade adds the column and fills it.
 # Schema 3 kept no data keys: the upgrade adds the column; :meth:`SQLStore.unlock` encrypts.
-_MIGRATE_3_TO_4 = "ALTER TABLE persons ADD COLUMN data_key BLOB"
+_MIGRATE_3_TO_4 = ("ALTER TABLE persons ADD COLUMN data_key BLOB", "ALTER TABLE persons ADD COLUMN name_key TEXT")
 
 
 
@@ -276,6 +278,9 @@ class SQLiteDialect:
                         db.execute(stmt)
                     log.warning("gallery %s upgraded to schema %d (crops and model ids per template)",
                                 self.root, SCHEMA_VERSION)
+                if version in (1, 2, 3) and "data_key" not in {r[1] for r in db.execute("PRAGMA table_info(persons)")}:
+                    for stmt in _MIGRATE_3_TO_4:
+                        db.execute(stmt)
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     db.execute(stmt)
                 if version in (1, 2):
@@ -287,8 +292,6 @@ class SQLiteDialect:
                                        [(integrity.checksum(r, bytes(b)), r) for r, b in rows])
                     log.warning("gallery %s upgraded to schema %d (a checksum per stored vector)", self.root,
                                 SCHEMA_VERSION)
-                if version in (1, 2, 3) and "data_key" not in {r[1] for r in db.execute("PRAGMA table_info(persons)")}:
-                    db.execute(_MIGRATE_3_TO_4)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('gallery_id', ?)", (secrets.token_hex(16),))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
