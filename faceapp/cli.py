@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,11 +220,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if v.same else EXIT_NO_MATCH
 
 
+@contextlib.contextmanager
+def _progress_bar(args: argparse.Namespace, unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
+    """The ``progress(done, total)`` that moves a tqdm bar on stderr, shown from its first call (never with --json)."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(unit=unit, desc=desc, disable=args.json or None, file=sys.stderr))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
+
+
 def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from faceapp.gallery.gallery import open_gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return open_gallery(settings.gallery_spec(), index=settings.index)
+    with _progress_bar(args, "person", "encrypt") as progress:  # shown only while a gallery is encrypted
+        return open_gallery(settings.gallery_spec(), index=settings.index, progress=progress)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
@@ -273,7 +295,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from faceapp.gallery.reembed import reembed
     from faceapp.vision.images import decode_crop
@@ -283,12 +304,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
         if gallery.store.state().model_id in (None, model_id) and not gallery.store.reembed_status(model_id).pending:
             _emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
             return EXIT_OK
-        with tqdm(unit="face", desc="re-embed", disable=args.json or None, file=sys.stderr) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
+        with _progress_bar(args, "face", "re-embed") as progress:
             report = reembed(gallery, model_id, pipe.embedder.embed, decode_crop, progress=progress)
     assert report is not None
     lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
@@ -334,16 +350,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from faceapp.gallery.copy import copy_gallery
 
-    with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    with _progress_bar(args, "template", "copy") as progress:
         report, where = copy_gallery(args.src, args.dst, progress=progress)
     counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
     lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +69,12 @@ class Gallery:
     """
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float = 10.0, index: str = "auto",
-                 store: Store | None = None, index_is_cache: bool = False) -> None:
+                 store: Store | None = None, index_is_cache: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         if store is None:
             if root is None:
                 raise ValueError("a gallery needs a folder or a store")
-            store = SQLiteStore(Path(root), lock_timeout=lock_timeout)
+            store = SQLiteStore(Path(root), lock_timeout=lock_timeout, progress=progress)
         vindex.choose_kind(0, index)  # validates the setting
         self.store = store
         self.root = Path(root).expanduser() if root is not None else None
@@ -495,7 +496,8 @@ class Gallery:
         self.close()
 
 
-def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0) -> Gallery:
+def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0,
+                 progress: Callable[[int, int], None] | None = None) -> Gallery:
     """Open the gallery a ``gallery`` setting names (see :meth:`faceapp.config.Settings.gallery_spec`).
 
     A folder keeps its index beside its database. A shared (PostgreSQL) gallery keeps this
@@ -506,9 +508,12 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         spec: a folder, or a PostgreSQL address without a password.
         index: ``"auto"``, ``"exact"`` or ``"hnsw"``.
         lock_timeout: seconds a folder gallery's writer waits for another process.
+        progress: called with ``(people done, people to encrypt)`` while a gallery written
+            before encryption is encrypted.
 
     Raises:
         GalleryError: the gallery cannot be opened.
+        GalleryKeyError: this device has no key for the gallery, or the wrong one.
         SettingsError: a database address is malformed or holds a password.
     """
     from faceapp import private
@@ -517,8 +522,8 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
 
     address = GalleryAddress.parse(spec)
     if address.folder is not None:
-        return Gallery(address.folder, index=index, lock_timeout=lock_timeout)
-    store = open_store(address)
+        return Gallery(address.folder, index=index, lock_timeout=lock_timeout, progress=progress)
+    store = open_store(address, progress=progress)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
         for folder in (cache.parent.parent, cache.parent, cache):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from faceapp.gallery.keys import KeyStore
+
+log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
@@ -245,6 +248,8 @@ class SQLStore:
                 progress(done, len(todo))
         if todo:
             self.dialect.erased()  # no page image of the plaintext stays in the write-ahead log
+            log.warning("gallery %s encrypted (%d people): their faces and names are now unreadable without "
+                        "the gallery's key", self.location, len(todo))
         return len(todo)
 
     def rekey(self, keys: KeyStore | None = None) -> str:
