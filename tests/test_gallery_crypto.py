@@ -4,6 +4,7 @@ and one clear message each for a missing key, a wrong key and a changed cipherte
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from pathlib import Path
 
@@ -217,6 +218,39 @@ def test_cli_key_commands_and_removal_message(tmp_path, rng, capsys, data_dir):
     capsys.readouterr()
     assert main(["--gallery", g, "gallery", "key", "import", str(tmp_path / "k.key")]) == 2
     assert "already holds another key" in capsys.readouterr().err
+    assert main(["--gallery", g, "--json", "list"]) == 0
+    capsys.readouterr()
+    keys = Path(os.environ["FACEAPP_CONFIG"]).parent / "keys"
+    keys.rename(tmp_path / "keys-elsewhere")
+    try:
+        assert main(["--gallery", g, "list"]) == 2
+        err = capsys.readouterr().err
+        assert "does not have the key" in err and "damaged" not in err and len(err.strip().splitlines()) == 1
+    finally:
+        (tmp_path / "keys-elsewhere").rename(keys)
+
+
+@pytest.mark.postgres
+def test_an_old_plain_postgres_gallery_is_encrypted_on_opening(pg_dsn, tmp_path, rng, monkeypatch):
+    from faceapp.gallery.pg_store import PostgresStore
+    from faceapp.gallery.sql_store import SQLStore
+
+    keys = KeyStore(tmp_path / "keys")
+    e = unit(rng, 3, dim=40)  # plain rows stay in the server's files until vacuumed: of a size no scan looks for
+    with monkeypatch.context() as m:
+        m.setattr(SQLStore, "unlock", lambda self, keys=None, progress=None: 0)  # as written before encryption
+        old = PostgresStore(pg_dsn, listen=False, keys=keys)
+        add(old, "Ann", e[:2], [b"crop of Ann", None])
+        add(old, "Bob", e[2:], [b"crop of Bob"])
+        assert old.encryption()["people_not_encrypted"] == 2
+        old.close()
+    seen = []
+    store = PostgresStore(pg_dsn, listen=False, keys=keys, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)] and store.encryption()["encrypted"]
+    assert [p.name for p in store.list_persons()] == ["Ann", "Bob"]
+    assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), 40).sum(1)), np.sort(e.sum(1)), atol=1e-5)
+    assert store.samples("Bob")[0].crop == b"crop of Bob"
+    store.close()
 
 
 def test_folder_gallery_with_its_saved_index_keeps_no_face_in_the_clear(tmp_path, rng):

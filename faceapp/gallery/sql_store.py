@@ -653,7 +653,7 @@ class SQLStore:
             tampered += sum(1 for d in opened if d is None)
             found = [(t, d) for (_, t, _), d in zip(sealed, opened, strict=True) if d is not None]
             found += [(int(t), data) for t, p, b, crc in rows if int(p) not in self._sealed
-                      if integrity.intact(int(t), data := _blob(b), crc, None)]
+                      if crc is None or integrity.checksum(int(t), data := _blob(b)) == int(crc)]
             found = [(t, d) for t, d in found if len(d) == 4 * dim]
             if not found:
                 continue
