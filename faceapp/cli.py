@@ -370,7 +370,8 @@ def cmd_gallery_key(args: argparse.Namespace) -> int:
 
     keys = KeyStore()
     if args.key_command == "import":
-        gid, where = import_key(keys, args.file, ask_passphrase(f"passphrase of {args.file}: "), replace=args.replace)
+        gid, where = import_key(keys, args.file, ask_passphrase(f"passphrase of {args.file}: "), replace=args.replace,
+                               keep_passphrase=args.keep_passphrase)
         _emit(args, {"gallery_id": gid, "kept": where}, f"imported the key of gallery {gid}; kept in {where}")
         return EXIT_OK
     passphrase = ask_passphrase("passphrase to protect the exported key: ", confirm=True) if args.passphrase else None
@@ -728,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = ksub.add_parser("import", help="keep the key in FILE on this device (asks for its passphrase if it has one)")
     c.add_argument("file", type=Path, metavar="FILE")
     c.add_argument("--replace", action="store_true", help="replace a different key this device holds for the gallery")
+    c.add_argument("--keep-passphrase", action="store_true",
+                   help="keep the key protected by its passphrase here too (asked for whenever the gallery is opened)")
     c.set_defaults(func=cmd_gallery_key)
     c = gsub.add_parser("rekey", help="give the gallery a new key (its people's data keys are wrapped again)")
     c.set_defaults(func=cmd_gallery_rekey)

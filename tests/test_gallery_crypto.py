@@ -170,6 +170,13 @@ def test_key_export_import_with_a_passphrase(tmp_path, rng, monkeypatch):
     again = SQLiteStore(tmp_path / "g", keys=other)
     assert again.get_person("Ann").templates == 1
     again.close()
+    guarded = KeyStore(tmp_path / "device3")  # kept behind the passphrase on this device too
+    import_key(guarded, tmp_path / "k.key", "correct horse", keep_passphrase=True)
+    monkeypatch.setenv("FACEAPP_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(WrongKeyError, match="wrong passphrase"):
+        SQLiteStore(tmp_path / "g", keys=guarded)
+    monkeypatch.setenv("FACEAPP_KEY_PASSPHRASE", "correct horse")
+    SQLiteStore(tmp_path / "g", keys=guarded).close()
 
 
 def test_an_old_plain_gallery_is_encrypted_on_opening(tmp_path, rng):

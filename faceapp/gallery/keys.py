@@ -280,11 +280,13 @@ def export_key(store: KeyStore, gallery_id: str, what: str, dest: Path, passphra
         raise FaceappError(f"cannot write {dest} ({exc.strerror}); choose another file") from exc
 
 
-def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace: bool = False) -> tuple[str, str]:
+def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace: bool = False,
+               keep_passphrase: bool = False) -> tuple[str, str]:
     """Keep the key in file ``source`` on this device.
 
     A different key this device already holds for the same gallery is replaced only with
     ``replace`` (after ``gallery rekey`` on another device): a key is never lost by mistake.
+    With ``keep_passphrase`` a protected key stays protected by its passphrase on this device.
 
     Returns:
         ``(gallery id, where it is kept)``.
@@ -303,4 +305,4 @@ def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace
     if held is not None and not held.protected and held.key(None) != key and not replace:
         raise GalleryKeyError(f"this device already holds another key for gallery {kf.gallery_id}; nothing was "
                               "changed: add --replace if the gallery was given a new key (`gallery rekey`)")
-    return kf.gallery_id, store.save(kf.gallery_id, key)
+    return kf.gallery_id, store.save(kf.gallery_id, key, passphrase if keep_passphrase and kf.protected else None)
