@@ -211,6 +211,7 @@ def test_merge_reseals_under_the_target_and_rekey_keeps_data(tmp_path, rng):
     store.close()
     store = SQLiteStore(tmp_path / "g", keys=keys)
     assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), DIM).sum(1)), np.sort(e.sum(1)), atol=1e-5)
+    assert store.get_person("ANN").templates == 2  # found by the keyed hash made with the new key
     store.close()
 
 

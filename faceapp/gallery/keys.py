@@ -264,6 +264,14 @@ class KeyStore:
                                   "check the permissions of that folder") from exc
         return str(path)
 
+    def restore(self, kept: KeyFile) -> None:
+        """Keep again a key as :meth:`read` gave it (protected or not)."""
+        text = (json.dumps(kept.doc, indent=1) + "\n").encode("utf-8")
+        if self._ring is not None and not kept.protected:
+            self._ring.set_password(SERVICE, kept.gallery_id, text.decode("utf-8"))
+            return
+        private.write_atomically(self._file(kept.gallery_id), text)
+
     def create(self, gallery_id: str) -> bytes:
         """A new random key for ``gallery_id``, kept."""
         key = secrets.token_bytes(KEY_BYTES)

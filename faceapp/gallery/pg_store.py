@@ -494,6 +494,8 @@ class PostgresStore(SQLStore):
         GalleryError: the database was written by a newer faceapp, or cannot be used.
     """
 
+    keeps_events = True
+
     def __init__(self, dsn: str, *, listen: bool = True, keys: KeyStore | None = None,
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.pg = PostgresDialect(dsn)

@@ -148,6 +148,8 @@ class SQLStore:
         changes: where writes log what they changed (``None``: no change log is kept).
     """
 
+    keeps_events = False  # the database has an ``events`` table (with snapshots)
+
     def __init__(self, dialect: Dialect, changes: ChangeRecorder | None = None) -> None:
         self.dialect = dialect
         self.location = dialect.location
@@ -257,6 +259,8 @@ class SQLStore:
         """Give the gallery a new key: every person's data key is wrapped again; returns where it is kept.
 
         The old key no longer opens the gallery; other devices need the new one (export it).
+        The names' keyed hashes and unknown faces' snapshots (keys derived from the gallery key)
+        are made again with the new key, in the same transaction.
         """
         from faceapp.gallery.keys import KeyStore
 
@@ -265,16 +269,27 @@ class SQLStore:
             self.unlock(keys)
         old = self.crypto
         assert old is not None
+        held = keys.read(old.gallery_id)
         key = secrets.token_bytes(seal.KEY_BYTES)
         new = GalleryCrypto(key, old.gallery_id, self.location)
-        with self._transaction() as tx:
-            rows = tx.rows("SELECT id, data_key FROM persons WHERE data_key IS NOT NULL")
-            tx.many("UPDATE persons SET data_key = ? WHERE id = ?",
-                    [(old.rewrap(int(p), _blob(w), new), int(p)) for p, w in rows])
-            tx.run(self.dialect.set_key_check_sql, (new.check_value,))
-            where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
+        try:
+            with self._transaction() as tx:
+                rows = self.named(tx.rows("SELECT id, name, data_key FROM persons WHERE data_key IS NOT NULL"))
+                tx.many("UPDATE persons SET data_key = ?, name_key = ? WHERE id = ?",
+                        [(old.rewrap(int(p), _blob(w), new), new.name_key(str(n)), int(p)) for p, n, w in rows])
+                if self.keeps_events:
+                    shots = tx.rows("SELECT id, snapshot FROM events WHERE person_id IS NULL AND snapshot IS NOT NULL")
+                    tx.many("UPDATE events SET snapshot = ? WHERE id = ?",
+                            [(new.seal(seal.NOBODY, seal.SNAPSHOT, int(e),
+                                       old.open(seal.NOBODY, seal.SNAPSHOT, int(e), _blob(b))), int(e)) for e, b in shots])
+                tx.run(self.dialect.set_key_check_sql, (new.check_value,))
+                where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
+        except BaseException:
+            if held is not None:  # the commit failed: the old key opens the gallery still
+                keys.restore(held)
+            raise
         self.dialect.erased()
-        self.crypto, self._wrapped, self._sealed = new, {}, {seal.NOBODY}
+        self.crypto, self._wrapped, self._sealed, self._names = new, {}, {seal.NOBODY}, {}
         return where
 
     def _open_keys(self, pids: Any, tx: Tx | None = None) -> None:
