@@ -104,6 +104,8 @@ def test_folder_store_keeps_no_face_in_the_clear(tmp_path, rng):
     store.close()
     assert scan(tmp_path / "g", DIM) == (0, 0)
     assert not list((tmp_path / "g").rglob("*.key"))  # the key is never in the gallery folder
+    [kept] = (tmp_path / "keys").iterdir()  # no keyring here: a private file in the config folder
+    assert (kept.stat().st_mode & 0o777, (tmp_path / "keys").stat().st_mode & 0o777) == (0o600, 0o700)
 
 
 def test_removed_persons_ciphertext_cannot_be_opened_after_removal(tmp_path, rng):
