@@ -298,6 +298,9 @@ def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(pg_dsn, pg_s
         assert g._keeper.wait_idle(60)
         g.remove("Bob")
         assert [ev.person for ev in g.store.events()] == [None]
+        assert g.search(e[:1], 1, model_id=MODEL)[0][0].name == SECRET
+        assert g._keeper.wait_idle(60)  # the index without Bob is saved in the device cache again
+    assert list((tmp_path / "cache").rglob("index.hnsw"))
     pg_server.sql("postgres", "CHECKPOINT")
     assert scan(pg_server.data, DIM) == (0, 0)
     assert scan(tmp_path / "cache", DIM) == (0, 0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import getpass
 import json
 import logging
@@ -273,10 +274,38 @@ class KeyStore:
         private.write_atomically(self._file(kept.gallery_id), text)
 
     def create(self, gallery_id: str) -> bytes:
-        """A new random key for ``gallery_id``, kept."""
+        """A new random key for ``gallery_id``, kept; the key already kept when another process
+        of this user made one first (several processes may open a new gallery at once).
+
+        Raises:
+            GalleryKeyError: the key cannot be written.
+        """
         key = secrets.token_bytes(KEY_BYTES)
-        self.save(gallery_id, key)
-        return key
+        if self._ring is not None:
+            if self._ring.get_password(SERVICE, gallery_id) is None:
+                self.save(gallery_id, key)
+            return self.load(gallery_id, gallery_id)
+        path = self._file(gallery_id)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
+        try:
+            private.make_private_dir(self.folder)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private.FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(encode_key(gallery_id, key))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)  # atomic, and refused when another process kept its key first
+            except FileExistsError:
+                return self.load(gallery_id, gallery_id)
+            private.fsync_dir(self.folder)
+            return key
+        except OSError as exc:
+            raise GalleryKeyError(f"cannot write the gallery key to {path} ({exc.strerror}); "
+                                  "check the permissions of that folder") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def export_key(store: KeyStore, gallery_id: str, what: str, dest: Path, passphrase: str | None) -> None:
