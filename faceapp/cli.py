@@ -226,11 +226,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if v.same else EXIT_NO_MATCH
 
 
+@contextlib.contextmanager
+def _progress_bar(args: argparse.Namespace, unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
+    """The ``progress(done, total)`` that moves a tqdm bar on stderr, shown from its first call (never with --json)."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(unit=unit, desc=desc, disable=args.json or None, file=sys.stderr))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
+
+
 def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from faceapp.gallery.gallery import open_gallery
 
     settings = load_settings(args.config).replace(gallery=args.gallery)
-    return open_gallery(settings.gallery_spec(), index=settings.index)
+    with _progress_bar(args, "person", "encrypt") as progress:  # shown only while a gallery is encrypted
+        return open_gallery(settings.gallery_spec(), index=settings.index, progress=progress)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
@@ -268,7 +290,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         e = gallery.remove(args.name)
     text = (f"removed {args.name}: erased {e.templates} template(s), {e.crops} face crop(s) and "
-            f"{e.negatives} negative sample(s) from the database and the index")
+            f"{e.negatives} negative sample(s) from the database and the index, and destroyed their data key: "
+            "copies left in backups, replicas or free disk space can no longer be decrypted (only someone who "
+            "kept both such a copy and this gallery's key could)")
     if not e.log_cleared:
         text += "; another faceapp process is reading the gallery, so its write-ahead log is cleared when it closes"
     _emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
@@ -277,7 +301,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from faceapp.gallery.reembed import reembed
     from faceapp.vision.images import decode_crop
@@ -287,12 +310,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
         if gallery.store.state().model_id in (None, model_id) and not gallery.store.reembed_status(model_id).pending:
             _emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
             return EXIT_OK
-        with tqdm(unit="face", desc="re-embed", disable=args.json or None, file=sys.stderr) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
+        with _progress_bar(args, "face", "re-embed") as progress:
             report = reembed(gallery, model_id, pipe.embedder.embed, decode_crop, progress=progress)
     assert report is not None
     lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
@@ -331,16 +349,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_copy(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from faceapp.gallery.copy import copy_gallery
 
-    with tqdm(unit="template", desc="copy", disable=args.json or None, file=sys.stderr) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    with _progress_bar(args, "template", "copy") as progress:
         report, where = copy_gallery(args.src, args.dst, progress=progress)
     counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
     lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
@@ -349,6 +361,36 @@ def cmd_gallery_copy(args: argparse.Namespace) -> int:
         lines.append("not copied (no templates; enrol them again): " + ", ".join(report.skipped))
     _emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
                  "skipped": list(report.skipped), "destination": where}, lines)
+    return EXIT_OK
+
+
+def cmd_gallery_key(args: argparse.Namespace) -> int:
+    from faceapp.gallery.keys import KeyStore, ask_passphrase, export_key, import_key
+
+    keys = KeyStore()
+    if args.key_command == "import":
+        gid, where = import_key(keys, args.file, ask_passphrase(f"passphrase of {args.file}: "), replace=args.replace,
+                               keep_passphrase=args.keep_passphrase)
+        _emit(args, {"gallery_id": gid, "kept": where}, f"imported the key of gallery {gid}; kept in {where}")
+        return EXIT_OK
+    passphrase = ask_passphrase("passphrase to protect the exported key: ", confirm=True) if args.passphrase else None
+    if args.passphrase and passphrase is None:
+        raise FaceappError("--passphrase needs a terminal to type it in, or FACEAPP_KEY_PASSPHRASE")
+    with _gallery(args) as gallery:
+        state = gallery.store.state()
+        export_key(keys, state.gallery_id, gallery.store.location, args.file, passphrase)
+    _emit(args, {"gallery_id": state.gallery_id, "file": str(args.file), "protected": passphrase is not None},
+          f"exported the key of gallery {state.gallery_id} to {args.file}"
+          + (" (protected by the passphrase)" if passphrase else "; anyone with this file and a copy of the gallery "
+             "can read it: keep it safe, or export with --passphrase"))
+    return EXIT_OK
+
+
+def cmd_gallery_rekey(args: argparse.Namespace) -> int:
+    with _gallery(args) as gallery:
+        where = gallery.rekey()
+    _emit(args, {"kept": where}, f"the gallery has a new key, kept in {where}; the old key no longer opens it: "
+          "export the new one (`gallery key export FILE`) to every other device that uses the gallery")
     return EXIT_OK
 
 
@@ -488,6 +530,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"threshold: match {thr.match:.3f}, uncertain band {thr.uncertain_band:.3f}, verify {pipe.verify_threshold():.3f}",
         f"gallery:   {stats['path']} (id {stats['gallery_id']}, generation {stats['generation']}"
         + (f", history {stats['history']})" if stats.get("history") else ")"),
+        "           encryption: " + ("on (AES-256-GCM, a data key per person" if stats["encryption"]["encrypted"] else
+                                   f"OFF for {stats['encryption']['people_not_encrypted']} people (")
+        + f"; key in {stats['encryption']['key_kept'] or 'no key on this device'})",
         f"           {stats['people']} people, {stats['templates']} templates, {stats['index_kind'] or 'no'} index "
         f"({stats['index_file_bytes']} bytes on disk), database {stats['database_bytes']} bytes",
         "           templates by model: " + (", ".join(f"{m[:12]}... {n}" for m, n in stats["model_ids"].items()) or "none"),
@@ -835,6 +880,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src", type=gallery_arg, metavar="SRC", help="gallery folder or PostgreSQL address")
     c.add_argument("dst", type=gallery_arg, metavar="DST", help="empty gallery folder or PostgreSQL database")
     c.set_defaults(func=cmd_gallery_copy)
+    k = gsub.add_parser("key", help="move the gallery's key to another device (export to a file, import it there)")
+    ksub = k.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    c = ksub.add_parser("export", help="write the gallery's key to FILE (0600)")
+    c.add_argument("file", type=Path, metavar="FILE")
+    c.add_argument("--passphrase", action="store_true", help="protect the file with a passphrase (asked for)")
+    c.set_defaults(func=cmd_gallery_key)
+    c = ksub.add_parser("import", help="keep the key in FILE on this device (asks for its passphrase if it has one)")
+    c.add_argument("file", type=Path, metavar="FILE")
+    c.add_argument("--replace", action="store_true", help="replace a different key this device holds for the gallery")
+    c.add_argument("--keep-passphrase", action="store_true",
+                   help="keep the key protected by its passphrase here too (asked for whenever the gallery is opened)")
+    c.set_defaults(func=cmd_gallery_key)
+    c = gsub.add_parser("rekey", help="give the gallery a new key (its people's data keys are wrapped again)")
+    c.set_defaults(func=cmd_gallery_rekey)
 
     s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
                                      "from their face crops")

@@ -64,3 +64,15 @@ class DuplicatePersonError(FaceappError):
 
 class SettingsError(FaceappError):
     """The settings file or a setting's value is invalid."""
+
+
+class GalleryKeyError(FaceappError):
+    """The gallery's key cannot be used: missing on this device, wrong, or behind a passphrase."""
+
+
+class KeyMissingError(GalleryKeyError):
+    """This device does not hold the gallery's key (import it from a device that does)."""
+
+
+class WrongKeyError(GalleryKeyError):
+    """The key or passphrase given is not the one the gallery was encrypted with."""

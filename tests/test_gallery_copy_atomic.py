@@ -1,6 +1,7 @@
 """`gallery copy` into a folder is all or nothing: a copy killed part-way leaves nothing that
 opens as a gallery, and running it again works."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def test_a_killed_copy_leaves_no_gallery_and_runs_again(tmp_path, rng, capsys):
     src, dst = tmp_path / "src", tmp_path / "dst"
     _source(src, rng)
     proc = subprocess.Popen([sys.executable, "-c", COPY_UNTIL_KILLED, str(src), str(dst)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                     "FACEAPP_CONFIG": os.environ["FACEAPP_CONFIG"]})  # where the keys are
     done = 0
     while done < 5:
         done = int(proc.stdout.readline())

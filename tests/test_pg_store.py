@@ -201,7 +201,8 @@ def test_restarted_device_loads_its_saved_index_and_applies_changes(pg_dsn, tmp_
     state = b.store.state()
     from faceapp.gallery.vindex import Binding
 
-    loaded = HnswIndex.load_lineage(saved, Binding(state.gallery_id, state.generation, MODEL, DIM, ""))
+    loaded = HnswIndex.load_lineage(saved, Binding(state.gallery_id, state.generation, MODEL, DIM, ""),
+                                    b.store.index_key())  # saved encrypted
     assert loaded is not None and loaded[1].generation == state.generation and len(loaded[0]) == 1
     a.close()
     b.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,17 +69,18 @@ class Gallery:
     """
 
     def __init__(self, root: Path | None = None, *, lock_timeout: float = 10.0, index: str = "auto",
-                 store: Store | None = None, index_is_cache: bool = False) -> None:
+                 store: Store | None = None, index_is_cache: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         if store is None:
             if root is None:
                 raise ValueError("a gallery needs a folder or a store")
-            store = SQLiteStore(Path(root), lock_timeout=lock_timeout)
+            store = SQLiteStore(Path(root), lock_timeout=lock_timeout, progress=progress)
         vindex.choose_kind(0, index)  # validates the setting
         self.store = store
         self.root = Path(root).expanduser() if root is not None else None
         self.index_setting = index
         self.index_is_cache = index_is_cache
-        self.slot = IndexSlot()
+        self.slot = IndexSlot(file_key=store.index_key())
         self._keeper: IndexKeeper | None = IndexKeeper(self.slot, self.root, index) \
             if index_is_cache and self.root else None
         self._state: StoreState | None = None
@@ -237,7 +238,7 @@ class Gallery:
                             and b.model_id == state.model_id and b.dim == state.dim and b.generation < state.generation)
             if not same_lineage:
                 root = self._index_root()
-                index = (HnswIndex.load(root, binding)
+                index = (HnswIndex.load(root, binding, self.slot.file_key)
                          if kind == "hnsw" and root is not None and not self._no_saved_index else None)
                 if index is None:  # a device cache answers at once from an exact index; its keeper builds the graph
                     index = vindex.new_index("exact" if self._keeper is not None else kind, state.dim, len(ids) + 1)
@@ -261,7 +262,7 @@ class Gallery:
         self._no_saved_index = False
         if (index is None or b is None) and root is not None:
             probe = Binding(state.gallery_id, state.generation, state.model_id, state.dim, "")
-            found = HnswIndex.load_lineage(root, probe)
+            found = HnswIndex.load_lineage(root, probe, self.slot.file_key)
             if found is not None:
                 index, b = found
             else:  # what an exact load would accept is part of what a lineage load accepts
@@ -361,7 +362,7 @@ class Gallery:
         try:
             with vindex.index_lock(root, wait) as held:
                 if held:
-                    index.save(root, binding)
+                    index.save(root, binding, self.slot.file_key)
         except OSError as exc:
             log.warning("could not save the gallery index (%s); it will be rebuilt next time", exc)
             vindex.wipe_index_files(root)
@@ -465,9 +466,17 @@ class Gallery:
             "model_id": state.model_id,
             "model_ids": self.store.model_counts(),
             "people": len(self),
+            "encryption": self.store.encryption(),
             **self.index_stats(),
             **self.store.describe(),
         }
+
+    def rekey(self) -> str:
+        """Give the gallery a new key (see :meth:`SQLStore.rekey`); returns where it is kept."""
+        with self.slot.lock:
+            where = self.store.rekey()
+            self.slot.file_key = self.store.index_key()
+        return where
 
     def check(self) -> str:
         """The store's integrity check; ``"ok"`` when it is sound."""
@@ -487,7 +496,8 @@ class Gallery:
         self.close()
 
 
-def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0) -> Gallery:
+def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float = 10.0,
+                 progress: Callable[[int, int], None] | None = None) -> Gallery:
     """Open the gallery a ``gallery`` setting names (see :meth:`faceapp.config.Settings.gallery_spec`).
 
     A folder keeps its index beside its database. A shared (PostgreSQL) gallery keeps this
@@ -498,9 +508,12 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
         spec: a folder, or a PostgreSQL address without a password.
         index: ``"auto"``, ``"exact"`` or ``"hnsw"``.
         lock_timeout: seconds a folder gallery's writer waits for another process.
+        progress: called with ``(people done, people to encrypt)`` while a gallery written
+            before encryption is encrypted.
 
     Raises:
         GalleryError: the gallery cannot be opened.
+        GalleryKeyError: this device has no key for the gallery, or the wrong one.
         SettingsError: a database address is malformed or holds a password.
     """
     from faceapp import private
@@ -509,8 +522,8 @@ def open_gallery(spec: Path | str, *, index: str = "auto", lock_timeout: float =
 
     address = GalleryAddress.parse(spec)
     if address.folder is not None:
-        return Gallery(address.folder, index=index, lock_timeout=lock_timeout)
-    store = open_store(address)
+        return Gallery(address.folder, index=index, lock_timeout=lock_timeout, progress=progress)
+    store = open_store(address, progress=progress)
     cache = default_cache_dir() / "galleries" / store.state().gallery_id
     try:
         for folder in (cache.parent.parent, cache.parent, cache):

@@ -183,4 +183,4 @@ class IndexKeeper:
 
     def _save(self, index: HnswIndex, binding: vindex.Binding) -> None:
         with self._locked():
-            index.save(self.root, binding)
+            index.save(self.root, binding, self.slot.file_key)

@@ -6,17 +6,20 @@ module that picks a store implementation from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from faceapp.config import GalleryAddress
 from faceapp.gallery.store import Store
 
 
-def open_store(spec: str | Path | GalleryAddress) -> Store:
+def open_store(spec: str | Path | GalleryAddress, *, progress: Callable[[int, int], None] | None = None) -> Store:
     """Open the store a ``gallery`` setting names: a PostgreSQL address or a folder.
 
     Args:
         spec: ``postgresql://user@host:port/dbname``, ``host=... dbname=...``, or a folder.
+        progress: called with ``(people done, people to encrypt)`` while a gallery written
+            before encryption is encrypted (see :meth:`~faceapp.gallery.sql_store.SQLStore.unlock`).
 
     Raises:
         GalleryError: the store cannot be opened (see the store classes).
@@ -26,8 +29,8 @@ def open_store(spec: str | Path | GalleryAddress) -> Store:
     if address.dsn is not None:
         from faceapp.gallery.pg_store import PostgresStore
 
-        return PostgresStore(address.dsn)
+        return PostgresStore(address.dsn, progress=progress)
     from faceapp.gallery.sqlite_store import SQLiteStore
 
     assert address.folder is not None
-    return SQLiteStore(address.folder)
+    return SQLiteStore(address.folder, progress=progress)

@@ -34,7 +34,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from faceapp.config import check_no_password, redact
 from faceapp.errors import DuplicatePersonError, GalleryError, GalleryUnavailableError
 from faceapp.gallery import integrity
 from faceapp.gallery.events import EventRecord
+from faceapp.gallery.keys import KeyStore
 from faceapp.gallery.pg_listen import CHANNEL, Listener
 from faceapp.gallery.sql_store import OWNERS_SQL, Row, SQLStore, Tx, state_from_row
 from faceapp.gallery.store import Changes, StoreState, new_row_id
@@ -133,6 +134,14 @@ ALTER TABLE negatives ADD COLUMN IF NOT EXISTS checksum BIGINT;
 ALTER TABLE changes DROP CONSTRAINT IF EXISTS changes_kind_check;
 ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('add', 'remove', 'owner', 'write'));
 """),
+    # Envelope encryption: a wrapped data key per person; the check value of the gallery key
+    # (the key itself is never on the server). SQLStore.unlock encrypts the rows already there.
+    (6, """
+ALTER TABLE persons ADD COLUMN IF NOT EXISTS data_key BYTEA;
+ALTER TABLE persons ADD COLUMN IF NOT EXISTS name_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons (name_key);
+ALTER TABLE gallery ADD COLUMN IF NOT EXISTS key_check TEXT;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")
@@ -193,6 +202,9 @@ class PostgresDialect:
                  "WHERE changes.generation = gallery.generation AND kind = 'write' LIMIT 1) FROM gallery")
     set_model_sql = "UPDATE gallery SET model_id = ?"
     set_dim_sql = "UPDATE gallery SET dim = ?"
+    key_check_sql = "SELECT key_check FROM gallery"
+    set_key_check_sql = "UPDATE gallery SET key_check = ?"
+    claim_key_check_sql = "UPDATE gallery SET key_check = ? WHERE key_check IS NULL RETURNING key_check"
 
     def __init__(self, dsn: str) -> None:
         try:
@@ -482,7 +494,10 @@ class PostgresStore(SQLStore):
         GalleryError: the database was written by a newer faceapp, or cannot be used.
     """
 
-    def __init__(self, dsn: str, *, listen: bool = True) -> None:
+    keeps_events = True
+
+    def __init__(self, dsn: str, *, listen: bool = True, keys: KeyStore | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.pg = PostgresDialect(dsn)
         super().__init__(self.pg, ChangeLog())
         self._mutex = threading.RLock()
@@ -493,6 +508,11 @@ class PostgresStore(SQLStore):
         self._last_state: StoreState | None = super().state()
         self._listener = Listener(self.pg.connect, self._heard, self._stale, Backoff(BACKOFF_S),
                                   self.pg.reason) if listen else None
+        try:
+            self.unlock(keys, progress)
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ what this device saw last
 
@@ -560,6 +580,7 @@ class PostgresStore(SQLStore):
         if found is None:
             return None
         changes, owners = found
+        owners = self.named(owners, 1, 2)
         with self._mutex:
             self._owners.update({int(t): (int(p), n) for t, p, n in owners})
             for t in changes.removed.tolist():

@@ -23,18 +23,19 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from faceapp import private
 from faceapp.errors import GalleryError, GalleryFullError, GalleryLockedError, GalleryReadOnlyError
 from faceapp.gallery import integrity
+from faceapp.gallery.keys import KeyStore
 from faceapp.gallery.sql_store import Row, SQLStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
 # Written once the database exists (and on every writable open), never before: a folder with
@@ -50,8 +51,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS persons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    data_key BLOB,
+    name_key TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons(name_key);
 CREATE TABLE IF NOT EXISTS templates (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
@@ -110,6 +114,8 @@ ALTER TABLE templates ADD COLUMN derived_from INTEGER;
 UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha256');
 """
 # Schema 2 kept no checksum of the stored vectors: the upgrade adds the column and fills it.
+# Schema 3 kept no data keys: the upgrade adds the column; :meth:`SQLStore.unlock` encrypts.
+_MIGRATE_3_TO_4 = ("ALTER TABLE persons ADD COLUMN data_key BLOB", "ALTER TABLE persons ADD COLUMN name_key TEXT")
 
 
 
@@ -177,6 +183,9 @@ class SQLiteDialect:
     state_sql = "SELECT " + ", ".join(_META.format(k) for k in ("gallery_id", "generation", "model_sha256", "dim"))
     set_model_sql = "INSERT OR REPLACE INTO meta VALUES ('model_sha256', ?)"
     set_dim_sql = "INSERT OR REPLACE INTO meta VALUES ('dim', ?)"
+    key_check_sql = "SELECT " + _META.format("key_check")
+    set_key_check_sql = "INSERT OR REPLACE INTO meta VALUES ('key_check', ?)"
+    claim_key_check_sql = "INSERT OR IGNORE INTO meta VALUES ('key_check', ?) RETURNING value"
 
     def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
         import filelock
@@ -299,6 +308,9 @@ class SQLiteDialect:
                         db.execute(stmt)
                     log.warning("gallery %s upgraded to schema %d (crops and model ids per template)",
                                 self.root, SCHEMA_VERSION)
+                if version in (1, 2, 3) and "data_key" not in {r[1] for r in db.execute("PRAGMA table_info(persons)")}:
+                    for stmt in _MIGRATE_3_TO_4:
+                        db.execute(stmt)
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     db.execute(stmt)
                 if version in (1, 2):
@@ -441,9 +453,15 @@ class SQLiteDialect:
 class SQLiteStore(SQLStore):
     """A :class:`~faceapp.gallery.store.Store` in a folder (see :class:`SQLiteDialect` for the arguments)."""
 
-    def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
+    def __init__(self, root: Path, *, lock_timeout: float = 10.0, keys: KeyStore | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.sqlite = SQLiteDialect(root, lock_timeout=lock_timeout)
         super().__init__(self.sqlite)
+        try:
+            self.unlock(keys, progress)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def _db(self) -> sqlite3.Connection:

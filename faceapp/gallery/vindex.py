@@ -11,6 +11,10 @@ file to the exact store state it was built from (gallery id, generation, model i
 digest of the template ids) and to the file's own sha256; an index that does not match is
 never searched. A saved index never holds a removed vector: deletions are compacted away
 before every save.
+
+The index of an encrypted gallery is saved encrypted (AES-256-GCM with the gallery's index
+key, its sidecar's binding as associated data): the graph is serialised in memory and only
+the ciphertext is written, so no vector is ever on the disk in the clear.
 """
 
 from __future__ import annotations
@@ -249,28 +253,45 @@ class HnswIndex:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, root: Path, binding: Binding) -> None:
-        """Write ``index.hnsw`` and its sidecar durably (``0600``); the index must be compacted."""
+    def save(self, root: Path, binding: Binding, key: bytes | None = None) -> None:
+        """Write ``index.hnsw`` and its sidecar durably (``0600``); the index must be compacted.
+
+        Args:
+            root: the folder.
+            binding: the store state the index answers for.
+            key: encrypt the file with it (``None``: hnswlib's own format, in the clear).
+        """
         if self._deleted:
             raise ValueError("compact the index before saving it")
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
-        private.write_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
+        if key is None:
+            private.write_atomically(path, lambda tmp: self._index.save_index(str(tmp)))
+        else:
+            import pickle
+            import secrets
+
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            nonce = secrets.token_bytes(12)
+            private.write_atomically(path, nonce + AESGCM(key).encrypt(nonce, pickle.dumps(self._index),
+                                                                        _sealed_ad(binding)))
         side = {"format": SIDECAR_FORMAT, "space": "ip", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
                 "max_elements": int(self._index.get_max_elements()), "size": path.stat().st_size,
-                "sha256": private.sha256_file(path), "binding": asdict(binding)}
+                "sha256": private.sha256_file(path), "binding": asdict(binding), "sealed": key is not None}
         private.write_atomically(side_path, json.dumps(side))
 
     @classmethod
-    def load(cls, root: Path, binding: Binding) -> HnswIndex | None:
+    def load(cls, root: Path, binding: Binding, key: bytes | None = None) -> HnswIndex | None:
         """The saved index if its file is intact and it was built from exactly ``binding``'s state.
 
         Logs one line and returns ``None`` otherwise: the caller rebuilds from the store.
+        ``key`` opens an encrypted file (see :meth:`save`).
         """
-        found = cls._read(root, binding.dim, lambda saved: saved == binding)
+        found = cls._read(root, binding.dim, lambda saved: saved == binding, key)
         return None if found is None else found[0]
 
     @classmethod
-    def load_lineage(cls, root: Path, binding: Binding) -> tuple[HnswIndex, Binding] | None:
+    def load_lineage(cls, root: Path, binding: Binding, key: bytes | None = None) -> tuple[HnswIndex, Binding] | None:
         """A saved index of the same gallery, model and size at ``binding``'s generation or an
         earlier one, with the binding it was saved with; the caller applies what changed since.
         """
@@ -278,7 +299,7 @@ class HnswIndex:
             return ((saved.gallery_id, saved.model_id, saved.dim) == (binding.gallery_id, binding.model_id, binding.dim)
                     and saved.generation <= binding.generation)
 
-        return cls._read(root, binding.dim, same_lineage)
+        return cls._read(root, binding.dim, same_lineage, key)
 
     @classmethod
     def saved_binding(cls, root: Path) -> Binding | None:
@@ -290,7 +311,7 @@ class HnswIndex:
             return None
 
     @classmethod
-    def _read(cls, root: Path, dim: int, accept: Any) -> tuple[HnswIndex, Binding] | None:
+    def _read(cls, root: Path, dim: int, accept: Any, key: bytes | None = None) -> tuple[HnswIndex, Binding] | None:
         import hnswlib
 
         path, side_path = root / INDEX_NAME, root / SIDECAR_NAME
@@ -306,12 +327,37 @@ class HnswIndex:
             if side.get("size") != path.stat().st_size or side.get("sha256") != private.sha256_file(path):
                 log.warning("gallery index %s is damaged or was modified; rebuilding it from the database", path)
                 return None
-            raw = hnswlib.Index(space="ip", dim=dim)
-            raw.load_index(str(path), max_elements=int(side["max_elements"]))
+            if bool(side.get("sealed")) != (key is not None):
+                log.warning("gallery index %s is %s; rebuilding it from the database", path,
+                            "encrypted and the gallery is not" if key is None else "not encrypted")
+                return None
+            if key is not None:
+                import pickle
+
+                from cryptography.exceptions import InvalidTag
+                from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+                data = path.read_bytes()
+                try:
+                    plain = AESGCM(key).decrypt(data[:12], data[12:], _sealed_ad(saved))
+                except InvalidTag:
+                    log.warning("gallery index %s does not open with this gallery's key; rebuilding it", path)
+                    return None
+                raw = pickle.loads(plain)  # noqa: S301 - authenticated above: written by this gallery's key holder
+                if raw.dim != dim:
+                    return None
+            else:
+                raw = hnswlib.Index(space="ip", dim=dim)
+                raw.load_index(str(path), max_elements=int(side["max_elements"]))
             return cls(dim, _index=raw), saved
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             log.warning("gallery index %s could not be read (%s); rebuilding it from the database", path, exc)
             return None
+
+
+def _sealed_ad(binding: Binding) -> bytes:
+    """What an encrypted index file is bound to: the state in its sidecar."""
+    return ("faceapp index|" + json.dumps(asdict(binding), sort_keys=True)).encode()
 
 
 @dataclass
@@ -326,6 +372,7 @@ class IndexSlot:
     lock: threading.RLock = field(default_factory=threading.RLock)
     index: VectorIndex | None = None
     binding: Binding | None = None
+    file_key: bytes | None = field(default=None, repr=False)  # encrypts the saved index (None: plain)
 @contextlib.contextmanager
 def index_lock(root: Path, timeout: float) -> Iterator[bool]:
     """Hold ``root/index.lock`` (``0600``) while saving or wiping index files.
