@@ -172,7 +172,20 @@ def ort_options(threads: int = 0) -> Any:
 
 
 @dataclass
-class OrtBackend:
+class LoadedNetwork:
+    """What every backend tells once its network is loaded (the fields of :class:`Backend`)."""
+
+    name: str = field(init=False)
+    label: str = field(init=False)
+    metadata: dict[str, str] = field(init=False)
+    input_names: list[str] = field(init=False)
+    input_shape: tuple[int | None, ...] = field(init=False)
+    output_names: list[str] = field(init=False)
+    batch: int | None = field(init=False)
+
+
+@dataclass
+class OrtBackend(LoadedNetwork):
     """onnxruntime on the CPU or CUDA provider.
 
     Args:
@@ -184,13 +197,6 @@ class OrtBackend:
     path: Path
     cuda: bool = False
     threads: int = 0
-    name: str = field(init=False)
-    label: str = field(init=False)
-    metadata: dict[str, str] = field(init=False)
-    input_names: list[str] = field(init=False)
-    input_shape: tuple[int | None, ...] = field(init=False)
-    output_names: list[str] = field(init=False)
-    batch: int | None = field(init=False)
     session: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -236,7 +242,7 @@ class OrtBackend:
 
 
 @dataclass
-class OpenVinoBackend:
+class OpenVinoBackend(LoadedNetwork):
     """The OpenVINO runtime on the CPU, latency hint, dynamic batch.
 
     Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
@@ -263,12 +269,6 @@ class OpenVinoBackend:
     precision: str = "fp32"
     known_metadata: InitVar[dict[str, str] | None] = None
     name: str = field(init=False, default="openvino")
-    label: str = field(init=False)
-    metadata: dict[str, str] = field(init=False)
-    input_names: list[str] = field(init=False)
-    input_shape: tuple[int | None, ...] = field(init=False)
-    output_names: list[str] = field(init=False)
-    batch: int | None = field(init=False)
 
     def __post_init__(self, known_metadata: dict[str, str] | None) -> None:
         ov = import_openvino()
