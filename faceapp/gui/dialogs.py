@@ -186,6 +186,8 @@ class EnrolDialog(QDialog):
         font = self.guidance.font()
         font.setPointSize(14)
         self.guidance.setFont(font)
+        # room for two wrapped lines, so a long hint never runs over the preview above it
+        self.guidance.setMinimumHeight(2 * self.guidance.fontMetrics().lineSpacing() + 4)
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m samples")
         self.coverage = QLabel()  # which poses the samples cover, which are missing
