@@ -79,9 +79,8 @@ def faces(pipeline, data_dir):
     return {name: pipeline.main_face(data_dir / name) for name in ("obama.jpg", "obama2.jpg", "biden.jpg")}
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A real PostgreSQL server for the session (see ``tests/pgserver.py``); skipped when not installed."""
+def _started_pg_server():  # type: ignore[no-untyped-def]
+    """A new PostgreSQL server in a temporary folder, or a skip saying why there is none."""
     from pgserver import PgServer, find_bindir
 
     pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
@@ -94,6 +93,22 @@ def pg_server():
     except Exception as exc:  # noqa: BLE001 - report why the server could not start
         server.destroy()
         pytest.skip(f"could not start a PostgreSQL server: {exc}; see {server.log}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (see ``tests/pgserver.py``); skipped when not installed."""
+    server = _started_pg_server()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def own_pg_server():
+    """A PostgreSQL server for one test alone: its data directory holds only what that test wrote
+    (the session's server also holds other tests' data, plain galleries made on purpose among them)."""
+    server = _started_pg_server()
     yield server
     server.destroy()
 

@@ -280,9 +280,12 @@ def test_folder_gallery_with_its_saved_index_keeps_no_face_in_the_clear(tmp_path
 
 
 @pytest.mark.postgres
-def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(pg_dsn, pg_server, tmp_path, rng, monkeypatch):
+def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(own_pg_server, tmp_path, rng, monkeypatch):
     from faceapp.gallery.events import EventRecord
     from faceapp.gallery.gallery import open_gallery
+
+    pg_server = own_pg_server  # a server of its own: the session's holds plain galleries other tests made
+    pg_dsn = pg_server.new_database()
 
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "cache"))
     e = unit(rng, 3)
