@@ -119,6 +119,11 @@ def test_an_image_folder_plays_at_the_chosen_rate(tmp_path, data_dir):
     for _ in range(4):
         src.read()
     assert clock.waits == [0.25, 0.25, 0.25] and src.nominal_fps == 4.0
+    clock.now += 10.0  # the reader was held up for 40 images' time
+    clock.waits.clear()
+    for _ in range(3):
+        src.read()
+    assert clock.waits == [0.25, 0.25]  # no burst of missed images: the rate starts again from now
     with pytest.raises(CameraError, match="image rate"):
         ImageFolderSource(tmp_path, fps=-1.0)
     assert isinstance(open_source(tmp_path, realtime=False), ImageFolderSource)

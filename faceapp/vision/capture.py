@@ -54,6 +54,32 @@ def pace(position: int, started: float, now: float, fps: float) -> tuple[float, 
     return 0.0, int((now - started) * fps) - position
 
 
+class Schedule:
+    """The clock of a paced source: frame 0 is due when it is first asked for (see :func:`pace`).
+
+    Args:
+        clock: seconds, monotonic (tests pass their own).
+        sleep: waits that many seconds (tests pass their own).
+    """
+
+    def __init__(self, clock: Clock, sleep: Sleep) -> None:
+        self.clock, self.sleep = clock, sleep
+        self.start: float | None = None
+
+    def wait_for(self, position: int, fps: float) -> int:
+        """Wait until frame ``position`` is due; returns how many frames it is late by instead."""
+        if self.start is None:
+            self.start = self.clock()
+        wait, late = pace(position, self.start, self.clock(), fps)
+        if wait > 0:
+            self.sleep(wait)
+        return late
+
+    def restart(self) -> None:
+        """Make the next frame frame 0, due now."""
+        self.start = self.clock()
+
+
 class CameraError(FaceappError):
     """The camera (or source) could not be opened."""
 
@@ -238,7 +264,7 @@ class VideoFileSource(FrameSource):
         self.fps = fps if 0.0 < fps <= 1000.0 else DEFAULT_VIDEO_FPS
         self.nominal_fps = self.fps if self.realtime else None
         self.declared_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-        self._start: float | None = None
+        self._schedule = Schedule(self._clock, self._sleep)
         self._pos = 0
 
     def read(self) -> np.ndarray:
@@ -247,12 +273,7 @@ class VideoFileSource(FrameSource):
         if self._cap is None:
             raise CameraLost(f"{self.name} is closed")
         if self.realtime:
-            if self._start is None:
-                self._start = self._clock()
-            wait, late = pace(self._pos, self._start, self._clock(), self.fps)
-            if wait > 0:
-                self._sleep(wait)
-            for _ in range(late):  # drop the frames we are late for
+            for _ in range(self._schedule.wait_for(self._pos, self.fps)):  # drop the frames we are late for
                 if not self._cap.grab():
                     break
                 self._pos += 1
@@ -262,7 +283,8 @@ class VideoFileSource(FrameSource):
             if not self.loop:
                 raise CameraLost(f"{self.name} has ended")
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._start, self._pos = self._clock(), 0
+            self._schedule.restart()
+            self._pos = 0
             ok, frame = self._cap.read()
             if not ok:
                 raise CameraLost(f"{self.name} cannot be read")
@@ -315,18 +337,15 @@ class ImageFolderSource(FrameSource):
             raise CameraError(f"{self.path} has no images to use as frames")
         self._i = 0
         self._shown = 0
-        self._start: float | None = None
+        self._schedule = Schedule(self._clock, self._sleep)
         self.skipped: dict[str, str] = {}
 
     def read(self) -> np.ndarray:
         if self.nominal_fps:
-            if self._start is None:
-                self._start = self._clock()
-            wait, _ = pace(self._shown, self._start, self._clock(), self.nominal_fps)
-            if wait > 0:
-                self._sleep(wait)
-            else:  # behind: images are not dropped, the schedule starts again from now
-                self._start, self._shown = self._clock(), 0
+            if self._schedule.wait_for(self._shown, self.nominal_fps):
+                # behind: images are not dropped, the schedule starts again from now
+                self._schedule.restart()
+                self._shown = 0
         for _ in range(len(self.files)):
             if self._i >= len(self.files):
                 if not self.loop:
