@@ -800,6 +800,7 @@ def test_damaged_templates_are_listed_by_person_and_repaired_from_the_window(qtb
     w = MainWindow(Settings(gallery=gallery), source="9", settings_path=tmp_path / "settings.toml")
     qtbot.addWidget(w)
     w.show()
+    qtbot.waitUntil(lambda: w.notice.buttons["repair"].isVisible(), timeout=10000)  # checked once the window is up
     assert w.notice.buttons["repair"].isVisible() and "Obama: 1" in w.notice.text.text()
     w.notice.buttons["repair"].click()
     assert not w.notice.buttons["repair"].isVisible()

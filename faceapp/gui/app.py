@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
             self.provider_label.setToolTip(f"embedder: {emb.provider_note}")
             self._detector_noted = False  # the detector loads with the first frame; its runtime is added then
             self._sync_controls()
-            self._find_damaged()
+            QTimer.singleShot(0, self._check_damaged)  # reads every template: after the window is up
             self._open_inbox()
             self.refresh_gallery_size()
         except FaceappError as exc:
@@ -377,6 +377,10 @@ class MainWindow(QMainWindow):
         self._damaged = {}
         for d in found:
             self._damaged[d.name] = self._damaged.get(d.name, 0) + 1
+
+    def _check_damaged(self) -> None:
+        self._find_damaged()
+        self._update_notice()
 
     def repair_gallery(self) -> None:
         """Embed damaged templates again from their stored face crops; say who could not be."""
