@@ -9,9 +9,10 @@ from vectors import normalise
 
 from faceapp.errors import GalleryError
 from faceapp.gallery.gallery import Gallery
-from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance, UnlikeSamplesError
+from faceapp.recognise.enrol import Enrolment, UnlikeSamplesError
 from faceapp.recognise.inbox import DAY, INBOX_DB, UnknownInbox
 from faceapp.recognise.match import Thresholds, aggregate, decide
+from faceapp.recognise.samples import EnrolSample, Provenance
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
 MODEL = "m" * 64

@@ -12,7 +12,7 @@ caller passes the model's same-person threshold), else it starts a new group. Gr
 follow the live view's tracks: the faces of one track join one group, a track that
 bridges two groups merges them, and so does a group whose mean comes as close to another's
 as a joining face must; a track the live view names takes its faces back out. Each group keeps
-at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.enrol.sample_score`, and a
+at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.quality.sample_score`, and a
 face nearly identical to the group's newest sample within ``min_interval`` seconds is not
 stored again (a live view sees the same face many times a second).
 
@@ -40,7 +40,9 @@ import numpy as np
 from faceapp.errors import GalleryError
 from faceapp.gallery.sqlite_store import open_private_db, truncate_wal
 from faceapp.private import FILE_MODE, POSIX, make_private_dir
-from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, as_quality, assess_sample, sample_score
+from faceapp.recognise.enrol import EnrolmentResult
+from faceapp.recognise.quality import as_quality, assess_sample, sample_score
+from faceapp.recognise.samples import EnrolSample, Provenance
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult, Match
 
@@ -207,7 +209,7 @@ class UnknownInbox:
             track: int | None = None) -> int | None:
         """Record one sighting of an unknown face.
 
-        Low-quality faces (by :func:`faceapp.recognise.enrol.assess_sample`) are not kept: they make
+        Low-quality faces (by :func:`faceapp.recognise.quality.assess_sample`) are not kept: they make
         poor templates and poor groups. A face of a track joins the group its track's earlier
         faces joined; when it is also like another group, the two groups are one person and are
         merged. A track the live view has named (:meth:`forget_track`) adds nothing.
