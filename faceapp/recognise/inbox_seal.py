@@ -84,7 +84,7 @@ class InboxSeal:
         """The seal of the inbox in ``db``; a new inbox is given an id and a key (kept by ``keys``).
 
         Raises:
-            KeyMissingError: the inbox holds faces and this device has no key for it.
+            KeyMissingError: this device has no key for the inbox.
             WrongKeyError: the key this device holds is not the inbox's.
             GalleryKeyError: the key cannot be read or written.
         """
