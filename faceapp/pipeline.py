@@ -19,8 +19,9 @@ import numpy as np
 from faceapp.config import Settings
 from faceapp.errors import ImageError, ManyFacesError, NoFaceError
 from faceapp.gallery.store import Person
-from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance
+from faceapp.recognise.enrol import Enrolment
 from faceapp.recognise.match import Thresholds, aggregate, decide, same_person
+from faceapp.recognise.samples import EnrolSample, Provenance
 from faceapp.recognise.track import Tracker, TrackerConfig, TrackResult
 from faceapp.types import Detection, Face, FaceResult, Match
 from faceapp.vision import models

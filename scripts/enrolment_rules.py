@@ -8,7 +8,7 @@ is applied to:
   of genuine photos refused;
 * their photos plus one photo of another person of the set (a misfiled photo): the share of
   such intruders refused, and of genuine photos refused beside them;
-* their photos offered one at a time to a :class:`~faceapp.recognise.enrol.SampleSet` (the
+* their photos offered one at a time to a :class:`~faceapp.recognise.samples.SampleSet` (the
   dialog's "Add photos...", first photo first): genuine photos refused.
 
 The gallery is empty, so only the sample rules act. Usage::
@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from faceapp.config import Settings  # noqa: E402
 from faceapp.errors import FaceappError  # noqa: E402
 from faceapp.pipeline import Pipeline  # noqa: E402
-from faceapp.recognise.enrol import EnrolSample, Provenance, SampleSet, review_samples  # noqa: E402
+from faceapp.recognise.enrol import review_samples  # noqa: E402
+from faceapp.recognise.samples import EnrolSample, Provenance, SampleSet  # noqa: E402
 from faceapp.types import Decision, Match  # noqa: E402
 from faceapp.vision.images import person_folders, prefetch  # noqa: E402
 

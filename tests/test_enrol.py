@@ -7,22 +7,11 @@ import pytest
 from faceapp.errors import DuplicatePersonError
 from faceapp.gallery.store import Person
 from faceapp.gallery.store import Sample as StoredSample
-from faceapp.recognise.enrol import (
-    Enrolment,
-    EnrolmentGuide,
-    EnrolSample,
-    LookalikeError,
-    Provenance,
-    Refusal,
-    SampleSet,
-    SourceKind,
-    UnlikeSamplesError,
-    assess_sample,
-    pose_label,
-    review_samples,
-    sample_score,
-)
+from faceapp.recognise.enrol import Enrolment, LookalikeError, UnlikeSamplesError, review_samples
+from faceapp.recognise.guide import EnrolmentGuide
 from faceapp.recognise.match import Thresholds, aggregate, decide
+from faceapp.recognise.quality import assess_sample, pose_label, sample_score
+from faceapp.recognise.samples import EnrolSample, Provenance, Refusal, SampleSet, SourceKind
 from faceapp.types import Detection, Face, Quality
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)

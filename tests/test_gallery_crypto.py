@@ -263,8 +263,12 @@ def test_an_old_plain_postgres_gallery_is_encrypted_on_opening(pg_dsn, tmp_path,
     store.close()
 
 
-def test_folder_gallery_with_its_saved_index_keeps_no_face_in_the_clear(tmp_path, rng):
+GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
+
+
+def test_folder_gallery_with_its_saved_index_and_inbox_keeps_no_face_in_the_clear(tmp_path, rng):
     from faceapp.gallery.gallery import open_gallery
+    from faceapp.recognise.inbox import UnknownInbox
 
     e = unit(rng, 3)
     with open_gallery(tmp_path / "g", index="hnsw") as g:
@@ -276,6 +280,14 @@ def test_folder_gallery_with_its_saved_index_keeps_no_face_in_the_clear(tmp_path
         assert g.search(e[:1], 1, model_id=MODEL)[0][0].name == "Ann"
         g.remove("Bob")
         assert g.search(e[2:], 1, model_id=MODEL)[0][0].name == "Ann"
+    unknown = unit(rng, 4)  # unknown faces of the live view, kept in the gallery folder's inbox
+    crops = [jpeg(rng) for _ in unknown]
+    with UnknownInbox(tmp_path / "g", min_interval=0.0) as box:
+        gids = [box.add(v, model_id=MODEL, thumbnail=c, quality=GOOD, seen_at=1e9 + i)
+                for i, (v, c) in enumerate(zip(unknown, crops, strict=True))]
+        assert None not in gids and sorted(f.thumbnail for g in box.groups() for f in box.faces(g.id)) == sorted(crops)
+        assert np.allclose(box.faces(gids[0])[0].embedding, unknown[0], atol=1e-6)  # read back in the clear
+    assert (tmp_path / "g" / "inbox.sqlite3").is_file()
     assert scan(tmp_path / "g", DIM) == (0, 0)
 
 

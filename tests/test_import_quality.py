@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from faceapp.recognise.enrol import QualityGates, low_quality
+from faceapp.recognise.quality import QualityGates, low_quality
 from faceapp.types import Quality
 
 

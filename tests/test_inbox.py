@@ -1,17 +1,20 @@
 """The unknown-faces inbox: grouping, best samples, enrolment, and erasing for real."""
 
 import os
+import sqlite3
 import stat
 
 import numpy as np
 import pytest
 from vectors import normalise
 
-from faceapp.errors import GalleryError
+from faceapp.errors import GalleryError, KeyMissingError, WrongKeyError
 from faceapp.gallery.gallery import Gallery
-from faceapp.recognise.enrol import Enrolment, EnrolSample, Provenance, UnlikeSamplesError
+from faceapp.gallery.keys import KeyStore
+from faceapp.recognise.enrol import Enrolment, UnlikeSamplesError
 from faceapp.recognise.inbox import DAY, INBOX_DB, UnknownInbox
 from faceapp.recognise.match import Thresholds, aggregate, decide
+from faceapp.recognise.samples import EnrolSample, Provenance
 
 GOOD = dict(face_size=80.0, sharpness=400.0, yaw=0.0, roll=0.0, brightness=120.0)
 MODEL = "m" * 64
@@ -115,18 +118,81 @@ def test_dismiss_erases_the_bytes_from_disk(tmp_path):
     secret = people(1, seed=5)[0]
     marker = b"UNIQUE-THUMBNAIL-MARKER-" * 20
     gid = box.add(secret, model_id=MODEL, thumbnail=marker, quality=GOOD)
-    box.add(people(1, seed=6)[0], model_id=MODEL, thumbnail=b"other", quality=GOOD)
+    other = box.add(people(1, seed=6)[0], model_id=MODEL, thumbnail=b"other", quality=GOOD)
     files = [folder / INBOX_DB, folder / (INBOX_DB + "-wal")]
+    sealed = [bytes(b) for row in box._db.execute(
+        "SELECT f.embedding, f.thumbnail, g.data_key, g.centroid FROM faces f JOIN groups g ON g.id = f.group_id "
+        "WHERE g.id = ?", (gid,)) for b in row]
 
     def on_disk():
         return b"".join(p.read_bytes() for p in files if p.exists())
 
-    assert marker in on_disk() and secret.tobytes() in on_disk()
+    data = on_disk()
+    assert marker not in data and secret.tobytes() not in data  # sealed: never in the clear
+    assert all(b in data for b in sealed) and box.faces(gid)[0].thumbnail == marker
     box.dismiss(gid)
     data = on_disk()
-    assert marker not in data and secret.tobytes() not in data
-    assert len(box.groups()) == 1
+    assert not any(b in data for b in sealed)  # the sealed values and the group's data key are gone
+    assert [g.id for g in box.groups()] == [other] and box.faces(other)[0].thumbnail == b"other"
     box.close()
+
+
+def test_a_missing_or_wrong_key_says_so_in_one_line_and_changes_nothing(tmp_path):
+    keys = KeyStore(tmp_path / "keys")
+    with UnknownInbox(tmp_path / "g", keys=keys) as box:
+        gid = box.add(people(1)[0], model_id=MODEL, thumbnail=b"jpeg", quality=GOOD)
+    [kept] = (tmp_path / "keys").iterdir()  # kept beside gallery keys, never in the gallery folder
+    assert not list((tmp_path / "g").glob("*.key"))
+    with pytest.raises(KeyMissingError, match="does not hold the key of the unknown-faces inbox") as missing:
+        UnknownInbox(tmp_path / "g", keys=KeyStore(tmp_path / "other keys"))
+    inbox_id = kept.stem
+    wrong = KeyStore(tmp_path / "wrong keys")
+    wrong.save(inbox_id, bytes(32))
+    with pytest.raises(WrongKeyError, match="is not the one its faces were encrypted with") as mismatch:
+        UnknownInbox(tmp_path / "g", keys=wrong)
+    for exc in (missing.value, mismatch.value):
+        assert "\n" not in str(exc) and "delete that file" in str(exc)
+    with UnknownInbox(tmp_path / "g", keys=keys) as box:
+        assert [f.thumbnail for f in box.faces(gid)] == [b"jpeg"]
+
+
+def test_a_value_moved_to_another_row_fails_its_check(tmp_path):
+    with UnknownInbox(tmp_path, min_interval=0.0) as box:
+        a, b = people(2, seed=8)
+        ga = box.add(a, model_id=MODEL, thumbnail=b"a1", quality=GOOD, seen_at=1.0)
+        assert box.add(a, model_id=MODEL, thumbnail=b"a2", quality=GOOD, seen_at=2.0) == ga
+        gb = box.add(b, model_id=MODEL, thumbnail=b"b", quality=GOOD, seen_at=3.0)
+        (f1, t1), (f2, _), (fb, _) = box._db.execute("SELECT id, thumbnail FROM faces ORDER BY id").fetchall()
+        box._db.execute("UPDATE faces SET thumbnail = ? WHERE id = ?", (t1, f2))  # the same group's key, another row
+        with pytest.raises(GalleryError, match=f"group {ga}.*failed its authentication check"):
+            box.faces(ga)
+        box._db.execute("UPDATE faces SET thumbnail = ? WHERE id = ?", (t1, fb))  # another group's
+        with pytest.raises(GalleryError, match=f"group {gb}.*failed its authentication check"):
+            box.faces(gb)
+
+
+def test_an_inbox_kept_in_the_clear_by_an_earlier_version_is_erased_on_opening(tmp_path, caplog):
+    plain = sqlite3.connect(tmp_path / INBOX_DB)
+    plain.executescript("""
+        CREATE TABLE groups (id INTEGER PRIMARY KEY AUTOINCREMENT, centroid BLOB NOT NULL, first_seen REAL NOT NULL,
+                             last_seen REAL NOT NULL, sightings INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE faces (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id INTEGER NOT NULL REFERENCES groups(id)
+                            ON DELETE CASCADE, embedding BLOB NOT NULL, model_id TEXT NOT NULL, thumbnail BLOB,
+                            quality TEXT, score REAL NOT NULL, seen_at REAL NOT NULL);""")
+    face = people(1, seed=4)[0]
+    marker = b"PLAIN-CROP-MARKER-" * 20
+    plain.execute("INSERT INTO groups VALUES (1, ?, 1.0, 1.0, 1)", (face.tobytes(),))
+    plain.execute("INSERT INTO faces VALUES (1, 1, ?, ?, ?, NULL, 1.0, 1.0)", (face.tobytes(), MODEL, marker))
+    plain.commit()
+    plain.close()
+    with caplog.at_level("WARNING"), UnknownInbox(tmp_path, min_interval=0.0) as box:
+        assert box.groups() == []
+        assert box.add(face, model_id=MODEL, thumbnail=b"new", quality=GOOD) is not None
+    assert [r.getMessage() for r in caplog.records if "unencrypted" in r.getMessage()] == [
+        f"the unknown-faces inbox {tmp_path / INBOX_DB} was kept unencrypted by an earlier version: its 1 face(s) "
+        "were erased, and faces are collected again, encrypted, as they are seen"]
+    data = b"".join(p.read_bytes() for p in tmp_path.glob(INBOX_DB + "*"))
+    assert marker not in data and face.tobytes() not in data
 
 
 def test_the_inbox_file_is_private(tmp_path):

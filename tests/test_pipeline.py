@@ -90,7 +90,7 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
         assert strict.decision is Decision.UNKNOWN
         # the pipeline's own embedding: another pipeline may have timed and picked another runtime
         probe = pipe.main_face(data_dir / "obama2.jpg")
-        from faceapp.recognise.enrol import EnrolSample, Provenance
+        from faceapp.recognise.samples import EnrolSample, Provenance
 
         review = pipe.enrolment().review("someone new", [EnrolSample.from_face(probe, Provenance.photo("obama2.jpg"))])
         assert [(lk.name, lk.similarity) for lk in review.lookalikes] == [("Barack Obama", pytest.approx(m.similarity))]

@@ -1,41 +1,33 @@
-"""Enrolment: the one use case that turns samples into a person, and the guided-capture rules.
+"""Enrolment: the one use case that turns samples into a person.
 
 Every way of enrolling (the CLI's ``enroll`` and ``import``, the GUI's "Add person", the
 people library's "Add photos", "It's X" on a live face, the unknown-faces inbox, and
 :meth:`faceapp.pipeline.Pipeline.enroll`) goes through :class:`Enrolment`, so one set of
 rules decides what is stored:
 
-- **One source at a time.** An enrolment's samples come from one source: frames of one live
-  view, photo files, or one inbox group. A sample from another source is refused.
-- **One person.** Samples unlike the others are refused with the reason (the same-person test
-  is the model's 1:1 verification threshold); adding to someone enrolled, a sample must also be
-  like their stored samples.
+- **One source at a time** and **one person**: the sample rules of
+  :mod:`faceapp.recognise.samples`, applied to the whole batch; adding to someone enrolled, a
+  sample must also be like their stored samples.
 - **No silent look-alikes.** When the samples match someone already enrolled under another name,
   nothing is stored without an explicit choice: add them to that person, or say that the new name
   is someone else (``despite_match``).
-- **Provenance.** Each sample says where it came from (which live frame, which photo, which
-  inbox face), and the gallery keeps that with the template.
+- **Provenance.** The gallery keeps each sample's :class:`~faceapp.recognise.samples.Provenance`
+  label with its template.
 
 :func:`review_samples` is the pure decision over embeddings and match results;
-:class:`SampleSet` applies the same rules one sample at a time while a dialog collects them;
 :class:`Enrolment` reads the gallery, decides and stores. Faces (CLI, GUI) word the typed
 :class:`EnrolmentReview` for themselves.
 
-Guided capture is pure logic over :class:`~faceapp.types.Face` values, so the GUI holds no
-rules of its own. A live sample is taken only when exactly one face is present and it passes
-the quality gates; the guide asks for a little pose variety (frontal, then slightly left and
-right, in any order). :func:`assess_sample` applies the same gates to stored samples, so that a
-library can flag the low-quality ones (tiny, blurred or turned-away crops are what make a
-gallery give confident false matches).
+The sample types (:mod:`faceapp.recognise.samples`), the quality gates
+(:mod:`faceapp.recognise.quality`) and guided capture (:mod:`faceapp.recognise.guide`) live in
+their own modules; the names the faces use are importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -43,362 +35,19 @@ import numpy as np
 from faceapp.errors import DuplicatePersonError, FaceappError
 from faceapp.gallery.store import Person
 from faceapp.gallery.store import Sample as StoredSample
-from faceapp.types import Face, Match, Quality
+from faceapp.recognise.guide import EnrolmentGuide
+from faceapp.recognise.quality import LowQuality, assess_sample, low_quality
+from faceapp.recognise.samples import EnrolSample, Provenance, Refusal, RefusedSample, SampleSet, SourceKind
+from faceapp.types import Match
 
-
-@dataclass(frozen=True)
-class QualityGates:
-    """Thresholds a sample must pass."""
-
-    min_face_size: float = 40.0  # inter-ocular distance, pixels
-    min_sharpness: float = 60.0  # variance of the Laplacian of the aligned crop
-    max_abs_yaw: float = 35.0  # degrees
-    max_abs_roll: float = 20.0
-    min_brightness: float = 50.0
-    max_brightness: float = 220.0
-    min_change: float = 0.02  # 1 - cosine to every sample so far: skip near-duplicates
-
-
-# Pose targets: (label, yaw range in degrees, instruction). Yaw is positive when the face
-# turns towards the image's right, which on an unmirrored camera is the person's own left.
-POSES = [
-    ("frontal", (-10.0, 10.0), "look straight at the camera"),
-    ("left", (8.0, 35.0), "turn your head slightly to your left"),
-    ("right", (-35.0, -8.0), "turn your head slightly to your right"),
+__all__ = [
+    # this module's
+    "Enrolment", "EnrolmentError", "EnrolmentGallery", "EnrolmentResult", "EnrolmentReview", "Lookalike",
+    "LookalikeError", "UnlikeSamplesError", "review_samples", "similarity_to",
+    # the faces' imports, from the modules that define them
+    "EnrolSample", "EnrolmentGuide", "LowQuality", "Provenance", "Refusal", "SourceKind", "assess_sample",
+    "low_quality",
 ]
-
-
-@dataclass(frozen=True)
-class SampleAssessment:
-    """Quality badges of one face sample and what is wrong with it.
-
-    Attributes:
-        badges: short descriptions for display: size, sharpness, pose.
-        problems: why the sample is low quality (empty when it is fine).
-        known: whether quality measures were available at all.
-    """
-
-    badges: tuple[str, ...]
-    problems: tuple[str, ...]
-    known: bool = True
-
-    @property
-    def low_quality(self) -> bool:
-        return bool(self.problems)
-
-
-def _quality_problems(q: Quality, g: QualityGates) -> list[tuple[str, str, str]]:
-    """Every failed gate as ``(gate, problem, guidance)``, most important first; ``gate``
-    names the rule without this sample's measure (for counting samples by reason)."""
-    out = []
-    if q.face_size < g.min_face_size:
-        out.append((f"face under {g.min_face_size:.0f} px between the eyes",
-                    f"small face ({q.face_size:.0f} px between the eyes, {g.min_face_size:.0f} needed)", "move closer"))
-    if q.brightness < g.min_brightness:
-        out.append(("too dark", "too dark", "too dark: add light in front of you"))
-    if q.brightness > g.max_brightness:
-        out.append(("too bright", "too bright", "too bright: avoid light behind or on the camera"))
-    if abs(q.roll) > g.max_abs_roll:
-        out.append((f"head tilted over {g.max_abs_roll:.0f}°", f"head tilted {abs(q.roll):.0f}°", "keep your head upright"))
-    if abs(q.yaw) > g.max_abs_yaw:
-        out.append((f"face turned over {g.max_abs_yaw:.0f}°", f"face turned {abs(q.yaw):.0f}°", "face the camera more"))
-    if q.sharpness < g.min_sharpness:
-        out.append(("blurred", "blurred", "hold still"))
-    return out
-
-
-def pose_label(yaw: float) -> str:
-    """``"frontal"``, ``"left"`` or ``"right"`` (the person's own side), or ``"turned"``."""
-    for label, (lo, hi), _ in POSES:
-        if lo <= yaw <= hi:
-            return label
-    return "turned"
-
-
-def as_quality(quality: Quality | Mapping[str, float] | None) -> Quality | None:
-    """A :class:`Quality` from itself or from the dict the gallery and the inbox store.
-
-    Returns:
-        ``None`` when there is no quality or the dict lacks a measure.
-    """
-    if quality is None or isinstance(quality, Quality):
-        return quality
-    try:
-        return Quality(**{f.name: float(quality[f.name]) for f in dataclasses.fields(Quality)})
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def assess_sample(quality: Quality | Mapping[str, float] | None, gates: QualityGates | None = None) -> SampleAssessment:
-    """Badges and problems of a stored or live sample, by the enrolment quality gates.
-
-    Args:
-        quality: the sample's measures (a :class:`Quality` or the dict the gallery stores);
-            ``None`` when the sample has none.
-        gates: the thresholds (default :class:`QualityGates`).
-
-    Returns:
-        A :class:`SampleAssessment`; ``low_quality`` when any gate fails.
-    """
-    g = gates or QualityGates()
-    q = as_quality(quality)
-    if q is None:
-        return SampleAssessment(badges=("quality not measured",), problems=(), known=False)
-    sharp = "sharp" if q.sharpness >= g.min_sharpness else "blurred"
-    badges = (f"{q.face_size:.0f} px", sharp, pose_label(q.yaw))
-    return SampleAssessment(badges=badges, problems=tuple(p for _, p, _ in _quality_problems(q, g)))
-
-
-@dataclass(frozen=True)
-class LowQuality:
-    """How many samples of a batch (an import, photos added to a person) fail the quality
-    gates, and why.
-
-    Attributes:
-        flagged: samples with at least one problem.
-        total: samples looked at.
-        reasons: ``(gate, samples failing it)``, most samples first (a sample may fail several).
-    """
-
-    flagged: int
-    total: int
-    reasons: tuple[tuple[str, int], ...]
-
-    def __str__(self) -> str:
-        if not self.flagged:
-            return f"all {self.total} sample(s) pass the quality checks"
-        why = ", ".join(f"{n} {gate}" for gate, n in self.reasons)
-        return (f"{self.flagged} of {self.total} sample(s) flagged low quality ({why}); they may give confident "
-                "wrong matches: review them in the People view (Select low-quality)")
-
-
-def low_quality(qualities: Iterable[Quality | Mapping[str, float] | None], gates: QualityGates | None = None) -> LowQuality:
-    """Count the samples of a batch that fail the quality gates, by gate.
-
-    Args:
-        qualities: each sample's measures (samples without any are counted, never flagged).
-        gates: the thresholds (default :class:`QualityGates`).
-    """
-    g = gates or QualityGates()
-    counts: Counter[str] = Counter()
-    flagged = total = 0
-    for quality in qualities:
-        total += 1
-        q = as_quality(quality)
-        gates_failed = [gate for gate, _, _ in _quality_problems(q, g)] if q is not None else []
-        flagged += bool(gates_failed)
-        counts.update(gates_failed)
-    return LowQuality(flagged, total, tuple(counts.most_common()))
-
-
-def sample_score(quality: Quality | Mapping[str, float] | None) -> float:
-    """How good a sample is for a template, higher is better: passing the gates first, then
-    a large, sharp, frontal face. Used to keep the best samples of a group."""
-    q = as_quality(quality)
-    if q is None:
-        return -1e6
-    return -1000.0 * len(assess_sample(q).problems) + min(q.face_size, 150.0) + min(q.sharpness, 500.0) / 10.0 - abs(q.yaw)
-
-
-# ---------------------------------------------------------------------- samples and where they came from
-
-
-class SourceKind(str, Enum):
-    """The kinds of source an enrolment takes samples from."""
-
-    LIVE = "live"  # frames of the live view (a camera, a video file, a photo folder played as video)
-    PHOTOS = "photos"  # photo files the user chose
-    INBOX = "inbox"  # one group of the unknown-faces inbox
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where one sample came from.
-
-    Attributes:
-        kind: the kind of source.
-        source: which source of that kind: the live view's name, the inbox group; empty for
-            photo files (the photos chosen for one enrolment are one source).
-        item: which frame, photo file or inbox face.
-    """
-
-    kind: SourceKind
-    source: str = ""
-    item: str = ""
-
-    @classmethod
-    def live(cls, source: str, frame: int) -> Provenance:
-        """Frame number ``frame`` of the live view ``source`` (a camera or file name)."""
-        return cls(SourceKind.LIVE, source, f"frame {frame}")
-
-    @classmethod
-    def photo(cls, name: str) -> Provenance:
-        """The photo file called ``name``."""
-        return cls(SourceKind.PHOTOS, "", name)
-
-    @classmethod
-    def inbox(cls, group: int, face: int) -> Provenance:
-        """Face ``face`` of unknown-faces group ``group``."""
-        return cls(SourceKind.INBOX, f"group {group}", f"face {face}")
-
-    @property
-    def origin(self) -> tuple[SourceKind, str]:
-        """What the samples of one enrolment must share."""
-        return self.kind, self.source
-
-    @property
-    def source_label(self) -> str:
-        """The source in words: "the live view (Camera 0)", "photo files", "unknown-faces group 3"."""
-        if self.kind is SourceKind.LIVE:
-            return f"the live view ({self.source})" if self.source else "the live view"
-        if self.kind is SourceKind.PHOTOS:
-            return "photo files"
-        return f"unknown-faces {self.source}"
-
-    @property
-    def label(self) -> str:
-        """The sample in words, as shown beside it and kept with its template:
-        "live frame 12 (Camera 0)", "photo obama.jpg", "unknown-faces group 3, face 2"."""
-        if self.kind is SourceKind.LIVE:
-            where = f" ({self.source})" if self.source else ""
-            return f"live {self.item}{where}" if self.item else f"live view{where}"
-        if self.kind is SourceKind.PHOTOS:
-            return f"photo {self.item}" if self.item else "photo"
-        return f"unknown-faces {self.source}, {self.item}" if self.item else f"unknown-faces {self.source}"
-
-
-@dataclass(frozen=True)
-class EnrolSample:
-    """One face offered for enrolment.
-
-    Attributes:
-        embedding: ``(D,)`` float32 unit-length embedding.
-        provenance: where it came from.
-        quality: its quality measures, or ``None`` when unknown.
-        crop: the ``(112, 112, 3)`` RGB uint8 aligned crop, or its stored JPEG, or ``None``.
-    """
-
-    embedding: np.ndarray = field(repr=False)
-    provenance: Provenance
-    quality: Quality | None = None
-    crop: np.ndarray | bytes | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_face(cls, face: Face, provenance: Provenance) -> EnrolSample:
-        """A sample of an embedded face.
-
-        Raises:
-            ValueError: the face has no embedding yet.
-        """
-        if face.embedding is None:
-            raise ValueError("a face must be embedded before it can be an enrolment sample")
-        return cls(face.embedding, provenance, face.quality, face.crop)
-
-
-class Refusal(str, Enum):
-    """Why a sample was refused."""
-
-    OTHER_SOURCE = "other source"
-    UNLIKE_OTHERS = "unlike the other samples"
-    UNLIKE_PERSON = "unlike the person"
-
-
-@dataclass(frozen=True)
-class RefusedSample:
-    """A sample that will not be stored, and why.
-
-    Attributes:
-        sample: the sample.
-        reason: the rule it broke.
-        similarity: its best similarity to the samples kept (or to the person's stored
-            samples); ``None`` for another source.
-        message: the reason in one line.
-    """
-
-    sample: EnrolSample
-    reason: Refusal
-    similarity: float | None
-    message: str
-
-
-def _other_source(sample: EnrolSample, origin: Provenance) -> RefusedSample:
-    msg = (f"{sample.provenance.label} comes from {sample.provenance.source_label}, but this enrolment's samples "
-           f"come from {origin.source_label}: enrol from one source at a time (discard the others first)")
-    return RefusedSample(sample, Refusal.OTHER_SOURCE, None, msg)
-
-
-def _unlike(sample: EnrolSample, similarity: float | None, same_person: float, whom: str) -> RefusedSample:
-    reason = Refusal.UNLIKE_OTHERS if whom == "the other samples" else Refusal.UNLIKE_PERSON
-    how = f"similarity {similarity:.2f}" if similarity is not None else "not among the most similar people"
-    msg = (f"{sample.provenance.label} is unlike {whom} ({how}; the same person reaches {same_person:.2f}): "
-           "leave it out, or enrol it as the person it shows")
-    return RefusedSample(sample, reason, similarity, msg)
-
-
-def _no_majority(sample: EnrolSample, groups: int) -> RefusedSample:
-    msg = (f"{sample.provenance.label}: the samples show {groups} different people and none of them is the "
-           "majority; enrol one person at a time")
-    return RefusedSample(sample, Refusal.UNLIKE_OTHERS, None, msg)
-
-
-@dataclass
-class SampleSet:
-    """Samples collected one at a time (a dialog's), under the enrolment rules.
-
-    A sample is refused when it comes from another source than the first one, or when it is
-    unlike every sample already in the set. Refusing the newcomer (not an earlier sample)
-    keeps what the user has already seen accepted; an earlier sample of the wrong person can
-    be discarded.
-
-    Args:
-        same_person: the similarity at which two faces are the same person (the model's 1:1
-            verification threshold).
-    """
-
-    same_person: float
-    samples: list[EnrolSample] = field(default_factory=list)
-
-    def check(self, sample: EnrolSample) -> RefusedSample | None:
-        """Why ``sample`` would be refused, or ``None`` when it would be taken."""
-        if not self.samples:
-            return None
-        origin = self.samples[0].provenance
-        if sample.provenance.origin != origin.origin:
-            return _other_source(sample, origin)
-        best = float(np.max(np.stack([s.embedding for s in self.samples]) @ sample.embedding))
-        if best < self.same_person:
-            return _unlike(sample, best, self.same_person, "the other samples")
-        return None
-
-    def add(self, sample: EnrolSample) -> RefusedSample | None:
-        """Take ``sample`` unless it is refused; returns the refusal."""
-        refused = self.check(sample)
-        if refused is None:
-            self.samples.append(sample)
-        return refused
-
-    def discard(self, i: int) -> None:
-        del self.samples[i]
-
-    def clear(self) -> None:
-        self.samples.clear()
-
-    @property
-    def origin(self) -> Provenance | None:
-        """The source of the samples so far (the first sample's), or ``None`` when empty."""
-        return self.samples[0].provenance if self.samples else None
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __iter__(self) -> Iterator[EnrolSample]:
-        return iter(self.samples)
-
-    def __getitem__(self, i: int) -> EnrolSample:
-        return self.samples[i]
-
-
-# ---------------------------------------------------------------------- the decision
 
 
 @dataclass(frozen=True)
@@ -509,7 +158,7 @@ def review_samples(name: str, samples: Sequence[EnrolSample], matches: Sequence[
     same = [i for i, s in enumerate(samples) if origin is not None and s.provenance.origin == origin.origin]
     for i, s in enumerate(samples):
         if origin is not None and i not in same:
-            refused[i] = _other_source(s, origin)
+            refused[i] = RefusedSample.other_source(s, origin)
     keep = list(same)
     if same:
         emb = np.stack([samples[i].embedding for i in same])
@@ -522,18 +171,18 @@ def review_samples(name: str, samples: Sequence[EnrolSample], matches: Sequence[
             for g in groups:
                 if g not in liked:
                     for k in g:
-                        refused[same[k]] = _unlike(samples[same[k]], to_person[k], same_person,
-                                                   f"{name}'s enrolled samples")
+                        refused[same[k]] = RefusedSample.unlike(samples[same[k]], to_person[k], same_person,
+                                                               f"{name}'s enrolled samples")
         elif len(groups) > 1 and len(groups[0]) == len(groups[1]):
             keep = []
             for k in range(len(same)):
-                refused[same[k]] = _no_majority(samples[same[k]], len(groups))
+                refused[same[k]] = RefusedSample.no_majority(samples[same[k]], len(groups))
         else:
             keep = [same[k] for k in groups[0]]
             for g in groups[1:]:
                 for k in g:
                     best = float(np.max(sims[k, groups[0]]))
-                    refused[same[k]] = _unlike(samples[same[k]], best, same_person, "the other samples")
+                    refused[same[k]] = RefusedSample.unlike(samples[same[k]], best, same_person, "the other samples")
         keep.sort()
     found: dict[str, tuple[float, list[int]]] = {}
     for pos, i in enumerate(keep):
@@ -704,114 +353,3 @@ class Enrolment:
             return None
         return sample.crop if isinstance(sample.crop, bytes) else self.encode(sample.crop)
 
-
-# ---------------------------------------------------------------------- guided capture from the live view
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What happened to one frame during guided capture.
-
-    Attributes:
-        accepted: a sample was taken.
-        message: what to tell the user.
-        face: the face the verdict is about, if any.
-        refused: when the face passed the quality gates but the enrolment rules refused it.
-    """
-
-    accepted: bool
-    message: str
-    face: Face | None = None
-    refused: RefusedSample | None = None
-
-
-@dataclass
-class EnrolmentGuide:
-    """Collects ``target`` live samples from successive frames into a :class:`SampleSet`.
-
-    Call :meth:`offer` with every frame's faces while the user has asked for live capture.
-    A pose the person cannot give (a stiff neck, a fixed camera) can be skipped
-    (:meth:`skip_pose`): it is no longer asked for, and :meth:`coverage` says it is missing.
-    """
-
-    samples: SampleSet
-    target: int = 5
-    gates: QualityGates = field(default_factory=QualityGates)
-    skipped: set[str] = field(default_factory=set)
-
-    @property
-    def done(self) -> bool:
-        return len(self.samples) >= self.target
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        """``(samples taken, samples wanted)``."""
-        return len(self.samples), self.target
-
-    def _covered(self) -> set[str]:
-        return {pose_label(s.quality.yaw) for s in self.samples if s.quality is not None}
-
-    def missing_poses(self) -> list[tuple[str, tuple[float, float], str]]:
-        """The poses (of the first ``target``) that no sample covers yet and that were not
-        skipped, in :data:`POSES` order."""
-        have = self._covered()
-        return [p for p in POSES[: self.target] if p[0] not in have and p[0] not in self.skipped]
-
-    def skip_pose(self) -> str | None:
-        """Stop asking for the pose asked for now; returns its label (``None``: none was asked for)."""
-        missing = self.missing_poses()
-        if not missing:
-            return None
-        self.skipped.add(missing[0][0])
-        return missing[0][0]
-
-    def coverage(self) -> str:
-        """Which poses the samples cover and which are missing (skipped ones said so)."""
-        have = self._covered()
-        poses = [p[0] for p in POSES[: self.target]]
-        got = [p for p in poses if p in have]
-        lacking = [p + (" (skipped)" if p in self.skipped else "") for p in poses if p not in have]
-        return f"poses: {', '.join(got) or 'none yet'}" + (f"; missing: {', '.join(lacking)}" if lacking else "")
-
-    def wanted_pose(self) -> tuple[str, tuple[float, float], str]:
-        """The next pose to ask for; any of the missing ones is accepted."""
-        missing = self.missing_poses()
-        return missing[0] if missing else POSES[len(self.samples) % len(POSES)]
-
-    def check(self, face: Face) -> str | None:
-        """The first quality problem of ``face`` as guidance, or ``None`` when it passes."""
-        problems = _quality_problems(face.quality, self.gates)
-        return problems[0][2] if problems else None
-
-    def offer(self, faces: list[Face], provenance: Provenance) -> Verdict:
-        """One frame's embedded faces; a sample is taken when exactly one good face is in view.
-
-        Args:
-            faces: the frame's faces, embedded.
-            provenance: where this frame came from.
-        """
-        if self.done:
-            return Verdict(False, "all samples taken: save, or discard some to take more")
-        if not faces:
-            return Verdict(False, "no face in view")
-        if len(faces) > 1:
-            return Verdict(False, "only one person in view, please")
-        face = faces[0]
-        problem = self.check(face)
-        if problem:
-            return Verdict(False, problem, face)
-        missing = self.missing_poses()
-        label = pose_label(face.quality.yaw)
-        if missing and label not in {m[0] for m in missing}:
-            return Verdict(False, f"{missing[0][2]} (or skip this pose)", face)
-        sample = EnrolSample.from_face(face, provenance)
-        if len(self.samples):
-            sims = np.stack([s.embedding for s in self.samples]) @ sample.embedding
-            if 1.0 - float(np.max(sims)) < self.gates.min_change:
-                return Verdict(False, "move a little", face)
-        refused = self.samples.add(sample)
-        if refused is not None:
-            return Verdict(False, refused.message, face, refused)
-        left = self.missing_poses()
-        nxt = "" if self.done else f"; next: {left[0][2]}" if left else "; keep moving a little"
-        return Verdict(True, f"sample {len(self.samples)} of {self.target} taken ({label}){nxt}", face)

@@ -1,10 +1,13 @@
 """The unknown-faces inbox: faces the live view could not name, grouped by person.
 
 Opt-in (``Settings.inbox``): the inbox holds biometric data, so it lives inside the
-gallery folder (``inbox.sqlite3``), is created with file mode 0600, deletes with SQLite's
-``secure_delete`` (freed pages are zeroed) and truncates the write-ahead log after every
-erase, so a dismissed face is gone from the disk, not just from the list. Faces older
-than the retention period are erased the same way.
+gallery folder (``inbox.sqlite3``), is created with file mode 0600, and keeps every face's
+embedding and crop and every group's mean face encrypted (:mod:`faceapp.recognise.inbox_seal`:
+a data key per group, wrapped by an inbox key kept off the gallery folder). Erasing a group
+deletes its wrapped data key with its rows (crypto-shredding), SQLite's ``secure_delete``
+zeroes the freed pages and the write-ahead log is truncated after every erase, so a
+dismissed face is gone from the disk, not just from the list. Faces older than the retention
+period are erased the same way.
 
 Grouping is online clustering by embedding: a new face joins the group whose mean
 embedding is most similar to it when that similarity clears ``join_threshold`` (the
@@ -12,7 +15,7 @@ caller passes the model's same-person threshold), else it starts a new group. Gr
 follow the live view's tracks: the faces of one track join one group, a track that
 bridges two groups merges them, and so does a group whose mean comes as close to another's
 as a joining face must; a track the live view names takes its faces back out. Each group keeps
-at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.enrol.sample_score`, and a
+at most ``max_per_group`` samples, the best by :func:`faceapp.recognise.quality.sample_score`, and a
 face nearly identical to the group's newest sample within ``min_interval`` seconds is not
 stored again (a live view sees the same face many times a second).
 
@@ -38,9 +41,13 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import GalleryError
+from faceapp.gallery.keys import KeyStore
 from faceapp.gallery.sqlite_store import open_private_db, truncate_wal
 from faceapp.private import FILE_MODE, POSIX, make_private_dir
-from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, as_quality, assess_sample, sample_score
+from faceapp.recognise.enrol import EnrolmentResult
+from faceapp.recognise.inbox_seal import CENTROID, CROP, EMBEDDING, InboxSeal, erase_plain, transaction
+from faceapp.recognise.quality import as_quality, assess_sample, sample_score
+from faceapp.recognise.samples import EnrolSample, Provenance
 from faceapp.recognise.track import TrackResult
 from faceapp.types import Decision, FaceResult, Match
 
@@ -52,6 +59,7 @@ DAY = 86400.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data_key BLOB NOT NULL,
     centroid BLOB NOT NULL,
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL,
@@ -143,13 +151,15 @@ class UnknownInbox:
         join_threshold: cosine similarity to a group's mean at which a face joins it.
         max_per_group: samples kept per group (the best ones).
         min_interval: seconds during which a near-identical face is not stored again.
+        keys: where this device keeps the inbox key (default: the keyring or the user's config folder).
 
     Raises:
         GalleryError: the inbox cannot be created or opened.
+        GalleryKeyError: this device does not hold the inbox's key, or holds another one.
     """
 
     def __init__(self, folder: Path, *, retention_days: float = 30.0, join_threshold: float = 0.48,
-                 max_per_group: int = 12, min_interval: float = 1.0) -> None:
+                 max_per_group: int = 12, min_interval: float = 1.0, keys: KeyStore | None = None) -> None:
         if retention_days <= 0:
             raise GalleryError("the inbox retention must be at least one day")
         self.path = Path(folder).expanduser() / INBOX_DB
@@ -167,10 +177,20 @@ class UnknownInbox:
             if POSIX and self.path.exists():
                 os.chmod(self.path, FILE_MODE)  # an older inbox file made with looser permissions
             self._db = open_private_db(self.path, timeout=10.0)
-            self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise GalleryError(f"the unknown-faces inbox {self.path} cannot be opened ({exc}); "
                                "check the gallery folder's permissions") from exc
+        try:
+            erase_plain(self._db, self.path)
+            self._db.executescript(_SCHEMA)
+            self._seal = InboxSeal.of(self._db, self.path, keys if keys is not None else KeyStore())
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise GalleryError(f"the unknown-faces inbox {self.path} cannot be opened ({exc}); "
+                               "check the gallery folder's permissions") from exc
+        except BaseException:
+            self._db.close()
+            raise
         self.purge()
 
     # ------------------------------------------------------------------ helpers
@@ -179,13 +199,8 @@ class UnknownInbox:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                with transaction(self._db) as db:
+                    yield db
             except sqlite3.Error as exc:
                 raise GalleryError(f"the unknown-faces inbox cannot be written ({exc})") from exc
 
@@ -195,10 +210,26 @@ class UnknownInbox:
         with self._lock:
             truncate_wal(self._db, "the unknown-faces inbox")
 
-    @staticmethod
-    def _face(row: tuple[Any, ...]) -> InboxFace:
+    def _face(self, db: sqlite3.Connection, row: tuple[Any, ...]) -> InboxFace:
         i, g, e, m, t, q, s = row
-        return InboxFace(int(i), int(g), np.frombuffer(e, np.float32).copy(), m, t, json.loads(q) if q else None, float(s))
+        return InboxFace(int(i), int(g), self._vector(db, int(g), EMBEDDING, int(i), e), m,
+                         self._seal.open(db, int(g), CROP, int(i), t), json.loads(q) if q else None, float(s))
+
+    def _vector(self, db: sqlite3.Connection, gid: int, kind: str, row_id: int, blob: bytes) -> np.ndarray:
+        """A sealed ``(D,)`` float32 vector (a face's embedding, a group's mean), opened."""
+        return np.frombuffer(self._seal.open(db, gid, kind, row_id, blob) or b"", np.float32).copy()
+
+    def _set_centroid(self, db: sqlite3.Connection, gid: int, centroid: np.ndarray) -> None:
+        db.execute("UPDATE groups SET centroid = ? WHERE id = ?",
+                   (self._seal.seal(db, gid, CENTROID, gid, centroid.tobytes()), gid))
+
+    def _delete_groups(self, db: sqlite3.Connection, where: str, args: tuple[Any, ...] = ()) -> list[int]:
+        """Delete the groups ``where`` selects, and drop their data keys from memory; returns their ids."""
+        gone = [int(g) for (g,) in db.execute(f"SELECT id FROM groups WHERE {where}", args).fetchall()]
+        db.execute(f"DELETE FROM groups WHERE {where}", args)
+        for gid in gone:
+            self._seal.forget(gid)
+        return gone
 
     # ------------------------------------------------------------------ adding
 
@@ -207,7 +238,7 @@ class UnknownInbox:
             track: int | None = None) -> int | None:
         """Record one sighting of an unknown face.
 
-        Low-quality faces (by :func:`faceapp.recognise.enrol.assess_sample`) are not kept: they make
+        Low-quality faces (by :func:`faceapp.recognise.quality.assess_sample`) are not kept: they make
         poor templates and poor groups. A face of a track joins the group its track's earlier
         faces joined; when it is also like another group, the two groups are one person and are
         merged. A track the live view has named (:meth:`forget_track`) adds nothing.
@@ -241,16 +272,18 @@ class UnknownInbox:
             if tracked is not None and tracked not in sims:
                 tracked = None  # dismissed or expired since
             if tracked is None and (best_id is None or best_sim < self.join_threshold):
-                gid = int(db.execute("INSERT INTO groups (centroid, first_seen, last_seen, sightings) VALUES (?, ?, ?, 1)",
-                                     (emb.tobytes(), now, now)).lastrowid or 0)
+                gid = int(db.execute("INSERT INTO groups (data_key, centroid, first_seen, last_seen, sightings) "
+                                     "VALUES (X'', X'', ?, ?, 1)", (now, now)).lastrowid or 0)
+                db.execute("UPDATE groups SET data_key = ? WHERE id = ?", (self._seal.new_group(gid), gid))
+                self._set_centroid(db, gid, emb)
                 self._remember(track, gid, self._insert(db, gid, emb, model_id, thumbnail, quality, score, now))
                 return gid
             gid = tracked if tracked is not None else int(best_id)  # type: ignore[arg-type]
             db.execute("UPDATE groups SET last_seen = MAX(last_seen, ?), sightings = sightings + 1 WHERE id = ?", (now, gid))
-            last = db.execute("SELECT embedding, seen_at FROM faces WHERE group_id = ? ORDER BY seen_at DESC LIMIT 1",
+            last = db.execute("SELECT id, embedding, seen_at FROM faces WHERE group_id = ? ORDER BY seen_at DESC LIMIT 1",
                               (gid,)).fetchone()
-            if last is not None and now - float(last[1]) < self.min_interval \
-                    and float(np.dot(np.frombuffer(last[0], np.float32), emb)) > 0.9:
+            if last is not None and now - float(last[2]) < self.min_interval \
+                    and float(np.dot(self._vector(db, gid, EMBEDDING, int(last[0]), last[1]), emb)) > 0.9:
                 self._remember(track, gid, None)
                 return gid  # the same view of the same face again
             rows = db.execute("SELECT id, score FROM faces WHERE group_id = ? ORDER BY score ASC", (gid,)).fetchall()
@@ -270,26 +303,25 @@ class UnknownInbox:
         if face_id is not None:
             self._track_faces.setdefault(track, []).append(face_id)
 
-    @staticmethod
-    def _similarities(db: sqlite3.Connection, emb: np.ndarray, skip: int | None = None) -> dict[int, float]:
+    def _similarities(self, db: sqlite3.Connection, emb: np.ndarray, skip: int | None = None) -> dict[int, float]:
         """``{group id: similarity of its mean to emb}`` for the groups of the same dimension."""
+        rows = [(int(g), int(g), c) for g, c in db.execute("SELECT id, centroid FROM groups").fetchall() if int(g) != skip]
         out = {}
-        for gid, cen in db.execute("SELECT id, centroid FROM groups"):
-            c = np.frombuffer(cen, np.float32)
-            if c.shape == emb.shape and int(gid) != skip:
-                out[int(gid)] = float(np.dot(c, emb))
+        for (gid, _, _), opened in zip(rows, self._seal.open_all(db, CENTROID, rows), strict=True):
+            c = np.frombuffer(opened, np.float32)
+            if c.shape == emb.shape:
+                out[gid] = float(np.dot(c, emb))
         return out
 
-    @staticmethod
-    def _update_centroid(db: sqlite3.Connection, gid: int) -> np.ndarray | None:
+    def _update_centroid(self, db: sqlite3.Connection, gid: int) -> np.ndarray | None:
         """Recompute a group's mean from its stored faces; ``None`` when it has none (it is deleted)."""
-        embs = [np.frombuffer(e, np.float32) for (e,) in db.execute("SELECT embedding FROM faces WHERE group_id = ?",
-                                                                   (gid,))]
+        rows = [(gid, int(f), e) for f, e in db.execute("SELECT id, embedding FROM faces WHERE group_id = ?", (gid,))]
+        embs = [np.frombuffer(e, np.float32) for e in self._seal.open_all(db, EMBEDDING, rows)]
         if not embs:
-            db.execute("DELETE FROM groups WHERE id = ?", (gid,))
+            self._delete_groups(db, "id = ?", (gid,))
             return None
         centroid = _unit(np.mean(np.stack(embs), axis=0))
-        db.execute("UPDATE groups SET centroid = ? WHERE id = ?", (centroid.tobytes(), gid))
+        self._set_centroid(db, gid, centroid)
         return centroid
 
     def _join_close(self, db: sqlite3.Connection, gid: int) -> int:
@@ -299,7 +331,7 @@ class UnknownInbox:
             row = db.execute("SELECT centroid FROM groups WHERE id = ?", (gid,)).fetchone()
             if row is None:
                 return gid
-            sims = self._similarities(db, np.frombuffer(row[0], np.float32), skip=gid)
+            sims = self._similarities(db, self._vector(db, gid, CENTROID, gid, row[0]), skip=gid)
             close = [g for g, sim in sims.items() if sim >= self.join_threshold]
             if not close:
                 return gid
@@ -308,12 +340,20 @@ class UnknownInbox:
             self._update_centroid(db, gid)
 
     def _merge_into(self, db: sqlite3.Connection, gid: int, other: int) -> None:
-        """Move group ``other``'s faces and sightings into ``gid``, keeping the best ``max_per_group``."""
+        """Move group ``other``'s faces (sealed again under ``gid``'s data key) and sightings into
+        ``gid``, keeping the best ``max_per_group``."""
         a = db.execute("SELECT first_seen, last_seen, sightings FROM groups WHERE id = ?", (other,)).fetchone()
-        db.execute("UPDATE faces SET group_id = ? WHERE group_id = ?", (gid, other))
+        seal = self._seal
+
+        def moved(kind: str, face: int, blob: bytes | None) -> bytes | None:
+            return seal.seal(db, gid, kind, face, seal.open(db, other, kind, face, blob))
+
+        faces = db.execute("SELECT id, embedding, thumbnail FROM faces WHERE group_id = ?", (other,)).fetchall()
+        db.executemany("UPDATE faces SET group_id = ?, embedding = ?, thumbnail = ? WHERE id = ?",
+                       [(gid, moved(EMBEDDING, int(f), e), moved(CROP, int(f), t), int(f)) for f, e, t in faces])
         db.execute("UPDATE groups SET first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?), "
                    "sightings = sightings + ? WHERE id = ?", (a[0], a[1], a[2], gid))
-        db.execute("DELETE FROM groups WHERE id = ?", (other,))
+        self._delete_groups(db, "id = ?", (other,))
         extra = db.execute("SELECT id FROM faces WHERE group_id = ? ORDER BY score DESC, id LIMIT -1 OFFSET ?",
                            (gid, self.max_per_group)).fetchall()
         db.executemany("DELETE FROM faces WHERE id = ?", extra)
@@ -349,25 +389,35 @@ class UnknownInbox:
         self._erase_log()
         return int(n)
 
-    @staticmethod
-    def _insert(db: sqlite3.Connection, gid: int, emb: np.ndarray, model_id: str, thumbnail: bytes | None,
+    def _insert(self, db: sqlite3.Connection, gid: int, emb: np.ndarray, model_id: str, thumbnail: bytes | None,
                 quality: Mapping[str, float] | None, score: float, now: float) -> int:
-        return int(db.execute(
-            "INSERT INTO faces (group_id, embedding, model_id, thumbnail, quality, score, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (gid, emb.tobytes(), model_id, thumbnail, json.dumps(dict(quality)) if quality else None, score, now),
+        face = int(db.execute(
+            "INSERT INTO faces (group_id, embedding, model_id, quality, score, seen_at) VALUES (?, X'', ?, ?, ?, ?)",
+            (gid, model_id, json.dumps(dict(quality)) if quality else None, score, now),
         ).lastrowid or 0)
+        # Sealed once the row has its id: the id is part of each value's associated data.
+        db.execute("UPDATE faces SET embedding = ?, thumbnail = ? WHERE id = ?",
+                   (self._seal.seal(db, gid, EMBEDDING, face, emb.tobytes()),
+                    self._seal.seal(db, gid, CROP, face, thumbnail), face))
+        return face
 
     # ------------------------------------------------------------------ reading
 
     def groups(self) -> list[InboxGroup]:
         """Every group, the most recently seen first."""
         with self._lock:
-            rows = self._db.execute(
+            db = self._db
+            rows = db.execute(
                 "SELECT g.id, COUNT(f.id), g.sightings, g.first_seen, g.last_seen, "
-                "(SELECT thumbnail FROM faces b WHERE b.group_id = g.id ORDER BY b.score DESC LIMIT 1) "
+                "(SELECT b.id FROM faces b WHERE b.group_id = g.id ORDER BY b.score DESC LIMIT 1) "
                 "FROM groups g LEFT JOIN faces f ON f.group_id = g.id GROUP BY g.id ORDER BY g.last_seen DESC"
             ).fetchall()
-        return [InboxGroup(int(i), int(n), int(s), float(a), float(b), t) for i, n, s, a, b, t in rows if n]
+            return [InboxGroup(int(i), int(n), int(s), float(a), float(b), self._best_crop(db, int(i), int(best)))
+                    for i, n, s, a, b, best in rows if n]
+
+    def _best_crop(self, db: sqlite3.Connection, gid: int, face: int) -> bytes | None:
+        (blob,) = db.execute("SELECT thumbnail FROM faces WHERE id = ?", (face,)).fetchone()
+        return self._seal.open(db, gid, CROP, face, blob)
 
     def faces(self, group_id: int) -> list[InboxFace]:
         """A group's samples, best first."""
@@ -375,9 +425,9 @@ class UnknownInbox:
             rows = self._db.execute(
                 "SELECT id, group_id, embedding, model_id, thumbnail, quality, seen_at FROM faces "
                 "WHERE group_id = ? ORDER BY score DESC, id", (int(group_id),)).fetchall()
-        if not rows:
-            raise GalleryError(f"the inbox has no group {group_id}; it may have been dismissed or expired")
-        return [self._face(r) for r in rows]
+            if not rows:
+                raise GalleryError(f"the inbox has no group {group_id}; it may have been dismissed or expired")
+            return [self._face(self._db, r) for r in rows]
 
     def __len__(self) -> int:
         return len(self.groups())
@@ -447,10 +497,11 @@ class UnknownInbox:
         return done
 
     def dismiss(self, group_id: int) -> None:
-        """Erase a group and its faces for real (secure delete, log truncated)."""
+        """Erase a group and its faces for real: its data key is deleted with its rows
+        (crypto-shredding), freed pages are zeroed and the log truncated."""
         with self._tx() as db:
             db.execute("DELETE FROM faces WHERE group_id = ?", (int(group_id),))
-            db.execute("DELETE FROM groups WHERE id = ?", (int(group_id),))
+            self._delete_groups(db, "id = ?", (int(group_id),))
         self._erase_log()
 
     def purge(self, now: float | None = None) -> int:
@@ -460,7 +511,7 @@ class UnknownInbox:
         cutoff = now - self.retention_days * DAY
         with self._tx() as db:
             n = db.execute("DELETE FROM faces WHERE seen_at < ?", (cutoff,)).rowcount
-            db.execute("DELETE FROM groups WHERE id NOT IN (SELECT DISTINCT group_id FROM faces)")
+            self._delete_groups(db, "id NOT IN (SELECT DISTINCT group_id FROM faces)")
         if n:
             self._erase_log()
         return int(n)
@@ -469,7 +520,7 @@ class UnknownInbox:
         """Erase everything in the inbox."""
         with self._tx() as db:
             db.execute("DELETE FROM faces")
-            db.execute("DELETE FROM groups")
+            self._delete_groups(db, "1")
         self._erase_log()
 
     def close(self) -> None:
