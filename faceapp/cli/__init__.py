@@ -18,55 +18,33 @@ from pathlib import Path
 from typing import Any
 
 from faceapp import __version__
-from faceapp.config import DEFAULT_FOLDER_FPS, DETECTORS, PRECISIONS, PROVIDERS, Settings, gallery_arg, load_settings
+from faceapp.cli.opening import gallery_from, pipeline_from
+from faceapp.cli.output import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, emit, error_line, progress_bar
+from faceapp.config import DEFAULT_FOLDER_FPS, DETECTORS, PRECISIONS, PROVIDERS, gallery_arg
 from faceapp.errors import FaceappError
 from faceapp.types import Decision
 from faceapp.vision.images import person_folders, prefetch
 
 log = logging.getLogger("faceapp")
 
-EXIT_OK, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
-EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_ERROR", "EXIT_NO_MATCH", "EXIT_OK", "build_parser", "main"]
 
 
-def _emit(args: argparse.Namespace, doc: Any, text: str | Sequence[str]) -> None:
-    if args.json:
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-    else:
-        print(text if isinstance(text, str) else "\n".join(text))
-
-
-def _error_line(exc: BaseException | str) -> None:
-    """One error line on stderr, the form every error of the CLI takes (stdout holds only results)."""
-    print(f"faceapp-cli: error: {exc}", file=sys.stderr)
-
-
-def _pipeline(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from faceapp.pipeline import Pipeline
-
-    settings: Settings = load_settings(args.config)
-    settings = settings.replace(
-        gallery=args.gallery, model=args.model, provider=args.provider, detector=args.detector,
-        precision=args.precision,
-    )
-    return Pipeline(settings)
+# ---------------------------------------------------------------------- commands
 
 
 def _box(face: Any) -> list[float]:
     return [round(float(v), 1) for v in face.detection.box]
 
 
-# ---------------------------------------------------------------------- commands
-
-
 def cmd_enroll(args: argparse.Namespace) -> int:
     from faceapp.recognise.enrol import EnrolSample, Provenance
 
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         samples = [EnrolSample.from_face(pipe.main_face(Path(p)), Provenance.photo(Path(p).name)) for p in args.images]
         done = pipe.enrolment().enrol(args.name, samples, add=args.add, despite_match=args.despite_match)
         person, review = done.person, done.review
-        _emit(
+        emit(
             args,
             {"person": person.name, "added": len(done.added), "templates": person.templates,
              "samples": [{"source": s.provenance.label} for s in done.added],
@@ -84,7 +62,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     people = person_folders(args.dir)
     report: dict[str, Any] = {"enrolled": [], "skipped_people": [], "bad_images": [], "refused": []}
     added: list[EnrolSample] = []
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         enrolment = pipe.enrolment()
         total = sum(len(imgs) for _, imgs in people)
         todo = {name for name, _ in people if args.add or not pipe.gallery.has_person(name)}
@@ -139,7 +117,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     if flagged.flagged:
         lines.append(str(flagged))
-    _emit(args, report, lines)
+    emit(args, report, lines)
     return EXIT_OK if report["enrolled"] or report["skipped_people"] else EXIT_ERROR
 
 
@@ -159,7 +137,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     docs: list[dict[str, Any]] = []
     lines: list[str] = []
     any_error = any_match = False
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         photos = prefetch((Path(p) for p in args.images), pipe.load_photo)
         answers = pipe.match_photos(photos, threshold=args.threshold, top_k=args.top_k)
         for path, (_, result) in zip(args.images, answers):
@@ -170,7 +148,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 if not _is_fatal(exc):
                     any_error = True
                     docs.append({"image": path, "faces": [], "error": str(exc)})
-                    _error_line(exc)  # the message names the image
+                    error_line(exc)  # the message names the image
                     continue
                 raise
             faces = []
@@ -189,7 +167,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 lines.append(f"{path}: face {i} {faces[-1]['box']} -> {_answer(m)} [{m.decision.value}]")
             docs.append({"image": path, "faces": faces, "error": None})
     if docs and (args.json or lines):
-        _emit(args, docs, lines)
+        emit(args, docs, lines)
     if any_error:
         return EXIT_ERROR
     if args.require_match and not any_match:
@@ -215,10 +193,10 @@ def _is_fatal(exc: FaceappError) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         v = pipe.verify(Path(args.a), Path(args.b))
     verdict = "same person" if v.same else "different people"
-    _emit(
+    emit(
         args,
         {"a": args.a, "b": args.b, "similarity": round(v.similarity, 4), "same": v.same, "threshold": v.threshold},
         f"{verdict}: similarity {v.similarity:.3f} (threshold {v.threshold:.3f})",
@@ -226,42 +204,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if v.same else EXIT_NO_MATCH
 
 
-@contextlib.contextmanager
-def _progress_bar(args: argparse.Namespace, unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
-    """The ``progress(done, total)`` that moves a tqdm bar on stderr, shown from its first call (never with --json)."""
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(unit=unit, desc=desc, disable=args.json or None, file=sys.stderr))
-        bars[0].total = total
-        bars[0].n = done
-        bars[0].refresh()
-
-    try:
-        yield progress
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-def _gallery(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from faceapp.gallery.gallery import open_gallery
-
-    settings = load_settings(args.config).replace(gallery=args.gallery)
-    with _progress_bar(args, "person", "encrypt") as progress:  # shown only while a gallery is encrypted
-        return open_gallery(settings.gallery_spec(), index=settings.index, progress=progress)
-
-
 def cmd_reject(args: argparse.Namespace) -> int:
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         face = pipe.main_face(Path(args.image))
         before = pipe.match_faces([face])[0].match
         nid = pipe.reject(args.name, face)
         after = pipe.match_faces([face])[0].match
-    _emit(
+    emit(
         args,
         {"image": args.image, "not": args.name, "negative_id": nid,
          "before": {"person": before.person, "decision": before.decision.value},
@@ -276,18 +225,18 @@ def cmd_reject(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         people = gallery.list_persons(args.search)
     doc = [{"person": p.name, "templates": p.templates,
             "enrolled": dt.datetime.fromtimestamp(p.created_at).isoformat(timespec="seconds")} for p in people]
     lines = [f"{d['person']}\t{d['templates']} template(s)\tenrolled {d['enrolled']}" for d in doc]
     lines.append(f"{len(people)} people")
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         e = gallery.remove(args.name)
     text = (f"removed {args.name}: erased {e.templates} template(s), {e.crops} face crop(s) and "
             f"{e.negatives} negative sample(s) from the database and the index, and destroyed their data key: "
@@ -295,7 +244,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             "kept both such a copy and this gallery's key could)")
     if not e.log_cleared:
         text += "; another faceapp process is reading the gallery, so its write-ahead log is cleared when it closes"
-    _emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
+    emit(args, {"removed": args.name, "templates": e.templates, "crops": e.crops, "negatives": e.negatives,
                  "log_cleared": e.log_cleared}, text)
     return EXIT_OK
 
@@ -305,12 +254,12 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from faceapp.gallery.reembed import reembed
     from faceapp.vision.images import decode_crop
 
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         gallery, model_id = pipe.gallery, pipe.model_id
         if gallery.store.state().model_id in (None, model_id) and not gallery.store.reembed_status(model_id).pending:
-            _emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
+            emit(args, {"embedded": 0, "model_id": model_id}, "the gallery already uses this model; nothing to do")
             return EXIT_OK
-        with _progress_bar(args, "face", "re-embed") as progress:
+        with progress_bar(args, "face", "re-embed") as progress:
             report = reembed(gallery, model_id, pipe.embedder.embed, decode_crop, progress=progress)
     assert report is not None
     lines = [f"re-embedded {report.embedded} face crop(s) with model {model_id[:12]}..."
@@ -318,7 +267,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
              f"erased {report.erased.templates} template(s) of the old model"]
     if report.without_crop:
         lines.append("no stored face crop for: " + ", ".join(report.without_crop) + "; enrol them again")
-    _emit(args, {"embedded": report.embedded, "resumed": report.resumed, "erased": report.erased.templates,
+    emit(args, {"embedded": report.embedded, "resumed": report.resumed, "erased": report.erased.templates,
                  "model_id": model_id, "needs_reenrolment": list(report.without_crop)}, lines)
     return EXIT_OK
 
@@ -327,7 +276,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from faceapp.gallery.reembed import repair_damaged
     from faceapp.vision.images import decode_crop
 
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         gallery = pipe.gallery
         sound = gallery.check()
         report = repair_damaged(gallery, pipe.model_id, pipe.embedder.embed, decode_crop)
@@ -342,7 +291,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if report.left:
             lines.append("no face crop to embed again (negative samples, or enrolled without crops): "
                          f"enrol or mark {', '.join(sorted({d.name for d in report.left}))} again")
-    _emit(args, {"database": sound,
+    emit(args, {"database": sound,
                  "damaged": [{"person": d.name, "kind": d.kind, "id": d.row_id} for d in report.damaged],
                  "reembedded": [d.row_id for d in report.repaired], "left": [d.row_id for d in report.left]}, lines)
     return EXIT_OK if sound == "ok" and not report.left else EXIT_ERROR
@@ -352,14 +301,14 @@ def cmd_gallery_copy(args: argparse.Namespace) -> int:
 
     from faceapp.gallery.copy import copy_gallery
 
-    with _progress_bar(args, "template", "copy") as progress:
+    with progress_bar(args, "template", "copy") as progress:
         report, where = copy_gallery(args.src, args.dst, progress=progress)
     counts = ", ".join(f"{n} of model {m[:12]}..." for m, n in report.templates.items()) or "no templates"
     lines = [f"copied {report.people} people ({counts}, {report.negatives} negative samples) to {where}; "
              "counts and model ids checked"]
     if report.skipped:
         lines.append("not copied (no templates; enrol them again): " + ", ".join(report.skipped))
-    _emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
+    emit(args, {"people": report.people, "templates": report.templates, "negatives": report.negatives,
                  "skipped": list(report.skipped), "destination": where}, lines)
     return EXIT_OK
 
@@ -371,15 +320,15 @@ def cmd_gallery_key(args: argparse.Namespace) -> int:
     if args.key_command == "import":
         gid, where = import_key(keys, args.file, ask_passphrase(f"passphrase of {args.file}: "), replace=args.replace,
                                keep_passphrase=args.keep_passphrase)
-        _emit(args, {"gallery_id": gid, "kept": where}, f"imported the key of gallery {gid}; kept in {where}")
+        emit(args, {"gallery_id": gid, "kept": where}, f"imported the key of gallery {gid}; kept in {where}")
         return EXIT_OK
     passphrase = ask_passphrase("passphrase to protect the exported key: ", confirm=True) if args.passphrase else None
     if args.passphrase and passphrase is None:
         raise FaceappError("--passphrase needs a terminal to type it in, or FACEAPP_KEY_PASSPHRASE")
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         state = gallery.store.state()
         export_key(keys, state.gallery_id, gallery.store.location, args.file, passphrase)
-    _emit(args, {"gallery_id": state.gallery_id, "file": str(args.file), "protected": passphrase is not None},
+    emit(args, {"gallery_id": state.gallery_id, "file": str(args.file), "protected": passphrase is not None},
           f"exported the key of gallery {state.gallery_id} to {args.file}"
           + (" (protected by the passphrase)" if passphrase else "; anyone with this file and a copy of the gallery "
              "can read it: keep it safe, or export with --passphrase"))
@@ -387,9 +336,9 @@ def cmd_gallery_key(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_rekey(args: argparse.Namespace) -> int:
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         where = gallery.rekey()
-    _emit(args, {"kept": where}, f"the gallery has a new key, kept in {where}; the old key no longer opens it: "
+    emit(args, {"kept": where}, f"the gallery has a new key, kept in {where}; the old key no longer opens it: "
           "export the new one (`gallery key export FILE`) to every other device that uses the gallery")
     return EXIT_OK
 
@@ -412,7 +361,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     spec: str | int = int(args.source) if args.source.isdigit() else args.source
     if args.snapshots and not args.record:
         raise FaceappError("--snapshots keeps face crops with recorded events; add --record")
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         keep = EventRecorder(pipe.gallery.store, args.retention_days, args.device, args.snapshots) \
             if args.record else None
 
@@ -458,7 +407,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     from faceapp.watch import require_event_store
 
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         rows = require_event_store(gallery.store).events(since=args.since, person=args.person,
                                                          snapshots=args.export_snapshots is not None)
     docs = [{"time": dt.datetime.fromtimestamp(e.time).isoformat(timespec="seconds"), "person": e.person,
@@ -475,30 +424,30 @@ def cmd_events(args: argparse.Namespace) -> int:
                 stamp = dt.datetime.fromtimestamp(e.time).strftime("%Y%m%dT%H%M%S")
                 (out / f"{stamp}-{i:06d}-{e.person or e.decision}.jpg").write_bytes(e.snapshot)
                 written += 1
-        _emit(args, {"exported": written, "folder": str(out)}, f"wrote {written} snapshot(s) to {out}")
+        emit(args, {"exported": written, "folder": str(out)}, f"wrote {written} snapshot(s) to {out}")
         return EXIT_OK
     if args.csv:
         w = csv.DictWriter(sys.stdout, fieldnames=list(docs[0]) if docs else ["time"], lineterminator="\n")
         w.writeheader()
         w.writerows({**d, "box": " ".join(map(str, d["box"] or []))} for d in docs)
         return EXIT_OK
-    _emit(args, docs, [f"{d['time']}  {d['device']}  {d['source']}  track {d['track_id']}  "
+    emit(args, docs, [f"{d['time']}  {d['device']}  {d['source']}  track {d['track_id']}  "
                        f"{d['person'] or '-'}  {d['decision']}  {d['similarity']}" for d in docs]
           + [f"{len(docs)} event(s)"])
     return EXIT_OK
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    with _gallery(args) as gallery:
+    with gallery_from(args) as gallery:
         person = gallery.rename(args.old, args.new)
-    _emit(args, {"renamed": args.old, "to": person.name}, f"renamed {args.old} to {person.name}")
+    emit(args, {"renamed": args.old, "to": person.name}, f"renamed {args.old} to {person.name}")
     return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from faceapp.config import settings_path
 
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         emb, det = pipe.embedder_file, pipe.detector_file
         gallery = pipe.gallery
         stats = gallery.info()
@@ -542,7 +491,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                                        "READABLE BY OTHERS: " + ", ".join(f"{k} {v}" for k, v in stats["permissions"].items()))
          + (", read-only" if stats["read_only"] else "")),
     ]
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
 
 
@@ -553,25 +502,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.versus is not None:
         from faceapp.pipeline import Pipeline
 
-        versus = Pipeline(_pipeline(args).settings.replace(model=args.versus))
+        versus = Pipeline(pipeline_from(args).settings.replace(model=args.versus))
     doc, lines = run_bench(
-        _pipeline(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
+        pipeline_from(args), sizes=args.sizes, queries=args.queries, repeats=args.repeats, seed=args.seed,
         skip_pipeline=args.skip_pipeline, cold_starts=args.cold_starts, progress=not args.json, versus=versus,
     )
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
-
-
-def _face_sets(pipe, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from faceapp.measure.evaluate import embed_photos, labelled_photos
-
-    progress = not args.json
-    people = embed_photos(pipe, labelled_photos(args.people), cache_dir=args.cache, progress=progress)
-    strangers = embed_photos(pipe, labelled_photos(args.strangers), cache_dir=args.cache, progress=progress)
-    for s in (people, strangers):
-        for f, e in s.failed:
-            log.warning("skipped %s: %s", f, e)
-    return people, strangers
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -580,17 +517,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.strangers is None:
         if args.save is not None:
             raise FaceappError("--save keeps an open-set calibration: give --strangers too")
-        with _pipeline(args) as pipe:
+        with pipeline_from(args) as pipe:
             doc, lines = calibrate(pipe, [Path(s) for s in args.sources], gallery_size=args.gallery_size,
                                    templates_per_person=args.templates_per_person, target_fpir=args.target_fpir,
                                    progress=not args.json)
-        _emit(args, doc, lines)
+        emit(args, doc, lines)
         return EXIT_OK
     if len(args.sources) != 1:
         raise FaceappError("with --strangers, give one folder of people (a sub-folder of photos per person)")
     args.people = args.sources[0]
-    with _pipeline(args) as pipe:
-        people, strangers = _face_sets(pipe, args)
+    with pipeline_from(args) as pipe:
+        people, strangers = face_sets(pipe, args)
         rows = calibrate_open_set(people, strangers, embed=pipe.embedder.embed, target_fpir=args.target_fpir,
                                   lookalike_target=args.lookalike_target, gallery_sizes=args.gallery_sizes,
                                   composites=args.composites, n_boot=args.bootstrap, seed=args.seed,
@@ -607,32 +544,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     lines = [f"target: strangers named <= {args.target_fpir:g}, look-alike composites named <= {args.lookalike_target:g}; "
              "tuned on one half of the identities, held out = the other half", *calibration_lines(rows)]
     if args.save is not None:
-        lines.append(_save_calibration(args, pipe.model_id, rows, str(pipe.embedder.provenance.get("name", ""))))
-    _emit(args, table, lines)
+        lines.append(save_calibration(args, pipe.model_id, rows, str(pipe.embedder.provenance.get("name", ""))))
+    emit(args, table, lines)
     return EXIT_OK
-
-
-def _save_calibration(args: argparse.Namespace, model_id: str, rows: Any, name: str) -> str:
-    """Write the tuned points into a calibration file (the user's by default); the line that says so."""
-    from faceapp.measure.calibrate import calibration_from_rows
-    from faceapp.vision import calibration
-
-    measured = (f"faceapp-cli calibrate PEOPLE --strangers STRANGERS --target-fpir {args.target_fpir:g} "
-                f"--lookalike-target {args.lookalike_target:g} --gallery-sizes {' '.join(map(str, args.gallery_sizes))} "
-                f"--seed {args.seed}")
-    entry = calibration_from_rows(rows, name=name, measured=measured)
-    path = calibration.save(model_id, entry, None if args.save == "user" else Path(args.save))
-    point = entry.gallery_sizes[entry.default_gallery_size]
-    return (f"saved to {path} for model {model_id[:12]}...: threshold {point.match:.4f}, margin {point.margin:.4f} "
-            f"at {entry.default_gallery_size} people")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from faceapp.measure.evaluate import embed_photos, evaluate_open_set, labelled_photos, plot_det, select
     from faceapp.recognise.match import Thresholds
 
-    with _pipeline(args) as pipe:
-        people, strangers = _face_sets(pipe, args)
+    with pipeline_from(args) as pipe:
+        people, strangers = face_sets(pipe, args)
         people, strangers = select(people, args.half), select(strangers, args.half)
         same_day = None
         if args.same_day:
@@ -655,7 +577,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  title=f"{ev.people} people, {args.enrol} enrolment photo(s) each")
         lines.append(f"DET plot: {args.plot}")
         doc["plot"] = str(args.plot)
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
 
 
@@ -669,7 +591,7 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
     from faceapp.watch import LiveView
 
     scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
-    settings = _pipeline(args).settings  # the gallery is a temporary one: only these people are enrolled
+    settings = pipeline_from(args).settings  # the gallery is a temporary one: only these people are enrolled
     with tempfile.TemporaryDirectory(prefix="faceapp-video-") as tmp, \
             Pipeline(settings.replace(gallery=Path(tmp) / "gallery")) as pipe:
         actors = prepare_actors(pipe, args.people, args.strangers, max_people=args.people_shown,
@@ -684,7 +606,7 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
         report = score_videos(scripts, segments, actors, live_view, progress=not args.json)
     doc = {"people_shown": sum(a.name is not None for a in actors),
            "strangers_shown": sum(a.name is None for a in actors), **report.to_dict()}
-    _emit(args, doc, report.lines())
+    emit(args, doc, report.lines())
     return EXIT_OK
 
 
@@ -738,18 +660,18 @@ def cmd_model_import(args: argparse.Namespace) -> int:
 
         args.model, args.target_fpir, args.lookalike_target = file.path, 0.01, 0.1
         args.gallery_sizes, args.seed, args.save, args.cache = [10, 100, 1000], 0, "user", None
-        with _pipeline(args) as pipe:
-            people, strangers = _face_sets(pipe, args)
+        with pipeline_from(args) as pipe:
+            people, strangers = face_sets(pipe, args)
             rows = calibrate_open_set(people, strangers, embed=pipe.embedder.embed, gallery_sizes=args.gallery_sizes,
                                       progress=not args.json)
-            lines.append(_save_calibration(args, pipe.model_id, rows, Path(args.file).stem))
+            lines.append(save_calibration(args, pipe.model_id, rows, Path(args.file).stem))
         doc["calibrated"] = True
     else:
         lines.append("not calibrated: its thresholds are untuned until `faceapp-cli --model "
                      f"{file.path} calibrate PEOPLE --strangers STRANGERS --save` runs")
     lines.append(f"use it with --model {file.path} (or set model in the settings file or the GUI's settings); "
                  "re-embed the gallery with `faceapp-cli --model ... reembed`")
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
 
 
@@ -757,11 +679,11 @@ def cmd_model_weights(args: argparse.Namespace) -> int:
     from faceapp.measure.fusion import best, weight_sweep
     from faceapp.vision.embed import FusedEmbedder
 
-    with _pipeline(args) as pipe:
+    with pipeline_from(args) as pipe:
         emb = pipe.embedder
         if not isinstance(emb, FusedEmbedder) or len(emb.members) != 2:
             raise FaceappError("the model is not a fusion of two networks; give --model FUSED.json")
-        people, strangers = _face_sets(pipe, args)
+        people, strangers = face_sets(pipe, args)
         dims, made = [m.dim for m, _ in emb.members], [w for _, w in emb.members]
         names = [m.model_path.name for m, _ in emb.members]
     rows = weight_sweep(people, strangers, dims, made, half=args.half, target_fpir=args.target_fpir)
@@ -774,8 +696,35 @@ def cmd_model_weights(args: argparse.Namespace) -> int:
     doc = {"half": args.half, "members": names, "best": list(top.weights),
            "rows": [{"weights": list(r.weights), "threshold": r.threshold, "correct": r.correct,
                      "wrong_name": r.wrong_name} for r in rows]}
-    _emit(args, doc, lines)
+    emit(args, doc, lines)
     return EXIT_OK
+
+
+def face_sets(pipe, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from faceapp.measure.evaluate import embed_photos, labelled_photos
+
+    progress = not args.json
+    people = embed_photos(pipe, labelled_photos(args.people), cache_dir=args.cache, progress=progress)
+    strangers = embed_photos(pipe, labelled_photos(args.strangers), cache_dir=args.cache, progress=progress)
+    for s in (people, strangers):
+        for f, e in s.failed:
+            log.warning("skipped %s: %s", f, e)
+    return people, strangers
+
+
+def save_calibration(args: argparse.Namespace, model_id: str, rows: Any, name: str) -> str:
+    """Write the tuned points into a calibration file (the user's by default); the line that says so."""
+    from faceapp.measure.calibrate import calibration_from_rows
+    from faceapp.vision import calibration
+
+    measured = (f"faceapp-cli calibrate PEOPLE --strangers STRANGERS --target-fpir {args.target_fpir:g} "
+                f"--lookalike-target {args.lookalike_target:g} --gallery-sizes {' '.join(map(str, args.gallery_sizes))} "
+                f"--seed {args.seed}")
+    entry = calibration_from_rows(rows, name=name, measured=measured)
+    path = calibration.save(model_id, entry, None if args.save == "user" else Path(args.save))
+    point = entry.gallery_sizes[entry.default_gallery_size]
+    return (f"saved to {path} for model {model_id[:12]}...: threshold {point.match:.4f}, margin {point.margin:.4f} "
+            f"at {entry.default_gallery_size} people")
 
 
 # ---------------------------------------------------------------------- parser
@@ -898,6 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check", help="check the gallery: list damaged templates by person and embed them again "
                                      "from their face crops")
     s.set_defaults(func=cmd_check)
+
     s = sub.add_parser("model", help="bring your own embedder; weigh a fused model's networks")
     msub = s.add_subparsers(dest="model_command", required=True, metavar="ACTION")
     c = msub.add_parser("import", help="copy an ONNX embedder into the user's model folder with its preprocessing "
@@ -1015,7 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that has gone is noticed here, not at interpreter exit
         return code
     except FaceappError as exc:
-        _error_line(exc)
+        error_line(exc)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"faceapp-cli: {exc or 'interrupted'}", file=sys.stderr)
@@ -1027,7 +977,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_BROKEN_PIPE
-
-
-if __name__ == "__main__":
-    sys.exit(main())
