@@ -1,0 +1,7 @@
+"""``python -m faceapp.cli``: the same program as the ``faceapp-cli`` command."""
+
+import sys
+
+from faceapp.cli import main
+
+sys.exit(main())
