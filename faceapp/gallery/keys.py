@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from faceapp import private
-from faceapp.errors import FaceappError, GalleryKeyError, KeyMissingError, WrongKeyError
+from faceapp.errors import FaceappError, Fix, GalleryKeyError, KeyMissingError, WrongKeyError
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,7 @@ def decode_key(data: bytes, where: str) -> KeyFile:
             raise ValueError("the key has the wrong length")
         return kf
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
-        raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc}); "
-                              "export it again with `faceapp-cli gallery key export`") from exc
+        raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc})", Fix.EXPORT_KEY_AGAIN) from exc
 
 
 def ask_passphrase(prompt: str, *, confirm: bool = False) -> str | None:
@@ -237,8 +236,7 @@ class KeyStore:
         kf = self.read(gallery_id)
         if kf is None:
             raise KeyMissingError(
-                f"this device does not have the key of gallery {what} (id {gallery_id}); import it with "
-                "`faceapp-cli gallery key import FILE` from a device that has it (`gallery key export FILE`)")
+                f"this device does not have the key of gallery {what} (id {gallery_id})", Fix.IMPORT_KEY)
         if kf.protected:
             return kf.key(ask_passphrase(f"passphrase of the key of gallery {what}: "))
         return kf.key(None)
@@ -334,12 +332,11 @@ def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace
     try:
         data = Path(source).read_bytes()
     except OSError as exc:
-        raise GalleryKeyError(f"cannot read {source} ({exc.strerror}); give the file written by "
-                              "`faceapp-cli gallery key export`") from exc
+        raise GalleryKeyError(f"cannot read {source} ({exc.strerror})", Fix.KEY_FILE) from exc
     kf = decode_key(data, str(source))
     key = kf.key(passphrase if kf.protected else None)
     held = store.read(kf.gallery_id)
     if held is not None and not held.protected and held.key(None) != key and not replace:
         raise GalleryKeyError(f"this device already holds another key for gallery {kf.gallery_id}; nothing was "
-                              "changed: add --replace if the gallery was given a new key (`gallery rekey`)")
+                              "changed", Fix.REPLACE_KEY)
     return kf.gallery_id, store.save(kf.gallery_id, key, passphrase if keep_passphrase and kf.protected else None)
