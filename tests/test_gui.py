@@ -269,7 +269,7 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
     w._make_source = lambda: FlakyCamera(frame, 10_000)
     w.notice.buttons['retry'].click()
     qtbot.waitUntil(lambda: w.worker.frames_processed >= 3 and w.view.message == "", timeout=30000)
-    assert w.snapshot(tmp_path / "snap.png").stat().st_size > 1000
+    assert w.faces.snapshot(tmp_path / "snap.png").stat().st_size > 1000
 
 
 def test_missing_camera_offers_a_video_or_photo_folder(qtbot, window):
@@ -331,7 +331,8 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
     from PySide6.QtCore import Qt
 
     from faceapp.gallery.pg_store import EventRecord
-    from faceapp.gui.library import HistoryDialog, PeopleDialog
+    from faceapp.gui.history import HistoryDialog
+    from faceapp.gui.people import PeopleDialog
     from faceapp.pipeline import Pipeline
 
     with Pipeline(Settings(gallery=pg_dsn)) as pipe:
@@ -359,7 +360,7 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
 
 
 def test_a_folder_gallery_has_a_history_button(qtbot, window):
-    from faceapp.gui.library import PeopleDialog
+    from faceapp.gui.people import PeopleDialog
 
     w = window()
     dlg = PeopleDialog(w.pipeline)
@@ -538,13 +539,13 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.MATCH)[0]
-    menu = w.face_menu(i)
+    menu = w.faces.face_menu(i)
     assert any(a.text() == "Not Obama" for a in menu.actions())
     obama = w.pipeline.gallery.get_person("Obama").id
-    w.reject(i)
+    w.faces.reject(i)
     pids, emb = w.pipeline.gallery.store.negatives(w.pipeline.model_id)
     assert list(pids) == [obama]
-    from faceapp.gui.library import embedded
+    from faceapp.gui.answers import embedded
 
     assert float(emb[0] @ embedded(w.pipeline, w.view.faces[i].face).embedding) > 0.99
 
@@ -556,7 +557,7 @@ def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.UNCERTAIN)[0]
-    dlg = w.open_candidates(i)
+    dlg = w.faces.open_candidates(i)
     qtbot.addWidget(dlg)
     assert "Obama" in dlg.rows
     dlg.rows["Obama"][0].click()  # "It's Obama"
@@ -679,7 +680,8 @@ def test_live_view_records_events_in_a_folder_gallery(qtbot, window, data_dir):
     """record_events with a gallery folder: kept in its database, shown as last seen and in History."""
     from PySide6.QtCore import Qt
 
-    from faceapp.gui.library import HistoryDialog, PeopleDialog
+    from faceapp.gui.history import HistoryDialog
+    from faceapp.gui.people import PeopleDialog
 
     w = window(record_events=True)
     said = []
@@ -722,7 +724,9 @@ def test_closed_dialogs_are_released(qtbot, window, data_dir):
 
     from PySide6.QtWidgets import QDialog
 
-    from faceapp.gui.library import PeopleDialog, RecentDialog, SamplesDialog
+    from faceapp.gui.people import PeopleDialog
+    from faceapp.gui.recent import RecentDialog
+    from faceapp.gui.samples import SamplesDialog
 
     w = window(source="9")
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
@@ -917,20 +921,20 @@ def test_a_face_is_named_in_one_click_from_the_live_view_and_a_photo(qtbot, wind
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.UNKNOWN)[0]
-    assert "Name this person..." in [a.text() for a in w.face_menu(i).actions()]
-    done = w.name_face(i, "Obama", ask=never_asked)
+    assert "Name this person..." in [a.text() for a in w.faces.face_menu(i).actions()]
+    done = w.faces.name_face(i, "Obama", ask=never_asked)
     assert done.person.templates == 1 and w.pipeline.gallery.samples("Obama")[0].source.startswith("live face confirmed")
     shown = photo_result(qtbot, w, data_dir / "biden.jpg")
     (j,) = decided(w, Decision.UNKNOWN)
-    assert "Name this person..." in [a.text() for a in w.face_menu(j).actions()]
-    w.name_face(j, "Biden", ask=never_asked)
+    assert "Name this person..." in [a.text() for a in w.faces.face_menu(j).actions()]
+    w.faces.name_face(j, "Biden", ask=never_asked)
     assert w.pipeline.gallery.samples("Biden")[0].source == f"photo {shown}"
     # an uncertain face offers its closest person in one click
     w.pipeline.settings = dataclasses.replace(w.pipeline.settings, threshold=0.99, uncertain_band=0.5)
     photo_result(qtbot, w, data_dir / "obama2.jpg")
     (k,) = decided(w, Decision.UNCERTAIN)
-    assert "This is Obama" in [a.text() for a in w.face_menu(k).actions()]
-    w.confirm_face(k, "Obama")
+    assert "This is Obama" in [a.text() for a in w.faces.face_menu(k).actions()]
+    w.faces.confirm_face(k, "Obama")
     assert w.pipeline.gallery.get_person("Obama").templates == 2
 
 

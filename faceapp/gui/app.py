@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMainWindow,
-    QMenu,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -28,31 +25,24 @@ from PySide6.QtWidgets import (
 from faceapp.config import Settings, SettingsLayers
 from faceapp.errors import FaceappError, SettingsError
 from faceapp.gui.controls import ThresholdPanel
-from faceapp.gui.dialogs import Ask, EnrolChoices, EnrolDialog, SettingsDialog
-from faceapp.gui.library import (
-    CandidatesDialog,
-    InboxDialog,
-    PeopleDialog,
-    RecentDialog,
-    confirm_face,
-    embedded,
-    reject_face,
-    shown_match,
-)
+from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
+from faceapp.gui.inbox import InboxDialog
 from faceapp.gui.messages import for_gui
 from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
+from faceapp.gui.people import PeopleDialog
 from faceapp.gui.photos import PhotoMode
+from faceapp.gui.recent import RecentDialog
 from faceapp.gui.reembed import ReembedDialog, needs_reembed
 from faceapp.gui.source import SourcePanel
 from faceapp.gui.status import ProblemLog, ProblemsButton, StatusBar
-from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, guarded, show_released
+from faceapp.gui.view_actions import ViewActions
+from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker, rate_text
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, SourceKind
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.recent import RecentRecognitions
 from faceapp.recognise.track import TrackResult
-from faceapp.types import Decision, FaceResult
+from faceapp.types import FaceResult
 from faceapp.vision.capture import FrameSource, open_source
 from faceapp.watch import EventRecorder
 
@@ -96,6 +86,8 @@ class MainWindow(QMainWindow):
         self.pipeline = Pipeline(self.settings, interactive=True)
         self.worker: ProcessingWorker | None = None
         self.photo_mode = PhotoMode(lambda: self.pipeline, self)
+        self.view = VideoView()
+        self.faces = ViewActions(lambda: self.pipeline, self.view, lambda: (self.last, self.mode == "photo"), self)
         self.inbox: UnknownInbox | None = None
         self.recent = RecentRecognitions(RECENT_KEPT)
         self._source_name = ""
@@ -121,8 +113,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        self.view = VideoView()
-        self.view.faceClicked.connect(self.face_menu)
+        self.view.faceClicked.connect(self.faces.face_menu)
+        self.faces.galleryChanged.connect(self.refresh_gallery_size)
+        self.faces.messageShown.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.notice = NoticeBar()  # first-run hints and errors, with what to do next
         self.notice.triggered.connect(self._notice_action)
         self.photo_mode.started.connect(self._photo_mode_started)
@@ -141,7 +134,7 @@ class MainWindow(QMainWindow):
         self.source = SourcePanel(self.settings.camera_index, f"{self.settings.camera_width}x{self.settings.camera_height}")
         self.source.cameraChosen.connect(self.use_camera)
         self.source.sourceChosen.connect(self.use_source)
-        self.source.snapshotRequested.connect(self.snapshot_dialog)
+        self.source.snapshotRequested.connect(self.faces.snapshot_dialog)
         self.source.pause.toggled.connect(self.set_paused)
 
         actions = QVBoxLayout()
@@ -460,101 +453,7 @@ class MainWindow(QMainWindow):
         if files:
             self.match_photos([Path(f) for f in files])
 
-    # ------------------------------------------------------------------ faces in the view
-    def face_menu(self, i: int, where: QPointF | None = None) -> QMenu:
-        """The menu of a clicked face (live view or photo result): "Not X" for a named face;
-        "This is X" for the closest person and "Name this person..." for any other face; the
-        candidates for any."""
-        fr = self.view.faces[i]
-        menu = QMenu(self)
-        m = shown_match(fr)
-        if m is None:
-            return menu
-        if m.decision is Decision.MATCH and m.person:
-            menu.addAction(f"Not {m.person}", lambda: self.reject(i))
-        else:
-            if m.candidates:
-                top = m.candidates[0].name
-                menu.addAction(f"This is {top}", lambda: self._guarded_face(self.confirm_face, i, top))
-            menu.addAction("Name this person...", lambda: self.name_face_dialog(i))
-        if m.candidates:
-            menu.addAction("Who could this be?..." if m.decision is not Decision.MATCH else "Details...",
-                           lambda: self.open_candidates(i))
-        if where is not None and not menu.isEmpty():
-            menu.popup(where.toPoint())
-        return menu
-
-    def _seen(self) -> Provenance:
-        """Where the view's faces come from: the live source, or the photo shown."""
-        source = self.last.source if self.last is not None else ""
-        return Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
-
-    def _guarded_face(self, fn: Any, *args: Any) -> None:
-        guarded(self, fn, *args)
-        self.refresh_gallery_size()
-
-    def confirm_face(self, i: int, name: str) -> EnrolmentResult:
-        """"This is X" for face ``i`` of the view: add it as a sample of ``name`` (the user's choice)."""
-        done = confirm_face(self.pipeline, self.view.faces[i].face, name, self._seen())
-        self.statusBar().showMessage(f"added a sample to {done.person.name}", 5000)
-        return done
-
-    def name_face(self, i: int, name: str, ask: Ask | None = None) -> EnrolmentResult | None:
-        """Enrol face ``i`` of the view as ``name``, under the enrolment rules (a name or a face
-        already enrolled is asked about); ``None`` when the user chose not to store it.
-
-        Args:
-            i: the face's index in the view.
-            name: the person's name.
-            ask: answers the enrolment questions instead of message boxes (tests).
-        """
-        sample = EnrolSample.from_face(embedded(self.pipeline, self.view.faces[i].face), self._seen())
-        done = EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, [sample])
-        if done is not None:
-            self.statusBar().showMessage(f"{done.person.name}: {done.person.templates} sample(s)", 5000)
-        return done
-
-    def name_face_dialog(self, i: int) -> None:
-        name, ok = QInputDialog.getText(self, "Name this person", "Name:")
-        if ok and name.strip():
-            self._guarded_face(self.name_face, i, name)
-
-    def reject(self, i: int) -> None:
-        """"Not X" for face ``i`` of the view: a negative sample for the named person."""
-        fr = self.view.faces[i]
-        m = shown_match(fr)
-        if m is None or m.person is None:
-            return
-        try:
-            reject_face(self.pipeline, fr.face, m.person)
-        except FaceappError as exc:
-            error_box(self, exc)
-            return
-        self.statusBar().showMessage(f"noted: that face is not {m.person}", 5000)
-
-    def open_candidates(self, i: int) -> CandidatesDialog:
-        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self, provenance=self._seen())
-        dlg.finished.connect(self.refresh_gallery_size)
-        return show_released(dlg)
-
     # ------------------------------------------------------------------ actions
-    def snapshot(self, path: Path) -> Path:
-        if self.last is None:
-            raise FaceappError("no frame to save yet")
-        from PIL import Image
-
-        Image.fromarray(self.last.frame).save(path)
-        return path
-
-    def snapshot_dialog(self) -> None:
-        name = time.strftime("faceapp-%Y%m%d-%H%M%S.png")
-        f, _ = QFileDialog.getSaveFileName(self, "Save snapshot", name, "PNG (*.png);;JPEG (*.jpg)")
-        if f:
-            try:
-                self.snapshot(Path(f))
-            except (FaceappError, OSError) as exc:
-                error_box(self, exc)
-
     def open_enrolment(self) -> EnrolDialog:
         dlg = EnrolDialog(self.pipeline, self)
         self.enrol_dialog = dlg
