@@ -189,7 +189,7 @@ def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
     qtbot.waitUntil(lambda: bool(w.view.faces) and len(decided(w, Decision.UNKNOWN)) == len(w.view.faces), timeout=30000)
     w.reset_thresholds()
     assert w.controls.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
-    assert w.layers.path.exists()
+    assert w.keeper.layers.path.exists()
 
 
 def test_people_grid_rename_delete_merge_search(qtbot, window, data_dir):
@@ -263,7 +263,7 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
     w.start_source()
     qtbot.waitUntil(lambda: "unplugged" in w.view.message, timeout=30000)
     assert "Matching photos and the people library still work" in w.view.message
-    w.match_photo(data_dir / "biden.jpg")  # the rest of the app still works
+    w.photo_mode.match([data_dir / "biden.jpg"])  # the rest of the app still works
     qtbot.waitUntil(lambda: len(w.view.faces) == 1, timeout=30000)
     w.go_live()
     w._make_source = lambda: FlakyCamera(frame, 10_000)
@@ -382,7 +382,7 @@ def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
 def test_one_off_flags_are_not_saved_and_only_the_touched_value_is(qtbot, window, tmp_path):
     w = window(provider="cpu")  # this run's --gallery and --provider
     w.controls.threshold.setValue(61)
-    w.save_pending()
+    w.keeper.save_pending()
     saved = load_settings(tmp_path / "settings.toml")
     assert saved.threshold == 0.61
     assert saved.gallery is None and saved.provider == "auto"  # not the one-off values
@@ -476,7 +476,7 @@ def test_stop_always_joins_the_worker_before_the_pipeline_closes(qtbot, window, 
 def test_photo_mode_runs_in_the_background_and_stays_until_back_to_live(qtbot, window, data_dir):
     w = window()
     wait_frames(qtbot, w)
-    w.match_photo(data_dir / "biden.jpg")
+    w.photo_mode.match([data_dir / "biden.jpg"])
     assert w.mode == "photo" and w.busy.isVisible()  # busy while the photo is matched off the GUI thread
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
     assert len(w.view.faces) == 1 and "1 face" in w.photo_mode.label.text()
@@ -495,7 +495,7 @@ def test_photo_folder_steps_through_results_and_skips_bad_files(qtbot, window, d
     (d / "b.jpg").write_bytes((data_dir / "biden.jpg").read_bytes()[:500])  # truncated
     shutil.copy(data_dir / "biden.jpg", d / "c.jpg")
     w = window()
-    w.match_photos([d])
+    w.photo_mode.match([d])
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=60000)
     assert len(w.photo_mode.results) == 3 and isinstance(w.photo_mode.results[1], str)
     w.photo_mode.next_button.click()
@@ -653,7 +653,7 @@ def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
 
     w = window(source="9")
     for _ in range(4):
-        w.match_photo(data_dir / "biden.jpg")
+        w.photo_mode.match([data_dir / "biden.jpg"])
         qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
         w.go_live()
     gc.collect()
@@ -944,7 +944,7 @@ def never_asked(title, text):
 
 def photo_result(qtbot, w, path):
     """Match one photo in photo mode and wait until its result is shown; returns the shown source."""
-    w.match_photo(path)
+    w.photo_mode.match([path])
     qtbot.waitUntil(lambda: w.mode == "photo" and w.last is not None and path.name in w.last.source
                     and bool(w.view.faces), timeout=30000)
     return w.last.source
