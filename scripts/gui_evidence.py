@@ -184,7 +184,7 @@ def main() -> int:
         people.reject()
         # photo mode: a photo with two people, matched in the background
         photo = KNN / "test" / "obama_and_biden.jpg"
-        win.match_photos([photo if photo.is_file() else DATA / "biden.jpg"])
+        win.photo_mode.match([photo if photo.is_file() else DATA / "biden.jpg"])
         end = time.perf_counter() + 60
         while win.busy.isVisible() and time.perf_counter() < end:
             pump(app, 0.1)

@@ -95,7 +95,7 @@ def soak(seconds: float, photo_every: float = 60.0, library_every: float = 120.0
                 next_minute += 60.0
             if time.perf_counter() >= next_photo:
                 trip_start = time.perf_counter()
-                win.match_photo(ROOT / "tests" / "data" / "biden.jpg")
+                win.photo_mode.match([ROOT / "tests" / "data" / "biden.jpg"])
                 end = time.perf_counter() + 30
                 while win.busy.isVisible() and time.perf_counter() < end:
                     pump(app, 0.1)

@@ -140,7 +140,7 @@ def measure(n: int, tmp: Path, baseline_commit: str | None = None) -> dict[str, 
     from PySide6.QtWidgets import QApplication
 
     from faceapp.config import Settings
-    from faceapp.gui.library import PeopleDialog
+    from faceapp.gui.people import PeopleDialog
     from faceapp.pipeline import Pipeline
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

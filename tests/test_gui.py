@@ -189,7 +189,7 @@ def test_threshold_slider_changes_the_decision(qtbot, window, data_dir):
     qtbot.waitUntil(lambda: bool(w.view.faces) and len(decided(w, Decision.UNKNOWN)) == len(w.view.faces), timeout=30000)
     w.reset_thresholds()
     assert w.controls.threshold.value() == round(w.pipeline.embedder.thresholds.match * 100)
-    assert w.layers.path.exists()
+    assert w.keeper.layers.path.exists()
 
 
 def test_people_grid_rename_delete_merge_search(qtbot, window, data_dir):
@@ -263,13 +263,13 @@ def test_camera_loss_and_recovery(qtbot, window, data_dir, tmp_path):
     w.start_source()
     qtbot.waitUntil(lambda: "unplugged" in w.view.message, timeout=30000)
     assert "Matching photos and the people library still work" in w.view.message
-    w.match_photo(data_dir / "biden.jpg")  # the rest of the app still works
+    w.photo_mode.match([data_dir / "biden.jpg"])  # the rest of the app still works
     qtbot.waitUntil(lambda: len(w.view.faces) == 1, timeout=30000)
     w.go_live()
     w._make_source = lambda: FlakyCamera(frame, 10_000)
     w.notice.buttons['retry'].click()
     qtbot.waitUntil(lambda: w.worker.frames_processed >= 3 and w.view.message == "", timeout=30000)
-    assert w.snapshot(tmp_path / "snap.png").stat().st_size > 1000
+    assert w.faces.snapshot(tmp_path / "snap.png").stat().st_size > 1000
 
 
 def test_missing_camera_offers_a_video_or_photo_folder(qtbot, window):
@@ -331,7 +331,8 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
     from PySide6.QtCore import Qt
 
     from faceapp.gallery.pg_store import EventRecord
-    from faceapp.gui.library import HistoryDialog, PeopleDialog
+    from faceapp.gui.history import HistoryDialog
+    from faceapp.gui.people import PeopleDialog
     from faceapp.pipeline import Pipeline
 
     with Pipeline(Settings(gallery=pg_dsn)) as pipe:
@@ -359,7 +360,7 @@ def test_people_show_last_seen_and_history_from_a_shared_gallery(qtbot, data_dir
 
 
 def test_a_folder_gallery_has_a_history_button(qtbot, window):
-    from faceapp.gui.library import PeopleDialog
+    from faceapp.gui.people import PeopleDialog
 
     w = window()
     dlg = PeopleDialog(w.pipeline)
@@ -381,7 +382,7 @@ def test_settings_switch_gallery(qtbot, window, tmp_path, data_dir):
 def test_one_off_flags_are_not_saved_and_only_the_touched_value_is(qtbot, window, tmp_path):
     w = window(provider="cpu")  # this run's --gallery and --provider
     w.controls.threshold.setValue(61)
-    w.save_pending()
+    w.keeper.save_pending()
     saved = load_settings(tmp_path / "settings.toml")
     assert saved.threshold == 0.61
     assert saved.gallery is None and saved.provider == "auto"  # not the one-off values
@@ -475,7 +476,7 @@ def test_stop_always_joins_the_worker_before_the_pipeline_closes(qtbot, window, 
 def test_photo_mode_runs_in_the_background_and_stays_until_back_to_live(qtbot, window, data_dir):
     w = window()
     wait_frames(qtbot, w)
-    w.match_photo(data_dir / "biden.jpg")
+    w.photo_mode.match([data_dir / "biden.jpg"])
     assert w.mode == "photo" and w.busy.isVisible()  # busy while the photo is matched off the GUI thread
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
     assert len(w.view.faces) == 1 and "1 face" in w.photo_mode.label.text()
@@ -494,7 +495,7 @@ def test_photo_folder_steps_through_results_and_skips_bad_files(qtbot, window, d
     (d / "b.jpg").write_bytes((data_dir / "biden.jpg").read_bytes()[:500])  # truncated
     shutil.copy(data_dir / "biden.jpg", d / "c.jpg")
     w = window()
-    w.match_photos([d])
+    w.photo_mode.match([d])
     qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=60000)
     assert len(w.photo_mode.results) == 3 and isinstance(w.photo_mode.results[1], str)
     w.photo_mode.next_button.click()
@@ -538,13 +539,13 @@ def test_not_x_from_the_live_view(qtbot, window, data_dir):
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.MATCH)[0]
-    menu = w.face_menu(i)
+    menu = w.faces.face_menu(i)
     assert any(a.text() == "Not Obama" for a in menu.actions())
     obama = w.pipeline.gallery.get_person("Obama").id
-    w.reject(i)
+    w.faces.reject(i)
     pids, emb = w.pipeline.gallery.store.negatives(w.pipeline.model_id)
     assert list(pids) == [obama]
-    from faceapp.gui.library import embedded
+    from faceapp.gui.answers import embedded
 
     assert float(emb[0] @ embedded(w.pipeline, w.view.faces[i].face).embedding) > 0.99
 
@@ -556,7 +557,7 @@ def test_candidates_of_an_uncertain_face(qtbot, window, data_dir):
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.UNCERTAIN)[0]
-    dlg = w.open_candidates(i)
+    dlg = w.faces.open_candidates(i)
     qtbot.addWidget(dlg)
     assert "Obama" in dlg.rows
     dlg.rows["Obama"][0].click()  # "It's Obama"
@@ -652,7 +653,7 @@ def test_photo_round_trips_release_their_jobs(qtbot, window, data_dir):
 
     w = window(source="9")
     for _ in range(4):
-        w.match_photo(data_dir / "biden.jpg")
+        w.photo_mode.match([data_dir / "biden.jpg"])
         qtbot.waitUntil(lambda: not w.busy.isVisible(), timeout=30000)
         w.go_live()
     gc.collect()
@@ -679,7 +680,8 @@ def test_live_view_records_events_in_a_folder_gallery(qtbot, window, data_dir):
     """record_events with a gallery folder: kept in its database, shown as last seen and in History."""
     from PySide6.QtCore import Qt
 
-    from faceapp.gui.library import HistoryDialog, PeopleDialog
+    from faceapp.gui.history import HistoryDialog
+    from faceapp.gui.people import PeopleDialog
 
     w = window(record_events=True)
     said = []
@@ -722,7 +724,9 @@ def test_closed_dialogs_are_released(qtbot, window, data_dir):
 
     from PySide6.QtWidgets import QDialog
 
-    from faceapp.gui.library import PeopleDialog, RecentDialog, SamplesDialog
+    from faceapp.gui.people import PeopleDialog
+    from faceapp.gui.recent import RecentDialog
+    from faceapp.gui.samples import SamplesDialog
 
     w = window(source="9")
     w.pipeline.enroll("Obama", [w.pipeline.main_face(data_dir / "obama.jpg")])
@@ -917,20 +921,20 @@ def test_a_face_is_named_in_one_click_from_the_live_view_and_a_photo(qtbot, wind
     w.source.pause.setChecked(True)
     qtbot.wait(200)
     i = decided(w, Decision.UNKNOWN)[0]
-    assert "Name this person..." in [a.text() for a in w.face_menu(i).actions()]
-    done = w.name_face(i, "Obama", ask=never_asked)
+    assert "Name this person..." in [a.text() for a in w.faces.face_menu(i).actions()]
+    done = w.faces.name_face(i, "Obama", ask=never_asked)
     assert done.person.templates == 1 and w.pipeline.gallery.samples("Obama")[0].source.startswith("live face confirmed")
     shown = photo_result(qtbot, w, data_dir / "biden.jpg")
     (j,) = decided(w, Decision.UNKNOWN)
-    assert "Name this person..." in [a.text() for a in w.face_menu(j).actions()]
-    w.name_face(j, "Biden", ask=never_asked)
+    assert "Name this person..." in [a.text() for a in w.faces.face_menu(j).actions()]
+    w.faces.name_face(j, "Biden", ask=never_asked)
     assert w.pipeline.gallery.samples("Biden")[0].source == f"photo {shown}"
     # an uncertain face offers its closest person in one click
     w.pipeline.settings = dataclasses.replace(w.pipeline.settings, threshold=0.99, uncertain_band=0.5)
     photo_result(qtbot, w, data_dir / "obama2.jpg")
     (k,) = decided(w, Decision.UNCERTAIN)
-    assert "This is Obama" in [a.text() for a in w.face_menu(k).actions()]
-    w.confirm_face(k, "Obama")
+    assert "This is Obama" in [a.text() for a in w.faces.face_menu(k).actions()]
+    w.faces.confirm_face(k, "Obama")
     assert w.pipeline.gallery.get_person("Obama").templates == 2
 
 
@@ -940,7 +944,7 @@ def never_asked(title, text):
 
 def photo_result(qtbot, w, path):
     """Match one photo in photo mode and wait until its result is shown; returns the shown source."""
-    w.match_photo(path)
+    w.photo_mode.match([path])
     qtbot.waitUntil(lambda: w.mode == "photo" and w.last is not None and path.name in w.last.source
                     and bool(w.view.faces), timeout=30000)
     return w.last.source

@@ -50,7 +50,7 @@ def test_adding_photos_in_the_people_view_reports_low_quality(qtbot, tmp_path, d
     from PySide6.QtWidgets import QMessageBox
 
     from faceapp.config import Settings
-    from faceapp.gui.library import PeopleDialog
+    from faceapp.gui.people import PeopleDialog
     from faceapp.pipeline import Pipeline
 
     small_copy(data_dir / "obama2.jpg", tmp_path / "small.jpg")

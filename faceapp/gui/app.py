@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMainWindow,
-    QMenu,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -28,52 +24,32 @@ from PySide6.QtWidgets import (
 from faceapp.config import Settings, SettingsLayers
 from faceapp.errors import FaceappError, SettingsError
 from faceapp.gui.controls import ThresholdPanel
-from faceapp.gui.dialogs import Ask, EnrolChoices, EnrolDialog, SettingsDialog
-from faceapp.gui.library import (
-    CandidatesDialog,
-    InboxDialog,
-    PeopleDialog,
-    RecentDialog,
-    confirm_face,
-    embedded,
-    reject_face,
-    shown_match,
-)
+from faceapp.gui.dialogs import EnrolDialog, SettingsDialog
+from faceapp.gui.inbox import InboxDialog
 from faceapp.gui.messages import for_gui
-from faceapp.gui.notice import NoticeBar, notice_for, what_still_works
+from faceapp.gui.notice import NoticeBar, notice_for
+from faceapp.gui.people import PeopleDialog
 from faceapp.gui.photos import PhotoMode
-from faceapp.gui.reembed import ReembedDialog, needs_reembed
-from faceapp.gui.source import SourcePanel
+from faceapp.gui.recent import RecentDialog
+from faceapp.gui.reembed import ReembedDialog
+from faceapp.gui.settings_keeper import SettingsKeeper, layers_for
+from faceapp.gui.source import SourcePanel, is_camera
 from faceapp.gui.status import ProblemLog, ProblemsButton, StatusBar
-from faceapp.gui.widgets import IMAGE_FILTER, VideoView, error_box, guarded, show_released
+from faceapp.gui.unlock import LOCKED, GalleryUnlock, open_gallery
+from faceapp.gui.upkeep import GalleryUpkeep
+from faceapp.gui.view_actions import ViewActions
+from faceapp.gui.widgets import VideoView, error_box, show_released
 from faceapp.gui.worker import FrameResult, ProcessingWorker, rate_text
 from faceapp.pipeline import Pipeline
-from faceapp.recognise.enrol import EnrolmentResult, EnrolSample, Provenance, SourceKind
 from faceapp.recognise.inbox import UnknownInbox, add_unknowns
 from faceapp.recognise.recent import RecentRecognitions
 from faceapp.recognise.track import TrackResult
-from faceapp.types import Decision, FaceResult
+from faceapp.types import FaceResult
 from faceapp.vision.capture import FrameSource, open_source
 from faceapp.watch import EventRecorder
 
 log = logging.getLogger(__name__)
-SAVE_DELAY_MS = 400
 RECENT_KEPT = 50  # decisions listed in "Recent recognitions"
-
-
-def _layers(settings: Settings | SettingsLayers | None, settings_path: Path | None) -> SettingsLayers:
-    """Settings handed in by a caller are this run's values, like flags: never saved unless
-    the user changes them in the app."""
-    if isinstance(settings, SettingsLayers):
-        return settings
-    base = Settings()
-    flags = {} if settings is None else {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings)
-                                         if getattr(settings, f.name) != getattr(base, f.name)}
-    return SettingsLayers(settings_path, flags=flags, lenient=True)
-
-
-def is_camera(spec: str | None) -> bool:
-    return spec is None or spec.isdigit()
 
 
 class MainWindow(QMainWindow):
@@ -91,24 +67,22 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("faceapp")
         self.resize(1180, 720)
-        self.layers = _layers(settings, settings_path)
+        self.keeper = SettingsKeeper(layers_for(settings, settings_path), lambda: self.pipeline, self)
         self.source_spec = source
         self.pipeline = Pipeline(self.settings, interactive=True)
         self.worker: ProcessingWorker | None = None
         self.photo_mode = PhotoMode(lambda: self.pipeline, self)
+        self.view = VideoView()
+        self.faces = ViewActions(lambda: self.pipeline, self.view, lambda: (self.last, self.mode == "photo"), self)
+        self.unlock = GalleryUnlock(lambda: self.pipeline, self)
+        self.upkeep = GalleryUpkeep(lambda: self.pipeline, lambda: self.unlock.locked, self)
         self.inbox: UnknownInbox | None = None
         self.recent = RecentRecognitions(RECENT_KEPT)
         self._source_name = ""
         self.enrol_dialog: EnrolDialog | None = None
         self.last: FrameResult | None = None
         self.source_error: str | None = None
-        self._pending: dict[str, Any] = {}
-        self._damaged: dict[str, int] = {}
         self._detector_noted = False
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(SAVE_DELAY_MS)
-        self._save_timer.timeout.connect(self.save_pending)
         self.problems = ProblemLog(parent=self)  # every warning of the run, once each
         self._build()
         self._load_models()
@@ -117,12 +91,19 @@ class MainWindow(QMainWindow):
     @property
     def settings(self) -> Settings:
         """The settings in force: model defaults < saved < this run's flags and changes."""
-        return self.layers.effective
+        return self.keeper.settings
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        self.view = VideoView()
-        self.view.faceClicked.connect(self.face_menu)
+        self.view.faceClicked.connect(self.faces.face_menu)
+        self.faces.galleryChanged.connect(self.refresh_gallery_size)
+        self.faces.messageShown.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.unlock.unlocked.connect(self._unlocked)
+        self.unlock.cancelled.connect(self.refresh_gallery_size)
+        self.upkeep.changed.connect(self._update_notice)
+        self.keeper.fixed.connect(self._update_notice)
+        self.keeper.messageShown.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.upkeep.messageShown.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.notice = NoticeBar()  # first-run hints and errors, with what to do next
         self.notice.triggered.connect(self._notice_action)
         self.photo_mode.started.connect(self._photo_mode_started)
@@ -135,24 +116,27 @@ class MainWindow(QMainWindow):
         left.addWidget(self.view, 1)
 
         self.controls = ThresholdPanel()
-        self.controls.changed.connect(lambda change: self._changed(**change))
+        self.controls.changed.connect(lambda change: self.keeper.moved(**change))
         self.controls.resetRequested.connect(self.reset_thresholds)
 
         self.source = SourcePanel(self.settings.camera_index, f"{self.settings.camera_width}x{self.settings.camera_height}")
         self.source.cameraChosen.connect(self.use_camera)
         self.source.sourceChosen.connect(self.use_source)
-        self.source.snapshotRequested.connect(self.snapshot_dialog)
+        self.source.snapshotRequested.connect(self.faces.snapshot_dialog)
         self.source.pause.toggled.connect(self.set_paused)
 
         actions = QVBoxLayout()
         self.inbox_button = QPushButton("Unknown faces...")
-        for text, slot in (("Match photos...", self.match_photo_dialog), ("Add person...", self.open_enrolment),
+        self.gallery_buttons: list[QPushButton] = []  # of no use while the gallery is locked
+        for text, slot in (("Match photos...", self.photo_mode.match_dialog), ("Add person...", self.open_enrolment),
                            ("People...", self.open_people), ("Unknown faces...", self.open_inbox),
                            ("Recent recognitions...", self.open_recent),
                            ("Settings...", self.open_settings)):
             b = self.inbox_button if text == "Unknown faces..." else QPushButton(text)
             b.clicked.connect(slot)
             actions.addWidget(b)
+            if text != "Settings...":
+                self.gallery_buttons.append(b)
         side = QVBoxLayout()
         side.addWidget(self.source)
         side.addWidget(self.controls)
@@ -193,12 +177,26 @@ class MainWindow(QMainWindow):
             self.provider_label.setToolTip(f"embedder: {emb.provider_note}")
             self._detector_noted = False  # the detector loads with the first frame; its runtime is added then
             self._sync_controls()
-            QTimer.singleShot(0, self._check_damaged)  # reads every template: after the window is up
-            self._open_inbox()
-            self.refresh_gallery_size()
+            if self.unlock.open():  # the passphrase is asked for; the rest waits for it
+                self._show_locked()
+            else:
+                self._gallery_opened()
         except FaceappError as exc:
             self.view.show_message(for_gui(exc))
             QTimer.singleShot(0, lambda e=exc: error_box(self, e))
+
+    def _unlocked(self) -> None:
+        self._gallery_opened()
+        self.start_source()
+
+    def _gallery_opened(self) -> None:
+        QTimer.singleShot(0, self.upkeep.find_damaged)  # reads every template: after the window is up
+        self._open_inbox()
+        self.refresh_gallery_size()
+
+    def _show_locked(self) -> None:
+        self.view.show_message(LOCKED)
+        self.refresh_gallery_size()
 
     def _open_inbox(self) -> None:
         if self.inbox is not None:
@@ -207,8 +205,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         why_off = "" if s.inbox else "Off: turn it on in Settings"
         if s.inbox:
-            _, problem, read_only = self.gallery_state()
-            if read_only:
+            if self.upkeep.state().read_only:
                 why_off = "Off: the gallery folder is read-only, so no unknown face can be kept"
             else:
                 try:
@@ -219,37 +216,12 @@ class MainWindow(QMainWindow):
         self.inbox_button.setEnabled(True)
         self.inbox_button.setToolTip(why_off)
 
+    def reset_thresholds(self) -> None:
+        self.keeper.reset_thresholds()
+        self._sync_controls()
+
     def _sync_controls(self) -> None:
         self.controls.show_values(self.pipeline.thresholds(), self.settings, self.pipeline.embedder.thresholds.match)
-
-    # ------------------------------------------------------------------ settings
-    def _changed(self, **change: Any) -> None:
-        """A control moved: in force now, saved (only this key) once the user stops moving it."""
-        self._pending.update(change)
-        self.pipeline.settings = dataclasses.replace(self.pipeline.settings, **change)  # the worker's next frame
-        self._save_timer.start()
-
-    def save_pending(self) -> None:
-        """Save what the user changed in the controls (and nothing else)."""
-        self._save_timer.stop()
-        changes, self._pending = self._pending, {}
-        if changes:
-            self.change_settings(**changes)
-
-    def change_settings(self, **changes: Any) -> bool:
-        """Validate and save settings the user changed; say why in the status bar when refused."""
-        try:
-            self.layers.change(**changes)
-        except (SettingsError, OSError) as exc:
-            self.statusBar().showMessage(f"settings not saved: {for_gui(exc)}", 8000)
-            return False
-        self.pipeline.settings = self.settings
-        return True
-
-    def reset_thresholds(self) -> None:
-        self._pending.clear()
-        self.change_settings(threshold=None, uncertain_band=None, min_face_size=None, min_detection_confidence=None)
-        self._sync_controls()
 
     # ------------------------------------------------------------------ source
     def _make_source(self) -> FrameSource:
@@ -261,6 +233,9 @@ class MainWindow(QMainWindow):
         """(Re)start the live view on the current source."""
         self.stop_source()
         self.source_error = None
+        if self.unlock.locked:  # matching needs the gallery's key
+            self._show_locked()
+            return
         self.view.show_message("starting ...")
         if self.inbox is not None:
             self.inbox.new_source()
@@ -308,8 +283,8 @@ class MainWindow(QMainWindow):
     def use_camera(self, index: int, width: int | None = None, height: int | None = None) -> None:
         """Switch to a camera; the choice is saved as the default camera."""
         s = self.settings
-        self.change_settings(camera_index=int(index), camera_width=width or s.camera_width,
-                             camera_height=height or s.camera_height)
+        self.keeper.change(camera_index=int(index), camera_width=width or s.camera_width,
+                           camera_height=height or s.camera_height)
         self.use_source(str(index))
 
     def set_paused(self, paused: bool) -> None:
@@ -345,7 +320,7 @@ class MainWindow(QMainWindow):
         self.source_error = message
         self.fps_label.setText("-- fps")
         if self.mode == "live":
-            self.view.show_message(f"{message}\n\n{self._what_still_works()}")
+            self.view.show_message(f"{message}\n\n{self.upkeep.still_works()}")
         self.statusBar().showMessage(message, 10000)
         if self.enrol_dialog is not None:
             self.enrol_dialog.no_camera(message)
@@ -353,83 +328,28 @@ class MainWindow(QMainWindow):
 
     def _update_notice(self) -> None:
         """Show what to do next (see :func:`faceapp.gui.notice.notice_for`)."""
-        size, gallery_problem, read_only = self.gallery_state()
+        g = self.upkeep.state()
         self.notice.show_notice(notice_for(
-            problem=self.layers.problems[0] if self.layers.problems else None, stale=self._needs_reembed(),
-            source_error=self.source_error, camera=is_camera(self.source_spec), empty=size == 0,
-            damaged=self._damaged, gallery_problem=gallery_problem, read_only=read_only))
-
-    def _what_still_works(self) -> str:
-        _, problem, read_only = self.gallery_state()
-        return what_still_works(gallery_problem=problem, read_only=read_only)
+            problem=self.keeper.layers.problems[0] if self.keeper.layers.problems else None, stale=self.upkeep.stale(),
+            source_error=self.source_error, camera=is_camera(self.source_spec), empty=g.people == 0,
+            damaged=self.upkeep.damaged, gallery_problem=g.problem, read_only=g.read_only, locked=g.locked))
+        for b in self.gallery_buttons:
+            b.setEnabled(not g.locked)
+            if g.locked:
+                b.setToolTip("The gallery is locked: unlock it with its key's passphrase first")
+            elif b is not self.inbox_button:
+                b.setToolTip("")
 
     def _notice_action(self, action: str) -> None:
-        {"fix_setting": self.fix_settings_problem, "reembed": self.rebuild_gallery, "repair": self.repair_gallery,
+        {"fix_setting": self.keeper.fix_problem, "reembed": self.rebuild_gallery, "repair": self.upkeep.repair,
          "enrol": self.open_enrolment, "video": self.source.choose_video, "folder": self.source.choose_folder,
-         "retry": self.start_source, "settings": self.open_settings}[action]()
-
-    def _find_damaged(self) -> None:
-        """Damaged stored vectors, by person (checked when the gallery is opened and after a repair)."""
-        try:
-            found = self.pipeline.gallery.damaged_templates()
-        except FaceappError:
-            found = []
-        self._damaged = {}
-        for d in found:
-            self._damaged[d.name] = self._damaged.get(d.name, 0) + 1
-
-    def _check_damaged(self) -> None:
-        self._find_damaged()
-        self._update_notice()
-
-    def repair_gallery(self) -> None:
-        """Embed damaged templates again from their stored face crops; say who could not be."""
-        from faceapp.gallery.reembed import repair_damaged
-        from faceapp.vision.images import decode_crop
-
-        try:
-            report = repair_damaged(self.pipeline.gallery, self.pipeline.model_id, self.pipeline.embedder.embed,
-                                    decode_crop)
-        except FaceappError as exc:
-            error_box(self, exc)
-            return
-        text = f"repaired {len(report.repaired)} damaged template(s) from their face crops"
-        if report.left:
-            text += f"; enrol {', '.join(sorted({d.name for d in report.left}))} again (no face crop to use)"
-        self.statusBar().showMessage(text, 15000)
-        self._find_damaged()
-        self._update_notice()
-
-    def fix_settings_problem(self) -> None:
-        """Resolve the first settings-file problem by going back to the default."""
-        if not self.layers.problems:
-            return
-        try:
-            aside = self.layers.forget(self.layers.problems[0])
-        except OSError as exc:
-            error_box(self, f"the settings file cannot be changed: {exc}")
-            return
-        if aside is not None:
-            self.statusBar().showMessage(f"default settings in force; the old file is kept as {aside}", 15000)
-        self._update_notice()
+         "retry": self.start_source, "settings": self.open_settings, "unlock": self.unlock.ask}[action]()
 
     # ------------------------------------------------------------------ photo mode
     @property
     def mode(self) -> str:
         """``"photo"`` while photo mode shows results, else ``"live"``."""
         return "photo" if self.photo_mode.active else "live"
-
-    def match_photos(self, paths: list[Path]) -> None:
-        """Photo mode: match photos in the background; the results stay until "Back to live"."""
-        photos = PhotoMode.photos_in(paths)
-        if not photos:
-            error_box(self, "there are no photos to match in that folder")
-            return
-        self.photo_mode.start(photos)
-
-    def match_photo(self, path: Path) -> None:
-        """Photo mode for one photo (see :meth:`match_photos`)."""
-        self.match_photos([Path(path)])
 
     def go_live(self) -> None:
         """Leave photo mode: stop matching photos and resume the live view."""
@@ -444,7 +364,7 @@ class MainWindow(QMainWindow):
     def _photo_mode_ended(self) -> None:
         self.mode_label.setText("live")
         if self.source_error:
-            self.view.show_message(f"{self.source_error}\n\n{self._what_still_works()}")
+            self.view.show_message(f"{self.source_error}\n\n{self.upkeep.still_works()}")
         else:
             self.view.show_message("")
         if self.worker is not None:
@@ -455,106 +375,7 @@ class MainWindow(QMainWindow):
         self.view.show_frame(item.frame, item.faces)
         self.latency_label.setText(f"{item.latency_ms:.0f} ms/photo")
 
-    def match_photo_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Match photos", "", IMAGE_FILTER)
-        if files:
-            self.match_photos([Path(f) for f in files])
-
-    # ------------------------------------------------------------------ faces in the view
-    def face_menu(self, i: int, where: QPointF | None = None) -> QMenu:
-        """The menu of a clicked face (live view or photo result): "Not X" for a named face;
-        "This is X" for the closest person and "Name this person..." for any other face; the
-        candidates for any."""
-        fr = self.view.faces[i]
-        menu = QMenu(self)
-        m = shown_match(fr)
-        if m is None:
-            return menu
-        if m.decision is Decision.MATCH and m.person:
-            menu.addAction(f"Not {m.person}", lambda: self.reject(i))
-        else:
-            if m.candidates:
-                top = m.candidates[0].name
-                menu.addAction(f"This is {top}", lambda: self._guarded_face(self.confirm_face, i, top))
-            menu.addAction("Name this person...", lambda: self.name_face_dialog(i))
-        if m.candidates:
-            menu.addAction("Who could this be?..." if m.decision is not Decision.MATCH else "Details...",
-                           lambda: self.open_candidates(i))
-        if where is not None and not menu.isEmpty():
-            menu.popup(where.toPoint())
-        return menu
-
-    def _seen(self) -> Provenance:
-        """Where the view's faces come from: the live source, or the photo shown."""
-        source = self.last.source if self.last is not None else ""
-        return Provenance(SourceKind.LIVE, source, "face confirmed") if self.mode == "live" else Provenance.photo(source)
-
-    def _guarded_face(self, fn: Any, *args: Any) -> None:
-        guarded(self, fn, *args)
-        self.refresh_gallery_size()
-
-    def confirm_face(self, i: int, name: str) -> EnrolmentResult:
-        """"This is X" for face ``i`` of the view: add it as a sample of ``name`` (the user's choice)."""
-        done = confirm_face(self.pipeline, self.view.faces[i].face, name, self._seen())
-        self.statusBar().showMessage(f"added a sample to {done.person.name}", 5000)
-        return done
-
-    def name_face(self, i: int, name: str, ask: Ask | None = None) -> EnrolmentResult | None:
-        """Enrol face ``i`` of the view as ``name``, under the enrolment rules (a name or a face
-        already enrolled is asked about); ``None`` when the user chose not to store it.
-
-        Args:
-            i: the face's index in the view.
-            name: the person's name.
-            ask: answers the enrolment questions instead of message boxes (tests).
-        """
-        sample = EnrolSample.from_face(embedded(self.pipeline, self.view.faces[i].face), self._seen())
-        done = EnrolChoices(self, ask).enrol(self.pipeline.enrolment(), name, [sample])
-        if done is not None:
-            self.statusBar().showMessage(f"{done.person.name}: {done.person.templates} sample(s)", 5000)
-        return done
-
-    def name_face_dialog(self, i: int) -> None:
-        name, ok = QInputDialog.getText(self, "Name this person", "Name:")
-        if ok and name.strip():
-            self._guarded_face(self.name_face, i, name)
-
-    def reject(self, i: int) -> None:
-        """"Not X" for face ``i`` of the view: a negative sample for the named person."""
-        fr = self.view.faces[i]
-        m = shown_match(fr)
-        if m is None or m.person is None:
-            return
-        try:
-            reject_face(self.pipeline, fr.face, m.person)
-        except FaceappError as exc:
-            error_box(self, exc)
-            return
-        self.statusBar().showMessage(f"noted: that face is not {m.person}", 5000)
-
-    def open_candidates(self, i: int) -> CandidatesDialog:
-        dlg = CandidatesDialog(self.pipeline, self.view.faces[i], self, provenance=self._seen())
-        dlg.finished.connect(self.refresh_gallery_size)
-        return show_released(dlg)
-
     # ------------------------------------------------------------------ actions
-    def snapshot(self, path: Path) -> Path:
-        if self.last is None:
-            raise FaceappError("no frame to save yet")
-        from PIL import Image
-
-        Image.fromarray(self.last.frame).save(path)
-        return path
-
-    def snapshot_dialog(self) -> None:
-        name = time.strftime("faceapp-%Y%m%d-%H%M%S.png")
-        f, _ = QFileDialog.getSaveFileName(self, "Save snapshot", name, "PNG (*.png);;JPEG (*.jpg)")
-        if f:
-            try:
-                self.snapshot(Path(f))
-            except (FaceappError, OSError) as exc:
-                error_box(self, exc)
-
     def open_enrolment(self) -> EnrolDialog:
         dlg = EnrolDialog(self.pipeline, self)
         self.enrol_dialog = dlg
@@ -621,8 +442,9 @@ class MainWindow(QMainWindow):
             candidate = dataclasses.replace(self.settings, **changes)
             new = Pipeline(candidate, interactive=True)
             try:
-                _ = new.embedder, new.gallery, new.model_id
-                len(new.gallery)
+                _ = new.embedder, new.model_id
+                if open_gallery(new):  # else its key's passphrase is asked for once switched
+                    len(new.gallery)
             except BaseException:
                 new.close()
                 raise
@@ -634,18 +456,12 @@ class MainWindow(QMainWindow):
             self.go_live()
         old, self.pipeline = self.pipeline, new
         old.close()
-        if not self.change_settings(**changes):
+        if not self.keeper.change(**changes):
             return False
         self.pipeline.settings = self.settings
         self._load_models()
         self.start_source()
         return True
-
-    def _needs_reembed(self) -> bool:
-        try:
-            return needs_reembed(self.pipeline)
-        except FaceappError:
-            return False
 
     def rebuild_gallery(self) -> ReembedDialog:
         """Re-embed the gallery's stored faces with this model, with a progress bar."""
@@ -662,24 +478,14 @@ class MainWindow(QMainWindow):
         self.refresh_gallery_size()
         self.start_source()
 
-    def gallery_state(self) -> tuple[int | None, str | None, bool]:
-        """The gallery as it is now: ``(people or None, its problem or None, read-only)``."""
-        try:
-            gallery = self.pipeline.gallery
-            return len(gallery), None, bool(gallery.store.read_only)
-        except FaceappError as exc:
-            return None, for_gui(exc), False
-
     def refresh_gallery_size(self) -> None:
-        n, problem, read_only = self.gallery_state()
-        self.gallery_label.setText("gallery: error" if n is None else
-                                   f"gallery: {n} people" + (", read-only" if read_only else ""))
-        self.gallery_label.setToolTip(problem or ("The gallery folder is read-only: people can be matched and "
-                                                  "browsed, not added or changed" if read_only else ""))
+        text, tip = self.upkeep.label()
+        self.gallery_label.setText(text)
+        self.gallery_label.setToolTip(tip)
         self._update_notice()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
-        self.save_pending()
+        self.keeper.save_pending()
         if self.photo_mode.job is not None:
             self.photo_mode.job.stop()
         self.stop_source()  # joins the worker before the pipeline closes

@@ -19,6 +19,7 @@ ACTIONS = {
     "folder": "Open a photo folder...",
     "retry": "Retry",
     "settings": "Choose another gallery...",
+    "unlock": "Unlock with the passphrase...",
 }
 
 
@@ -57,15 +58,18 @@ def what_still_works(*, gallery_problem: str | None, read_only: bool) -> str:
 
 def notice_for(*, problem: SettingProblem | None, stale: bool, source_error: str | None, camera: bool,
                empty: bool, damaged: dict[str, int] | None = None, gallery_problem: str | None = None,
-               read_only: bool = False) -> Notice:
+               read_only: bool = False, locked: bool = False) -> Notice:
     """What to do next, most pressing first: a problem of the settings file (with its fix); a
-    gallery that cannot be used (choose another); a gallery made by another model (rebuild
+    gallery locked behind its key's passphrase (unlock it, or choose another); a gallery that
+    cannot be used (choose another); a gallery made by another model (rebuild
     it); damaged templates, by person (repair them); a source that failed (Retry, and for a
     camera a video or photo folder instead); an empty gallery (add the first person); a
     read-only gallery (what still works)."""
     if problem is not None:
         fix = f"Reset {problem.key} to its default" if problem.key else "Start from default settings"
         return Notice(settings_problem_text(problem), ("fix_setting",), fix)
+    if locked and gallery_problem is not None:
+        return Notice(gallery_problem, ("unlock", "settings"))
     if gallery_problem is not None:
         return Notice(f"{gallery_problem}\n{what_still_works(gallery_problem=gallery_problem, read_only=False)}",
                       ("settings",))

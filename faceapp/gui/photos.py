@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from faceapp.gui.widgets import IMAGE_FILTER, error_box
 from faceapp.gui.worker import FrameResult, PhotoJob
 from faceapp.pipeline import Pipeline
 from faceapp.vision.images import IMAGE_SUFFIXES
@@ -41,6 +42,7 @@ class PhotoMode(QObject):
     def __init__(self, pipeline: Callable[[], Pipeline], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pipeline = pipeline
+        self._parent = parent
         self.job: PhotoJob | None = None
         self.results: list[FrameResult | str | None] = []
         self.index = 0
@@ -69,6 +71,20 @@ class PhotoMode(QObject):
         if len(paths) == 1 and paths[0].is_dir():
             return sorted(p for p in paths[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         return paths
+
+    def match(self, paths: list[Path]) -> None:
+        """Match photos, or a single folder's photos, in the background; the results stay until
+        "Back to live"."""
+        photos = self.photos_in(paths)
+        if not photos:
+            error_box(self._parent, "there are no photos to match in that folder")
+            return
+        self.start(photos)
+
+    def match_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self._parent, "Match photos", "", IMAGE_FILTER)
+        if files:
+            self.match([Path(f) for f in files])
 
     def start(self, paths: list[Path]) -> None:
         """Match ``paths`` (non-empty) in the background; earlier results are dropped."""

@@ -13,6 +13,11 @@ RESOLUTIONS = ["640x480", "1280x720", "1920x1080", "320x240"]
 VIDEO_FILTER = "Videos (" + " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES)) + ")"
 
 
+def is_camera(spec: str | None) -> bool:
+    """Whether a source spec names a camera (``None``: the settings' camera)."""
+    return spec is None or spec.isdigit()
+
+
 class SourcePanel(QGroupBox):
     """Picks what the live view shows.
 
