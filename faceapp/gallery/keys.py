@@ -18,12 +18,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import getpass
 import json
 import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,10 @@ from faceapp import private
 from faceapp.errors import FaceappError, Fix, GalleryKeyError, KeyMissingError, WrongKeyError
 
 log = logging.getLogger(__name__)
+
+
+class WrongPassphraseError(WrongKeyError):
+    """The passphrase given does not unseal the key this device keeps (the key itself may be right)."""
 
 KEY_BYTES = 32
 FORMAT = "faceapp-gallery-key"
@@ -142,7 +148,7 @@ class KeyFile:
             return AESGCM(wrap).decrypt(_unb64(self.doc["nonce"]), _unb64(self.doc["sealed"]),
                                         self.gallery_id.encode("utf-8"))
         except InvalidTag as exc:
-            raise WrongKeyError(f"wrong passphrase for the key of gallery {self.gallery_id}; "
+            raise WrongPassphraseError(f"wrong passphrase for the key of gallery {self.gallery_id}; "
                                 "nothing was changed: try again") from exc
 
 
@@ -165,8 +171,29 @@ def decode_key(data: bytes, where: str) -> KeyFile:
         raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc})", Fix.EXPORT_KEY_AGAIN) from exc
 
 
+_GIVEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("faceapp_key_passphrase", default=None)
+
+
+@contextlib.contextmanager
+def given_passphrase(passphrase: str) -> Iterator[None]:
+    """``passphrase`` answers :func:`ask_passphrase` inside the block only (this thread's context).
+
+    For a face with no terminal (the desktop app asks in a dialog): the passphrase stays in
+    memory, out of the environment that child processes would inherit, and is gone after the block.
+    """
+    token = _GIVEN.set(passphrase)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
+
 def ask_passphrase(prompt: str, *, confirm: bool = False) -> str | None:
-    """A passphrase from ``FACEAPP_KEY_PASSPHRASE`` or, in a terminal, typed (twice with ``confirm``)."""
+    """A passphrase given with :func:`given_passphrase`, from ``FACEAPP_KEY_PASSPHRASE``, or,
+    in a terminal, typed (twice with ``confirm``)."""
+    given = _GIVEN.get()
+    if given is not None:
+        return given
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
         return env
