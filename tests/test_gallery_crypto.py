@@ -114,12 +114,12 @@ def test_removed_persons_ciphertext_cannot_be_opened_after_removal(tmp_path, rng
     add(store, "Ann", unit(rng, 1), [jpeg(rng)])
     pid = store.get_person("Ann").id
     tid, blob, crop = store._db.execute("SELECT id, embedding, crop FROM templates").fetchone()
-    assert store._open(pid, seal.TEMPLATE, tid, blob) is not None
+    assert store.data_keys.open(pid, seal.TEMPLATE, tid, blob) is not None
     store.remove("Ann")
     store.close()
     again = SQLiteStore(tmp_path / "g", keys=keys)  # the gallery key is still there; the data key is not
     assert again.crypto is not None
-    again._open_keys([pid])
+    again.data_keys.open_keys([pid])
     with pytest.raises(KeyError):
         again.crypto.open(pid, seal.TEMPLATE, tid, bytes(blob))
     assert again._db.execute("SELECT COUNT(*) FROM persons WHERE data_key IS NOT NULL").fetchone()[0] == 0

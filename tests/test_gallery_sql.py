@@ -98,7 +98,7 @@ def test_reembedding_alike(store, rng):
 
 def test_placeholders_are_rewritten_outside_literals():
     pytest.importorskip("psycopg")
-    from faceapp.gallery.pg_store import _pg
+    from faceapp.gallery.pg_dialect import _pg
 
     assert _pg("SELECT COALESCE(model_id, '?'), x % 4 FROM t WHERE a = ? AND b LIKE '%?%'") == \
         "SELECT COALESCE(model_id, '?'), x %% 4 FROM t WHERE a = %s AND b LIKE '%%?%%'"
