@@ -126,6 +126,11 @@ ALTER TABLE persons ADD COLUMN IF NOT EXISTS name_key TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons (name_key);
 ALTER TABLE gallery ADD COLUMN IF NOT EXISTS key_check TEXT;
 """),
+    # A copy into this database marks it first and clears the mark once checked (faceapp.gallery.copy):
+    # a marked gallery is the rest of an interrupted copy, which no device opens.
+    (7, """
+ALTER TABLE gallery ADD COLUMN IF NOT EXISTS incomplete_copy TEXT;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")
@@ -189,6 +194,9 @@ class PostgresDialect:
     key_check_sql = "SELECT key_check FROM gallery"
     set_key_check_sql = "UPDATE gallery SET key_check = ?"
     claim_key_check_sql = "UPDATE gallery SET key_check = ? WHERE key_check IS NULL RETURNING key_check"
+    copy_mark_sql = "SELECT incomplete_copy FROM gallery"
+    mark_copy_sql = "UPDATE gallery SET incomplete_copy = ?"
+    clear_copy_sql = "UPDATE gallery SET incomplete_copy = NULL"
 
     def __init__(self, dsn: str) -> None:
         try:

@@ -116,17 +116,21 @@ class PostgresStore(SQLStore):
         listen: keep a second connection that ``LISTEN``\\s for other devices' writes, so
             :meth:`state` answers without a round trip until something changes and
             :meth:`wait_for_change` wakes within milliseconds of a commit.
+        keys: where this device keeps gallery keys (see :meth:`~faceapp.gallery.sql_store.SQLStore.unlock`).
+        progress: see :meth:`~faceapp.gallery.sql_store.SQLStore.unlock`.
+        copying: opened by a copy into it (see :meth:`~faceapp.gallery.sql_store.SQLStore.finish_opening`).
 
     Raises:
         SettingsError: the address is malformed or contains a password.
         GalleryUnavailableError: the server cannot be reached.
-        GalleryError: the database was written by a newer faceapp, or cannot be used.
+        GalleryError: the database was written by a newer faceapp, is the rest of an interrupted
+            copy, or cannot be used.
     """
 
     keeps_events = True
 
     def __init__(self, dsn: str, *, listen: bool = True, keys: KeyStore | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, copying: bool = False) -> None:
         self.pg = PostgresDialect(dsn)
         super().__init__(self.pg, ChangeLog())
         self._mutex = threading.RLock()
@@ -137,11 +141,7 @@ class PostgresStore(SQLStore):
         self._last_state: StoreState | None = super().state()
         self._listener = Listener(self.pg.connect, self._heard, self._stale, Backoff(BACKOFF_S),
                                   self.pg.reason) if listen else None
-        try:
-            self.unlock(keys, progress)
-        except BaseException:
-            self.close()
-            raise
+        self.finish_opening(keys, progress, copying=copying)
 
     # ------------------------------------------------------------------ what this device saw last
 

@@ -52,6 +52,9 @@ class Dialect(Protocol):
         key_check_sql: one row with the check value of the gallery key (``NULL``: not encrypted).
         set_key_check_sql: sets it (one parameter).
         claim_key_check_sql: sets it when not set yet, outside a transaction (one parameter; returns rows).
+        copy_mark_sql: one row with the source of an unfinished copy into this gallery (``NULL``: none).
+        mark_copy_sql: sets it (one parameter).
+        clear_copy_sql: clears it.
     """
 
     location: str
@@ -64,6 +67,9 @@ class Dialect(Protocol):
     key_check_sql: str
     set_key_check_sql: str
     claim_key_check_sql: str
+    copy_mark_sql: str
+    mark_copy_sql: str
+    clear_copy_sql: str
 
     def fold(self, expr: str) -> str:
         """``expr`` in the form that compares and sorts names case-insensitively."""

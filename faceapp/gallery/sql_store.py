@@ -78,6 +78,50 @@ class SQLStore:
         self.encryptor = Encryptor(dialect, self.data_keys, keeps_events=self.keeps_events)
         self.rebuilder = Rebuilder(self)
 
+    def finish_opening(self, keys: KeyStore | None, progress: Callable[[int, int], None] | None, *,
+                       copying: bool = False) -> None:
+        """Refuse the rest of an interrupted copy (unless ``copying`` into it), then :meth:`unlock`;
+        the store is closed when either raises."""
+        try:
+            mark = None if copying else self.copy_mark()
+            if mark is not None:
+                raise GalleryError(f"gallery {self.location} is an interrupted copy of {mark}; run "
+                                   f"`faceapp-cli gallery copy {mark} {self.location}` again to finish it")
+            self.unlock(keys, progress)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ copies into this gallery
+
+    def copy_mark(self) -> str | None:
+        """The source of a copy into this gallery that has not finished (``None``: none)."""
+        rows = self._query(self.dialect.copy_mark_sql)
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    def mark_copy(self, source: str) -> None:
+        """Mark this gallery as the destination of a copy of ``source`` under way (its own transaction)."""
+        with self._transaction() as tx:
+            tx.run(self.dialect.mark_copy_sql, (source,))
+
+    def finish_copy(self) -> None:
+        """Clear the mark of :meth:`mark_copy`: the copy is whole and checked."""
+        with self._transaction() as tx:
+            tx.run(self.dialect.clear_copy_sql)
+
+    def discard_copy(self) -> Erased:
+        """Erase what an unfinished copy wrote (everything: the gallery was empty) and clear its mark, in one
+        transaction."""
+        with self._transaction() as tx:
+            n, c = self.erase_templates(tx, "1 = 1", ())
+            neg, negc = self.erase_negatives(tx, "1 = 1", ())
+            tx.run("DELETE FROM events")
+            tx.run("DELETE FROM persons")
+            tx.run(self.dialect.clear_copy_sql)
+        if self.crypto is not None:
+            self.data_keys.use(self.crypto)  # the people's opened data keys are gone with them
+        return Erased(templates=n, crops=c + negc, negatives=neg, log_cleared=self.dialect.erased())
+
     # ------------------------------------------------------------------ encryption (see Encryptor)
 
     @property

@@ -186,6 +186,9 @@ class SQLiteDialect:
     key_check_sql = "SELECT " + _META.format("key_check")
     set_key_check_sql = "INSERT OR REPLACE INTO meta VALUES ('key_check', ?)"
     claim_key_check_sql = "INSERT OR IGNORE INTO meta VALUES ('key_check', ?) RETURNING value"
+    copy_mark_sql = "SELECT " + _META.format("incomplete_copy")
+    mark_copy_sql = "INSERT OR REPLACE INTO meta VALUES ('incomplete_copy', ?)"
+    clear_copy_sql = "DELETE FROM meta WHERE key = 'incomplete_copy'"
 
     def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
         import filelock
@@ -451,17 +454,14 @@ class SQLiteDialect:
 
 
 class SQLiteStore(SQLStore):
-    """A :class:`~faceapp.gallery.store.Store` in a folder (see :class:`SQLiteDialect` for the arguments)."""
+    """A :class:`~faceapp.gallery.store.Store` in a folder (see :class:`SQLiteDialect` for the arguments;
+    ``copying``: opened by a copy into it, see :meth:`~faceapp.gallery.sql_store.SQLStore.finish_opening`)."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 10.0, keys: KeyStore | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, copying: bool = False) -> None:
         self.sqlite = SQLiteDialect(root, lock_timeout=lock_timeout)
         super().__init__(self.sqlite)
-        try:
-            self.unlock(keys, progress)
-        except BaseException:
-            self.close()
-            raise
+        self.finish_opening(keys, progress, copying=copying)
 
     @property
     def _db(self) -> sqlite3.Connection:
