@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _WRAPPED_SQL = "SELECT id, data_key FROM persons WHERE data_key IS NOT NULL"
+# ``persons.seal_level``: what of an encrypted person is sealed. NULL (written before it was
+# kept): their name, embeddings and crops; FIELDS_SEALED: also their templates' source file
+# names and quality measures. A person with no data key has nothing sealed.
+FIELDS_SEALED = 2
+# A person whose data is not all sealed yet (:meth:`Encryptor.encrypt_existing` seals it).
+_UNSEALED = f"(data_key IS NULL OR seal_level IS NULL OR seal_level < {FIELDS_SEALED})"
 
 
 class DataKeys:
@@ -122,6 +128,34 @@ class DataKeys:
         """Sealed values of one kind, opened (see :meth:`GalleryCrypto.open_rows`)."""
         return self.crypto.open_rows(kind, rows) if self.crypto is not None and rows else []
 
+    def level(self, pid: int) -> int | None:
+        """The ``seal_level`` a row of person ``pid`` written now gets (``None``: nothing sealed)."""
+        return FIELDS_SEALED if self.sealed(pid) else None
+
+    def seal_text(self, pid: int, kind: str, row_id: int, text: str | None, level: Any) -> str | None:
+        """A text value of person ``pid`` as its column keeps it: sealed (base64) when the person's
+        ``level`` (their ``seal_level``) seals template fields, else as it is."""
+        if text is None or not self._fields_sealed(pid, level):
+            return text
+        return self._seal_text(pid, kind, row_id, text)
+
+    def open_text(self, pid: int, kind: str, row_id: int, stored: str | None, level: Any) -> str | None:
+        """A text value written by :meth:`seal_text`, in the clear."""
+        if stored is None or not self._fields_sealed(pid, level):
+            return stored
+        return self._open_text(pid, kind, row_id, stored)
+
+    def _fields_sealed(self, pid: int, level: Any) -> bool:
+        return level is not None and int(level) >= FIELDS_SEALED and self.sealed(pid)
+
+    def _seal_text(self, pid: int, kind: str, row_id: int, text: str) -> str:
+        assert self.crypto is not None
+        return base64.b64encode(self.crypto.seal(pid, kind, row_id, text.encode("utf-8")) or b"").decode("ascii")
+
+    def _open_text(self, pid: int, kind: str, row_id: int, stored: str) -> str:
+        assert self.crypto is not None
+        return (self.crypto.open(int(pid), kind, int(row_id), base64.b64decode(stored)) or b"").decode("utf-8")
+
     def named(self, rows: Sequence[Row], pid: int = 0, name: int = 1) -> list[Row]:
         """``rows`` with the stored name in column ``name`` of the person in column ``pid`` decrypted."""
         if self.crypto is None:
@@ -136,11 +170,9 @@ class DataKeys:
     def _name_of(self, pid: int | None, stored: str | None) -> str | None:
         if stored is None or pid is None or not self.sealed(pid):
             return stored
-        assert self.crypto is not None
         name = self._names.get((int(pid), stored))  # a sealed name is never written twice: a cache key
         if name is None:
-            name = (self.crypto.open(int(pid), seal.NAME, int(pid), base64.b64decode(stored)) or b"").decode("utf-8")
-            self._names[(int(pid), stored)] = name
+            name = self._names[(int(pid), stored)] = self._open_text(int(pid), seal.NAME, int(pid), stored)
         return name
 
     def stored_name(self, pid: int, name: str) -> tuple[str, str | None]:
@@ -148,8 +180,7 @@ class DataKeys:
         if not self.sealed(pid):
             return name, None
         assert self.crypto is not None
-        sealed = self.crypto.seal(pid, seal.NAME, pid, name.encode("utf-8")) or b""
-        return base64.b64encode(sealed).decode("ascii"), self.crypto.name_key(name)
+        return self._seal_text(pid, seal.NAME, pid, name), self.crypto.name_key(name)
 
 
 class Encryptor:
@@ -208,7 +239,7 @@ class Encryptor:
 
     def status(self) -> dict[str, Any]:
         """Whether the gallery is encrypted, and how many people are not yet."""
-        [(plain,)] = self.db.rows("SELECT COUNT(*) FROM persons WHERE data_key IS NULL")
+        [(plain,)] = self.db.rows(f"SELECT COUNT(*) FROM persons WHERE {_UNSEALED}")
         from faceapp.gallery.keys import KeyStore
 
         crypto = self.keys.crypto
@@ -217,38 +248,55 @@ class Encryptor:
                 "people_not_encrypted": int(plain)}
 
     def encrypt_existing(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Encrypt every person not yet encrypted, each in one transaction; how many were."""
-        crypto = self.keys.crypto
-        if crypto is None or self.db.read_only:
+        """Seal every person not yet (all) sealed, each in one transaction; how many were.
+
+        A person written before encryption gets a data key and everything of theirs is sealed;
+        one encrypted before template sources and qualities were sealed has those sealed too.
+        """
+        if self.keys.crypto is None or self.db.read_only:
             return 0
-        todo = [int(p) for (p,) in self.db.rows("SELECT id FROM persons WHERE data_key IS NULL ORDER BY id")]
+        todo = [int(p) for (p,) in self.db.rows(f"SELECT id FROM persons WHERE {_UNSEALED} ORDER BY id")]
         for done, pid in enumerate(todo, 1):
             try:
                 with self.db.transaction() as tx:
-                    if tx.rows("SELECT 1 FROM persons WHERE id = ? AND data_key IS NULL", (pid,)):
-                        wrapped = crypto.new_data_key(pid)
-                        for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
-                                                       ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
-                            rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (pid,))
-                            sealed = [(crypto.seal(pid, kind, int(r), as_bytes(e)),
-                                       crypto.seal(pid, crop_kind, int(r), None if c is None else as_bytes(c)), int(r))
-                                      for r, e, c in rows]
-                            tx.many(f"UPDATE {table} SET embedding = ?, crop = ?, checksum = ? WHERE id = ?",
-                                    [(e, c, integrity.checksum(r, e), r) for e, c, r in sealed if e is not None])
-                        [(name,)] = tx.rows("SELECT name FROM persons WHERE id = ?", (pid,))
-                        self.keys.adopt(pid)
-                        stored, key = self.keys.stored_name(pid, str(name))
-                        tx.run("UPDATE persons SET data_key = ?, name = ?, name_key = ? WHERE id = ?",
-                               (wrapped, stored, key, pid))
+                    found = tx.rows(f"SELECT data_key, name FROM persons WHERE id = ? AND {_UNSEALED}", (pid,))
+                    if found:
+                        self._seal_person(tx, pid, found[0][0], str(found[0][1]))
             finally:
                 self.keys.forget(pid)  # opened again from its wrapped key when needed
             if progress is not None:
                 progress(done, len(todo))
         if todo:
             self.db.erased()  # no page image of the plaintext stays in the write-ahead log
-            log.warning("gallery %s encrypted (%d people): their faces and names are now unreadable without "
-                        "the gallery's key", self.db.location, len(todo))
+            log.warning("gallery %s encrypted (%d people): their faces, names and photo file names are now "
+                        "unreadable without the gallery's key", self.db.location, len(todo))
         return len(todo)
+
+    def _seal_person(self, tx: Tx, pid: int, wrapped: Any, name: str) -> None:
+        """Inside ``tx``: seal what of person ``pid`` is not sealed yet (``wrapped``: their data key, if they have one)."""
+        crypto = self.keys.crypto
+        assert crypto is not None
+        if wrapped is None:
+            wrapped = crypto.new_data_key(pid)
+            for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
+                                           ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
+                rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (pid,))
+                sealed = [(crypto.seal(pid, kind, int(r), as_bytes(e)),
+                           crypto.seal(pid, crop_kind, int(r), None if c is None else as_bytes(c)), int(r))
+                          for r, e, c in rows]
+                tx.many(f"UPDATE {table} SET embedding = ?, crop = ?, checksum = ? WHERE id = ?",
+                        [(e, c, integrity.checksum(r, e), r) for e, c, r in sealed if e is not None])
+            self.keys.adopt(pid)
+            stored, key = self.keys.stored_name(pid, name)
+            tx.run("UPDATE persons SET data_key = ?, name = ?, name_key = ? WHERE id = ?", (wrapped, stored, key, pid))
+        else:
+            self.keys.open_keys([pid], tx)
+        rows = tx.rows("SELECT id, source, quality FROM templates WHERE person_id = ?", (pid,))
+        tx.many("UPDATE templates SET source = ?, quality = ? WHERE id = ?",
+                [(self.keys.seal_text(pid, seal.TEMPLATE_SOURCE, int(r), src, FIELDS_SEALED),
+                  self.keys.seal_text(pid, seal.TEMPLATE_QUALITY, int(r), q, FIELDS_SEALED), int(r))
+                 for r, src, q in rows])
+        tx.run("UPDATE persons SET seal_level = ? WHERE id = ?", (FIELDS_SEALED, pid))
 
     def rekey(self, keys: KeyStore | None = None) -> str:
         """Give the gallery a new key: every person's data key is wrapped again; returns where it is kept.

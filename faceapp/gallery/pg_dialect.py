@@ -131,6 +131,11 @@ ALTER TABLE gallery ADD COLUMN IF NOT EXISTS key_check TEXT;
     (7, """
 ALTER TABLE gallery ADD COLUMN IF NOT EXISTS incomplete_copy TEXT;
 """),
+    # What of a person is sealed (faceapp.gallery.encryption.FIELDS_SEALED: also their templates'
+    # sources and qualities); SQLStore.unlock seals the rest of the people already there.
+    (8, """
+ALTER TABLE persons ADD COLUMN IF NOT EXISTS seal_level INTEGER;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK_KEY = 0x66616365  # advisory lock id for migrations ("face")

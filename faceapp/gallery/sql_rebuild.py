@@ -111,11 +111,17 @@ class Rebuilder:
                 value = self.keys.seal(pid, work.kind, new, np.ascontiguousarray(emb, dtype=np.float32).tobytes()) or b""
                 crop = self.keys.seal(pid, f"{work.kind}-crop", new, work.crop)  # sealed for its new row
                 crc = integrity.checksum(new, value)
-                if work.kind == "template":
+                if work.kind == "template":  # its source and quality are sealed for the new row too
+                    [(source, quality, level)] = tx.rows("SELECT t.source, t.quality, p.seal_level FROM templates t "
+                                                         "JOIN persons p ON p.id = t.person_id WHERE t.id = ?",
+                                                         (work.row_id,))
+                    source, quality = (self.keys.seal_text(pid, kind, new, self.keys.open_text(pid, kind, work.row_id, v, level),
+                                                           level)
+                                       for kind, v in ((seal.TEMPLATE_SOURCE, source), (seal.TEMPLATE_QUALITY, quality)))
                     tx.run(
                         "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, "
-                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, ?, ?, id, ? "
-                        "FROM templates WHERE id = ?", (new, value, crop, model_id, crc, work.row_id))
+                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, ?, ?, ?, ?, id, ? "
+                        "FROM templates WHERE id = ?", (new, value, source, quality, crop, model_id, crc, work.row_id))
                     added.append((new, model_id))
                 else:
                     tx.run(

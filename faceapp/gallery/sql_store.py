@@ -279,17 +279,20 @@ class SQLStore:
                 pid = new_row_id()
                 wrapped = self.data_keys.new_person(pid)
                 stored, key = self.data_keys.stored_name(pid, clean)
-                tx.run("INSERT INTO persons (id, name, created_at, data_key, name_key) VALUES (?, ?, ?, ?, ?)",
-                       (pid, stored, now, wrapped, key))
+                level = self.data_keys.level(pid)
+                tx.run("INSERT INTO persons (id, name, created_at, data_key, name_key, seal_level) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (pid, stored, now, wrapped, key, level))
             else:
                 self.data_keys.open_keys([pid], tx)
+                [(level,)] = tx.rows("SELECT seal_level FROM persons WHERE id = ?", (pid,))
             ids = [new_row_id() for _ in range(len(emb))]
             blobs = [self.data_keys.seal(pid, seal.TEMPLATE, ids[i], emb[i].tobytes()) or b"" for i in range(len(emb))]
+            fields = self.data_keys.seal_text
             tx.many(
                 "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, checksum) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ids[i], pid, blobs[i], now, sources[i],
-                  json.dumps(qualities[i]) if qualities[i] else None,
+                [(ids[i], pid, blobs[i], now, fields(pid, seal.TEMPLATE_SOURCE, ids[i], sources[i], level),
+                  fields(pid, seal.TEMPLATE_QUALITY, ids[i], json.dumps(qualities[i]) if qualities[i] else None, level),
                   self.data_keys.seal(pid, seal.TEMPLATE_CROP, ids[i], crops[i]), model_id,
                   integrity.checksum(ids[i], blobs[i])) for i in range(len(emb))],
             )
@@ -318,6 +321,7 @@ class SQLStore:
                 raise GalleryError("cannot merge a person with themselves")
             self._log_owner(tx, src)
             self.data_keys.open_keys([src, dst], tx)
+            self._move_fields(tx, src, dst)
             for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
                                            ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
                 rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (src,))
@@ -331,6 +335,19 @@ class SQLStore:
         self.data_keys.forget(src)
         self.dialect.erased()  # the old name row is gone too
         return self.get_person(target)
+
+    def _move_fields(self, tx: Tx, src: int, dst: int) -> None:
+        """Inside ``tx``: the sources and qualities of ``src``'s templates, opened with ``src``'s key and
+        sealed with ``dst``'s (as each person's ``seal_level`` says)."""
+        keys = self.data_keys
+        levels = {int(p): v for p, v in tx.rows("SELECT id, seal_level FROM persons WHERE id = ? OR id = ?", (src, dst))}
+
+        def moved(kind: str, row_id: int, value: str | None) -> str | None:
+            return keys.seal_text(dst, kind, row_id, keys.open_text(src, kind, row_id, value, levels[src]), levels[dst])
+
+        tx.many("UPDATE templates SET source = ?, quality = ? WHERE id = ?",
+                [(moved(seal.TEMPLATE_SOURCE, int(r), s), moved(seal.TEMPLATE_QUALITY, int(r), q), int(r))
+                 for r, s, q in tx.rows("SELECT id, source, quality FROM templates WHERE person_id = ?", (src,))])
 
     def erase_templates(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
         """Delete template rows matching ``where`` and log them; returns (templates, crops)."""
@@ -363,12 +380,17 @@ class SQLStore:
     def samples(self, name: str) -> list[Sample]:
         pid = self.get_person(name).id
         rows = self._query(
-            "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? "
-            "ORDER BY created_at, id", (pid,)
+            "SELECT t.id, t.crop, t.quality, t.source, t.created_at, t.model_id, p.seal_level FROM templates t "
+            "JOIN persons p ON p.id = t.person_id WHERE t.person_id = ? ORDER BY t.created_at, t.id", (pid,)
         )
-        self.data_keys.open_keys([pid])
-        return [Sample(int(i), self.data_keys.open(pid, seal.TEMPLATE_CROP, int(i), c), json.loads(q) if q else None, s,
-                       float(t), m) for i, c, q, s, t, m in rows]
+        keys = self.data_keys
+        keys.open_keys([pid])
+        out = []
+        for i, c, q, s, t, m, level in rows:
+            quality = keys.open_text(pid, seal.TEMPLATE_QUALITY, int(i), q, level)
+            out.append(Sample(int(i), keys.open(pid, seal.TEMPLATE_CROP, int(i), c), json.loads(quality) if quality else None,
+                              keys.open_text(pid, seal.TEMPLATE_SOURCE, int(i), s, level), float(t), m))
+        return out
 
     def crops(self) -> Iterator[tuple[str, int, bytes]]:
         rows = self.named(self._query(
