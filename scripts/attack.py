@@ -7,11 +7,17 @@
   similarity is outside [-1, 1].
 * ``copy``: ``gallery copy`` into a folder is killed at a random moment; survived when
   nothing at the destination opens as a gallery and running the copy again gives every person.
+* ``copy-pg``: the same into a new PostgreSQL database of a throwaway server (started with the
+  tests' ``tests/pgserver.py``; skipped when PostgreSQL is not installed); survived when the
+  database opens as the whole copy, as the empty gallery it was, or not at all (an interrupted
+  copy), never as part of the copy, and running the copy again gives every person.
 * ``names``: look-alike names (Cyrillic letters, invisible fillers, case beyond ASCII,
   compatibility forms) are enrolled beside the names they imitate; survived when each is
   refused or folded into the same person.
 
     python scripts/attack.py --tries 50
+
+Keys, settings and caches are kept in the temporary folder of the run, not the user's.
 """
 
 from __future__ import annotations
@@ -111,12 +117,18 @@ def attack_bitflip(tries: int, rng: random.Random, work: Path) -> dict[str, int]
     return {"tries": tries, "survived": survived, "lost": tries - survived}
 
 
-def attack_copy(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
+def _copy_source(work: Path) -> Path:
     src = work / "copysrc"
-    nrng = np.random.default_rng(1)
-    with Gallery(src) as g:
-        for i in range(112):
-            g.add_templates(f"p{i:03d}", _unit(nrng, 2), model_id=MODEL, thumbnails=[b"crop" * 500] * 2)
+    if not src.exists():
+        nrng = np.random.default_rng(1)
+        with Gallery(src) as g:
+            for i in range(112):
+                g.add_templates(f"p{i:03d}", _unit(nrng, 2), model_id=MODEL, thumbnails=[b"crop" * 500] * 2)
+    return src
+
+
+def attack_copy(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
+    src = _copy_source(work)
     survived = 0
     for t in range(tries):
         dst = work / f"copy{t}"
@@ -136,6 +148,44 @@ def attack_copy(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
             whole = len(g) == 112  # the copy, or running it again, gives everyone
         survived += not partial and whole
     return {"tries": tries, "survived": survived, "lost": tries - survived}
+
+
+def attack_copy_pg(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pgserver import PgServer, find_bindir
+
+    from faceapp.gallery.gallery import open_gallery
+
+    bindir = find_bindir()
+    if bindir is None:
+        return {"tries": 0, "survived": 0, "lost": 0, "skipped": "PostgreSQL is not installed"}  # type: ignore[dict-item]
+    src = _copy_source(work)
+    server = PgServer(bindir)
+    server.init()
+    survived = refused = 0
+    try:
+        for _ in range(tries):
+            dsn = server.new_database("attack")
+            proc = subprocess.Popen([sys.executable, "-c", COPIER, str(src), dsn], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=ENV)
+            time.sleep(0.5 + rng.random() * 3.0)  # start-up, then somewhere in the copy (or after it)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            try:
+                with open_gallery(dsn) as g:
+                    found = len(g)
+            except GalleryError as exc:  # the rest of an interrupted copy: refused
+                found = -1 if "interrupted copy" in str(exc) else -2
+            partial = found == -2 or 0 < found < 112
+            refused += found == -1
+            if found != 112:
+                subprocess.run([sys.executable, "-c", COPIER, str(src), dsn], capture_output=True, env=ENV)
+            with open_gallery(dsn) as g:
+                whole = len(g) == 112
+            survived += not partial and whole
+    finally:
+        server.destroy()
+    return {"tries": tries, "survived": survived, "lost": tries - survived, "killed_part_way": refused}
 
 
 LOOKALIKES = [("Obama", "\u041ebama"), ("Obama", "Obam\u0430"), ("Obama", "Obama\u3164"), ("Obama", "\u115fObama"),
@@ -158,7 +208,8 @@ def attack_names(tries: int, rng: random.Random, work: Path) -> dict[str, int]:
     return {"tries": len(LOOKALIKES), "survived": survived, "lost": len(LOOKALIKES) - survived}
 
 
-ATTACKS = {"kill": attack_kill, "bitflip": attack_bitflip, "copy": attack_copy, "names": attack_names}
+ATTACKS = {"kill": attack_kill, "bitflip": attack_bitflip, "copy": attack_copy, "copy-pg": attack_copy_pg,
+           "names": attack_names}
 
 
 def main() -> None:
@@ -169,6 +220,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
+        home = {"FACEAPP_CONFIG": str(Path(tmp) / "user" / "settings.toml"),
+                "FACEAPP_DATA_DIR": str(Path(tmp) / "user" / "data"), "FACEAPP_CACHE_DIR": str(Path(tmp) / "user" / "cache")}
+        os.environ.update(home)  # keys, settings and caches of this run stay in its folder (helpers' too)
+        ENV.update(home)
         for name in args.attacks:
             print(json.dumps({"attack": name, **ATTACKS[name](args.tries, rng, Path(tmp))}), flush=True)
 

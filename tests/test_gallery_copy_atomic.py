@@ -1,5 +1,5 @@
-"""`gallery copy` into a folder is all or nothing: a copy killed part-way leaves nothing that
-opens as a gallery, and running it again works."""
+"""`gallery copy` is all or nothing, into a folder and into a PostgreSQL database: a copy killed
+part-way leaves nothing that opens as a gallery, and running it again works."""
 
 import os
 import signal
@@ -8,10 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from vectors import unit_vectors
 
 from faceapp.cli import main
-from faceapp.gallery.gallery import Gallery
+from faceapp.errors import GalleryError
+from faceapp.gallery.gallery import Gallery, open_gallery
+from faceapp.gallery.opening import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "c" * 64
@@ -42,9 +45,8 @@ def _source(folder, rng):
             g.add_templates(f"p{i:02d}", unit_vectors(rng, 1, 8), model_id=MODEL, thumbnails=[b"crop"])
 
 
-def test_a_killed_copy_leaves_no_gallery_and_runs_again(tmp_path, rng, capsys):
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    _source(src, rng)
+def _kill_part_way(src, dst) -> None:
+    """Run `gallery copy src dst` in a process of its own and kill it (SIGKILL) once 5 people are copied."""
     proc = subprocess.Popen([sys.executable, "-c", COPY_UNTIL_KILLED, str(src), str(dst)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                                      "FACEAPP_CONFIG": os.environ["FACEAPP_CONFIG"]})  # where the keys are
@@ -53,6 +55,12 @@ def test_a_killed_copy_leaves_no_gallery_and_runs_again(tmp_path, rng, capsys):
         done = int(proc.stdout.readline())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+
+
+def test_a_killed_copy_leaves_no_gallery_and_runs_again(tmp_path, rng, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _source(src, rng)
+    _kill_part_way(src, dst)
     assert not dst.exists()  # nothing there opens as a (smaller) gallery
     assert main(["gallery", "copy", str(src), str(dst)]) == 0  # running it again works
     assert f"copied {PEOPLE} people" in capsys.readouterr().out
@@ -76,3 +84,43 @@ def test_a_failed_copy_leaves_an_empty_destination_as_it_was(tmp_path, rng, monk
     monkeypatch.setattr(copy_module, "copy_store", broken)
     assert main(["gallery", "copy", str(src), str(dst)]) == 2
     assert list(dst.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+
+
+@pytest.mark.postgres
+def test_a_killed_copy_into_postgres_never_opens_and_runs_again(pg_dsn, tmp_path, rng, capsys):
+    psycopg = pytest.importorskip("psycopg")
+    src = tmp_path / "src"
+    _source(src, rng)
+    _kill_part_way(src, pg_dsn)
+    with psycopg.connect(pg_dsn) as con:  # killed part-way, not before
+        assert con.execute("SELECT COUNT(*) FROM persons").fetchone()[0] >= 5
+    with pytest.raises(GalleryError, match="interrupted copy"):
+        open_store(pg_dsn)
+    assert main(["--gallery", pg_dsn, "list"]) == 2
+    err = capsys.readouterr().err
+    assert "interrupted copy" in err and "gallery copy" in err and len(err.strip().splitlines()) == 1
+    assert main(["gallery", "copy", str(src), pg_dsn]) == 0  # running it again works
+    assert f"copied {PEOPLE} people" in capsys.readouterr().out
+    with open_gallery(pg_dsn) as g:
+        assert len(g) == PEOPLE and g.check() == "ok"
+
+
+@pytest.mark.postgres
+def test_a_failed_copy_into_postgres_leaves_it_empty(pg_dsn, tmp_path, rng, monkeypatch, capsys):
+    from faceapp.gallery import copy as copy_module
+
+    src = tmp_path / "src"
+    _source(src, rng)
+    real = copy_module._copy_people
+
+    def broken(s, d, models, progress):
+        real(s, d, models, progress)
+        raise copy_module.GalleryError("the copy does not match (as if a count differed)")
+
+    monkeypatch.setattr(copy_module, "_copy_people", broken)
+    assert main(["gallery", "copy", str(src), pg_dsn]) == 2
+    store = open_store(pg_dsn)  # not marked: an empty gallery, as it was
+    try:
+        assert store.count_persons() == 0 and store.copy_mark() is None
+    finally:
+        store.close()

@@ -4,6 +4,7 @@ and one clear message each for a missing key, a wrong key and a changed cipherte
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -62,23 +63,31 @@ def images(data: bytes) -> int:
 
 
 SECRET = "Quentinella Marchbanks"  # a name no other test stores
+SOURCE = "quentinella-at-lake-wobegon-2019.jpg"  # a photo's file name no other test stores
+QUALITY = {"sharpness": 271.828}  # a quality measure no other test stores
+CLEAR = (SECRET, SOURCE, "271.828")
 
 
 def scan(folder: Path, dim: int) -> tuple[int, int]:
-    """(unit-length float runs, JPEG/PNG images and copies of :data:`SECRET`) in every file under ``folder``."""
+    """(unit-length float runs, JPEG/PNG images and copies of :data:`CLEAR`) in every file under ``folder``."""
     runs = found = 0
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             data = path.read_bytes()
             runs += unit_runs(data, dim)
-            found += images(data) + data.lower().count(SECRET.lower().encode())
+            found += images(data) + sum(data.lower().count(s.lower().encode()) for s in CLEAR)
     return runs, found
 
 
-def add(store, name, vectors, crops):
+def add(store, name, vectors, crops, sources=None, qualities=None):
     n = len(vectors)
-    return store.add_templates(name, vectors, model_id=MODEL, crops=crops, sources=[None] * n,
-                               qualities=[None] * n, create=True, must_be_new=False)
+    return store.add_templates(name, vectors, model_id=MODEL, crops=crops, sources=sources or [None] * n,
+                               qualities=qualities or [None] * n, create=True, must_be_new=False)
+
+
+def fields(store, name):
+    """``{(source, quality)}`` of ``name``'s samples, as read back."""
+    return {(s.source, json.dumps(s.quality)) for s in store.samples(name)}
 
 
 def test_the_scan_finds_plain_faces(rng):
@@ -92,12 +101,13 @@ def test_folder_store_keeps_no_face_in_the_clear(tmp_path, rng):
     keys = KeyStore(tmp_path / "keys")
     store = SQLiteStore(tmp_path / "g", keys=keys)
     e = unit(rng, 4)
-    add(store, "Ann", e[:2], [jpeg(rng), png(rng)])
+    add(store, "Ann", e[:2], [jpeg(rng), png(rng)], [SOURCE, None], [QUALITY, None])
     add(store, "Bob", e[2:3], [jpeg(rng)])
     store.add_negative("Ann", e[3], model_id=MODEL, crop=jpeg(rng))
     store.rename("Ann", SECRET)
     assert [p.name for p in store.list_persons("quentin")] == [SECRET]  # names are searched in memory
     assert store.get_person(SECRET.upper()).templates == 2
+    assert fields(store, SECRET) == {(SOURCE, json.dumps(QUALITY)), (None, "null")}  # read back in the clear
     assert sorted(s.crop[:2] for s in store.samples(SECRET)) == [b"\x89P", b"\xff\xd8"]  # read back in the clear
     assert np.allclose(store.embeddings(store.template_ids(MODEL), DIM).sum(), e[:3].sum(), atol=1e-4)
     store.remove("Bob")
@@ -114,12 +124,12 @@ def test_removed_persons_ciphertext_cannot_be_opened_after_removal(tmp_path, rng
     add(store, "Ann", unit(rng, 1), [jpeg(rng)])
     pid = store.get_person("Ann").id
     tid, blob, crop = store._db.execute("SELECT id, embedding, crop FROM templates").fetchone()
-    assert store._open(pid, seal.TEMPLATE, tid, blob) is not None
+    assert store.data_keys.open(pid, seal.TEMPLATE, tid, blob) is not None
     store.remove("Ann")
     store.close()
     again = SQLiteStore(tmp_path / "g", keys=keys)  # the gallery key is still there; the data key is not
     assert again.crypto is not None
-    again._open_keys([pid])
+    again.data_keys.open_keys([pid])
     with pytest.raises(KeyError):
         again.crypto.open(pid, seal.TEMPLATE, tid, bytes(blob))
     assert again._db.execute("SELECT COUNT(*) FROM persons WHERE data_key IS NOT NULL").fetchone()[0] == 0
@@ -186,13 +196,14 @@ def test_an_old_plain_gallery_is_encrypted_on_opening(tmp_path, rng):
     store = SQLiteStore(tmp_path / "g", keys=keys)
     store.crypto = None  # as written by a faceapp without encryption
     e = unit(rng, 3)
-    add(store, SECRET, e[:2], [jpeg(rng), None])
+    add(store, SECRET, e[:2], [jpeg(rng), None], [SOURCE, None], [QUALITY, None])
     add(store, "Bob", e[2:], [png(rng)])
     assert store.encryption()["people_not_encrypted"] == 2
     store.close()
     seen = []
     store = SQLiteStore(tmp_path / "g", keys=keys, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 2), (2, 2)] and store.encryption()["encrypted"]
+    assert fields(store, SECRET) == {(SOURCE, json.dumps(QUALITY)), (None, "null")}
     assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), DIM).sum(1)), np.sort(e.sum(1)), atol=1e-5)
     assert store.samples("Bob")[0].crop.startswith(b"\x89PNG")
     store.close()
@@ -203,10 +214,11 @@ def test_merge_reseals_under_the_target_and_rekey_keeps_data(tmp_path, rng):
     keys = KeyStore(tmp_path / "keys")
     store = SQLiteStore(tmp_path / "g", keys=keys)
     e = unit(rng, 2)
-    add(store, "Ann", e[:1], [jpeg(rng)])
-    add(store, "Bob", e[1:], [jpeg(rng)])
+    add(store, "Ann", e[:1], [jpeg(rng)], ["ann.jpg"])
+    add(store, "Bob", e[1:], [jpeg(rng)], ["bob.jpg"], [QUALITY])
     store.merge("Bob", "Ann")
     assert len(store.samples("Ann")) == 2 and all(s.crop.startswith(b"\xff\xd8") for s in store.samples("Ann"))
+    assert fields(store, "Ann") == {("ann.jpg", "null"), ("bob.jpg", json.dumps(QUALITY))}  # sealed again by Ann's key
     old = store.crypto.check_value
     store.rekey(keys)
     assert store.crypto.check_value != old
@@ -214,7 +226,32 @@ def test_merge_reseals_under_the_target_and_rekey_keeps_data(tmp_path, rng):
     store = SQLiteStore(tmp_path / "g", keys=keys)
     assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), DIM).sum(1)), np.sort(e.sum(1)), atol=1e-5)
     assert store.get_person("ANN").templates == 2  # found by the keyed hash made with the new key
+    assert fields(store, "Ann") == {("ann.jpg", "null"), ("bob.jpg", json.dumps(QUALITY))}
     store.close()
+
+
+def test_sources_and_qualities_kept_in_the_clear_are_sealed_on_opening(tmp_path, rng):
+    """A gallery encrypted before sources and qualities were sealed (schema 4) has them sealed, person by person."""
+    keys = KeyStore(tmp_path / "keys")
+    store = SQLiteStore(tmp_path / "g", keys=keys)
+    add(store, SECRET, unit(rng, 2), [None, None], [SOURCE, "other.jpg"], [QUALITY, None])
+    add(store, "Bob", unit(rng, 1), [None])
+    store.close()
+    db = sqlite3.connect(tmp_path / "g" / "gallery.sqlite3")
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("UPDATE templates SET source = ?, quality = ? WHERE quality IS NOT NULL", (SOURCE, json.dumps(QUALITY)))
+    db.execute("UPDATE templates SET source = 'other.jpg' WHERE source IS NOT NULL AND quality IS NULL")
+    db.execute("ALTER TABLE persons DROP COLUMN seal_level")  # as schema 4 wrote it
+    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    assert scan(tmp_path / "g", DIM)[1] >= 2  # the scan sees them in the clear
+    seen = []
+    store = SQLiteStore(tmp_path / "g", keys=keys, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)] and store.encryption()["encrypted"]
+    assert fields(store, SECRET) == {(SOURCE, json.dumps(QUALITY)), ("other.jpg", "null")}
+    store.close()
+    assert scan(tmp_path / "g", DIM) == (0, 0)
 
 
 def test_cli_key_commands_and_removal_message(tmp_path, rng, capsys, data_dir):
@@ -250,7 +287,7 @@ def test_an_old_plain_postgres_gallery_is_encrypted_on_opening(pg_dsn, tmp_path,
     with monkeypatch.context() as m:
         m.setattr(SQLStore, "unlock", lambda self, keys=None, progress=None: 0)  # as written before encryption
         old = PostgresStore(pg_dsn, listen=False, keys=keys)
-        add(old, "Ann", e[:2], [b"crop of Ann", None])
+        add(old, "Ann", e[:2], [b"crop of Ann", None], ["ann.jpg", None], [{"sharpness": 1.5}, None])
         add(old, "Bob", e[2:], [b"crop of Bob"])
         assert old.encryption()["people_not_encrypted"] == 2
         old.close()
@@ -260,6 +297,35 @@ def test_an_old_plain_postgres_gallery_is_encrypted_on_opening(pg_dsn, tmp_path,
     assert [p.name for p in store.list_persons()] == ["Ann", "Bob"]
     assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), 40).sum(1)), np.sort(e.sum(1)), atol=1e-5)
     assert store.samples("Bob")[0].crop == b"crop of Bob"
+    assert fields(store, "Ann") == {("ann.jpg", '{"sharpness": 1.5}'), (None, "null")}
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as con:  # sealed on the server
+        assert con.execute("SELECT COUNT(*) FROM templates WHERE source = 'ann.jpg' OR quality LIKE '%sharp%'"
+                           ).fetchone()[0] == 0
+    store.close()
+
+
+
+@pytest.mark.postgres
+def test_postgres_sources_and_qualities_kept_in_the_clear_are_sealed_on_opening(pg_dsn, tmp_path, rng):
+    import psycopg
+
+    from faceapp.gallery.pg_store import PostgresStore
+
+    keys = KeyStore(tmp_path / "keys")
+    store = PostgresStore(pg_dsn, listen=False, keys=keys)
+    add(store, "Ann", unit(rng, 1, dim=40), [None], ["ann.jpg"], [{"sharpness": 1.5}])
+    store.close()
+    with psycopg.connect(pg_dsn) as con:  # as written before sources and qualities were sealed
+        con.execute("UPDATE templates SET source = 'ann.jpg', quality = '{\"sharpness\": 1.5}'")
+        con.execute("UPDATE persons SET seal_level = NULL")
+    seen = []
+    store = PostgresStore(pg_dsn, listen=False, keys=keys, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 1)] and fields(store, "Ann") == {("ann.jpg", '{"sharpness": 1.5}')}
+    with psycopg.connect(pg_dsn) as con:
+        assert con.execute("SELECT COUNT(*) FROM templates WHERE source = 'ann.jpg' OR quality LIKE '%sharp%'"
+                           ).fetchone()[0] == 0
     store.close()
 
 
@@ -302,9 +368,11 @@ def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(own_pg_serve
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "cache"))
     e = unit(rng, 3)
     with open_gallery(pg_dsn, index="hnsw") as g:
-        g.add_templates(SECRET, e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)])
+        g.add_templates(SECRET, e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)], sources=[SOURCE, None],
+                        qualities=[QUALITY, None])
         g.add_templates("Bob", e[2:], model_id=MODEL, thumbnails=[jpeg(rng)])
         g.add_negative("Bob", e[0], model_id=MODEL, crop=jpeg(rng))
+        assert {s.source for s in g.samples(SECRET)} == {SOURCE, None}
         shot = jpeg(rng)
         g.store.add_events([EventRecord(1.0, "Bob", "match", 0.9, 1, (0, 0, 1, 1), "cam", "door", shot),
                             EventRecord(2.0, None, "unknown", 0.1, 2, (0, 0, 1, 1), "cam", "door", shot)], 1e9)

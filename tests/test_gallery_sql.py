@@ -94,11 +94,13 @@ def test_reembedding_alike(store, rng):
     assert (erased.templates, erased.crops, erased.negatives) == (2, 1, 1)
     state = store.state()
     assert (state.model_id, state.dim) == (MODEL2, 4) and store.model_counts() == {MODEL2: 1}
+    [kept] = store.samples("Ann")  # the new row's source and quality are its own (sealed for it)
+    assert (kept.source, kept.quality, kept.crop) == ("s", {"q": 1.0}, b"a")
 
 
 def test_placeholders_are_rewritten_outside_literals():
     pytest.importorskip("psycopg")
-    from faceapp.gallery.pg_store import _pg
+    from faceapp.gallery.pg_dialect import _pg
 
     assert _pg("SELECT COALESCE(model_id, '?'), x % 4 FROM t WHERE a = ? AND b LIKE '%?%'") == \
         "SELECT COALESCE(model_id, '?'), x %% 4 FROM t WHERE a = %s AND b LIKE '%%?%%'"

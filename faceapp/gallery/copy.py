@@ -8,11 +8,17 @@ later re-embedding of the copy rebuilds them too.
 The destination must be empty. At the end the destination's people, templates per model
 and negative samples are counted and compared with the source's.
 
-A copy into a folder is all or nothing (:func:`copy_gallery`): it is written into a hidden
+A copy is all or nothing. Into a folder (:func:`copy_gallery`), it is written into a hidden
 staging folder beside the destination (``.NAME.incomplete``) and published by renaming it
 only once the counts are checked. A copy that is killed leaves only the staging folder,
 which never opens as the destination's gallery and is cleared by the next run; a copy that
-fails removes it.
+fails removes it. Into a database (:func:`copy_store`), the destination is first marked as
+an unfinished copy, in a transaction of its own, and the mark is cleared once the counts are
+checked: a marked gallery is never opened (one line says to run the copy again), and the
+next copy into it erases what the interrupted one wrote before it starts. A copy that fails
+erases what it wrote. (One transaction for the whole copy would hold every template of a
+large gallery in one server transaction, and the copy's connection would be the only one
+that could write meanwhile; the mark keeps the copy person by person.)
 """
 
 from __future__ import annotations
@@ -51,23 +57,42 @@ class CopyReport:
 
 
 def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] | None = None) -> CopyReport:
-    """Copy every person of ``src`` into the empty ``dst`` and check the counts.
+    """Copy every person of ``src`` into the empty ``dst`` and check the counts, all or nothing.
+
+    ``dst`` is marked as an unfinished copy while the people are written (see the module's
+    docstring); the rest of an interrupted copy into it is erased first.
 
     Args:
         src: the store to read.
-        dst: an empty store.
+        dst: an empty store, or the rest of an interrupted copy (opened with ``copying=True``).
         progress: called with (templates copied, templates in all) after each person.
 
     Raises:
         GalleryError: ``dst`` is not empty, ``src`` is half-way through a re-embedding, or
             the counts differ at the end (the message says which).
     """
+    if dst.copy_mark() is not None:  # the rest of an interrupted copy: started again from nothing
+        dst.discard_copy()
     if dst.count_persons():
         raise GalleryError(f"gallery {dst.location} is not empty; copy into a new folder or an empty database")
     models = src.model_counts()
     if "?" in models or len(models) > 1:
         raise GalleryError(f"gallery {src.location} holds templates of {len(models)} models (a re-embedding is not "
                            "finished); run `faceapp-cli reembed` on it first")
+    dst.mark_copy(src.location)
+    try:
+        report = _copy_people(src, dst, models, progress)
+        dst.finish_copy()
+    except BaseException:
+        with contextlib.suppress(Exception):  # else the mark stays, and the next copy erases it
+            dst.discard_copy()
+        raise
+    return report
+
+
+def _copy_people(src: Store, dst: Store, models: dict[str, int],
+                 progress: Callable[[int, int], None] | None) -> CopyReport:
+    """Copy every person of ``src`` with templates into ``dst``; check the counts."""
     state = src.state()
     total = src.count_templates()
     done = 0
@@ -135,7 +160,7 @@ def copy_gallery(src_spec: str | Path, dst_spec: str | Path, *,
     try:
         address = GalleryAddress.parse(dst_spec)
         if address.folder is None:
-            dst = open_store(address)
+            dst = open_store(address, copying=True)
             try:
                 return copy_store(src, dst, progress=progress), dst.location
             finally:
@@ -147,7 +172,7 @@ def copy_gallery(src_spec: str | Path, dst_spec: str | Path, *,
         if staging.exists():  # left by a copy that was killed: never published, never a gallery
             shutil.rmtree(staging)
         try:
-            dst = open_store(staging)
+            dst = open_store(staging, copying=True)
             try:
                 report = copy_store(src, dst, progress=progress)
             finally:

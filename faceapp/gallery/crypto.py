@@ -1,7 +1,8 @@
 """Envelope encryption of a gallery's biometric data, and crypto-shredding.
 
-Every person has a random 256-bit data key. Their templates' embeddings, face crops,
-negative samples and those samples' crops are sealed with it (AES-256-GCM, a random 96-bit
+Every person has a random 256-bit data key. Their name, their templates' embeddings, face
+crops, source file names and quality measures, negative samples and those samples' crops
+are sealed with it (AES-256-GCM, a random 96-bit
 nonce per value). The data key is kept in the person's row, wrapped (sealed) by the gallery
 key (:mod:`faceapp.gallery.keys`), which never enters the gallery.
 
@@ -39,6 +40,8 @@ SNAPSHOT = "snapshot"
 # What a sealed value is: part of its associated data.
 TEMPLATE = "template"
 TEMPLATE_CROP = "template-crop"
+TEMPLATE_SOURCE = "template-source"
+TEMPLATE_QUALITY = "template-quality"
 NEGATIVE = "negative"
 NEGATIVE_CROP = "negative-crop"
 DATA_KEY = "data-key"

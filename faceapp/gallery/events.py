@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from faceapp.gallery.store import new_row_id
 
 if TYPE_CHECKING:
-    from faceapp.gallery.sql_store import Row, Tx
+    from faceapp.gallery.sql_dialect import Row, Tx
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class EventHistory:
     """Reads and writes the ``events`` table.
 
     Args:
-        db: the database (a :class:`~faceapp.gallery.sql_store.Dialect`).
+        db: the database (a :class:`~faceapp.gallery.sql_dialect.Dialect`).
         person_id: a person's id from their name (raises for an unknown name).
         clock: Unix time now (injectable for tests).
     """

@@ -1,7 +1,7 @@
 """Hearing other devices' writes to a PostgreSQL gallery at once: a ``LISTEN`` thread.
 
 Every write transaction of a PostgreSQL store ends with a ``NOTIFY`` on :data:`CHANNEL`
-(see :class:`faceapp.gallery.pg_store.PostgresDialect`). A :class:`Listener` keeps its own
+(see :class:`faceapp.gallery.pg_dialect.PostgresDialect`). A :class:`Listener` keeps its own
 connection that listens on it, and calls back on every notification, on every (re)connect
 (anything may have happened meanwhile), and tells when its connection is lost. It
 reconnects with backoff until stopped.

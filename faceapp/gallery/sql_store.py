@@ -1,27 +1,23 @@
 """The one SQL store: every query of a gallery, written once for SQLite and PostgreSQL.
 
-:class:`SQLStore` owns the queries of the :class:`~faceapp.gallery.store.Store` protocol. A
-:class:`Dialect` supplies what differs between the two databases: the connection and its
-errors, placeholders, case-insensitive comparison, "differs, NULL included", lists of ids,
-where the gallery's state (id, generation, model) is kept, and how a write transaction is
-locked. :mod:`faceapp.gallery.sqlite_store` and :mod:`faceapp.gallery.pg_store` hold the
-two dialects; a PostgreSQL store also keeps a change log (:class:`ChangeRecorder`). Both
-keep an event history (:mod:`faceapp.gallery.events`).
-
-Queries are written with ``?`` placeholders; a dialect whose driver wants another style
-rewrites them.
+:class:`SQLStore` owns the queries of the :class:`~faceapp.gallery.store.Store` protocol over a
+:class:`~faceapp.gallery.sql_dialect.Dialect`, which supplies what differs between the two
+databases. :mod:`faceapp.gallery.sqlite_store` and :mod:`faceapp.gallery.pg_dialect` hold the
+two dialects; a PostgreSQL store also keeps a change log
+(:class:`~faceapp.gallery.sql_dialect.ChangeRecorder`). Both keep an event history
+(:mod:`faceapp.gallery.events`). Values are sealed with their person's data key
+(:class:`~faceapp.gallery.encryption.DataKeys`); the gallery key's life is
+:class:`~faceapp.gallery.encryption.Encryptor`'s, and rebuilding stored vectors
+:class:`~faceapp.gallery.sql_rebuild.Rebuilder`'s.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import logging
-import secrets
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +25,18 @@ from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchEr
 from faceapp.gallery import crypto as seal
 from faceapp.gallery import integrity
 from faceapp.gallery.crypto import GalleryCrypto, TamperedError
+from faceapp.gallery.encryption import DataKeys, Encryptor
 from faceapp.gallery.events import EventHistory, EventRecord
+from faceapp.gallery.sql_dialect import (
+    OWNERS_SQL,
+    ChangeRecorder,
+    Dialect,
+    Row,
+    Tx,
+    as_bytes,
+    state_from_row,
+)
+from faceapp.gallery.sql_rebuild import Rebuilder
 from faceapp.gallery.store import (
     Changes,
     Erased,
@@ -48,102 +55,7 @@ if TYPE_CHECKING:
 
     from faceapp.gallery.keys import KeyStore
 
-log = logging.getLogger(__name__)
-
-Row = tuple[Any, ...]
-
-SEAL_BYTES = seal.NONCE + 16  # what sealing adds to a value: its nonce and its tag
-# Template id -> (person id, name), for ids appended by :meth:`Dialect.id_chunks`.
-OWNERS_SQL = "SELECT t.id, p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id WHERE "
-
-
-class Tx(Protocol):
-    """One open write transaction.
-
-    Attributes:
-        generation: the gallery's generation this transaction writes (already bumped).
-    """
-
-    generation: int
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-
-class Dialect(Protocol):
-    """What differs between the databases a :class:`SQLStore` speaks to.
-
-    Attributes:
-        location: the gallery as it may be shown (a folder, an address without password).
-        read_only: writes are refused.
-        distinct: the operator for "differs, NULL included".
-        find: the function giving a substring's position (0 when absent).
-        state_sql: one row ``(gallery_id, generation, model_id, dim)``.
-        set_model_sql: sets the searched model id (one parameter).
-        set_dim_sql: sets the embedding size (one parameter).
-        key_check_sql: one row with the check value of the gallery key (``NULL``: not encrypted).
-        set_key_check_sql: sets it (one parameter).
-        claim_key_check_sql: sets it when not set yet, outside a transaction (one parameter; returns rows).
-    """
-
-    location: str
-    read_only: bool
-    distinct: str
-    find: str
-    state_sql: str
-    set_model_sql: str
-    set_dim_sql: str
-    key_check_sql: str
-    set_key_check_sql: str
-    claim_key_check_sql: str
-
-    def fold(self, expr: str) -> str:
-        """``expr`` in the form that compares and sorts names case-insensitively."""
-        ...
-
-    def id_chunks(self, column: str, ids: Sequence[int]) -> Iterator[tuple[str, list[Any]]]:
-        """``(condition, parameters)`` selecting ``column`` in ``ids``, in as many parts as the driver needs."""
-        ...
-
-    def rows(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> list[Row]:
-        """Run one read; ``binary`` asks for binary transfer where the driver has it."""
-        ...
-
-    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
-        """A write transaction, serialised with every other writer, that bumps the generation."""
-        ...
-
-    def batch(self) -> contextlib.AbstractContextManager[Tx]:
-        """A write transaction that is not a gallery write (the event history: no generation)."""
-        ...
-
-    def erased(self) -> bool:
-        """After a removal: clear what still holds erased bytes; whether it was cleared."""
-        ...
-
-    def describe(self) -> dict[str, Any]: ...
-    def check(self) -> str: ...
-    def close(self) -> None: ...
-
-
-class ChangeRecorder(Protocol):
-    """Writes a change log: templates added, removed, or moved to another name or person."""
-
-    def templates(self, tx: Tx, kind: str, rows: Sequence[tuple[int, str | None]]) -> None: ...
-    def owner(self, tx: Tx, person_id: int) -> None: ...
-
-
-def state_from_row(row: Row) -> StoreState:
-    """A :class:`StoreState` from a ``(gallery_id, generation, model_id, dim[, history])`` row."""
-    g, gen, m, d = row[:4]
-    h = row[4] if len(row) > 4 else None
-    return StoreState(gallery_id=str(g), generation=int(gen), model_id=m, dim=int(d) if d is not None else None,
-                      history=int(h) if h is not None else None)
-
-
-def _blob(value: Any) -> bytes:
-    return bytes(value)
+__all__ = ["SQLStore", "Dialect", "Tx", "Row", "ChangeRecorder", "OWNERS_SQL", "state_from_row"]
 
 
 class SQLStore:
@@ -162,53 +74,68 @@ class SQLStore:
         self.read_only = dialect.read_only
         self._changes = changes
         self.history = EventHistory(dialect, lambda name: self.get_person(name).id, sealer=self)
-        self.crypto: GalleryCrypto | None = None
-        self._wrapped: dict[int, bytes] = {}  # person id -> wrapped data key, as last read
-        self._sealed: set[int] = set()  # people whose data key is open in ``crypto``
-        self._names: dict[tuple[int, str], str] = {}  # (person, sealed name) -> name, as opened
+        self.data_keys = DataKeys(dialect)
+        self.encryptor = Encryptor(dialect, self.data_keys, keeps_events=self.keeps_events)
+        self.rebuilder = Rebuilder(self)
 
-    # ------------------------------------------------------------------ encryption
+    def finish_opening(self, keys: KeyStore | None, progress: Callable[[int, int], None] | None, *,
+                       copying: bool = False) -> None:
+        """Refuse the rest of an interrupted copy (unless ``copying`` into it), then :meth:`unlock`;
+        the store is closed when either raises."""
+        try:
+            mark = None if copying else self.copy_mark()
+            if mark is not None:
+                raise GalleryError(f"gallery {self.location} is an interrupted copy of {mark}; run "
+                                   f"`faceapp-cli gallery copy {mark} {self.location}` again to finish it")
+            self.unlock(keys, progress)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ copies into this gallery
+
+    def copy_mark(self) -> str | None:
+        """The source of a copy into this gallery that has not finished (``None``: none)."""
+        rows = self._query(self.dialect.copy_mark_sql)
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    def mark_copy(self, source: str) -> None:
+        """Mark this gallery as the destination of a copy of ``source`` under way (its own transaction)."""
+        with self._transaction() as tx:
+            tx.run(self.dialect.mark_copy_sql, (source,))
+
+    def finish_copy(self) -> None:
+        """Clear the mark of :meth:`mark_copy`: the copy is whole and checked."""
+        with self._transaction() as tx:
+            tx.run(self.dialect.clear_copy_sql)
+
+    def discard_copy(self) -> Erased:
+        """Erase what an unfinished copy wrote (everything: the gallery was empty) and clear its mark, in one
+        transaction."""
+        with self._transaction() as tx:
+            n, c = self.erase_templates(tx, "1 = 1", ())
+            neg, negc = self.erase_negatives(tx, "1 = 1", ())
+            tx.run("DELETE FROM events")
+            tx.run("DELETE FROM persons")
+            tx.run(self.dialect.clear_copy_sql)
+        if self.crypto is not None:
+            self.data_keys.use(self.crypto)  # the people's opened data keys are gone with them
+        return Erased(templates=n, crops=c + negc, negatives=neg, log_cleared=self.dialect.erased())
+
+    # ------------------------------------------------------------------ encryption (see Encryptor)
+
+    @property
+    def crypto(self) -> GalleryCrypto | None:
+        """The gallery's key in use (``None``: not encrypted, or not opened)."""
+        return self.data_keys.crypto
+
+    @crypto.setter
+    def crypto(self, value: GalleryCrypto | None) -> None:
+        self.data_keys.crypto = value
 
     def unlock(self, keys: KeyStore | None = None, progress: Callable[[int, int], None] | None = None) -> int:
-        """Open the gallery's key; a gallery not yet encrypted is given a key and encrypted.
-
-        A new gallery gets a new random key (kept by ``keys``, never in the gallery). An
-        existing one written before encryption is encrypted person by person, each in its
-        own transaction (all or nothing per person; an interrupted run resumes where it
-        stopped). A read-only one that is not encrypted is read as it is.
-
-        Args:
-            keys: where this device keeps gallery keys (default: the keyring or the user's config folder).
-            progress: called with ``(people done, people to encrypt)``.
-
-        Returns:
-            How many people were encrypted now.
-
-        Raises:
-            KeyMissingError: the gallery is encrypted and this device has no key for it.
-            WrongKeyError: the key this device holds (or the passphrase) is not the gallery's.
-        """
-        from faceapp.gallery.keys import KeyStore
-
-        keys = keys if keys is not None else KeyStore()
-        gid = self.state().gallery_id
-        stored = self._query(self.dialect.key_check_sql)[0][0]
-        if stored is None:
-            if self.read_only:
-                return 0
-            kf = keys.read(gid)
-            key = keys.load(gid, self.location) if kf is not None else keys.create(gid)
-            crypto = GalleryCrypto(key, gid, self.location)
-            # Claimed in one statement, outside a write transaction (a new gallery stays at
-            # generation 0); of two devices claiming at once, the other one's key is kept.
-            self._query(self.dialect.claim_key_check_sql, (crypto.check_value,))
-            stored = self._query(self.dialect.key_check_sql)[0][0]
-        else:
-            crypto = GalleryCrypto(keys.load(gid, self.location), gid, self.location)
-        crypto.verify(str(stored))
-        self.crypto = crypto
-        self._sealed.add(seal.NOBODY)
-        return self.encrypt_existing(progress)
+        """Open the gallery's key, or give a gallery not yet encrypted one (see :meth:`Encryptor.unlock`)."""
+        return self.encryptor.unlock(keys, progress)
 
     def index_key(self) -> bytes | None:
         """The key that encrypts this gallery's saved indexes (``None``: the gallery is not encrypted)."""
@@ -216,139 +143,23 @@ class SQLStore:
 
     def encryption(self) -> dict[str, Any]:
         """Whether the gallery is encrypted, and how many people are not yet."""
-        [(plain,)] = self._query("SELECT COUNT(*) FROM persons WHERE data_key IS NULL")
-        from faceapp.gallery.keys import KeyStore
-
-        kept = KeyStore().where(self.crypto.gallery_id) if self.crypto is not None else None
-        return {"encrypted": self.crypto is not None and not int(plain), "key_kept": kept,
-                "people_not_encrypted": int(plain)}
-
-    def encrypt_existing(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Encrypt every person not yet encrypted, each in one transaction; how many were."""
-        if self.crypto is None or self.read_only:
-            return 0
-        crypto = self.crypto
-        todo = [int(p) for (p,) in self._query("SELECT id FROM persons WHERE data_key IS NULL ORDER BY id")]
-        for done, pid in enumerate(todo, 1):
-            try:
-                with self._transaction() as tx:
-                    if tx.rows("SELECT 1 FROM persons WHERE id = ? AND data_key IS NULL", (pid,)):
-                        wrapped = crypto.new_data_key(pid)
-                        for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
-                                                       ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
-                            rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (pid,))
-                            sealed = [(crypto.seal(pid, kind, int(r), _blob(e)),
-                                       crypto.seal(pid, crop_kind, int(r), None if c is None else _blob(c)), int(r))
-                                      for r, e, c in rows]
-                            tx.many(f"UPDATE {table} SET embedding = ?, crop = ?, checksum = ? WHERE id = ?",
-                                    [(e, c, integrity.checksum(r, e), r) for e, c, r in sealed if e is not None])
-                        [(name,)] = tx.rows("SELECT name FROM persons WHERE id = ?", (pid,))
-                        self._sealed.add(pid)
-                        stored, key = self._stored_name(pid, str(name))
-                        tx.run("UPDATE persons SET data_key = ?, name = ?, name_key = ? WHERE id = ?",
-                               (wrapped, stored, key, pid))
-            except BaseException:
-                self._sealed.discard(pid)
-                crypto.forget(pid)
-                raise
-            self._wrapped.pop(pid, None)
-            self._sealed.discard(pid)
-            crypto.forget(pid)
-            if progress is not None:
-                progress(done, len(todo))
-        if todo:
-            self.dialect.erased()  # no page image of the plaintext stays in the write-ahead log
-            log.warning("gallery %s encrypted (%d people): their faces and names are now unreadable without "
-                        "the gallery's key", self.location, len(todo))
-        return len(todo)
+        return self.encryptor.status()
 
     def rekey(self, keys: KeyStore | None = None) -> str:
-        """Give the gallery a new key: every person's data key is wrapped again; returns where it is kept.
-
-        The old key no longer opens the gallery; other devices need the new one (export it).
-        The names' keyed hashes and unknown faces' snapshots (keys derived from the gallery key)
-        are made again with the new key, in the same transaction.
-        """
-        from faceapp.gallery.keys import KeyStore
-
-        keys = keys if keys is not None else KeyStore()
-        if self.crypto is None:
-            self.unlock(keys)
-        old = self.crypto
-        assert old is not None
-        held = keys.read(old.gallery_id)
-        key = secrets.token_bytes(seal.KEY_BYTES)
-        new = GalleryCrypto(key, old.gallery_id, self.location)
-        try:
-            with self._transaction() as tx:
-                rows = self.named(tx.rows("SELECT id, name, data_key FROM persons WHERE data_key IS NOT NULL"))
-                tx.many("UPDATE persons SET data_key = ?, name_key = ? WHERE id = ?",
-                        [(old.rewrap(int(p), _blob(w), new), new.name_key(str(n)), int(p)) for p, n, w in rows])
-                if self.keeps_events:
-                    shots = tx.rows("SELECT id, snapshot FROM events WHERE person_id IS NULL AND snapshot IS NOT NULL")
-                    tx.many("UPDATE events SET snapshot = ? WHERE id = ?",
-                            [(new.seal(seal.NOBODY, seal.SNAPSHOT, int(e),
-                                       old.open(seal.NOBODY, seal.SNAPSHOT, int(e), _blob(b))), int(e)) for e, b in shots])
-                tx.run(self.dialect.set_key_check_sql, (new.check_value,))
-                where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
-        except BaseException:
-            if held is not None:  # the commit failed: the old key opens the gallery still
-                keys.restore(held)
-            raise
-        self.dialect.erased()
-        self.crypto, self._wrapped, self._sealed, self._names = new, {}, {seal.NOBODY}, {}
-        return where
-
-    def _open_keys(self, pids: Any, tx: Tx | None = None) -> None:
-        """Open the data keys of the encrypted people among ``pids`` (read from ``tx`` when given)."""
-        if self.crypto is None:
-            return
-        want = {int(p) for p in pids} - self._sealed
-        if not want:
-            return
-        if tx is not None or not want <= self._wrapped.keys():
-            rows = (tx.rows if tx is not None else self._query)(
-                "SELECT id, data_key FROM persons WHERE data_key IS NOT NULL")
-            self._wrapped.update({int(p): _blob(w) for p, w in rows})
-        for pid in want & self._wrapped.keys():
-            self.crypto.person(pid, self._wrapped[pid])
-            self._sealed.add(pid)
+        """Give the gallery a new key (see :meth:`Encryptor.rekey`); returns where it is kept."""
+        return self.encryptor.rekey(keys)
 
     # ------------------------------------------------------------------ event snapshots (events.Sealer)
 
     def seal_snapshot(self, tx: Tx, person_id: int | None, event_id: int, data: bytes) -> bytes:
         """An event snapshot sealed with its person's data key (an unknown face's with the gallery's)."""
         pid = seal.NOBODY if person_id is None else int(person_id)
-        self._open_keys([pid], tx)
-        return self._seal(pid, seal.SNAPSHOT, event_id, data) or b""
+        self.data_keys.open_keys([pid], tx)
+        return self.data_keys.seal(pid, seal.SNAPSHOT, event_id, data) or b""
 
     def open_snapshot(self, person_id: int | None, event_id: int, blob: bytes) -> bytes | None:
         """An event snapshot in the clear."""
-        return self._open(seal.NOBODY if person_id is None else int(person_id), seal.SNAPSHOT, event_id, blob)
-
-    def _seal(self, pid: int, kind: str, row_id: int, data: bytes | None) -> bytes | None:
-        if self.crypto is None or int(pid) not in self._sealed:
-            return data
-        return self.crypto.seal(pid, kind, row_id, data)
-
-    def _open(self, pid: int, kind: str, row_id: int, blob: Any) -> bytes | None:
-        """A stored value in the clear (raises :class:`TamperedError` when it fails authentication)."""
-        if blob is None:
-            return None
-        if self.crypto is None or int(pid) not in self._sealed:
-            return _blob(blob)
-        return self.crypto.open(pid, kind, row_id, _blob(blob))
-
-    def _vector(self, pid: int, kind: str, row_id: int, blob: Any, crc: int | None,
-                dim: int | None) -> tuple[bytes | None, bool]:
-        """``(vector bytes or None when damaged, whether it failed authentication)``."""
-        try:
-            data = self._open(pid, kind, row_id, blob)
-        except TamperedError:
-            return None, True
-        assert data is not None
-        sealed = self.crypto is not None and int(pid) in self._sealed
-        return (data if integrity.intact(int(row_id), data, None if sealed else crc, dim) else None), False
+        return self.data_keys.open(seal.NOBODY if person_id is None else int(person_id), seal.SNAPSHOT, event_id, blob)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -358,7 +169,8 @@ class SQLStore:
     def _transaction(self) -> contextlib.AbstractContextManager[Tx]:
         return self.dialect.transaction()
 
-    def _log(self, tx: Tx, kind: str, rows: Sequence[tuple[int, str | None]]) -> None:
+    def log_templates(self, tx: Tx, kind: str, rows: Sequence[tuple[int, str | None]]) -> None:
+        """Log templates ``"add"``-ed or ``"remove"``-d by ``tx`` (where a change log is kept)."""
         if self._changes is not None and rows:
             self._changes.templates(tx, kind, rows)
 
@@ -411,30 +223,7 @@ class SQLStore:
 
     def named(self, rows: Sequence[Row], pid: int = 0, name: int = 1) -> list[Row]:
         """``rows`` with the stored name in column ``name`` of the person in column ``pid`` decrypted."""
-        if self.crypto is None:
-            return list(rows)
-        self._open_keys({r[pid] for r in rows if r[pid] is not None})
-        out = []
-        for r in rows:
-            r = tuple(r)
-            out.append(r[:name] + (self._name_of(r[pid], r[name]),) + r[name + 1:])
-        return out
-
-    def _name_of(self, pid: int | None, stored: str | None) -> str | None:
-        if stored is None or pid is None or self.crypto is None or int(pid) not in self._sealed:
-            return stored
-        name = self._names.get((int(pid), stored))  # a sealed name is never written twice: a cache key
-        if name is None:
-            name = (self.crypto.open(int(pid), seal.NAME, int(pid), base64.b64decode(stored)) or b"").decode("utf-8")
-            self._names[(int(pid), stored)] = name
-        return name
-
-    def _stored_name(self, pid: int, name: str) -> tuple[str, str | None]:
-        """``(what the name column keeps, the name's keyed hash)`` for person ``pid`` (key opened)."""
-        if self.crypto is None or int(pid) not in self._sealed:
-            return name, None
-        sealed = self.crypto.seal(pid, seal.NAME, pid, name.encode("utf-8")) or b""
-        return base64.b64encode(sealed).decode("ascii"), self.crypto.name_key(name)
+        return self.data_keys.named(rows, pid, name)
 
     def find_person(self, tx: Tx, name: str) -> int | None:
         """Inside a transaction: the id of the person named ``name`` (``None``: nobody)."""
@@ -488,26 +277,26 @@ class SQLStore:
                 if not create:
                     raise unknown_person(clean)
                 pid = new_row_id()
-                wrapped = self.crypto.new_data_key(pid) if self.crypto is not None else None
-                if wrapped is not None:
-                    self._wrapped[pid] = wrapped
-                    self._sealed.add(pid)
-                stored, key = self._stored_name(pid, clean)
-                tx.run("INSERT INTO persons (id, name, created_at, data_key, name_key) VALUES (?, ?, ?, ?, ?)",
-                       (pid, stored, now, wrapped, key))
+                wrapped = self.data_keys.new_person(pid)
+                stored, key = self.data_keys.stored_name(pid, clean)
+                level = self.data_keys.level(pid)
+                tx.run("INSERT INTO persons (id, name, created_at, data_key, name_key, seal_level) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (pid, stored, now, wrapped, key, level))
             else:
-                self._open_keys([pid], tx)
+                self.data_keys.open_keys([pid], tx)
+                [(level,)] = tx.rows("SELECT seal_level FROM persons WHERE id = ?", (pid,))
             ids = [new_row_id() for _ in range(len(emb))]
-            blobs = [self._seal(pid, seal.TEMPLATE, ids[i], emb[i].tobytes()) or b"" for i in range(len(emb))]
+            blobs = [self.data_keys.seal(pid, seal.TEMPLATE, ids[i], emb[i].tobytes()) or b"" for i in range(len(emb))]
+            fields = self.data_keys.seal_text
             tx.many(
                 "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, checksum) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ids[i], pid, blobs[i], now, sources[i],
-                  json.dumps(qualities[i]) if qualities[i] else None,
-                  self._seal(pid, seal.TEMPLATE_CROP, ids[i], crops[i]), model_id,
+                [(ids[i], pid, blobs[i], now, fields(pid, seal.TEMPLATE_SOURCE, ids[i], sources[i], level),
+                  fields(pid, seal.TEMPLATE_QUALITY, ids[i], json.dumps(qualities[i]) if qualities[i] else None, level),
+                  self.data_keys.seal(pid, seal.TEMPLATE_CROP, ids[i], crops[i]), model_id,
                   integrity.checksum(ids[i], blobs[i])) for i in range(len(emb))],
             )
-            self._log(tx, "add", [(t, model_id) for t in ids])
+            self.log_templates(tx, "add", [(t, model_id) for t in ids])
             tx.run(self.dialect.set_model_sql, (model_id,))
             tx.run(self.dialect.set_dim_sql, (int(emb.shape[1]),))
         return self.get_person(clean)
@@ -519,8 +308,8 @@ class SQLStore:
             other = self._find_person(tx, target)
             if other is not None and other != pid:
                 raise DuplicatePersonError(f"a person named {target!r} already exists; choose another name")
-            self._open_keys([pid], tx)
-            tx.run("UPDATE persons SET name = ?, name_key = ? WHERE id = ?", (*self._stored_name(pid, target), pid))
+            self.data_keys.open_keys([pid], tx)
+            tx.run("UPDATE persons SET name = ?, name_key = ? WHERE id = ?", (*self.data_keys.stored_name(pid, target), pid))
             self._log_owner(tx, pid)
         return self.get_person(target)
 
@@ -531,29 +320,43 @@ class SQLStore:
             if src == dst:
                 raise GalleryError("cannot merge a person with themselves")
             self._log_owner(tx, src)
-            self._open_keys([src, dst], tx)
+            self.data_keys.open_keys([src, dst], tx)
+            self._move_fields(tx, src, dst)
             for table, kind, crop_kind in (("templates", seal.TEMPLATE, seal.TEMPLATE_CROP),
                                            ("negatives", seal.NEGATIVE, seal.NEGATIVE_CROP)):
                 rows = tx.rows(f"SELECT id, embedding, crop FROM {table} WHERE person_id = ?", (src,))
                 moved = []
                 for rid, blob, crop in rows:  # opened with the source's key, sealed with the target's
-                    e = self._seal(dst, kind, int(rid), self._open(src, kind, int(rid), blob)) or b""
-                    c = self._seal(dst, crop_kind, int(rid), self._open(src, crop_kind, int(rid), crop))
+                    e = self.data_keys.seal(dst, kind, int(rid), self.data_keys.open(src, kind, int(rid), blob)) or b""
+                    c = self.data_keys.seal(dst, crop_kind, int(rid), self.data_keys.open(src, crop_kind, int(rid), crop))
                     moved.append((dst, e, c, integrity.checksum(int(rid), e), int(rid)))
                 tx.many(f"UPDATE {table} SET person_id = ?, embedding = ?, crop = ?, checksum = ? WHERE id = ?", moved)
             tx.run("DELETE FROM persons WHERE id = ?", (src,))  # and with it the source's data key
-        self._shredded(src)
+        self.data_keys.forget(src)
         self.dialect.erased()  # the old name row is gone too
         return self.get_person(target)
 
-    def _erase(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
+    def _move_fields(self, tx: Tx, src: int, dst: int) -> None:
+        """Inside ``tx``: the sources and qualities of ``src``'s templates, opened with ``src``'s key and
+        sealed with ``dst``'s (as each person's ``seal_level`` says)."""
+        keys = self.data_keys
+        levels = {int(p): v for p, v in tx.rows("SELECT id, seal_level FROM persons WHERE id = ? OR id = ?", (src, dst))}
+
+        def moved(kind: str, row_id: int, value: str | None) -> str | None:
+            return keys.seal_text(dst, kind, row_id, keys.open_text(src, kind, row_id, value, levels[src]), levels[dst])
+
+        tx.many("UPDATE templates SET source = ?, quality = ? WHERE id = ?",
+                [(moved(seal.TEMPLATE_SOURCE, int(r), s), moved(seal.TEMPLATE_QUALITY, int(r), q), int(r))
+                 for r, s, q in tx.rows("SELECT id, source, quality FROM templates WHERE person_id = ?", (src,))])
+
+    def erase_templates(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
         """Delete template rows matching ``where`` and log them; returns (templates, crops)."""
         rows = tx.rows(f"DELETE FROM templates WHERE {where} RETURNING id, model_id, crop IS NOT NULL", params)
-        self._log(tx, "remove", [(int(t), m) for t, m, _ in rows])
+        self.log_templates(tx, "remove", [(int(t), m) for t, m, _ in rows])
         self._forget([int(t) for t, _, _ in rows])
         return len(rows), sum(1 for *_, c in rows if c)
 
-    def _erase_negatives(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
+    def erase_negatives(self, tx: Tx, where: str, params: Sequence[Any]) -> tuple[int, int]:
         """Delete negative samples matching ``where``; returns (negatives, crops)."""
         rows = tx.rows(f"DELETE FROM negatives WHERE {where} RETURNING crop IS NOT NULL", params)
         return len(rows), sum(1 for (c,) in rows if c)
@@ -561,23 +364,15 @@ class SQLStore:
     def remove(self, name: str) -> Erased:
         with self._transaction() as tx:
             pid = self._person_id(tx, name)
-            n, c = self._erase(tx, "person_id = ?", (pid,))
-            neg, negc = self._erase_negatives(tx, "person_id = ?", (pid,))
+            n, c = self.erase_templates(tx, "person_id = ?", (pid,))
+            neg, negc = self.erase_negatives(tx, "person_id = ?", (pid,))
             tx.run("DELETE FROM persons WHERE id = ?", (pid,))  # their data key and, by cascade, their events
-        self._shredded(pid)
+        self.data_keys.forget(pid)
         return Erased(templates=n, crops=c + negc, negatives=neg, log_cleared=self.dialect.erased())
-
-    def _shredded(self, pid: int) -> None:
-        """Forget a removed person's data key in memory too."""
-        self._wrapped.pop(int(pid), None)
-        self._sealed.discard(int(pid))
-        self._names.clear()
-        if self.crypto is not None:
-            self.crypto.forget(pid)
 
     def remove_template(self, template_id: int) -> Erased:
         with self._transaction() as tx:
-            n, c = self._erase(tx, "id = ?", (int(template_id),))
+            n, c = self.erase_templates(tx, "id = ?", (int(template_id),))
             if n == 0:
                 raise UnknownPersonError(f"no sample {template_id} in the gallery; it may have been removed already")
         return Erased(templates=n, crops=c, log_cleared=self.dialect.erased())
@@ -585,19 +380,24 @@ class SQLStore:
     def samples(self, name: str) -> list[Sample]:
         pid = self.get_person(name).id
         rows = self._query(
-            "SELECT id, crop, quality, source, created_at, model_id FROM templates WHERE person_id = ? "
-            "ORDER BY created_at, id", (pid,)
+            "SELECT t.id, t.crop, t.quality, t.source, t.created_at, t.model_id, p.seal_level FROM templates t "
+            "JOIN persons p ON p.id = t.person_id WHERE t.person_id = ? ORDER BY t.created_at, t.id", (pid,)
         )
-        self._open_keys([pid])
-        return [Sample(int(i), self._open(pid, seal.TEMPLATE_CROP, int(i), c), json.loads(q) if q else None, s,
-                       float(t), m) for i, c, q, s, t, m in rows]
+        keys = self.data_keys
+        keys.open_keys([pid])
+        out = []
+        for i, c, q, s, t, m, level in rows:
+            quality = keys.open_text(pid, seal.TEMPLATE_QUALITY, int(i), q, level)
+            out.append(Sample(int(i), keys.open(pid, seal.TEMPLATE_CROP, int(i), c), json.loads(quality) if quality else None,
+                              keys.open_text(pid, seal.TEMPLATE_SOURCE, int(i), s, level), float(t), m))
+        return out
 
     def crops(self) -> Iterator[tuple[str, int, bytes]]:
         rows = self.named(self._query(
             "SELECT t.person_id, p.name, t.id, t.crop FROM templates t JOIN persons p ON p.id = t.person_id "
             "WHERE t.crop IS NOT NULL"), 0, 1)
         for pid, name, tid, crop in sorted(rows, key=lambda r: (r[1], r[2])):
-            yield name, int(tid), self._open(pid, seal.TEMPLATE_CROP, int(tid), crop) or b""
+            yield name, int(tid), self.data_keys.open(pid, seal.TEMPLATE_CROP, int(tid), crop) or b""
 
     # ------------------------------------------------------------------ negatives
 
@@ -611,11 +411,11 @@ class SQLStore:
                     f"gallery {self.location} holds templates made by another embedder; run `faceapp-cli reembed` first"
                 )
             nid = new_row_id()
-            self._open_keys([pid], tx)
-            blob = self._seal(pid, seal.NEGATIVE, nid, emb.tobytes()) or b""
+            self.data_keys.open_keys([pid], tx)
+            blob = self.data_keys.seal(pid, seal.NEGATIVE, nid, emb.tobytes()) or b""
             tx.run("INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, checksum) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (nid, pid, blob, model_id, self._seal(pid, seal.NEGATIVE_CROP, nid, crop), time.time(),
+                   (nid, pid, blob, model_id, self.data_keys.seal(pid, seal.NEGATIVE_CROP, nid, crop), time.time(),
                     integrity.checksum(nid, blob)))
             return nid
 
@@ -623,9 +423,9 @@ class SQLStore:
         """Person ids and vectors of the intact negative samples of ``model_id`` (damaged ones are left out)."""
         rows = self._query("SELECT id, person_id, embedding, checksum FROM negatives WHERE model_id = ? ORDER BY id",
                            (model_id,))
-        self._open_keys({r[1] for r in rows})
+        self.data_keys.open_keys({r[1] for r in rows})
         kept = [(int(p), v) for r, p, b, c in rows
-                if (v := self._vector(p, seal.NEGATIVE, r, b, c, None)[0]) is not None]
+                if (v := self.data_keys.vector(p, seal.NEGATIVE, r, b, c, None)[0]) is not None]
         if not kept:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         pids = np.array([p for p, _ in kept], np.int64)
@@ -634,9 +434,9 @@ class SQLStore:
     def negative_samples(self, model_id: str) -> list[tuple[int, np.ndarray, bytes | None]]:
         rows = self._query("SELECT id, person_id, embedding, crop FROM negatives WHERE model_id = ? ORDER BY id",
                            (model_id,))
-        self._open_keys({r[1] for r in rows})
-        return [(int(p), np.frombuffer(self._open(p, seal.NEGATIVE, r, e) or b"", np.float32),
-                 self._open(p, seal.NEGATIVE_CROP, r, c)) for r, p, e, c in rows]
+        self.data_keys.open_keys({r[1] for r in rows})
+        return [(int(p), np.frombuffer(self.data_keys.open(p, seal.NEGATIVE, r, e) or b"", np.float32),
+                 self.data_keys.open(p, seal.NEGATIVE_CROP, r, c)) for r, p, e, c in rows]
 
     # ------------------------------------------------------------------ what an index is built from
 
@@ -669,13 +469,13 @@ class SQLStore:
         for cond, params in self.dialect.id_chunks("id", [int(x) for x in ids]):
             sql = f"SELECT id, person_id, embedding, checksum FROM templates WHERE {cond}"
             rows = self.dialect.rows(sql, params, binary=True)
-            self._open_keys({r[1] for r in rows})
-            sealed = [(int(p), int(t), _blob(b)) for t, p, b, _ in rows if int(p) in self._sealed]
-            opened = self.crypto.open_rows(seal.TEMPLATE, sealed) if self.crypto is not None and sealed else []
+            self.data_keys.open_keys({r[1] for r in rows})
+            sealed = [(int(p), int(t), as_bytes(b)) for t, p, b, _ in rows if self.data_keys.sealed(p)]
+            opened = self.data_keys.open_rows(seal.TEMPLATE, sealed)
             tampered += sum(1 for d in opened if d is None)
             found = [(t, d) for (_, t, _), d in zip(sealed, opened, strict=True) if d is not None]
-            found += [(int(t), data) for t, p, b, crc in rows if int(p) not in self._sealed
-                      if crc is None or integrity.checksum(int(t), data := _blob(b)) == int(crc)]
+            found += [(int(t), data) for t, p, b, crc in rows if not self.data_keys.sealed(p)
+                      if crc is None or integrity.checksum(int(t), data := as_bytes(b)) == int(crc)]
             found = [(t, d) for t, d in found if len(d) == 4 * dim]
             if not found:
                 continue
@@ -704,47 +504,12 @@ class SQLStore:
         return out
 
     def damaged(self) -> list[integrity.Damaged]:
-        """Every stored template and negative sample that is not what was written, by person."""
-        found = []
-        for kind, table in (("template", "templates"), ("negative", "negatives")):
-            sql = (f"SELECT t.id, p.name, t.embedding, t.checksum, t.model_id, t.crop IS NOT NULL, p.id FROM {table} t "
-                   "JOIN persons p ON p.id = t.person_id")
-            state = self.state()
-            rows = self.named(self.dialect.rows(sql, (), binary=True), 6, 1)
-            for rid, name, blob, crc, model, has_crop, pid in sorted(rows, key=lambda r: (r[1].casefold(), r[0])):
-                dim = state.dim if model == state.model_id else None
-                if self._vector(pid, kind, rid, blob, crc, dim)[0] is None:
-                    found.append(integrity.Damaged(kind, int(rid), name, model, bool(has_crop)))
-        return found
+        """Every stored template and negative sample that is not what was written (see :class:`Rebuilder`)."""
+        return self.rebuilder.damaged()
 
     def repair(self, kind: str, row_id: int, vector: np.ndarray) -> None:
         """Put a newly made vector (from the row's own crop) in place of a damaged one."""
-        emb = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
-        table = "templates" if kind == "template" else "negatives"
-        with self._transaction() as tx:
-            model = tx.rows(f"SELECT model_id, person_id FROM {table} WHERE id = ?", (int(row_id),))
-            if not model:
-                return
-            pid = int(model[0][1])
-            self._open_keys([pid], tx)
-            blob = self._seal(pid, kind, int(row_id), emb.tobytes()) or b""
-            tx.run(f"UPDATE {table} SET embedding = ?, checksum = ? WHERE id = ?",
-                   (blob, integrity.checksum(row_id, blob), int(row_id)))
-            if kind == "template":  # devices that left it out of their index take it in again
-                self._log(tx, "add", [(int(row_id), model[0][0])])
-
-    def fill_checksums(self) -> int:
-        """Give rows written before checksums were kept their checksum (once, on opening)."""
-        filled = 0
-        for table in ("templates", "negatives"):
-            rows = self.dialect.rows(f"SELECT id, embedding FROM {table} WHERE checksum IS NULL", (), binary=True)
-            if not rows:
-                continue
-            with self._transaction() as tx:
-                tx.many(f"UPDATE {table} SET checksum = ? WHERE id = ?",
-                        [(integrity.checksum(int(r), _blob(b)), int(r)) for r, b in rows])
-            filled += len(rows)
-        return filled
+        self.rebuilder.repair(kind, row_id, vector)
 
     def owners(self, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
         out: dict[int, tuple[int, str]] = {}
@@ -752,79 +517,21 @@ class SQLStore:
             out.update({int(t): (int(p), n) for t, p, n in self.named(self._query(OWNERS_SQL + cond, params), 1, 2)})
         return out
 
-    # ------------------------------------------------------------------ re-embedding
-
-    def _pending(self, table: str) -> str:
-        """Rows of ``table`` (aliased ``o``) with a crop and no counterpart of the new model yet."""
-        return (f"FROM {table} o WHERE o.model_id {self.dialect.distinct} ? AND o.crop IS NOT NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM {table} n WHERE n.derived_from = o.id AND n.model_id = ?)")
+    # ------------------------------------------------------------------ re-embedding (see Rebuilder)
 
     def reembed_status(self, model_id: str) -> ReembedStatus:
-        d = self.dialect
-        done = self._query("SELECT COUNT(*) FROM templates WHERE model_id = ? AND derived_from IS NOT NULL", (model_id,))
-        pending = self._query(f"SELECT COUNT(*) {self._pending('templates')}", (model_id, model_id))
-        lost = self.named(self._query(
-            "SELECT DISTINCT p.id, p.name FROM templates t JOIN persons p ON p.id = t.person_id "
-            f"WHERE t.model_id {d.distinct} ? AND t.crop IS NULL", (model_id,)))
-        return ReembedStatus(done=int(done[0][0]), pending=int(pending[0][0]),
-                             without_crop=tuple(sorted((r[1] for r in lost), key=str.casefold)))
+        return self.rebuilder.reembed_status(model_id)
 
     def reembed_work(self, model_id: str, limit: int) -> list[ReembedWork]:
-        rows = self._query(
-            f"SELECT 'template', o.id, o.crop, o.person_id {self._pending('templates')} "
-            f"UNION ALL SELECT 'negative', o.id, o.crop, o.person_id {self._pending('negatives')} ORDER BY 2 LIMIT ?",
-            (model_id, model_id, model_id, model_id, int(limit)),
-        )
-        self._open_keys({r[3] for r in rows})
-        return [ReembedWork(k, int(i), self._open(p, f"{k}-crop", int(i), c) or b"") for k, i, c, p in rows]
+        return self.rebuilder.reembed_work(model_id, limit)
 
     def add_reembedded(self, model_id: str, rows: Sequence[tuple[ReembedWork, np.ndarray]]) -> None:
         """Store new-model rows beside the old ones; searches keep using the old model until finished."""
-        with self._transaction() as tx:
-            added: list[tuple[int, str | None]] = []
-            for work, emb in rows:
-                table = "templates" if work.kind == "template" else "negatives"
-                owner = tx.rows(f"SELECT person_id FROM {table} WHERE id = ?", (work.row_id,))
-                if not owner:
-                    continue
-                pid = int(owner[0][0])
-                self._open_keys([pid], tx)
-                new = new_row_id()
-                blob = self._seal(pid, work.kind, new, np.ascontiguousarray(emb, dtype=np.float32).tobytes()) or b""
-                crop = self._seal(pid, f"{work.kind}-crop", new, work.crop)  # sealed for its new row
-                crc = integrity.checksum(new, blob)
-                if work.kind == "template":
-                    tx.run(
-                        "INSERT INTO templates (id, person_id, embedding, created_at, source, quality, crop, model_id, "
-                        "derived_from, checksum) SELECT ?, person_id, ?, created_at, source, quality, ?, ?, id, ? "
-                        "FROM templates WHERE id = ?", (new, blob, crop, model_id, crc, work.row_id))
-                    added.append((new, model_id))
-                else:
-                    tx.run(
-                        "INSERT INTO negatives (id, person_id, embedding, model_id, crop, created_at, derived_from, "
-                        "checksum) SELECT ?, person_id, ?, ?, ?, created_at, id, ? FROM negatives WHERE id = ?",
-                        (new, blob, model_id, crop, crc, work.row_id))
-            self._log(tx, "add", added)
+        self.rebuilder.add_reembedded(model_id, rows)
 
     def finish_reembed(self, model_id: str) -> Erased:
-        """Switch the gallery to ``model_id`` and erase every row of other models.
-
-        People whose templates could not be rebuilt (no crop) stay listed, with no
-        templates, until they are enrolled again.
-        """
-        other = f"model_id {self.dialect.distinct} ?"
-        with self._transaction() as tx:
-            dim = tx.rows(f"SELECT (length(t.embedding) - CASE WHEN p.data_key IS NULL THEN 0 ELSE {SEAL_BYTES} END) / 4 "
-                          "FROM templates t JOIN persons p ON p.id = t.person_id WHERE t.model_id = ? LIMIT 1",
-                          (model_id,))
-            n, c = self._erase(tx, other, (model_id,))
-            neg, _ = self._erase_negatives(tx, other, (model_id,))
-            tx.run("UPDATE templates SET derived_from = NULL WHERE derived_from IS NOT NULL")
-            tx.run("UPDATE negatives SET derived_from = NULL WHERE derived_from IS NOT NULL")
-            tx.run(self.dialect.set_model_sql, (model_id,))
-            if dim:
-                tx.run(self.dialect.set_dim_sql, (int(dim[0][0]),))
-        return Erased(templates=n, crops=c, negatives=neg, log_cleared=self.dialect.erased())
+        """Switch the gallery to ``model_id`` and erase every row of other models."""
+        return self.rebuilder.finish_reembed(model_id)
 
     # ------------------------------------------------------------------ event history
 

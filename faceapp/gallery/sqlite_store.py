@@ -35,7 +35,7 @@ from faceapp.gallery.sql_store import Row, SQLStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "gallery.sqlite3"
 LOCK_NAME = "write.lock"
 # Written once the database exists (and on every writable open), never before: a folder with
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS persons (
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
     created_at REAL NOT NULL,
     data_key BLOB,
-    name_key TEXT
+    name_key TEXT,
+    seal_level INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS persons_name_key ON persons(name_key);
 CREATE TABLE IF NOT EXISTS templates (
@@ -116,6 +117,9 @@ UPDATE templates SET model_id = (SELECT value FROM meta WHERE key = 'model_sha25
 # Schema 2 kept no checksum of the stored vectors: the upgrade adds the column and fills it.
 # Schema 3 kept no data keys: the upgrade adds the column; :meth:`SQLStore.unlock` encrypts.
 _MIGRATE_3_TO_4 = ("ALTER TABLE persons ADD COLUMN data_key BLOB", "ALTER TABLE persons ADD COLUMN name_key TEXT")
+# Schema 4 kept templates' sources and qualities in the clear: the upgrade adds what of a person is
+# sealed (faceapp.gallery.encryption.FIELDS_SEALED); :meth:`SQLStore.unlock` seals them.
+_MIGRATE_4_TO_5 = "ALTER TABLE persons ADD COLUMN seal_level INTEGER"
 
 
 
@@ -186,6 +190,9 @@ class SQLiteDialect:
     key_check_sql = "SELECT " + _META.format("key_check")
     set_key_check_sql = "INSERT OR REPLACE INTO meta VALUES ('key_check', ?)"
     claim_key_check_sql = "INSERT OR IGNORE INTO meta VALUES ('key_check', ?) RETURNING value"
+    copy_mark_sql = "SELECT " + _META.format("incomplete_copy")
+    mark_copy_sql = "INSERT OR REPLACE INTO meta VALUES ('incomplete_copy', ?)"
+    clear_copy_sql = "DELETE FROM meta WHERE key = 'incomplete_copy'"
 
     def __init__(self, root: Path, *, lock_timeout: float = 10.0) -> None:
         import filelock
@@ -311,6 +318,8 @@ class SQLiteDialect:
                 if version in (1, 2, 3) and "data_key" not in {r[1] for r in db.execute("PRAGMA table_info(persons)")}:
                     for stmt in _MIGRATE_3_TO_4:
                         db.execute(stmt)
+                if version in (1, 2, 3, 4) and "seal_level" not in {r[1] for r in db.execute("PRAGMA table_info(persons)")}:
+                    db.execute(_MIGRATE_4_TO_5)
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     db.execute(stmt)
                 if version in (1, 2):
@@ -451,17 +460,14 @@ class SQLiteDialect:
 
 
 class SQLiteStore(SQLStore):
-    """A :class:`~faceapp.gallery.store.Store` in a folder (see :class:`SQLiteDialect` for the arguments)."""
+    """A :class:`~faceapp.gallery.store.Store` in a folder (see :class:`SQLiteDialect` for the arguments;
+    ``copying``: opened by a copy into it, see :meth:`~faceapp.gallery.sql_store.SQLStore.finish_opening`)."""
 
     def __init__(self, root: Path, *, lock_timeout: float = 10.0, keys: KeyStore | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, copying: bool = False) -> None:
         self.sqlite = SQLiteDialect(root, lock_timeout=lock_timeout)
         super().__init__(self.sqlite)
-        try:
-            self.unlock(keys, progress)
-        except BaseException:
-            self.close()
-            raise
+        self.finish_opening(keys, progress, copying=copying)
 
     @property
     def _db(self) -> sqlite3.Connection:
