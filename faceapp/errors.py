@@ -25,6 +25,7 @@ class Fix(enum.Enum):
     REEMBED = "run `faceapp-cli reembed` to rebuild them with this model"
     REEMBED_OR_OLD_MODEL = "run `faceapp-cli reembed` to rebuild them with this model, or use the model they were made with"
     REEMBED_FIRST = "run `faceapp-cli reembed` on it first"
+    FINISH_COPY = "run `faceapp-cli gallery copy {source} {target}` again to finish it"
     CHECK_TEMPLATES = "run `faceapp-cli check` to list them and embed them again from their face crops"
     CHECK_MODEL_OUTPUT = "run `faceapp-cli info` to check the model"
     CHOOSE_MODEL = "check --model"

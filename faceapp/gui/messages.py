@@ -21,7 +21,7 @@ WORDS: dict[Fix, str] = {
     Fix.ADD_OR_DESPITE: "add them to {match!r} instead, or save them under the new name if {name!r} is someone else",
     Fix.REEMBED: REBUILD,
     Fix.REEMBED_OR_OLD_MODEL: f"{REBUILD}, or choose the model they were made with {SETTINGS}",
-    Fix.REEMBED_FIRST: f"{REBUILD} in it first",
+    Fix.REEMBED_FIRST: f"{REBUILD} first",
     Fix.CHECK_TEMPLATES: 'press "Repair" in the notice above the view to embed them again from their face crops',
     Fix.CHECK_MODEL_OUTPUT: f"choose another model file {SETTINGS} or reinstall faceapp",
     Fix.CHOOSE_MODEL: f"choose another model file {SETTINGS}",
@@ -33,6 +33,7 @@ WORDS: dict[Fix, str] = {
     Fix.IMPORT_RIGHT_KEY: COMMAND_LINE + "faceapp-cli gallery key import FILE, with the right key",
     Fix.IMPORT_KEY: COMMAND_LINE + "faceapp-cli gallery key import FILE, with the file a device that has it "
                     "wrote with faceapp-cli gallery key export FILE",
+    Fix.FINISH_COPY: COMMAND_LINE + "faceapp-cli gallery copy {source} {target}, again, to finish the copy",
     Fix.EXPORT_KEY_AGAIN: COMMAND_LINE + "faceapp-cli gallery key export, to write it again",
     Fix.KEY_FILE: COMMAND_LINE + "give faceapp-cli gallery key import the file faceapp-cli gallery key export wrote",
     Fix.REPLACE_KEY: COMMAND_LINE + "faceapp-cli gallery key import FILE --replace, if the gallery was given a new key",
