@@ -180,3 +180,23 @@ def test_margin_setting_overrides_the_model_and_is_checked():
         assert pipe.thresholds().margin == pipe.embedder.thresholds.margin
     with pytest.raises(SettingsError):
         Settings(margin=-0.1)
+
+
+def test_detector_and_embedder_refuse_a_tampered_bundled_network_alike(models_copy):
+    """Both load through one base (faceapp.vision.loading): a bundled file is verified before any runtime opens it."""
+    from faceapp.vision.detect import FaceDetector
+
+    for name in ("face_detection_full_range.onnx", "sface_fp32.onnx"):
+        target = models_copy / name
+        data = bytearray(target.read_bytes())
+        data[-len(data) // 3] ^= 0x01  # one weight bit: the graph still loads, with other weights
+        target.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="damaged or was modified"):
+        FaceDetector(models_copy / "face_detection_full_range.onnx")
+    with pytest.raises(ModelError, match="damaged or was modified"):
+        Embedder(models_copy / "sface_fp32.onnx", provider="cpu")
+    missing = models_copy / "gone.onnx"
+    with pytest.raises(ModelError, match="does not exist; check --model"):
+        FaceDetector(missing)
+    with pytest.raises(ModelError, match="does not exist; check --model"):
+        Embedder(missing, provider="cpu")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from faceapp.vision.contract import (
     Contract,
     RecommendedThresholds,
 )
+from faceapp.vision.loading import GraphPath, Graphs, load_network
 from faceapp.vision.models import ModelFile
 
 log = logging.getLogger(__name__)
@@ -87,49 +88,13 @@ class Embedder:
     """
 
     def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
-                 ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
-                 threads: int | None = None, ov_model_path: Path | Callable[[], Path | None] | None = None,
+                 ort_model_path: GraphPath = None, cache_dir: Path | None = None,
+                 threads: int | None = None, ov_model_path: GraphPath = None,
                  precision: str = "fp32") -> None:
-        from faceapp.vision import backends, runtime
-
         self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise ModelError(f"model file {self.model_path} does not exist; check --model")
-        try:
-            avail = runtime.availability()
-        except ImportError as exc:  # pragma: no cover - dependency missing
-            raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        from faceapp.config import default_cache_dir
-
-        cache_root = cache_dir if cache_dir is not None else default_cache_dir()
-
-        n_threads = threads or 0
-        if model_sha256 is None:
-            from faceapp.vision.models import sha256_file
-
-            model_sha256 = sha256_file(self.model_path)
-        cache = runtime.RuntimeCache(cache_root / "runtime.json")
-        sha = model_sha256
-
-        def open_runtime(name: str) -> backends.Backend:
-            if name != "openvino":
-                # the variant is looked up (and hash-checked) only when onnxruntime is opened
-                variant = ort_model_path() if callable(ort_model_path) else ort_model_path
-                ort_path = Path(variant) if variant is not None else self.model_path
-                return backends.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
-            known = cache.get_metadata(sha)
-            variant = ov_model_path() if callable(ov_model_path) else ov_model_path
-            backend = backends.OpenVinoBackend(Path(variant) if variant is not None else self.model_path,
-                                              cache_dir=cache_root / "openvino", threads=n_threads,
-                                              precision=precision if variant is not None else "fp32", known_metadata=known)
-            if known is None and backend.metadata:
-                cache.put_metadata(sha, backend.metadata)
-            return backend
-
-        selection = runtime.select(
-            provider, open_runtime, avail=avail, model_sha256=model_sha256, cache=cache, probe=self._probe,
-            machine=f"{runtime.machine_key()}|threads={n_threads}|precision={precision}",
-        )
+        graphs = Graphs(onnxruntime=ort_model_path, openvino=ov_model_path, precision=precision)
+        selection = load_network(self.model_path, provider, graphs, model_sha256=model_sha256, threads=threads or 0,
+                                 cache_dir=cache_dir, probe=self._probe)
         self.backend = selection.backend
         self.provider = self.backend.name
         self.runtime_name = self.backend.label
