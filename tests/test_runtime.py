@@ -426,9 +426,22 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
-    """The first start (which reads the model's metadata) and later ones share one cache entry."""
+    """The first start (which reads the model's metadata) and later ones share one cache entry per
+    compiled network: the one of any batch size and the one for a single face."""
     bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     for _ in range(3):
         Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     blobs = [p for p in (tmp_path / "openvino").rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]
-    assert len(blobs) == 1, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))
+    assert len(blobs) == 2, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_runs_one_face_on_a_fixed_shape_network_with_the_same_output(tmp_path):
+    omz = models.check(models.bundled_path("embedder-omz"))
+    backend = backends.OpenVinoBackend(omz.path, cache_dir=tmp_path)
+    assert backend.batch is None and backend.input_shape == (None, 3, 128, 128)  # still takes any batch
+    x = np.random.default_rng(4).uniform(0, 255, (3, 3, 128, 128)).astype(np.float32)
+    batch = backend.run(x)
+    one = np.concatenate([backend.run(x[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(one, batch, atol=1e-5 * float(np.abs(batch).max()))
+    np.testing.assert_allclose(backend.run_all(x[:1])[0], batch[:1], atol=1e-5 * float(np.abs(batch).max()))
