@@ -394,6 +394,27 @@ def test_pipeline_precision_setting_picks_the_graph_openvino_loads(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_int8_on_a_network_without_an_int8_graph_runs_bf16_where_the_cpu_has_it(tmp_path, pipeline, faces):
+    """The second network ships no int8 graph: int8 runs its float graph in bf16 on CPUs with bf16."""
+    from faceapp.vision.backends import import_openvino
+    from faceapp.vision.embed import load_embedder
+
+    has_bf16 = "BF16" in import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    omz = models.check(models.bundled_path("embedder-omz"))
+    fast, exact = (load_embedder(omz, provider="openvino", precision=p) for p in ("int8", "fp32"))
+    assert exact.backend.precision == "fp32" and exact.precision == "fp32"
+    assert fast.backend.precision == ("bf16" if has_bf16 else "fp32")
+    assert fast.runtime_name.endswith(" bf16") == has_bf16 and fast.precision == ("int8" if has_bf16 else "fp32")
+    fused = load_embedder(pipeline.embedder_file, provider="openvino", precision="int8")
+    assert fused.runtime_name.endswith("CPU int8 + bf16" if has_bf16 else "CPU int8 + fp32")
+    inputs = np.stack([f.inputs[0] for f in faces.values()])  # the second network's own alignment
+    cos = (fast.embed(inputs) * exact.embed(inputs)).sum(axis=1)
+    assert cos.min() >= 0.999
+    if has_bf16:
+        assert cos.min() < 1 - 1e-6  # bf16 ran, not fp32 again
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(monkeypatch, faces):
     import build
     import onnx

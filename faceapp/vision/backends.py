@@ -245,8 +245,8 @@ class OrtBackend(LoadedNetwork):
 class OpenVinoBackend(LoadedNetwork):
     """The OpenVINO runtime on the CPU, latency hint, dynamic batch.
 
-    Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
-    quantised layers in int8.
+    Floating-point layers run in fp32 unless ``precision`` is ``"bf16"`` and the CPU has bf16
+    instructions; a quantised (int8) graph runs its quantised layers in int8.
 
     Compiled networks are cached in ``cache_dir/<model file name>`` (OpenVINO's own model
     cache), checked against the digests kept beside them (:func:`verify_compiled_cache`). When the
@@ -259,8 +259,9 @@ class OpenVinoBackend(LoadedNetwork):
         path: ONNX file.
         cache_dir: OpenVINO model cache folder, or ``None`` for none.
         threads: inference threads (0 = OpenVINO's default).
-        precision: ``"int8"`` when ``path`` is the statically quantised graph (shown in the
-            label), else ``"fp32"``.
+        precision: ``"int8"`` when ``path`` is the statically quantised graph, ``"bf16"`` to run
+            a float graph's layers in bf16 (where the CPU has no bf16 instructions it runs fp32
+            and ``precision`` then says ``"fp32"``), else ``"fp32"``; shown in the label.
         known_metadata: the model's ONNX metadata when already known, else ``None``.
     """
 
@@ -276,9 +277,12 @@ class OpenVinoBackend(LoadedNetwork):
 
         core = ov.Core()
         # fp32 keeps embeddings equal to onnxruntime's: on CPUs with bf16 support OpenVINO
-        # would otherwise run in bf16 and move embeddings by ~5e-4 in cosine.
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-                                  "ENABLE_CPU_PINNING": False}
+        # would otherwise run in bf16 and move embeddings by ~5e-4 in cosine. bf16 is asked for
+        # only where the CPU has it (elsewhere OpenVINO would emulate it, slower than fp32).
+        if self.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            self.precision = "fp32"
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False,
+                                  "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
         cache_sound = False
@@ -323,7 +327,7 @@ class OpenVinoBackend(LoadedNetwork):
         self._request = compiled.create_infer_request()
         self._single = single.create_infer_request() if single is not None else None
         self._output = 0
-        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (" int8" if self.precision == "int8" else "")
+        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (f" {self.precision}" if self.precision != "fp32" else "")
 
     def _single_face(self, core: Any, model: Any, config: dict[str, Any]) -> Any:
         """The network compiled for a batch of one, when its batch is dynamic (else ``None``).

@@ -150,8 +150,9 @@ class Embedder:
 
     @property
     def precision(self) -> str:
-        """``"int8"`` when the runtime in use runs the quantised graph, else ``"fp32"``."""
-        return str(getattr(self.backend, "precision", "fp32"))
+        """The precision setting the runtime in use follows: ``"int8"`` when it runs at reduced
+        precision (the quantised graph, or bf16 where the network ships none), else ``"fp32"``."""
+        return "fp32" if getattr(self.backend, "precision", "fp32") == "fp32" else "int8"
 
     @property
     def session(self) -> Any:
@@ -269,13 +270,13 @@ class FusedEmbedder:
 
 
 def _joint_runtime_name(nets: Sequence[Embedder]) -> str:
-    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + fp32"`` where they share a runtime."""
-    bases = {n.runtime_name.removesuffix(" int8") for n in nets}
-    precisions = [n.precision for n in nets]
+    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + bf16"`` where they share a runtime."""
+    precisions = [str(getattr(n.backend, "precision", "fp32")) for n in nets]
+    bases = {n.runtime_name.removesuffix(f" {p}") for n, p in zip(nets, precisions)}
     if len(bases) > 1:
         return " + ".join(dict.fromkeys(n.runtime_name for n in nets))
     base = bases.pop()
-    return base if len(set(precisions)) == 1 else f"{base} {' + '.join(precisions)}"
+    return base if set(precisions) == {"fp32"} else f"{base} {' + '.join(precisions)}"
 
 
 def load_embedder(file: ModelFile, *, provider: str = "auto", precision: str = "int8",

@@ -25,6 +25,10 @@ from faceapp.vision.runtime import Selection
 # A graph a runtime loads instead of the model file, or a callable giving it (or None) when
 # that runtime is opened, so that a variant is looked up and hash-checked only when it is used.
 GraphPath = Path | Callable[[], Path | None] | None
+# The precision a float graph runs at on OpenVINO for each precision asked for: a network that
+# ships no int8 graph runs in bf16 where int8 is asked for (embeddings within a cosine of 0.9997
+# of fp32 on real faces, see README "Performance").
+_FLOAT = {"int8": "bf16", "fp32": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -34,9 +38,10 @@ class Graphs:
     Attributes:
         onnxruntime: the graph onnxruntime loads (default: the model file).
         openvino: the graph OpenVINO loads (default: the model file).
-        precision: the precision of the ``openvino`` graph (``"int8"`` or ``"fp32"``); it is
-            shown in the runtime's name and keys the cached choice. ``None``: the network has
-            one graph and its choice is keyed by the thread setting alone.
+        precision: the precision asked for on OpenVINO: ``"int8"`` runs the ``openvino`` graph
+            (the int8 one) where one is given, else the model's float layers in bf16 where the
+            CPU has bf16 instructions; ``"fp32"`` runs fp32. It keys the cached choice. ``None``:
+            the network has one graph, run in fp32, and its choice is keyed by the thread setting alone.
         cuda: the network may run on onnxruntime's CUDA provider (the detector never does:
             ``cuda`` and ``auto`` then choose between the CPU runtimes).
         onnxruntime_threads: onnxruntime's threads when they are not the ``threads`` asked for.
@@ -80,7 +85,7 @@ def open_graph(model: Path, runtime_name: str, graphs: Graphs = Graphs(), *, thr
     cache = runtime.RuntimeCache(cache_dir / "runtime.json") if cache_dir is not None and model_sha256 else None
     known = cache.get_metadata(model_sha256) if cache is not None and model_sha256 else None
     path, variant = _graph(graphs.openvino, model)
-    precision = graphs.precision if variant and graphs.precision is not None else "fp32"
+    precision = "fp32" if graphs.precision is None else graphs.precision if variant else _FLOAT[graphs.precision]
     backend = backends.OpenVinoBackend(path, cache_dir=cache_dir / "openvino" if cache_dir is not None else None,
                                        threads=threads, precision=precision, known_metadata=known)
     if cache is not None and model_sha256 and known is None and backend.metadata:
