@@ -412,6 +412,11 @@ def test_int8_on_a_network_without_an_int8_graph_runs_bf16_where_the_cpu_has_it(
     assert cos.min() >= 0.999
     if has_bf16:
         assert cos.min() < 1 - 1e-6  # bf16 ran, not fp32 again
+    # a graph that is already quantised keeps its float layers in fp32, as it was built and checked
+    quantised = load_embedder(models.check(models.bundled_path("embedder-int8")), provider="openvino", precision="int8")
+    assert quantised.backend.precision == "int8" and quantised.runtime_name.endswith(" int8")
+    crops = np.stack([f.crop for f in faces.values()])
+    np.testing.assert_allclose(quantised.embed(crops), fused.members[0][0].embed(crops), atol=1e-6)
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")

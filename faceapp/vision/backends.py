@@ -260,8 +260,8 @@ class OpenVinoBackend(LoadedNetwork):
         cache_dir: OpenVINO model cache folder, or ``None`` for none.
         threads: inference threads (0 = OpenVINO's default).
         precision: ``"int8"`` when ``path`` is the statically quantised graph, ``"bf16"`` to run
-            a float graph's layers in bf16 (where the CPU has no bf16 instructions it runs fp32
-            and ``precision`` then says ``"fp32"``), else ``"fp32"``; shown in the label.
+            a float graph's layers in bf16 (:meth:`_float_precision`: it then says what ran),
+            else ``"fp32"``; shown in the label.
         known_metadata: the model's ONNX metadata when already known, else ``None``.
     """
 
@@ -277,12 +277,9 @@ class OpenVinoBackend(LoadedNetwork):
 
         core = ov.Core()
         # fp32 keeps embeddings equal to onnxruntime's: on CPUs with bf16 support OpenVINO
-        # would otherwise run in bf16 and move embeddings by ~5e-4 in cosine. bf16 is asked for
-        # only where the CPU has it (elsewhere OpenVINO would emulate it, slower than fp32).
-        if self.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            self.precision = "fp32"
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False,
-                                  "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32"}
+        # would otherwise run in bf16 and move embeddings by ~5e-4 in cosine.
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                                  "ENABLE_CPU_PINNING": False}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
         cache_sound = False
@@ -298,11 +295,15 @@ class OpenVinoBackend(LoadedNetwork):
                 pass
         model = None
         try:
-            if known_metadata is not None and "CACHE_DIR" in config:
+            if self.precision == "bf16":
+                model = core.read_model(str(self.path))
+                self.precision = self._float_precision(core, model)
+                config["INFERENCE_PRECISION_HINT"] = "bf16" if self.precision == "bf16" else "f32"
+            if model is None and known_metadata is not None and "CACHE_DIR" in config:
                 self.metadata = dict(known_metadata)
                 compiled = core.compile_model(str(self.path), "CPU", config)
             else:
-                model = core.read_model(str(self.path))
+                model = model if model is not None else core.read_model(str(self.path))
                 # ONNX metadata_props arrive in OpenVINO's rt_info under "framework".
                 rt_info = model.get_rt_info()
                 framework = rt_info["framework"] if "framework" in rt_info else {}
@@ -328,6 +329,15 @@ class OpenVinoBackend(LoadedNetwork):
         self._single = single.create_infer_request() if single is not None else None
         self._output = 0
         self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (f" {self.precision}" if self.precision != "fp32" else "")
+
+    @staticmethod
+    def _float_precision(core: Any, model: Any) -> str:
+        """What ``"bf16"`` comes to for ``model``: bf16 where the CPU has bf16 instructions
+        (elsewhere OpenVINO would emulate it, slower than fp32), except that a quantised graph
+        keeps its float layers in fp32, as it was built and checked (``"int8"``)."""
+        if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+            return "int8"
+        return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
 
     def _single_face(self, core: Any, model: Any, config: dict[str, Any]) -> Any:
         """The network compiled for a batch of one, when its batch is dynamic (else ``None``).
