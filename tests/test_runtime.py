@@ -211,7 +211,7 @@ def test_openvino_is_imported_without_its_telemetry():
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
-def test_openvino_second_start_skips_parsing_the_model(tmp_path):
+def test_openvino_second_start_takes_the_metadata_from_its_cache(tmp_path):
     bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     cache = RuntimeCache(tmp_path / "runtime.json")

@@ -85,7 +85,7 @@ def open_graph(model: Path, runtime_name: str, graphs: Graphs = Graphs(), *, thr
     cache = runtime.RuntimeCache(cache_dir / "runtime.json") if cache_dir is not None and model_sha256 else None
     known = cache.get_metadata(model_sha256) if cache is not None and model_sha256 else None
     path, variant = _graph(graphs.openvino, model)
-    precision = "fp32" if graphs.precision is None else graphs.precision if variant else _FLOAT[graphs.precision]
+    precision = "fp32" if graphs.precision is None else graphs.precision if variant else _FLOAT.get(graphs.precision, "fp32")
     backend = backends.OpenVinoBackend(path, cache_dir=cache_dir / "openvino" if cache_dir is not None else None,
                                        threads=threads, precision=precision, known_metadata=known)
     if cache is not None and model_sha256 and known is None and backend.metadata:
