@@ -180,3 +180,43 @@ def test_margin_setting_overrides_the_model_and_is_checked():
         assert pipe.thresholds().margin == pipe.embedder.thresholds.margin
     with pytest.raises(SettingsError):
         Settings(margin=-0.1)
+
+
+def test_detector_and_embedder_refuse_a_tampered_bundled_network_alike(models_copy):
+    """Both load through one base (faceapp.vision.loading): a bundled file is verified before any runtime opens it."""
+    from faceapp.vision.detect import FaceDetector
+
+    for name in ("face_detection_full_range.onnx", "sface_fp32.onnx"):
+        target = models_copy / name
+        data = bytearray(target.read_bytes())
+        data[-len(data) // 3] ^= 0x01  # one weight bit: the graph still loads, with other weights
+        target.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="damaged or was modified"):
+        FaceDetector(models_copy / "face_detection_full_range.onnx")
+    with pytest.raises(ModelError, match="damaged or was modified"):
+        Embedder(models_copy / "sface_fp32.onnx", provider="cpu")
+    missing = models_copy / "gone.onnx"
+    with pytest.raises(ModelError, match="does not exist; check --model"):
+        FaceDetector(missing)
+    with pytest.raises(ModelError, match="does not exist; check --model"):
+        Embedder(missing, provider="cpu")
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("mean, std", [((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((0.0, 0.0, 0.0), (2.0, 1.0, 0.25)),
+                                       ((127.5, 100.0, 3.0), (128.0, 0.5, 2.0))])
+def test_preprocess_matches_a_pixel_by_pixel_reading_of_the_contract(color, layout, mean, std):
+    from faceapp.vision.embed import preprocess
+
+    contract = Contract(input_size=(16, 17), color=color, layout=layout, mean=mean, std=std)
+    crops = np.random.default_rng(3).integers(0, 256, (2, 16, 17, 3), dtype=np.uint8)
+    got = preprocess(crops, contract)
+    order = [2, 1, 0] if color == "BGR" else [0, 1, 2]
+    want = np.zeros((2, 3, 16, 17) if layout == "NCHW" else (2, 16, 17, 3), np.float32)
+    for n, y, x, c in np.ndindex(2, 16, 17, 3):
+        value = (np.float32(crops[n, y, x, order[c]]) - np.float32(mean[c])) / np.float32(std[c])
+        want[(n, c, y, x) if layout == "NCHW" else (n, y, x, c)] = value
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(preprocess(crops[0], contract), want[:1])  # one crop is a batch of one

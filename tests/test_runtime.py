@@ -211,7 +211,7 @@ def test_openvino_is_imported_without_its_telemetry():
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
-def test_openvino_second_start_skips_parsing_the_model(tmp_path):
+def test_openvino_second_start_takes_the_metadata_from_its_cache(tmp_path):
     bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     first = Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     cache = RuntimeCache(tmp_path / "runtime.json")
@@ -394,6 +394,32 @@ def test_pipeline_precision_setting_picks_the_graph_openvino_loads(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_int8_on_a_network_without_an_int8_graph_runs_bf16_where_the_cpu_has_it(tmp_path, pipeline, faces):
+    """The second network ships no int8 graph: int8 runs its float graph in bf16 on CPUs with bf16."""
+    from faceapp.vision.backends import import_openvino
+    from faceapp.vision.embed import load_embedder
+
+    has_bf16 = "BF16" in import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    omz = models.check(models.bundled_path("embedder-omz"))
+    fast, exact = (load_embedder(omz, provider="openvino", precision=p) for p in ("int8", "fp32"))
+    assert exact.backend.precision == "fp32" and exact.precision == "fp32"
+    assert fast.backend.precision == ("bf16" if has_bf16 else "fp32")
+    assert fast.runtime_name.endswith(" bf16") == has_bf16 and fast.precision == ("int8" if has_bf16 else "fp32")
+    fused = load_embedder(pipeline.embedder_file, provider="openvino", precision="int8")
+    assert fused.runtime_name.endswith("CPU int8 + bf16" if has_bf16 else "CPU int8 + fp32")
+    inputs = np.stack([f.inputs[0] for f in faces.values()])  # the second network's own alignment
+    cos = (fast.embed(inputs) * exact.embed(inputs)).sum(axis=1)
+    assert cos.min() >= 0.999
+    if has_bf16:
+        assert cos.min() < 1 - 1e-6  # bf16 ran, not fp32 again
+    # a graph that is already quantised keeps its float layers in fp32, as it was built and checked
+    quantised = load_embedder(models.check(models.bundled_path("embedder-int8")), provider="openvino", precision="int8")
+    assert quantised.backend.precision == "int8" and quantised.runtime_name.endswith(" int8")
+    crops = np.stack([f.crop for f in faces.values()])
+    np.testing.assert_allclose(quantised.embed(crops), fused.members[0][0].embed(crops), atol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(monkeypatch, faces):
     import build
     import onnx
@@ -426,9 +452,22 @@ def test_build_refuses_an_int8_graph_that_moves_a_face_and_skips_without_photos(
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
 def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
-    """The first start (which reads the model's metadata) and later ones share one cache entry."""
+    """The first start (which reads the model's metadata) and later ones share one cache entry per
+    compiled network: the one of any batch size and the one for a single face."""
     bundled = models.check(models.bundled_path(models.ROLE_SFACE))
     for _ in range(3):
         Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
     blobs = [p for p in (tmp_path / "openvino").rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]
-    assert len(blobs) == 1, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))
+    assert len(blobs) == 2, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_runs_one_face_on_a_fixed_shape_network_with_the_same_output(tmp_path):
+    omz = models.check(models.bundled_path("embedder-omz"))
+    backend = backends.OpenVinoBackend(omz.path, cache_dir=tmp_path)
+    assert backend.batch is None and backend.input_shape == (None, 3, 128, 128)  # still takes any batch
+    x = np.random.default_rng(4).uniform(0, 255, (3, 3, 128, 128)).astype(np.float32)
+    batch = backend.run(x)
+    one = np.concatenate([backend.run(x[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(one, batch, atol=1e-5 * float(np.abs(batch).max()))
+    np.testing.assert_allclose(backend.run_all(x[:1])[0], batch[:1], atol=1e-5 * float(np.abs(batch).max()))

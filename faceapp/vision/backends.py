@@ -245,21 +245,23 @@ class OrtBackend(LoadedNetwork):
 class OpenVinoBackend(LoadedNetwork):
     """The OpenVINO runtime on the CPU, latency hint, dynamic batch.
 
-    Floating-point layers run in fp32 (never bf16); a quantised (int8) graph runs its
-    quantised layers in int8.
+    Floating-point layers run in fp32 unless ``precision`` is ``"bf16"`` and the CPU has bf16
+    instructions; a quantised (int8) graph runs its quantised layers in int8.
 
     Compiled networks are cached in ``cache_dir/<model file name>`` (OpenVINO's own model
     cache), checked against the digests kept beside them (:func:`verify_compiled_cache`). When the
-    model's metadata is passed in as well (kept from an earlier load), the ONNX file is
-    not parsed at all: OpenVINO loads the compiled network from its cache, which roughly
-    halves the start-up time.
+    model's metadata is passed in as well (kept from an earlier load), the metadata is not read
+    from the file and a network of fixed shape is not parsed at all: OpenVINO loads the compiled
+    network from its cache. A network whose batch is dynamic is also compiled for a batch of
+    one (parsed for that), which runs single faces faster.
 
     Args:
         path: ONNX file.
         cache_dir: OpenVINO model cache folder, or ``None`` for none.
         threads: inference threads (0 = OpenVINO's default).
-        precision: ``"int8"`` when ``path`` is the statically quantised graph (shown in the
-            label), else ``"fp32"``.
+        precision: ``"int8"`` when ``path`` is the statically quantised graph, ``"bf16"`` to run
+            a float graph's layers in bf16 (:meth:`_float_precision`: it then says what ran),
+            else ``"fp32"``; shown in the label.
         known_metadata: the model's ONNX metadata when already known, else ``None``.
     """
 
@@ -291,12 +293,17 @@ class OpenVinoBackend(LoadedNetwork):
                 config["CACHE_DIR"] = str(model_cache)
             except OSError:
                 pass
+        model = None
         try:
-            if known_metadata is not None and "CACHE_DIR" in config:
+            if self.precision == "bf16":
+                model = core.read_model(str(self.path))
+                self.precision = self._float_precision(core, model)
+                config["INFERENCE_PRECISION_HINT"] = "bf16" if self.precision == "bf16" else "f32"
+            if model is None and known_metadata is not None and "CACHE_DIR" in config:
                 self.metadata = dict(known_metadata)
                 compiled = core.compile_model(str(self.path), "CPU", config)
             else:
-                model = core.read_model(str(self.path))
+                model = model if model is not None else core.read_model(str(self.path))
                 # ONNX metadata_props arrive in OpenVINO's rt_info under "framework".
                 rt_info = model.get_rt_info()
                 framework = rt_info["framework"] if "framework" in rt_info else {}
@@ -309,29 +316,57 @@ class OpenVinoBackend(LoadedNetwork):
             self.input_shape = tuple(None if d.is_dynamic else int(d.get_length())
                                      for d in compiled.input(0).get_partial_shape())
             self.batch = self.input_shape[0]
+            single = self._single_face(core, model, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
         if "CACHE_DIR" in config and not cache_sound and model_cache is not None:
             record_compiled_cache(model_cache)
         self._compiled = compiled
-        # One infer request serves every call; a request runs one inference at a time, and the
-        # GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
+        # One infer request per compiled network serves every call; a request runs one inference
+        # at a time, and the GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
         self._request_lock = threading.Lock()
         self._request = compiled.create_infer_request()
-        self._output = compiled.output(0)
-        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (" int8" if self.precision == "int8" else "")
+        self._single = single.create_infer_request() if single is not None else None
+        self._output = 0
+        self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (f" {self.precision}" if self.precision != "fp32" else "")
+
+    @staticmethod
+    def _float_precision(core: Any, model: Any) -> str:
+        """What ``"bf16"`` comes to for ``model``: bf16 where the CPU has bf16 instructions
+        (elsewhere OpenVINO would emulate it, slower than fp32), except that a quantised graph
+        keeps its float layers in fp32, as it was built and checked (``"int8"``)."""
+        if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+            return "int8"
+        return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+
+    def _single_face(self, core: Any, model: Any, config: dict[str, Any]) -> Any:
+        """The network compiled for a batch of one, when its batch is dynamic (else ``None``).
+
+        OpenVINO runs a graph of fixed shape much faster than one whose batch is dynamic: on
+        the second face network one face took 0.6x the CPU time (see README, "Performance"),
+        and one face at a time is what live video mostly embeds. The outputs are the same.
+        """
+        if self.batch is not None or len(self.input_names) != 1 or None in self.input_shape[1:]:
+            return None
+        model = model if model is not None else core.read_model(str(self.path))
+        model.reshape({0: [1, *self.input_shape[1:]]})
+        return core.compile_model(model, "CPU", config)
+
+    def _request_for(self, x: np.ndarray) -> Any:
+        return self._single if self._single is not None and len(x) == 1 else self._request
 
     def use_output(self, name: str) -> None:
-        self._output = self._compiled.output(name)
+        self._output = self.output_index(name)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with self._request_lock:
-            return np.array(self._request.infer({0: x})[self._output])  # a copy: the request's buffer is reused
+            # a copy: the request's buffer is reused
+            return np.array(self._request_for(x).infer({0: x})[self._output])
 
     def run_all(self, x: np.ndarray) -> list[np.ndarray]:
         with self._request_lock:
-            result = self._request.infer({0: x})
-            return [np.array(result[out]) for out in self._compiled.outputs]
+            result = self._request_for(x).infer({0: x})
+            return [np.array(result[i]) for i in range(len(self.output_names))]
 
     def output_index(self, name: str) -> int:
         # A compiled output can carry several tensor names (the ONNX output's and an inner

@@ -26,6 +26,7 @@ import numpy as np
 from faceapp.errors import ModelError
 from faceapp.types import Detection
 from faceapp.vision.images import as_rgb8
+from faceapp.vision.loading import Graphs, load_network, open_graph
 
 if TYPE_CHECKING:
     from faceapp.vision.backends import Backend
@@ -168,45 +169,35 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return out
 
 
+# The detector never runs on CUDA, and onnxruntime runs it on one thread: for a network this
+# small its thread pool costs more than it gains (``scripts/detector_runtimes.py``).
+DETECTOR_GRAPHS = Graphs(cuda=False, onnxruntime_threads=1)
+
+
 def open_backend(model_path: Path, runtime_name: str = "cpu", *, threads: int = 0,
                  cache_dir: Path | None = None) -> Backend:
-    """Load a detector network on ``"cpu"`` (onnxruntime) or ``"openvino"``.
-
-    onnxruntime runs it on one thread: for a network this small its thread pool costs more
-    than it gains (``scripts/detector_runtimes.py``); OpenVINO uses ``threads`` (0 = every core).
+    """Load a detector network on ``"cpu"`` (onnxruntime, one thread) or ``"openvino"`` (``threads``, 0 = every core).
 
     Raises:
         ModelError: the runtime cannot load the file.
     """
-    from faceapp.vision import backends
+    return open_graph(Path(model_path), runtime_name, DETECTOR_GRAPHS, threads=threads, cache_dir=cache_dir)
 
-    if runtime_name == "openvino":
-        return backends.OpenVinoBackend(Path(model_path), cache_dir=cache_dir, threads=threads)
-    return backends.OrtBackend(Path(model_path), threads=1)
+
+def _probe(backend: Backend) -> np.ndarray:
+    return np.zeros(tuple(d or 1 for d in backend.input_shape), np.float32)
 
 
 def select_backend(model: Path, model_sha256: str, requested: str, *, threads: int,
-                   cache_dir: Path) -> Selection:
+                   cache_dir: Path | None = None) -> Selection:
     """The detector's runtime: ``requested`` when it names a CPU runtime, else the faster one here.
 
-    Like the embedder's ``auto`` (:func:`faceapp.vision.runtime.select`), both CPU runtimes are
-    timed on the detector once per model, machine and thread setting, and the choice is
+    Like the embedder's ``auto`` (:func:`faceapp.vision.loading.load_network`), both CPU runtimes
+    are timed on the detector once per model, machine and thread setting, and the choice is
     cached; the detector never runs on CUDA.
     """
-    from faceapp.vision import runtime
-
-    avail = runtime.availability()
-    wanted = requested if requested in runtime.CPU_RUNTIMES else "auto"
-
-    def probe(backend: Backend) -> np.ndarray:
-        return np.zeros(tuple(d or 1 for d in backend.input_shape), np.float32)
-
-    return runtime.select(
-        wanted, lambda name: open_backend(model, name, threads=threads, cache_dir=cache_dir / "openvino"),
-        avail=runtime.Availability(cuda=False, openvino=avail.openvino), model_sha256=model_sha256,
-        cache=runtime.RuntimeCache(cache_dir / "runtime.json"), probe=probe,
-        machine=f"{runtime.machine_key()}|threads={threads}",
-    )
+    return load_network(model, requested, DETECTOR_GRAPHS, model_sha256=model_sha256, threads=threads,
+                        cache_dir=cache_dir, probe=_probe)
 
 
 class FaceDetector:
@@ -235,9 +226,8 @@ class FaceDetector:
             raise ModelError(f"{self.model_path} is a TFLite file; faceapp runs the ONNX detectors "
                              "that `python models/build.py` makes from it")
         try:
-            self._backend: Backend | None = backend if backend is not None else open_backend(self.model_path)
-        except ImportError as exc:  # pragma: no cover - dependency missing
-            raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
+            self._backend: Backend | None = (backend if backend is not None
+                                             else load_network(self.model_path, "cpu", DETECTOR_GRAPHS).backend)
         except ModelError as exc:
             raise ModelError(f"face detector {self.model_path} could not be loaded ({exc}); reinstall faceapp") from exc
         b = self._backend

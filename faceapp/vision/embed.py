@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from faceapp.vision.contract import (
     Contract,
     RecommendedThresholds,
 )
+from faceapp.vision.loading import GraphPath, Graphs, load_network
 from faceapp.vision.models import ModelFile
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,19 @@ def preprocess(crops: np.ndarray, contract: Contract) -> np.ndarray:
     h, w = int(contract.input_size[0]), int(contract.input_size[1])
     if x.ndim != 4 or x.shape[1:] != (h, w, 3):
         raise ValueError(f"expected crops of shape (N, {h}, {w}, 3), got {x.shape}")
-    x = x.astype(np.float32)
+    channels = (1, 3, 1, 1) if contract.layout == "NCHW" else (1, 1, 1, 3)
     if contract.color == "BGR":
         x = x[..., ::-1]
-    x = (x - np.asarray(contract.mean, np.float32)) / np.asarray(contract.std, np.float32)
     if contract.layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
+    # One pass over the pixels converts, reorders the channels and lays them out (a float copy
+    # per step cost 25x as much: 3.3 ms against 0.12 ms for five faces of both networks).
+    x = x.astype(np.float32, order="C")
+    mean, std = np.asarray(contract.mean, np.float32), np.asarray(contract.std, np.float32)
+    if mean.any() or (std != 1).any():
+        x -= mean.reshape(channels)
+        x /= std.reshape(channels)
+    return x
 
 
 class Embedder:
@@ -87,49 +94,13 @@ class Embedder:
     """
 
     def __init__(self, model_path: Path, provider: str = "auto", *, model_sha256: str | None = None,
-                 ort_model_path: Path | Callable[[], Path | None] | None = None, cache_dir: Path | None = None,
-                 threads: int | None = None, ov_model_path: Path | Callable[[], Path | None] | None = None,
+                 ort_model_path: GraphPath = None, cache_dir: Path | None = None,
+                 threads: int | None = None, ov_model_path: GraphPath = None,
                  precision: str = "fp32") -> None:
-        from faceapp.vision import backends, runtime
-
         self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise ModelError(f"model file {self.model_path} does not exist; check --model")
-        try:
-            avail = runtime.availability()
-        except ImportError as exc:  # pragma: no cover - dependency missing
-            raise ModelError(f"onnxruntime is not installed ({exc}); reinstall faceapp") from exc
-        from faceapp.config import default_cache_dir
-
-        cache_root = cache_dir if cache_dir is not None else default_cache_dir()
-
-        n_threads = threads or 0
-        if model_sha256 is None:
-            from faceapp.vision.models import sha256_file
-
-            model_sha256 = sha256_file(self.model_path)
-        cache = runtime.RuntimeCache(cache_root / "runtime.json")
-        sha = model_sha256
-
-        def open_runtime(name: str) -> backends.Backend:
-            if name != "openvino":
-                # the variant is looked up (and hash-checked) only when onnxruntime is opened
-                variant = ort_model_path() if callable(ort_model_path) else ort_model_path
-                ort_path = Path(variant) if variant is not None else self.model_path
-                return backends.OrtBackend(ort_path, cuda=name == "cuda", threads=n_threads)
-            known = cache.get_metadata(sha)
-            variant = ov_model_path() if callable(ov_model_path) else ov_model_path
-            backend = backends.OpenVinoBackend(Path(variant) if variant is not None else self.model_path,
-                                              cache_dir=cache_root / "openvino", threads=n_threads,
-                                              precision=precision if variant is not None else "fp32", known_metadata=known)
-            if known is None and backend.metadata:
-                cache.put_metadata(sha, backend.metadata)
-            return backend
-
-        selection = runtime.select(
-            provider, open_runtime, avail=avail, model_sha256=model_sha256, cache=cache, probe=self._probe,
-            machine=f"{runtime.machine_key()}|threads={n_threads}|precision={precision}",
-        )
+        graphs = Graphs(onnxruntime=ort_model_path, openvino=ov_model_path, precision=precision)
+        selection = load_network(self.model_path, provider, graphs, model_sha256=model_sha256, threads=threads or 0,
+                                 cache_dir=cache_dir, probe=self._probe)
         self.backend = selection.backend
         self.provider = self.backend.name
         self.runtime_name = self.backend.label
@@ -179,8 +150,9 @@ class Embedder:
 
     @property
     def precision(self) -> str:
-        """``"int8"`` when the runtime in use runs the quantised graph, else ``"fp32"``."""
-        return str(getattr(self.backend, "precision", "fp32"))
+        """The precision setting the runtime in use follows: ``"int8"`` when it runs at reduced
+        precision (the quantised graph, or bf16 where the network ships none), else ``"fp32"``."""
+        return "fp32" if getattr(self.backend, "precision", "fp32") == "fp32" else "int8"
 
     @property
     def session(self) -> Any:
@@ -298,13 +270,13 @@ class FusedEmbedder:
 
 
 def _joint_runtime_name(nets: Sequence[Embedder]) -> str:
-    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + fp32"`` where they share a runtime."""
-    bases = {n.runtime_name.removesuffix(" int8") for n in nets}
-    precisions = [n.precision for n in nets]
+    """One runtime name for several networks: ``"OpenVINO 2026.4.1 CPU int8 + bf16"`` where they share a runtime."""
+    precisions = [str(getattr(n.backend, "precision", "fp32")) for n in nets]
+    bases = {n.runtime_name.removesuffix(f" {p}") for n, p in zip(nets, precisions)}
     if len(bases) > 1:
         return " + ".join(dict.fromkeys(n.runtime_name for n in nets))
     base = bases.pop()
-    return base if len(set(precisions)) == 1 else f"{base} {' + '.join(precisions)}"
+    return base if set(precisions) == {"fp32"} else f"{base} {' + '.join(precisions)}"
 
 
 def load_embedder(file: ModelFile, *, provider: str = "auto", precision: str = "int8",

@@ -97,6 +97,11 @@ def bundled_path(role: str) -> Path:
     return models_dir() / _entry_for_role(role)["file"]
 
 
+def missing_file(path: Path) -> ModelError:
+    """The error for a model file that is not there."""
+    return ModelError(f"model file {path} does not exist; check --model or reinstall faceapp")
+
+
 def check(path: Path) -> ModelFile:
     """Find out what ``path`` is and verify it when it is one of the bundled models.
 
@@ -106,7 +111,7 @@ def check(path: Path) -> ModelFile:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; check --model or reinstall faceapp")
+        raise missing_file(path)
     try:
         digest = sha256_file(path)
     except OSError as exc:
