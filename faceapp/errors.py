@@ -29,6 +29,7 @@ class Fix(enum.Enum):
     CHECK_TEMPLATES = "run `faceapp-cli check` to list them and embed them again from their face crops"
     CHECK_MODEL_OUTPUT = "run `faceapp-cli info` to check the model"
     CHOOSE_MODEL = "check --model"
+    CALIBRATE = "run `faceapp-cli calibrate`"
     CHOOSE_MODEL_OR_REINSTALL = "check --model or reinstall faceapp"
     PROVIDER_AUTO_OR_CPU = "use --provider auto or cpu"
     PROVIDER_CPU = "use --provider cpu"

@@ -30,6 +30,7 @@ WORDS: dict[Fix, str] = {
     Fix.PROVIDER_CPU: f"choose the provider cpu {SETTINGS}",
     Fix.CUDA_OR_AUTO: f"install onnxruntime-gpu, or choose the provider auto or cpu {SETTINGS}",
     Fix.OPENVINO_OR_AUTO: f"install faceapp's openvino extra, or choose the provider auto or cpu {SETTINGS}",
+    Fix.CALIBRATE: COMMAND_LINE + "faceapp-cli calibrate, with photos of people on different days",
     Fix.IMPORT_RIGHT_KEY: COMMAND_LINE + "faceapp-cli gallery key import FILE, with the right key",
     Fix.IMPORT_KEY: COMMAND_LINE + "faceapp-cli gallery key import FILE, with the file a device that has it "
                     "wrote with faceapp-cli gallery key export FILE",
