@@ -7,11 +7,57 @@ the CLI prints it as it is and exits with :attr:`FaceappError.exit_code`.
 
 from __future__ import annotations
 
+import enum
+
+
+class Fix(enum.Enum):
+    """What the user can do about an error: named by the core, worded by each face for itself.
+
+    The value is the command line's wording (and the library's: ``str(err)`` uses it); the
+    desktop app has its own wording for each member (:mod:`faceapp.gui.messages`). A value may
+    name fields (``{match}``) that the error's ``details`` fill in.
+    """
+
+    SEE_PEOPLE = "see `faceapp-cli list`"
+    ADD_TO_THEM = "use --add to add these photos to them"
+    ADD_OR_RENAME = "use --add to add these photos to them or choose another name"
+    ADD_OR_DESPITE = "add them to {match!r} with --add, or use --despite-match if {name!r} is someone else"
+    REEMBED = "run `faceapp-cli reembed` to rebuild them with this model"
+    REEMBED_OR_OLD_MODEL = "run `faceapp-cli reembed` to rebuild them with this model, or use the model they were made with"
+    REEMBED_FIRST = "run `faceapp-cli reembed` on it first"
+    FINISH_COPY = "run `faceapp-cli gallery copy {source} {target}` again to finish it"
+    CHECK_TEMPLATES = "run `faceapp-cli check` to list them and embed them again from their face crops"
+    CHECK_MODEL_OUTPUT = "run `faceapp-cli info` to check the model"
+    CHOOSE_MODEL = "check --model"
+    CALIBRATE = "run `faceapp-cli calibrate`"
+    CHOOSE_MODEL_OR_REINSTALL = "check --model or reinstall faceapp"
+    PROVIDER_AUTO_OR_CPU = "use --provider auto or cpu"
+    PROVIDER_CPU = "use --provider cpu"
+    CUDA_OR_AUTO = "install onnxruntime-gpu or use --provider auto or cpu"
+    OPENVINO_OR_AUTO = "pip install 'faceapp[openvino]' or use --provider auto or cpu"
+    IMPORT_RIGHT_KEY = "import the right one with `faceapp-cli gallery key import FILE`"
+    IMPORT_KEY = "import it with `faceapp-cli gallery key import FILE` from a device that has it (`gallery key export FILE`)"
+    EXPORT_KEY_AGAIN = "export it again with `faceapp-cli gallery key export`"
+    KEY_FILE = "give the file written by `faceapp-cli gallery key export`"
+    REPLACE_KEY = "add --replace if the gallery was given a new key (`gallery rekey`)"
+
 
 class FaceappError(Exception):
-    """Base class: a problem the user can fix. ``str(err)`` is one actionable line."""
+    """Base class: a problem the user can fix. ``str(err)`` is one actionable line.
+
+    Args:
+        problem: what went wrong (and what was or was not changed), with no hint in a face's words.
+        fix: what to do about it, if anything; each face words it (``str`` gives the command line's).
+        details: the fields ``fix``'s wording names.
+    """
 
     exit_code = 2
+
+    def __init__(self, problem: str = "", fix: Fix | None = None, **details: object) -> None:
+        self.problem = problem
+        self.fix = fix
+        self.details = details
+        super().__init__(f"{problem}; {fix.value.format(**details)}" if fix is not None else problem)
 
 
 class ImageError(FaceappError):

@@ -190,7 +190,7 @@ class EventRecorder:
             raise FaceappError(f"gallery {store.location} is read-only, so no event can be kept in it; "
                                "fix its permissions or record into another gallery")
         if retention_days <= 0:
-            raise FaceappError("--retention-days must be more than 0")
+            raise FaceappError(f"events must be kept for more than 0 days, not {retention_days}")
         self.store = store
         self.retention_days = retention_days
         self.device = device or socket.gethostname()
@@ -273,7 +273,7 @@ def watch(pipeline: Any, spec: str | Path | int, emit: Callable[[Event], None], 
     source = open_source(spec, settings.camera_width, settings.camera_height, loop=False, realtime=not fast,
                          folder_fps=folder_fps or settings.folder_fps)
     if fast and isinstance(source, (VideoFileSource, ImageFolderSource)):
-        log.warning("%s: --fast reads every frame as fast as it is processed; this is not real time", source.name)
+        log.warning("%s: every frame is read as fast as it is processed (fast mode); this is not real time", source.name)
     live = not isinstance(source, ImageFolderSource)
     view = LiveView(pipeline)
     frames = 0

@@ -127,7 +127,7 @@ def test_cuda_request_without_cuda_is_a_clear_error():
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has the CUDA provider")
-    with pytest.raises(ModelError, match="--provider cuda was asked for"):
+    with pytest.raises(ModelError, match="CUDA provider was asked for"):
         Embedder(models.bundled_path(models.ROLE_SFACE), provider="cuda")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from faceapp import private
 from faceapp.config import GalleryAddress
-from faceapp.errors import GalleryError
+from faceapp.errors import Fix, GalleryError
 from faceapp.gallery.opening import open_store
 from faceapp.gallery.store import Store
 
@@ -78,7 +78,7 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
     models = src.model_counts()
     if "?" in models or len(models) > 1:
         raise GalleryError(f"gallery {src.location} holds templates of {len(models)} models (a re-embedding is not "
-                           "finished); run `faceapp-cli reembed` on it first")
+                           "finished)", Fix.REEMBED_FIRST)
     dst.mark_copy(src.location)
     try:
         report = _copy_people(src, dst, models, progress)

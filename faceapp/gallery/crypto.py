@@ -24,7 +24,7 @@ import secrets
 import threading
 from typing import Any
 
-from faceapp.errors import GalleryError, WrongKeyError
+from faceapp.errors import Fix, GalleryError, WrongKeyError
 
 NONCE = 12
 KEY_BYTES = 32
@@ -90,7 +90,7 @@ class GalleryCrypto:
         if not hmac.compare_digest(stored, self._check):
             raise WrongKeyError(
                 f"the key this device holds for gallery {self.location} is not the gallery's key; nothing was "
-                "changed: import the right one with `faceapp-cli gallery key import FILE`")
+                "changed", Fix.IMPORT_RIGHT_KEY)
 
     def name_key(self, name: str) -> str:
         """The keyed hash a person is found by: HMAC-SHA256 of the normalised name with ASCII
@@ -187,5 +187,5 @@ class GalleryCrypto:
         except (InvalidTag, ValueError) as exc:
             raise TamperedError(
                 f"a stored {kind.replace('-', ' ')} (row {row_id}) of gallery {self.location} failed its "
-                "authentication check (changed, damaged, or copied from another row); run `faceapp-cli check`"
+                "authentication check (changed, damaged, or copied from another row)", Fix.CHECK_TEMPLATES
             ) from exc

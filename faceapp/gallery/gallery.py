@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.errors import GalleryError, GalleryMismatchError
+from faceapp.errors import Fix, GalleryError, GalleryMismatchError
 from faceapp.gallery import integrity, vindex
 from faceapp.gallery.index_cache import IndexKeeper
 from faceapp.gallery.sqlite_store import SQLiteStore
@@ -297,8 +297,8 @@ class Gallery:
             if not ok.all():  # never searched; `faceapp-cli check` lists and rebuilds them
                 bad = frozenset(added[~ok].tolist())
                 if bad != self._damaged_logged:
-                    log.warning("gallery %s: %d damaged template(s) left out of search; run `faceapp-cli check` "
-                                "to embed them again from their face crops", self.store.location, len(bad))
+                    log.warning("%s", GalleryError(f"gallery {self.store.location}: {len(bad)} damaged template(s) "
+                                                   "left out of search", Fix.CHECK_TEMPLATES))
                     self._damaged_logged = bad
             added, vectors = added[ok], vectors[ok]
             if len(added):
@@ -394,7 +394,7 @@ class Gallery:
             if state.model_id != model_id:
                 raise GalleryMismatchError(
                     f"gallery {self.store.location} holds templates made by another embedder "
-                    f"(sha256 {str(state.model_id)[:12]}...); run `faceapp-cli reembed` to rebuild them with this model"
+                    f"(sha256 {str(state.model_id)[:12]}...)", Fix.REEMBED
                 )
             if index.dim != probes.shape[1]:
                 raise GalleryMismatchError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.errors import GalleryError
+from faceapp.errors import Fix, GalleryError
 
 UNIT_TOLERANCE = 1e-3  # float32 embeddings normalised by the embedder are within 1e-6 of unit length
 
@@ -50,7 +50,7 @@ def check_embeddings(vectors: np.ndarray, what: str, dim: int | None = None) -> 
             norm = float(np.linalg.norm(emb[bad[0]].astype(np.float64)))
         raise GalleryError(
             f"refusing {what}: embedding {int(bad[0]) + 1} is not a unit-length vector of finite numbers "
-            f"(length {norm:.3g}); the model gave a broken result: run `faceapp-cli info` to check it, nothing was stored"
+            f"(length {norm:.3g}); the model gave a broken result and nothing was stored", Fix.CHECK_MODEL_OUTPUT
         )
     return emb
 

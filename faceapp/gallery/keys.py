@@ -18,20 +18,26 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import getpass
 import json
 import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from faceapp import private
-from faceapp.errors import FaceappError, GalleryKeyError, KeyMissingError, WrongKeyError
+from faceapp.errors import FaceappError, Fix, GalleryKeyError, KeyMissingError, WrongKeyError
 
 log = logging.getLogger(__name__)
+
+
+class WrongPassphraseError(WrongKeyError):
+    """The passphrase given does not unseal the key this device keeps (the key itself may be right)."""
 
 KEY_BYTES = 32
 FORMAT = "faceapp-gallery-key"
@@ -142,7 +148,7 @@ class KeyFile:
             return AESGCM(wrap).decrypt(_unb64(self.doc["nonce"]), _unb64(self.doc["sealed"]),
                                         self.gallery_id.encode("utf-8"))
         except InvalidTag as exc:
-            raise WrongKeyError(f"wrong passphrase for the key of gallery {self.gallery_id}; "
+            raise WrongPassphraseError(f"wrong passphrase for the key of gallery {self.gallery_id}; "
                                 "nothing was changed: try again") from exc
 
 
@@ -162,12 +168,32 @@ def decode_key(data: bytes, where: str) -> KeyFile:
             raise ValueError("the key has the wrong length")
         return kf
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
-        raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc}); "
-                              "export it again with `faceapp-cli gallery key export`") from exc
+        raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc})", Fix.EXPORT_KEY_AGAIN) from exc
+
+
+_GIVEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("faceapp_key_passphrase", default=None)
+
+
+@contextlib.contextmanager
+def given_passphrase(passphrase: str) -> Iterator[None]:
+    """``passphrase`` answers :func:`ask_passphrase` inside the block only (this thread's context).
+
+    For a face with no terminal (the desktop app asks in a dialog): the passphrase stays in
+    memory, out of the environment that child processes would inherit, and is gone after the block.
+    """
+    token = _GIVEN.set(passphrase)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
 
 
 def ask_passphrase(prompt: str, *, confirm: bool = False) -> str | None:
-    """A passphrase from ``FACEAPP_KEY_PASSPHRASE`` or, in a terminal, typed (twice with ``confirm``)."""
+    """A passphrase given with :func:`given_passphrase`, from ``FACEAPP_KEY_PASSPHRASE``, or,
+    in a terminal, typed (twice with ``confirm``)."""
+    given = _GIVEN.get()
+    if given is not None:
+        return given
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
         return env
@@ -237,8 +263,7 @@ class KeyStore:
         kf = self.read(gallery_id)
         if kf is None:
             raise KeyMissingError(
-                f"this device does not have the key of gallery {what} (id {gallery_id}); import it with "
-                "`faceapp-cli gallery key import FILE` from a device that has it (`gallery key export FILE`)")
+                f"this device does not have the key of gallery {what} (id {gallery_id})", Fix.IMPORT_KEY)
         if kf.protected:
             return kf.key(ask_passphrase(f"passphrase of the key of gallery {what}: "))
         return kf.key(None)
@@ -334,12 +359,11 @@ def import_key(store: KeyStore, source: Path, passphrase: str | None, *, replace
     try:
         data = Path(source).read_bytes()
     except OSError as exc:
-        raise GalleryKeyError(f"cannot read {source} ({exc.strerror}); give the file written by "
-                              "`faceapp-cli gallery key export`") from exc
+        raise GalleryKeyError(f"cannot read {source} ({exc.strerror})", Fix.KEY_FILE) from exc
     kf = decode_key(data, str(source))
     key = kf.key(passphrase if kf.protected else None)
     held = store.read(kf.gallery_id)
     if held is not None and not held.protected and held.key(None) != key and not replace:
         raise GalleryKeyError(f"this device already holds another key for gallery {kf.gallery_id}; nothing was "
-                              "changed: add --replace if the gallery was given a new key (`gallery rekey`)")
+                              "changed", Fix.REPLACE_KEY)
     return kf.gallery_id, store.save(kf.gallery_id, key, passphrase if keep_passphrase and kf.protected else None)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceapp.errors import DuplicatePersonError, GalleryError, GalleryMismatchError, UnknownPersonError
+from faceapp.errors import DuplicatePersonError, Fix, GalleryError, GalleryMismatchError, UnknownPersonError
 from faceapp.gallery import crypto as seal
 from faceapp.gallery import integrity
 from faceapp.gallery.crypto import GalleryCrypto, TamperedError
@@ -85,8 +85,8 @@ class SQLStore:
         try:
             mark = None if copying else self.copy_mark()
             if mark is not None:
-                raise GalleryError(f"gallery {self.location} is an interrupted copy of {mark}; run "
-                                   f"`faceapp-cli gallery copy {mark} {self.location}` again to finish it")
+                raise GalleryError(f"gallery {self.location} is an interrupted copy of {mark}", Fix.FINISH_COPY,
+                                   source=mark, target=self.location)
             self.unlock(keys, progress)
         except BaseException:
             self.close()
@@ -254,8 +254,8 @@ class SQLStore:
         state = state_from_row(tuple(row))
         if state.model_id is not None and state.model_id != model_id:
             raise GalleryMismatchError(
-                f"gallery {self.location} holds templates made by another embedder (sha256 {state.model_id[:12]}...); "
-                "run `faceapp-cli reembed` to rebuild them with this model, or use the model they were made with"
+                f"gallery {self.location} holds templates made by another embedder (sha256 {state.model_id[:12]}...)",
+                Fix.REEMBED_OR_OLD_MODEL
             )
         if state.dim is not None and state.dim != dim:
             raise GalleryMismatchError(f"gallery {self.location} holds {state.dim}-d templates, the model gives {dim}-d")
@@ -271,7 +271,7 @@ class SQLStore:
             pid = self._find_person(tx, clean)
             if pid is not None and must_be_new:
                 raise DuplicatePersonError(
-                    f"a person named {clean!r} already exists; use --add to add these photos to them or choose another name"
+                    f"a person named {clean!r} already exists", Fix.ADD_OR_RENAME
                 )
             if pid is None:
                 if not create:
@@ -408,7 +408,7 @@ class SQLStore:
             stored = state_from_row(tx.rows(self.dialect.state_sql)[0]).model_id
             if stored is not None and stored != model_id:
                 raise GalleryMismatchError(
-                    f"gallery {self.location} holds templates made by another embedder; run `faceapp-cli reembed` first"
+                    f"gallery {self.location} holds templates made by another embedder", Fix.REEMBED_FIRST
                 )
             nid = new_row_id()
             self.data_keys.open_keys([pid], tx)
@@ -496,11 +496,9 @@ class SQLStore:
         out, ok, tampered = self._checked(ids, dim)
         if tampered:
             raise TamperedError(f"gallery {self.location} has {tampered} template(s) that fail their authentication "
-                                "check (changed, damaged, or copied from another row); run `faceapp-cli check` "
-                                "to list them and embed them again from their face crops")
+                                "check (changed, damaged, or copied from another row)", Fix.CHECK_TEMPLATES)
         if not ok.all():
-            raise GalleryError(f"gallery {self.location} has {int((~ok).sum())} damaged template(s); "
-                               "run `faceapp-cli check` to list them and embed them again from their face crops")
+            raise GalleryError(f"gallery {self.location} has {int((~ok).sum())} damaged template(s)", Fix.CHECK_TEMPLATES)
         return out
 
     def damaged(self) -> list[integrity.Damaged]:

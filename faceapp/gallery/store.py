@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from faceapp.errors import GalleryError, UnknownPersonError
+from faceapp.errors import Fix, GalleryError, UnknownPersonError
 
 MAX_NAME_LENGTH = 200
 # Unicode categories a name may not contain: controls, format characters (zero-width
@@ -116,7 +116,7 @@ def new_row_id() -> int:
 
 def unknown_person(name: str) -> UnknownPersonError:
     """The error for a name that is not enrolled (every store says it the same way)."""
-    return UnknownPersonError(f"no person named {name!r} in the gallery; see `faceapp-cli list`")
+    return UnknownPersonError(f"no person named {name!r} in the gallery", Fix.SEE_PEOPLE)
 
 
 @dataclass(frozen=True)

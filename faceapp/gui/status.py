@@ -5,7 +5,8 @@ Warnings logged anywhere under ``faceapp`` (a damaged image in a photo folder, a
 ended early, a photo of a batch that could not be read) are collected by :class:`ProblemLog`:
 the status bar's problems button says how many different ones there were, and opens the
 list with a count beside each. Sources log each problem once (see
-:mod:`faceapp.vision.capture`), so stderr is not flooded either.
+:mod:`faceapp.vision.capture`), so stderr is not flooded either. A warning logged as
+``log.warning("%s", error)`` is shown in the app's words (:func:`~faceapp.gui.messages.for_gui`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.errors import FaceappError
+from faceapp.gui.messages import for_gui
+
 
 class _Handler(logging.Handler):
     """Hands each record's text to a :class:`ProblemLog` (from any thread)."""
@@ -35,8 +39,10 @@ class _Handler(logging.Handler):
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
+        error = record.args[0] if isinstance(record.args, tuple) and len(record.args) == 1 else None
+        text = for_gui(error) if isinstance(error, FaceappError) else record.getMessage()
         try:
-            self.sink.heard.emit(record.getMessage())
+            self.sink.heard.emit(text)
         except RuntimeError:  # the window is gone
             pass
 

@@ -1,23 +1,23 @@
 """Opening a gallery whose key on this device is protected by a passphrase.
 
 The desktop app has no terminal to type it in (it is started from a menu), so it asks in a
-dialog with a masked field. The passphrase reaches the key store the one way the key store
-takes one, :data:`faceapp.gallery.keys.PASSPHRASE_ENV`, set only while the gallery opens and
-put back as it was at once; the field is emptied after each try. It is never logged or shown.
+dialog with a masked field. The passphrase reaches the key store through
+:func:`faceapp.gallery.keys.given_passphrase` while the gallery opens, in memory only (never in
+the environment, which child processes would inherit); the field is emptied after each try. It
+is never logged or shown.
 Once the gallery is open its key is in memory and the passphrase is not needed again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from faceapp.errors import FaceappError, WrongKeyError
-from faceapp.gallery.keys import PASSPHRASE_ENV
+from faceapp.errors import FaceappError
+from faceapp.gallery.keys import PASSPHRASE_ENV, WrongPassphraseError, given_passphrase
 from faceapp.gui.messages import for_gui
 from faceapp.pipeline import Pipeline
 
@@ -26,27 +26,11 @@ LOCKED = ("The gallery is locked: the key that opens it on this computer is prot
 WRONG = "wrong passphrase, try again"
 
 
-@contextlib.contextmanager
-def _given(passphrase: str) -> Iterator[None]:
-    """``passphrase`` in :data:`PASSPHRASE_ENV` for the duration of the block only."""
-    before = os.environ.get(PASSPHRASE_ENV)
-    os.environ[PASSPHRASE_ENV] = passphrase
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PASSPHRASE_ENV, None)
-        else:
-            os.environ[PASSPHRASE_ENV] = before
-
-
 def passphrase_refused(exc: BaseException) -> bool:
     """Whether a gallery failed to open because the key on this device is sealed by a
     passphrase that did not unseal it, rather than a key that is missing or not the
     gallery's (those are gallery problems: no passphrase opens them)."""
-    from cryptography.exceptions import InvalidTag
-
-    return isinstance(exc, WrongKeyError) and isinstance(exc.__cause__, InvalidTag)
+    return isinstance(exc, WrongPassphraseError)
 
 
 def open_gallery(pipeline: Pipeline, passphrase: str | None = None) -> bool:
@@ -65,7 +49,7 @@ def open_gallery(pipeline: Pipeline, passphrase: str | None = None) -> bool:
     """
     given = passphrase if passphrase is not None else os.environ.get(PASSPHRASE_ENV, "")
     try:
-        with _given(given):
+        with given_passphrase(given):
             _ = pipeline.gallery
     except FaceappError as exc:
         if passphrase_refused(exc):

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from faceapp.errors import DuplicatePersonError, FaceappError
+from faceapp.errors import DuplicatePersonError, FaceappError, Fix
 from faceapp.gallery.store import Person
 from faceapp.gallery.store import Sample as StoredSample
 from faceapp.recognise.guide import EnrolmentGuide
@@ -207,8 +207,8 @@ def review_samples(name: str, samples: Sequence[EnrolSample], matches: Sequence[
 class EnrolmentError(FaceappError):
     """An enrolment that was refused; :attr:`review` says why, for a face to word itself."""
 
-    def __init__(self, message: str, review: EnrolmentReview) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, review: EnrolmentReview, fix: Fix | None = None, **details: object) -> None:
+        super().__init__(message, fix, **details)
         self.review = review
 
 
@@ -230,8 +230,7 @@ def _lookalike_message(review: EnrolmentReview) -> str:
     top = review.lookalikes[0]
     others = f" (and {len(review.lookalikes) - 1} more enrolled people)" if len(review.lookalikes) > 1 else ""
     return (f"these samples match {top.name!r} (similarity {top.similarity:.2f}){others}, who is already "
-            f"enrolled; add them to {top.name!r} with --add, or use --despite-match if {review.name!r} is "
-            "someone else; nothing was stored")
+            "enrolled; nothing was stored")
 
 
 # ---------------------------------------------------------------------- the use case
@@ -333,12 +332,12 @@ class Enrolment:
         """
         review = self.review(name, samples, add=add)
         if review.duplicate_name:
-            raise DuplicatePersonError(
-                f"a person named {review.name!r} already exists; use --add to add these photos to them")
+            raise DuplicatePersonError(f"a person named {review.name!r} already exists", Fix.ADD_TO_THEM)
         if review.refused and (not drop_refused or not review.accepted):
             raise UnlikeSamplesError(_refused_message(review), review)
         if review.lookalikes and not despite_match:
-            raise LookalikeError(_lookalike_message(review), review)
+            raise LookalikeError(_lookalike_message(review), review, Fix.ADD_OR_DESPITE,
+                                 match=review.lookalikes[0].name, name=review.name)
         kept = review.accepted
         person = self.gallery.add_templates(
             review.name, np.stack([s.embedding for s in kept]).astype(np.float32), model_id=self.model_id,

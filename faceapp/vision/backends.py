@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from faceapp import private
-from faceapp.errors import ModelError
+from faceapp.errors import Fix, ModelError
 
 log = logging.getLogger(__name__)
 ORT_CPU = "CPUExecutionProvider"
@@ -210,13 +210,12 @@ class OrtBackend(LoadedNetwork):
             raise ModelError(f"model file {self.path} cannot be read ({exc})") from exc
         except Exception as exc:  # onnxruntime raises its own unexported exception types
             if self.cuda:
-                raise ModelError(f"the CUDA provider failed ({_first_line(exc)}); use --provider auto or cpu") from exc
-            raise ModelError(f"{self.path} is not a usable ONNX model ({_first_line(exc)}); check --model") from exc
+                raise ModelError(f"the CUDA provider failed ({_first_line(exc)})", Fix.PROVIDER_AUTO_OR_CPU) from exc
+            raise ModelError(f"{self.path} is not a usable ONNX model ({_first_line(exc)})", Fix.CHOOSE_MODEL) from exc
         if self.cuda and self.session.get_providers()[0] != ORT_CUDA:
             raise ModelError(
-                "--provider cuda was asked for but the CUDA provider did not initialise (no usable GPU or "
-                "CUDA libraries); use --provider auto or cpu"
-            )
+                "the CUDA provider was asked for but did not initialise (no usable GPU or CUDA libraries)",
+                Fix.PROVIDER_AUTO_OR_CPU)
         self.name = "cuda" if self.cuda else "cpu"
         self.label = f"onnxruntime {ort.__version__} {'CUDA' if self.cuda else 'CPU'}"
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -318,7 +317,7 @@ class OpenVinoBackend(LoadedNetwork):
             self.batch = self.input_shape[0]
             single = self._single_face(core, model, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
-            raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)}); use --provider cpu") from exc
+            raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)})", Fix.PROVIDER_CPU) from exc
         if "CACHE_DIR" in config and not cache_sound and model_cache is not None:
             record_compiled_cache(model_cache)
         self._compiled = compiled

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.errors import ModelError
+from faceapp.errors import Fix, ModelError
 from faceapp.vision.contract import (
     CONTRACT_KEY,
     PROVENANCE_KEY,
@@ -316,6 +316,6 @@ def load_embedder(file: ModelFile, *, provider: str = "auto", precision: str = "
     if found is not None:
         embedder.thresholds = found.thresholds()
     elif isinstance(embedder, FusedEmbedder):
-        log.warning("no calibration for model %s...; using untuned thresholds: run `faceapp-cli calibrate`",
-                    file.sha256[:12])
+        log.warning("%s", ModelError(f"no calibration for model {file.sha256[:12]}...; using untuned thresholds",
+                                     Fix.CALIBRATE))
     return embedder

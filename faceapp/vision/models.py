@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from faceapp.errors import ModelError
+from faceapp.errors import Fix, ModelError
 from faceapp.private import sha256_file
 
 ROLE_DETECTOR = {"full": "detector-full-range", "short": "detector-short-range"}
@@ -99,7 +99,7 @@ def bundled_path(role: str) -> Path:
 
 def missing_file(path: Path) -> ModelError:
     """The error for a model file that is not there."""
-    return ModelError(f"model file {path} does not exist; check --model or reinstall faceapp")
+    return ModelError(f"model file {path} does not exist", Fix.CHOOSE_MODEL_OR_REINSTALL)
 
 
 def check(path: Path) -> ModelFile:
@@ -210,10 +210,10 @@ def fused_members(model: ModelFile) -> list[FusedMember]:
             raise ValueError(f"not a {FUSED_FORMAT} file")
         entries = [(str(m["file"]), str(m["sha256"]), float(m["weight"])) for m in data["members"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{model.path} is not a usable fused model ({exc}); check --model") from exc
+        raise ModelError(f"{model.path} is not a usable fused model ({exc})", Fix.CHOOSE_MODEL) from exc
     total = sum(w for _, _, w in entries)
     if len(entries) < 2 or any(w <= 0 for _, _, w in entries):
-        raise ModelError(f"{model.path} must list at least two networks with positive weights; check --model")
+        raise ModelError(f"{model.path} must list at least two networks with positive weights", Fix.CHOOSE_MODEL)
     out = []
     for name, sha, weight in entries:
         member = check(model.path.parent / name)

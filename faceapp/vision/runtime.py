@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from faceapp import private
-from faceapp.errors import ModelError
+from faceapp.errors import Fix, ModelError
 from faceapp.vision.backends import ORT_CUDA, Backend
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,9 @@ def plan(requested: str, avail: Availability) -> list[str]:
     if requested not in RUNTIMES:
         raise ModelError(f"unknown provider {requested!r}; use {', '.join(RUNTIMES)}")
     if requested == "cuda" and not avail.cuda:
-        raise ModelError(
-            "--provider cuda was asked for but onnxruntime has no CUDA provider; install onnxruntime-gpu "
-            "or use --provider auto or cpu"
-        )
+        raise ModelError("the CUDA provider was asked for but onnxruntime has no CUDA provider", Fix.CUDA_OR_AUTO)
     if requested == "openvino" and not avail.openvino:
-        raise ModelError(
-            "--provider openvino was asked for but OpenVINO is not installed; pip install 'faceapp[openvino]' "
-            "or use --provider auto or cpu"
-        )
+        raise ModelError("the OpenVINO provider was asked for but OpenVINO is not installed", Fix.OPENVINO_OR_AUTO)
     if requested != "auto":
         return [requested]
     if avail.cuda:
