@@ -123,7 +123,7 @@ def _copy_source(work: Path) -> Path:
         nrng = np.random.default_rng(1)
         with Gallery(src) as g:
             for i in range(112):
-                g.add_templates(f"p{i:03d}", _unit(nrng, 2), model_id=MODEL, thumbnails=[b"crop" * 500] * 2)
+                g.add_templates(f"p{i:03d}", _unit(nrng, 2), model_id=MODEL, crops=[b"crop" * 500] * 2)
     return src
 
 

@@ -50,7 +50,7 @@ def build(gallery_dir: Path, n: int) -> None:
         emb = rng.normal(size=(n, face.embedding.shape[0])).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         for i in range(n):
-            pipe.gallery.add_templates(f"Person {i:05d}", emb[i : i + 1], model_id=pipe.model_id, thumbnails=[thumb])
+            pipe.gallery.add_templates(f"Person {i:05d}", emb[i : i + 1], model_id=pipe.model_id, crops=[thumb])
 
 
 def type_query(app: Any, dlg: Any, query: str) -> list[tuple[float, float]]:

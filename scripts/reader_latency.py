@@ -35,7 +35,7 @@ IMPORTER = textwrap.dedent("""
     while time.time() < end:
         e = rng.standard_normal((5, 128)).astype(np.float32)
         e /= np.linalg.norm(e, axis=1, keepdims=True)
-        g.add_templates(f"imported {i}", e, model_id=sys.argv[3], thumbnails=[bytes(5000)] * 5)
+        g.add_templates(f"imported {i}", e, model_id=sys.argv[3], crops=[bytes(5000)] * 5)
         i += 1
     print(i, flush=True)
 """)

@@ -59,13 +59,13 @@ class FakeGallery:
     def samples(self, name):
         return [StoredSample(i, crop, None, src, 0.0, "m") for i, (_, src, crop) in enumerate(self.people[self.key(name)])]
 
-    def add_templates(self, name, embeddings, *, model_id, thumbnails=None, sources=None, qualities=None,
+    def add_templates(self, name, embeddings, *, model_id, crops=None, sources=None, qualities=None,
                       create=True, must_be_new=False):
         key = self.key(name)
         if key is not None and must_be_new:
             raise DuplicatePersonError(f"a person named {name!r} already exists")
         key = key or name
-        self.people.setdefault(key, []).extend(zip(embeddings, sources, thumbnails))
+        self.people.setdefault(key, []).extend(zip(embeddings, sources, crops))
         return Person(list(self.people).index(key), key, len(self.people[key]), 0.0)
 
     def match(self, emb):

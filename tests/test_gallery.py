@@ -23,7 +23,7 @@ unit = functools.partial(unit_vectors, dim=DIM)
 def test_add_search_remove_reload_round_trip(tmp_path, rng):
     e = unit(rng, 3)
     with Gallery(tmp_path) as g:
-        g.add_templates("Alice", e[:2], model_id=MODEL, thumbnails=[b"jpg1", None], sources=["a.jpg", "b.jpg"])
+        g.add_templates("Alice", e[:2], model_id=MODEL, crops=[b"jpg1", None], sources=["a.jpg", "b.jpg"])
         g.add_templates("Bob", e[2:], model_id=MODEL)
         hits = g.search(e[2:], 5, model_id=MODEL)[0]
         assert hits[0].name == "Bob" and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
@@ -33,7 +33,7 @@ def test_add_search_remove_reload_round_trip(tmp_path, rng):
         assert g.remove("alice").templates == 2  # names are case-insensitive
         hits = g.search(e[:1], 5, model_id=MODEL)[0]
         assert [h.name for h in hits] == ["Bob"]
-        assert list(g.all_thumbnails()) == []
+        assert list(g.all_crops()) == []
     with Gallery(tmp_path) as g:
         assert [p.name for p in g.list_persons()] == ["Bob"]
         assert g.count_templates() == 1

@@ -22,8 +22,8 @@ def _fill(folder):
     v = rng.standard_normal((5, 16)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     with Gallery(folder) as g:
-        g.add_templates("Ada", v[:3], model_id=MODEL, thumbnails=[b"a1", b"a2", None], sources=["1.jpg", "2.jpg", None])
-        g.add_templates("Ben", v[3:4], model_id=MODEL, thumbnails=[b"b1"], qualities=[{"sharpness": 0.5}])
+        g.add_templates("Ada", v[:3], model_id=MODEL, crops=[b"a1", b"a2", None], sources=["1.jpg", "2.jpg", None])
+        g.add_templates("Ben", v[3:4], model_id=MODEL, crops=[b"b1"], qualities=[{"sharpness": 0.5}])
         g.add_negative("Ada", v[4], model_id=MODEL, crop=b"not-ada")
         g.add_negative("Ben", v[0], model_id=MODEL)
     return v

@@ -42,7 +42,7 @@ COPY_UNTIL_KILLED = textwrap.dedent("""
 def _source(folder, rng):
     with Gallery(folder) as g:
         for i in range(PEOPLE):
-            g.add_templates(f"p{i:02d}", unit_vectors(rng, 1, 8), model_id=MODEL, thumbnails=[b"crop"])
+            g.add_templates(f"p{i:02d}", unit_vectors(rng, 1, 8), model_id=MODEL, crops=[b"crop"])
 
 
 def _kill_part_way(src, dst) -> None:

@@ -338,8 +338,8 @@ def test_folder_gallery_with_its_saved_index_and_inbox_keeps_no_face_in_the_clea
 
     e = unit(rng, 3)
     with open_gallery(tmp_path / "g", index="hnsw") as g:
-        g.add_templates("Ann", e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)])
-        g.add_templates("Bob", e[2:], model_id=MODEL, thumbnails=[jpeg(rng)])
+        g.add_templates("Ann", e[:2], model_id=MODEL, crops=[jpeg(rng), png(rng)])
+        g.add_templates("Bob", e[2:], model_id=MODEL, crops=[jpeg(rng)])
         g.add_negative("Ann", e[2], model_id=MODEL, crop=jpeg(rng))
     assert (tmp_path / "g" / "index.hnsw").is_file()
     with open_gallery(tmp_path / "g", index="hnsw") as g:  # opens its encrypted saved index
@@ -368,9 +368,9 @@ def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(own_pg_serve
     monkeypatch.setenv("FACEAPP_CACHE_DIR", str(tmp_path / "cache"))
     e = unit(rng, 3)
     with open_gallery(pg_dsn, index="hnsw") as g:
-        g.add_templates(SECRET, e[:2], model_id=MODEL, thumbnails=[jpeg(rng), png(rng)], sources=[SOURCE, None],
+        g.add_templates(SECRET, e[:2], model_id=MODEL, crops=[jpeg(rng), png(rng)], sources=[SOURCE, None],
                         qualities=[QUALITY, None])
-        g.add_templates("Bob", e[2:], model_id=MODEL, thumbnails=[jpeg(rng)])
+        g.add_templates("Bob", e[2:], model_id=MODEL, crops=[jpeg(rng)])
         g.add_negative("Bob", e[0], model_id=MODEL, crop=jpeg(rng))
         assert {s.source for s in g.samples(SECRET)} == {SOURCE, None}
         shot = jpeg(rng)

@@ -132,9 +132,9 @@ def test_remove_leaves_no_byte_of_the_person_in_any_file(tmp_path, rng, kind):
     e = unit(rng, 40)
     crops = [os.urandom(3000) for _ in range(4)]
     with Gallery(tmp_path, index=kind) as gal:
-        gal.add_templates("victim", e[:4], model_id=MODEL, thumbnails=crops)
+        gal.add_templates("victim", e[:4], model_id=MODEL, crops=crops)
         for i in range(4, 40, 4):
-            gal.add_templates(f"p{i}", e[i : i + 4], model_id=MODEL, thumbnails=[os.urandom(3000)] * 4)
+            gal.add_templates(f"p{i}", e[i : i + 4], model_id=MODEL, crops=[os.urandom(3000)] * 4)
         neg_crop = os.urandom(2000)
         gal.add_negative("victim", e[10], model_id=MODEL, crop=neg_crop)
         gal.search(e[:1], 3, model_id=MODEL)
@@ -152,7 +152,7 @@ def test_remove_leaves_no_byte_of_the_person_in_any_file(tmp_path, rng, kind):
 def test_removing_one_sample_erases_it(tmp_path, rng):
     e = unit(rng, 3)
     with Gallery(tmp_path) as gal:
-        gal.add_templates("alice", e, model_id=MODEL, thumbnails=[b"A" * 900, b"B" * 900, b"C" * 900])
+        gal.add_templates("alice", e, model_id=MODEL, crops=[b"A" * 900, b"B" * 900, b"C" * 900])
         sample = next(s for s in gal.samples("alice") if s.crop[:1] == b"B")
         erased = gal.remove_template(sample.template_id)
         assert (erased.templates, erased.crops) == (1, 1)
@@ -165,7 +165,7 @@ def test_files_are_private_whatever_the_umask(tmp_path, rng):
     try:
         root = tmp_path / "g"
         with Gallery(root, index="hnsw") as gal:
-            gal.add_templates("alice", unit(rng, 2), model_id=MODEL, thumbnails=[b"x", b"y"])
+            gal.add_templates("alice", unit(rng, 2), model_id=MODEL, crops=[b"x", b"y"])
             gal.remove("alice")
             gal.add_templates("bob", unit(rng, 2), model_id=MODEL)
             gal.search(unit(rng, 1), 1, model_id=MODEL)
@@ -215,7 +215,7 @@ def test_reembed_with_a_second_model_answers_the_same_names(tmp_path):
     with Gallery(tmp_path) as gal:
         for name, faces in people.items():
             gal.add_templates(name, old(faces[:2]), model_id="old" * 21 + "o",
-                              thumbnails=[f.tobytes() for f in faces[:2]])
+                              crops=[f.tobytes() for f in faces[:2]])
         gal.add_templates("nocrop", old(rng.integers(0, 255, (1, 112, 112, 3), dtype=np.uint8)), model_id="old" * 21 + "o")
         with pytest.raises(GalleryError, match="reembed"):
             gal.search(new(people["person0"][2:]), 1, model_id="new" * 21 + "n")
@@ -237,7 +237,7 @@ def test_full_disk_is_called_a_full_disk(tmp_path, rng):
         pages = gal.store._db.execute("PRAGMA page_count").fetchone()[0]
         gal.store._db.execute(f"PRAGMA max_page_count = {pages}")  # as if the disk had no more room
         with pytest.raises(GalleryFullError, match="full"):
-            gal.add_templates("bob", unit(rng, 200), model_id=MODEL, thumbnails=[os.urandom(4000)] * 200)
+            gal.add_templates("bob", unit(rng, 200), model_id=MODEL, crops=[os.urandom(4000)] * 200)
         assert [p.name for p in gal.list_persons()] == ["alice"]
 
 

@@ -226,7 +226,7 @@ def test_people_grid_decodes_thumbnails_lazily(qtbot, window, data_dir):
     for i in range(400):
         e = rng.normal(size=face.embedding.shape).astype(np.float32)
         w.pipeline.gallery.add_templates(f"person {i:04d}", (e / np.linalg.norm(e))[None], model_id=w.pipeline.model_id,
-                                         thumbnails=[thumb])
+                                         crops=[thumb])
     dlg = w.open_people()
     qtbot.addWidget(dlg)
     qtbot.wait(300)
@@ -887,7 +887,7 @@ def test_a_sample_moves_to_another_person(qtbot, window, data_dir):
     w.pipeline.enroll("Bob", [w.pipeline.main_face(data_dir / "biden.jpg")])
     # Bob's face filed under Ann by mistake
     w.pipeline.gallery.add_templates("Ann", np.stack([ann.embedding, bob.embedding]), model_id=w.pipeline.model_id,
-                                     thumbnails=[encode_crop(ann.crop), encode_crop(bob.crop)],
+                                     crops=[encode_crop(ann.crop), encode_crop(bob.crop)],
                                      sources=["photo obama.jpg", "photo biden.jpg"])
     dlg = w.open_people().open_person("Ann")
     qtbot.addWidget(dlg)

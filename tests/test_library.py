@@ -24,7 +24,7 @@ def gallery(tmp_path):
 def test_moving_a_sample_keeps_it_exactly_and_erases_it_from_the_first_person(gallery):
     rng = np.random.default_rng(0)
     emb = normalise(rng.normal(size=(3, 64)))
-    gallery.add_templates("Ann", emb[:2], model_id=MODEL, thumbnails=[b"ann", b"bob-by-mistake"],
+    gallery.add_templates("Ann", emb[:2], model_id=MODEL, crops=[b"ann", b"bob-by-mistake"],
                           sources=["photo a.jpg", "photo b.jpg"], qualities=[GOOD, dict(GOOD, yaw=12.0)])
     gallery.add_templates("Bob", emb[2:], model_id=MODEL)
     (wrong,) = [s for s in gallery.samples("Ann") if s.crop == b"bob-by-mistake"]

@@ -55,7 +55,7 @@ def test_round_trip_like_a_folder(pg_dsn, cache, rng):
     e = unit(rng, 5)
     with open_gallery(pg_dsn) as g:
         s0 = g.store.state()
-        assert g.add_templates("Alice", e[:2], model_id=MODEL, thumbnails=[b"jpg1", None],
+        assert g.add_templates("Alice", e[:2], model_id=MODEL, crops=[b"jpg1", None],
                                sources=["a.jpg", "camera"], qualities=[{"sharpness": 1.0}, None]).templates == 2
         g.add_templates("Bob", e[2:3], model_id=MODEL)
         s1 = g.store.state()
@@ -68,7 +68,7 @@ def test_round_trip_like_a_folder(pg_dsn, cache, rng):
         [a1, a2] = sorted(g.samples("ALICE"), key=lambda x: x.crop is None)
         assert (a1.crop, a1.source, a1.quality, a1.model_id) == (b"jpg1", "a.jpg", {"sharpness": 1.0}, MODEL)
         assert a2.crop is None
-        assert [n for n, _, _ in g.all_thumbnails()] == ["Alice"]
+        assert [n for n, _, _ in g.all_crops()] == ["Alice"]
         g.rename("bob", "Robert")
         assert names(g, e[2:3]) == ["Robert"]
         with pytest.raises(DuplicatePersonError):
@@ -90,7 +90,7 @@ def test_removal_deletes_rows_and_logs_only_ids(pg_dsn, pg_server, cache, rng):
     import psycopg
 
     with open_gallery(pg_dsn) as g:
-        g.add_templates("Alice", unit(rng, 2), model_id=MODEL, thumbnails=[b"crop-bytes", b"crop-bytes"])
+        g.add_templates("Alice", unit(rng, 2), model_id=MODEL, crops=[b"crop-bytes", b"crop-bytes"])
         g.add_negative("Alice", unit(rng, 1)[0], model_id=MODEL, crop=b"neg")
         g.remove("Alice")
     with psycopg.connect(pg_dsn) as con:
@@ -243,8 +243,8 @@ def test_first_sync_answers_at_once_and_builds_the_graph_in_the_background(pg_ds
 def test_reembed_on_postgres(pg_dsn, cache, rng):
     e = unit(rng, 2)
     with open_gallery(pg_dsn) as g:
-        g.add_templates("Alice", e[:1], model_id=MODEL, thumbnails=[b"a"])
-        g.add_templates("Bob", e[1:], model_id=MODEL, thumbnails=[None])
+        g.add_templates("Alice", e[:1], model_id=MODEL, crops=[b"a"])
+        g.add_templates("Bob", e[1:], model_id=MODEL, crops=[None])
         new = unit(rng, 1, dim=16)
         report = reembed(g, MODEL2, lambda crops: np.repeat(new, len(crops), 0), lambda b: np.zeros((4, 4, 3), np.uint8))
         assert report.without_crop == ("Bob",) and report.embedded == 1

@@ -96,7 +96,7 @@ def test_match_against_gallery(tmp_path, data_dir, faces):
         assert [(lk.name, lk.similarity) for lk in review.lookalikes] == [("Barack Obama", pytest.approx(m.similarity))]
         assert review.lookalikes[0].face  # their stored face, to show beside the samples
         assert pipe.gallery.samples("Barack Obama")[0].source == "photo obama.jpg"
-        thumbs = list(pipe.gallery.all_thumbnails())
+        thumbs = list(pipe.gallery.all_crops())
         assert len(thumbs) == 2
 
 

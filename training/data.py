@@ -193,7 +193,7 @@ def from_gallery(gallery_dir: Path) -> FaceCrops:
     from faceapp.vision.images import decode_crop
 
     with Gallery(Path(gallery_dir)) as g:
-        entries = [(name, decode_crop(blob), f"gallery:{tid}") for name, tid, blob in g.all_thumbnails()]
+        entries = [(name, decode_crop(blob), f"gallery:{tid}") for name, tid, blob in g.all_crops()]
     return _labelled(entries, [])
 
 

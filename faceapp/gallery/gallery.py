@@ -118,14 +118,14 @@ class Gallery:
         return self.store.samples(name)
 
 
-    def all_thumbnails(self) -> Iterator[tuple[str, int, bytes]]:
+    def all_crops(self) -> Iterator[tuple[str, int, bytes]]:
         """``(name, template_id, encoded aligned crop)`` for every stored face crop."""
         return self.store.crops()
 
     # ------------------------------------------------------------------ writes
 
     def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str,
-                      thumbnails: Sequence[bytes | None] | None = None,
+                      crops: Sequence[bytes | None] | None = None,
                       sources: Sequence[str | None] | None = None,
                       qualities: Sequence[dict[str, float] | None] | None = None,
                       create: bool = True, must_be_new: bool = False) -> Person:
@@ -135,7 +135,7 @@ class Gallery:
             name: the person's name.
             embeddings: ``(N, D)`` float32 unit-length embeddings.
             model_id: sha256 of the embedder that made them.
-            thumbnails: per template, the encoded aligned face crop it was made from (kept
+            crops: per template, the encoded aligned face crop it was made from (kept
                 so that a new model can re-embed it), or ``None``.
             sources: per template, where it came from (file name, "camera").
             qualities: per template, quality measures.
@@ -149,11 +149,11 @@ class Gallery:
         """
         emb = integrity.check_embeddings(embeddings, "templates")
         n = len(emb)
-        crops = list(thumbnails) if thumbnails is not None else [None] * n
+        crops = list(crops) if crops is not None else [None] * n
         srcs = list(sources) if sources is not None else [None] * n
         quals = list(qualities) if qualities is not None else [None] * n
         if not len(crops) == len(srcs) == len(quals) == n:
-            raise ValueError("thumbnails, sources and qualities must match the embeddings")
+            raise ValueError("crops, sources and qualities must match the embeddings")
         if create and not self.has_person(name):
             self._refuse_lookalike(name)
         person = self.store.add_templates(name, emb, model_id=model_id, crops=crops, sources=srcs, qualities=quals,

@@ -242,7 +242,7 @@ class EnrolmentGallery(Protocol):
     def has_person(self, name: str) -> bool: ...
     def samples(self, name: str) -> list[StoredSample]: ...
     def add_templates(self, name: str, embeddings: np.ndarray, *, model_id: str,
-                      thumbnails: Sequence[bytes | None] | None = None,
+                      crops: Sequence[bytes | None] | None = None,
                       sources: Sequence[str | None] | None = None,
                       qualities: Sequence[dict[str, float] | None] | None = None,
                       create: bool = True, must_be_new: bool = False) -> Person: ...
@@ -341,13 +341,13 @@ class Enrolment:
         kept = review.accepted
         person = self.gallery.add_templates(
             review.name, np.stack([s.embedding for s in kept]).astype(np.float32), model_id=self.model_id,
-            thumbnails=[self._thumbnail(s) for s in kept], sources=[s.provenance.label for s in kept],
+            crops=[self._crop(s) for s in kept], sources=[s.provenance.label for s in kept],
             qualities=[dataclasses.asdict(s.quality) if s.quality is not None else None for s in kept],
             create=True, must_be_new=not add,
         )
         return EnrolmentResult(person, review)
 
-    def _thumbnail(self, sample: EnrolSample) -> bytes | None:
+    def _crop(self, sample: EnrolSample) -> bytes | None:
         if self.encode is None or sample.crop is None:
             return None
         return sample.crop if isinstance(sample.crop, bytes) else self.encode(sample.crop)

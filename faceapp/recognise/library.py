@@ -100,7 +100,7 @@ def move_samples(gallery: LibraryGallery, name: str, template_ids: Sequence[int]
     gallery.get_person(target)  # raises before anything changes when the target is not enrolled
     emb = _embeddings(gallery, chosen)
     for s, e in zip(chosen, emb):
-        gallery.add_templates(target, e[None], model_id=str(s.model_id), thumbnails=[s.crop], sources=[s.source],
+        gallery.add_templates(target, e[None], model_id=str(s.model_id), crops=[s.crop], sources=[s.source],
                               qualities=[s.quality], create=False)
         gallery.remove_template(s.template_id)
     return gallery.get_person(target)
