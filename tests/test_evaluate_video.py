@@ -9,6 +9,7 @@ import pytest
 from faceapp.cli import main
 from faceapp.errors import FaceappError
 from faceapp.measure.video import (
+    sample,
     FRAME_H,
     FRAME_W,
     PATCH_SIDE,
@@ -88,6 +89,16 @@ def test_every_scenario_renders_faces_where_it_says():
     assert len(present) == 2
     with pytest.raises(FaceappError, match="unknown scenario"):
         build_scripts(ACTORS, scenarios=["dance"])
+
+
+def test_who_appears_is_the_same_in_every_run_of_a_seed():
+    names = [f"s{i:02d}" for i in range(40)]
+    picked = sample(names, 10, np.random.default_rng(3))
+    # A list in the names' order, not a set: iterating a set of strings follows the process's
+    # string hashing, which made the same --seed show the strangers in another order each run.
+    assert isinstance(picked, list) and picked == sorted(picked) and len(set(picked)) == 10
+    assert picked == sample(names, 10, np.random.default_rng(3))
+    assert sample(names, None, np.random.default_rng(3)) == names
 
 
 def test_face_patch_keeps_the_face_box():

@@ -182,8 +182,8 @@ def prepare_actors(pipe: Any, people: Path, strangers: Path, *, max_people: int 
     for path, name in labelled_photos(strangers):
         by_stranger.setdefault(name, path)
     rng = np.random.default_rng(seed)
-    shown_people = _sample(sorted(by_person), max_people, rng)
-    shown_strangers = _sample(sorted(by_stranger), max_strangers, rng)
+    shown_people = sample(sorted(by_person), max_people, rng)
+    shown_strangers = sample(sorted(by_stranger), max_strangers, rng)
     probes: list[tuple[str, Any, np.ndarray, Box]] = []  # (name, probe face, its patch, the face box in it)
     for name, paths in sorted(by_person.items()):
         try:
@@ -220,10 +220,15 @@ def _subject_patch(pipe: Any, path: Path) -> tuple[Any, np.ndarray, Box]:
     return face, patch, box
 
 
-def _sample(items: list[str], n: int | None, rng: np.random.Generator) -> set[str]:
+def sample(items: list[str], n: int | None, rng: np.random.Generator) -> list[str]:
+    """``n`` of ``items`` drawn with ``rng`` (all when ``n`` is ``None``), in the order of ``items``.
+
+    A list, not a set: who appears where must depend on the seed alone, and a set of strings
+    iterates in an order that changes with every process's string hashing.
+    """
     if n is None or n >= len(items):
-        return set(items)
-    return {items[i] for i in rng.choice(len(items), size=n, replace=False)}
+        return list(items)
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
 
 
 # ---------------------------------------------------------------------- scripts
