@@ -9,7 +9,6 @@ import pytest
 from faceapp.cli import main
 from faceapp.errors import FaceappError
 from faceapp.measure.video import (
-    sample,
     FRAME_H,
     FRAME_W,
     PATCH_SIDE,
@@ -17,6 +16,7 @@ from faceapp.measure.video import (
     build_scripts,
     face_patch,
     render,
+    sample,
     score_videos,
 )
 from faceapp.recognise.track import TrackResult
