@@ -127,6 +127,19 @@ class Script:
 # ---------------------------------------------------------------------- actors
 
 
+def cover(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """``image`` with each box (and 15 % around it) painted in the image's mean colour; a copy when any."""
+    if not boxes:
+        return image
+    image = image.copy()
+    fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    for b in boxes:
+        mx, my = 0.15 * (b[2] - b[0]), 0.15 * (b[3] - b[1])
+        x0, y0 = max(0, int(b[0] - mx)), max(0, int(b[1] - my))
+        image[y0 : max(y0, int(b[3] + my)), x0 : max(x0, int(b[2] + mx))] = fill
+    return image
+
+
 def face_patch(image: np.ndarray, box: Box, hide: Sequence[Box] = ()) -> tuple[np.ndarray, Box]:
     """A square of the photo around a face, resized to ``PATCH_SIDE``, and the face box in it.
 
@@ -138,13 +151,7 @@ def face_patch(image: np.ndarray, box: Box, hide: Sequence[Box] = ()) -> tuple[n
     """
     import cv2
 
-    if hide:
-        image = image.copy()
-        fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-        for b in hide:
-            mx, my = 0.15 * (b[2] - b[0]), 0.15 * (b[3] - b[1])
-            x0, y0 = max(0, int(b[0] - mx)), max(0, int(b[1] - my))
-            image[y0 : max(y0, int(b[3] + my)), x0 : max(x0, int(b[2] + mx))] = fill
+    image = cover(image, hide)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = PATCH_FACE_RATIO * max(box[2] - box[0], box[3] - box[1]) / 2
     x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -217,7 +224,34 @@ def _subject_patch(pipe: Any, path: Path) -> tuple[Any, np.ndarray, Box]:
     face = subject_face(pipe, rgb, str(path))
     others = [f.detection.box for f in pipe.analyze(rgb, embed=False)[0] if f.detection.box != face.detection.box]
     patch, box = face_patch(rgb, face.detection.box, others)
-    return face, patch, box
+    return face, cover(patch, faces_in_frames(pipe, patch, box)), box
+
+
+def faces_in_frames(pipe: Any, patch: np.ndarray, subject: Box, sizes: Sequence[int] = (180, 260)) -> list[Box]:
+    """Faces other than ``subject`` that the live view finds in ``patch`` once it stands in a frame.
+
+    A face cut off at the photo's edge can escape detection in the photo and be found in a
+    frame, where the live view may name it rightly while the benchmark would count a name on
+    no actor's face. Boxes are in ``patch`` pixels.
+
+    Args:
+        pipe: a :class:`~faceapp.pipeline.Pipeline`.
+        patch: ``(PATCH_SIDE, PATCH_SIDE, 3)`` RGB patch.
+        subject: the actor's face box in the patch.
+        sizes: the patch sides, in frame pixels, to look at it.
+    """
+    found: list[Box] = []
+    actor = Actor("", None, patch, subject, False)
+    for side in sizes:
+        frame, _ = render([Placement(0, 0, FRAME_W / 2, FRAME_H / 2, side)], [actor])
+        x0, y0 = int(round(FRAME_W / 2 - side / 2)), int(round(FRAME_H / 2 - side / 2))
+        k = PATCH_SIDE / side
+        for f in pipe.analyze(frame, embed=False, still=False)[0]:
+            b = f.detection.box
+            box = ((b[0] - x0) * k, (b[1] - y0) * k, (b[2] - x0) * k, (b[3] - y0) * k)
+            if iou(box, subject) < MIN_BOX_OVERLAP and all(iou(box, o) < MIN_BOX_OVERLAP for o in found):
+                found.append(box)
+    return found
 
 
 def sample(items: list[str], n: int | None, rng: np.random.Generator) -> list[str]:
