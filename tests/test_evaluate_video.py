@@ -124,10 +124,13 @@ def test_a_face_the_photo_hides_but_a_frame_shows_is_covered(tmp_path):
     photo = np.full((250, 250, 3), 90, np.uint8)
     photo[60:130, 60:130] = 255  # the subject
     photo[70:120, 22:47] = 255  # someone half cut off beside them: not found in the photo
+    photo[60:130, 132:172] = 255  # and someone just beside the subject, also missed
     cv2.imwrite(str(tmp_path / "p.png"), photo)
     _, patch, box = _subject_patch(BlockFinder(), tmp_path / "p.png")
     assert BlockFinder().analyze(patch, still=False)[0][0].detection.box == pytest.approx(box, abs=3)
-    assert len(BlockFinder().analyze(patch, still=False)[0]) == 1  # the face at the edge is covered
+    assert len(BlockFinder().analyze(patch, still=False)[0]) == 1  # the faces beside the subject are covered
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    assert (patch[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] == 255).all()  # the subject's own face is never painted over
 
 
 def test_face_patch_keeps_the_face_box():

@@ -224,7 +224,10 @@ def _subject_patch(pipe: Any, path: Path) -> tuple[Any, np.ndarray, Box]:
     face = subject_face(pipe, rgb, str(path))
     others = [f.detection.box for f in pipe.analyze(rgb, embed=False)[0] if f.detection.box != face.detection.box]
     patch, box = face_patch(rgb, face.detection.box, others)
-    return face, cover(patch, faces_in_frames(pipe, patch, box)), box
+    covered = cover(patch, faces_in_frames(pipe, patch, box))
+    x0, y0, x1, y1 = (min(max(int(round(v)), 0), PATCH_SIDE) for v in box)
+    covered[y0:y1, x0:x1] = patch[y0:y1, x0:x1]  # a neighbour's cover never paints over the subject's face
+    return face, covered, box
 
 
 def faces_in_frames(pipe: Any, patch: np.ndarray, subject: Box, sizes: Sequence[int] = (180, 260)) -> list[Box]:
