@@ -381,8 +381,9 @@ class Pipeline:
 
     def new_tracker(self) -> Tracker:
         """A tracker for one video or camera: a face less like its track than the model's 1:1
-        verification threshold is someone else (:class:`~faceapp.recognise.track.TrackerConfig`)."""
-        return Tracker(TrackerConfig(switch_similarity=self.verify_threshold()))
+        verification threshold is someone else, and a name is first shown a little above the match
+        threshold (:class:`~faceapp.recognise.track.TrackerConfig`)."""
+        return Tracker(TrackerConfig(switch_similarity=self.verify_threshold(), threshold=self.thresholds().match))
 
     # ------------------------------------------------------------------ single-face helpers
 

@@ -47,6 +47,10 @@ def test_report_counts_names_strangers_and_lookalikes():
     assert ev2.composites == 0.0 and ev2.intervals == {}
     doc = json.loads(json.dumps(ev.to_dict()))
     assert doc["strangers_named"] == 0.0 and len(doc["det"]["margin"]) == len(doc["det"]["no_margin"]) > 100
+    # The curves say how many composites each threshold names (the margin keeps them out).
+    at = {row["threshold"]: row["lookalikes"] for row in doc["det"]["no_margin"]}
+    assert at[0.5] == 1.0 and at[0.75] == 0.0
+    assert all(row["lookalikes"] == 0.0 for row in json.loads(json.dumps(ev2.to_dict()))["det"]["margin"])
     assert any("look-alike composites" in line for line in ev.lines())
     # cy's other photo came closer to ann and was named ann: a miss with another person first
     assert doc["misses"] == {"below_threshold": 0.0, "ambiguous": 0.0, "not_first": 0.0, "wrong_name": pytest.approx(1 / 3)}

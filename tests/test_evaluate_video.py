@@ -13,9 +13,11 @@ from faceapp.measure.video import (
     FRAME_W,
     PATCH_SIDE,
     Actor,
+    _subject_patch,
     build_scripts,
     face_patch,
     render,
+    sample,
     score_videos,
 )
 from faceapp.recognise.track import TrackResult
@@ -88,6 +90,47 @@ def test_every_scenario_renders_faces_where_it_says():
     assert len(present) == 2
     with pytest.raises(FaceappError, match="unknown scenario"):
         build_scripts(ACTORS, scenarios=["dance"])
+
+
+def test_who_appears_is_the_same_in_every_run_of_a_seed():
+    names = [f"s{i:02d}" for i in range(40)]
+    picked = sample(names, 10, np.random.default_rng(3))
+    # A list in the names' order, not a set: iterating a set of strings follows the process's
+    # string hashing, which made the same --seed show the strangers in another order each run.
+    assert isinstance(picked, list) and picked == sorted(picked) and len(set(picked)) == 10
+    assert picked == sample(names, 10, np.random.default_rng(3))
+    assert sample(names, None, np.random.default_rng(3)) == names
+
+
+class BlockFinder:
+    """A stand-in pipeline whose faces are white squares; in a photo it finds only the largest
+    (as a detector can miss a face cut off at the photo's edge), in a video frame all of them."""
+
+    def analyze(self, image, embed=True, still=True):
+        from types import SimpleNamespace
+
+        import cv2
+
+        n, _, stats, _ = cv2.connectedComponentsWithStats((image.min(axis=2) == 255).astype(np.uint8))
+        boxes = sorted(((float(x), float(y), float(x + w), float(y + h)) for x, y, w, h, _ in stats[1:n]),
+                       key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        faces = [SimpleNamespace(detection=SimpleNamespace(box=b), embedding=None) for b in boxes]
+        return (faces[:1] if still else faces), None
+
+
+def test_a_face_the_photo_hides_but_a_frame_shows_is_covered(tmp_path):
+    import cv2
+
+    photo = np.full((250, 250, 3), 90, np.uint8)
+    photo[60:130, 60:130] = 255  # the subject
+    photo[70:120, 22:47] = 255  # someone half cut off beside them: not found in the photo
+    photo[60:130, 132:172] = 255  # and someone just beside the subject, also missed
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    _, patch, box = _subject_patch(BlockFinder(), tmp_path / "p.png")
+    assert BlockFinder().analyze(patch, still=False)[0][0].detection.box == pytest.approx(box, abs=3)
+    assert len(BlockFinder().analyze(patch, still=False)[0]) == 1  # the faces beside the subject are covered
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    assert (patch[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] == 255).all()  # the subject's own face is never painted over
 
 
 def test_face_patch_keeps_the_face_box():

@@ -120,6 +120,13 @@ def test_track_frame_follows_a_face_and_names_it_once_settled(tmp_path, data_dir
     assert tracker.embedded == 3
 
 
+def test_a_live_view_tracker_knows_the_match_threshold(pipeline):
+    """The tracker needs the threshold to ask a little more of a name it has not shown yet."""
+    config = pipeline.new_tracker().config
+    assert config.threshold == pipeline.thresholds().match
+    assert config.name_from == pipeline.thresholds().match + config.name_margin
+
+
 def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, faces, monkeypatch):
     """import embeds a person's photos together; a photo's other faces are never embedded."""
     calls = []

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from faceapp.recognise.track import Tracker, TrackerConfig, iou, quality_weight
+from faceapp.recognise.track import Tracker, TrackerConfig, appearance, below_name_bar, iou, likeness, quality_weight
 from faceapp.types import Candidate, Decision, Detection, Face, Match, Quality
 
 D = 8
@@ -268,3 +268,43 @@ def test_a_jump_in_box_size_keypoints_or_detector_score_is_embedded_at_once(chan
         det = Detection(det.box, det.keypoints, 0.3)
     (r,) = t.update([Face(det, g.crop, g.quality)], f.embed, f.decide)
     assert r.reembedded
+
+
+def test_a_match_under_the_name_bar_counts_as_uncertain():
+    ann = Candidate(0, "ann", 0.82)
+    near = Match(Decision.MATCH, "ann", 0.82, (ann,))
+    assert below_name_bar(near, 0.83) == Match(Decision.UNCERTAIN, None, 0.82, (ann,))
+    assert below_name_bar(near, 0.82) is near  # at the bar: shown as it is
+    assert below_name_bar(near, None) is near  # no bar known
+    unknown = Match(Decision.UNKNOWN, None, 0.3, (Candidate(0, "ann", 0.3),))
+    assert below_name_bar(unknown, 0.83) is unknown
+
+
+def test_a_face_just_over_the_threshold_in_every_frame_is_never_named():
+    # 0.83 like ann in every frame: a match for the gallery (0.8), under the name bar (0.8 + 0.05).
+    t, f = Tracker(TrackerConfig(reembed_every=1, threshold=MATCH_AT, name_margin=0.05)), Fakes()
+    res = [t.update([face(0, mix=(STRANGER, 40))], f.embed, f.decide)[0] for _ in range(12)]
+    assert all(shown(r) is None for r in res)
+    assert res[-1].match is not None and res[-1].match.decision is Decision.UNCERTAIN
+    assert res[-1].latest is not None and res[-1].latest.person == "ann"  # the gallery alone would name her
+
+
+def test_a_shown_name_is_kept_under_the_name_bar_while_the_gallery_supports_it():
+    t, f = Tracker(TrackerConfig(reembed_every=1, history=1, threshold=MATCH_AT, name_margin=0.05)), Fakes()
+    first = [shown(t.update([face(0)], f.embed, f.decide)[0]) for _ in range(3)]
+    assert first == [None, None, "ann"]  # 1.0 like ann: over the bar, named after three evaluations
+    later = [shown(t.update([face(0, mix=(STRANGER, 40))], f.embed, f.decide)[0]) for _ in range(5)]
+    assert later == ["ann"] * 5  # 0.83: under the bar, over the threshold: the name stays
+
+
+def test_a_cut_to_someone_whose_thumbnail_is_much_alike_is_embedded_at_once():
+    t, f = Tracker(), Fakes()
+    for _ in range(5):  # settled: the next periodic embedding is 10 frames away
+        (r,) = t.update([face(0)], f.embed, f.decide)
+    assert shown(r) == "ann" and not r.reembedded
+    ann, other = face(0), face(1)
+    crop = (ann.crop * 0.42 + other.crop * 0.58).astype(np.uint8)  # bob, in a frame whose grey layout is like ann's
+    crop[0, 0] = (1, 0, 0)
+    assert 0.8 < likeness(appearance(ann.crop), appearance(crop)) < 0.88  # as alike as about 1 pair of different people in 150
+    (r,) = t.update([Face(ann.detection, crop, ann.quality)], f.embed, f.decide)
+    assert r.reembedded and shown(r) is None

@@ -382,14 +382,15 @@ def evaluate_open_set(people: FaceSet, strangers: FaceSet, thresholds: Threshold
         slabels = np.array([index.get(same_day.names[lab], -1) for lab in same_day.labels], dtype=np.int64)[keep]
         same = rates(top_scores(gallery, glabels, same_day.embeddings[keep], slabels), thresholds.match,
                      thresholds.margin)
-    comp_share, n_comp = None, 0
+    comp_share, n_comp, comp_scores = None, 0, None
     if composites > 0 and embed is not None:
         groups = composite_groups(people.labels, np.ones(len(people), bool), composites, rng, prefer=~is_enrol)
         if groups:
             cemb = np.asarray(embed(blend(people.crops, groups)), dtype=np.float32)
             n_comp = len(groups)
             clabels = np.arange(n_comp) + offset + len(strangers.names)
-            comp_share = rates(top_scores(gallery, glabels, cemb, clabels), thresholds.match, thresholds.margin).fpir
+            comp_scores = top_scores(gallery, glabels, cemb, clabels)
+            comp_share = rates(comp_scores, thresholds.match, thresholds.margin).fpir
     intervals: dict[str, Interval] = {}
     if n_boot > 0:
         keys = ("fpir", "correct_other_day", "wrong_name")
@@ -400,7 +401,8 @@ def evaluate_open_set(people: FaceSet, strangers: FaceSet, thresholds: Threshold
 
         intervals = dict(zip(keys, bootstrap(scores, stat, n_boot=n_boot, seed=seed)))
     sweep = np.round(np.arange(0.0, 0.8001, 0.005), 3) if sweep is None else sweep
-    det = {"margin": det_curve(scores, sweep, thresholds.margin), "no_margin": det_curve(scores, sweep, 0.0)}
+    det = {"margin": det_curve(scores, sweep, thresholds.margin, comp_scores),
+           "no_margin": det_curve(scores, sweep, 0.0, comp_scores)}
     return Evaluation(thresholds, people=len(np.unique(glabels)), templates=len(gallery), other_day=other,
                       same_day=same, composites=comp_share, composites_count=n_comp, intervals=intervals, det=det,
                       misses=misses(scores, thresholds.match, thresholds.margin))

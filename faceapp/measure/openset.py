@@ -349,6 +349,7 @@ class DetCurve:
         fnir: ``(K,)`` share of enrolled probes not named as themselves.
         wrong_name: ``(K,)`` share of enrolled probes named as someone else.
         margin: the margin used throughout.
+        lookalikes: ``(K,)`` share of look-alike probes named (``None`` without them).
     """
 
     thresholds: np.ndarray
@@ -356,14 +357,20 @@ class DetCurve:
     fnir: np.ndarray
     wrong_name: np.ndarray
     margin: float
+    lookalikes: np.ndarray | None = None
 
     def rows(self) -> list[dict[str, float]]:
-        """One JSON-ready dict per threshold."""
-        return [{"threshold": float(t), "fpir": float(a), "fnir": float(b), "wrong_name": float(c)}
-                for t, a, b, c in zip(self.thresholds, self.fpir, self.fnir, self.wrong_name)]
+        """One JSON-ready dict per threshold (with ``lookalikes`` when the curve has them)."""
+        out = [{"threshold": float(t), "fpir": float(a), "fnir": float(b), "wrong_name": float(c)}
+               for t, a, b, c in zip(self.thresholds, self.fpir, self.fnir, self.wrong_name)]
+        if self.lookalikes is not None:
+            for row, share in zip(out, self.lookalikes):
+                row["lookalikes"] = float(share)
+        return out
 
 
-def det_curve(scores: TopScores, thresholds: np.ndarray | None = None, margin: float = 0.0) -> DetCurve:
+def det_curve(scores: TopScores, thresholds: np.ndarray | None = None, margin: float = 0.0,
+              lookalikes: TopScores | None = None) -> DetCurve:
     """FPIR/FNIR/wrong-name rate at each threshold.
 
     Args:
@@ -371,6 +378,8 @@ def det_curve(scores: TopScores, thresholds: np.ndarray | None = None, margin: f
         thresholds: thresholds to evaluate; by default every distinct top-1 score (the
             full curve) plus the ends.
         margin: the runner-up margin applied at every threshold.
+        lookalikes: top scores of look-alike probes (none enrolled): their share named
+            at each threshold is the curve's ``lookalikes``.
     """
     finite = scores.top1[np.isfinite(scores.top1)]
     if thresholds is None:
@@ -392,7 +401,11 @@ def det_curve(scores: TopScores, thresholds: np.ndarray | None = None, margin: f
         bad = named_at_or_above(scores.top1[ok & enrolled & ~right])
         fnir = 1.0 - good / n_enr if n_enr else np.full(len(thresholds), np.nan)
         wrong = bad / n_enr if n_enr else np.full(len(thresholds), np.nan)
-    return DetCurve(thresholds, np.asarray(fpir, float), np.asarray(fnir, float), np.asarray(wrong, float), float(margin))
+    look = None
+    if lookalikes is not None and len(lookalikes):
+        look = named_at_or_above(lookalikes.top1[clears_margin(lookalikes.gap, margin)]) / len(lookalikes)
+    return DetCurve(thresholds, np.asarray(fpir, float), np.asarray(fnir, float), np.asarray(wrong, float), float(margin),
+                    None if look is None else np.asarray(look, float))
 
 
 def threshold_for_fpir(scores: TopScores, target_fpir: float, margin: float = 0.0) -> float:

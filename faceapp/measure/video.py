@@ -127,6 +127,19 @@ class Script:
 # ---------------------------------------------------------------------- actors
 
 
+def cover(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """``image`` with each box (and 15 % around it) painted in the image's mean colour; a copy when any."""
+    if not boxes:
+        return image
+    image = image.copy()
+    fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    for b in boxes:
+        mx, my = 0.15 * (b[2] - b[0]), 0.15 * (b[3] - b[1])
+        x0, y0 = max(0, int(b[0] - mx)), max(0, int(b[1] - my))
+        image[y0 : max(y0, int(b[3] + my)), x0 : max(x0, int(b[2] + mx))] = fill
+    return image
+
+
 def face_patch(image: np.ndarray, box: Box, hide: Sequence[Box] = ()) -> tuple[np.ndarray, Box]:
     """A square of the photo around a face, resized to ``PATCH_SIDE``, and the face box in it.
 
@@ -138,13 +151,7 @@ def face_patch(image: np.ndarray, box: Box, hide: Sequence[Box] = ()) -> tuple[n
     """
     import cv2
 
-    if hide:
-        image = image.copy()
-        fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-        for b in hide:
-            mx, my = 0.15 * (b[2] - b[0]), 0.15 * (b[3] - b[1])
-            x0, y0 = max(0, int(b[0] - mx)), max(0, int(b[1] - my))
-            image[y0 : max(y0, int(b[3] + my)), x0 : max(x0, int(b[2] + mx))] = fill
+    image = cover(image, hide)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = PATCH_FACE_RATIO * max(box[2] - box[0], box[3] - box[1]) / 2
     x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -182,8 +189,8 @@ def prepare_actors(pipe: Any, people: Path, strangers: Path, *, max_people: int 
     for path, name in labelled_photos(strangers):
         by_stranger.setdefault(name, path)
     rng = np.random.default_rng(seed)
-    shown_people = _sample(sorted(by_person), max_people, rng)
-    shown_strangers = _sample(sorted(by_stranger), max_strangers, rng)
+    shown_people = sample(sorted(by_person), max_people, rng)
+    shown_strangers = sample(sorted(by_stranger), max_strangers, rng)
     probes: list[tuple[str, Any, np.ndarray, Box]] = []  # (name, probe face, its patch, the face box in it)
     for name, paths in sorted(by_person.items()):
         try:
@@ -217,13 +224,48 @@ def _subject_patch(pipe: Any, path: Path) -> tuple[Any, np.ndarray, Box]:
     face = subject_face(pipe, rgb, str(path))
     others = [f.detection.box for f in pipe.analyze(rgb, embed=False)[0] if f.detection.box != face.detection.box]
     patch, box = face_patch(rgb, face.detection.box, others)
-    return face, patch, box
+    covered = cover(patch, faces_in_frames(pipe, patch, box))
+    x0, y0, x1, y1 = (min(max(int(round(v)), 0), PATCH_SIDE) for v in box)
+    covered[y0:y1, x0:x1] = patch[y0:y1, x0:x1]  # a neighbour's cover never paints over the subject's face
+    return face, covered, box
 
 
-def _sample(items: list[str], n: int | None, rng: np.random.Generator) -> set[str]:
+def faces_in_frames(pipe: Any, patch: np.ndarray, subject: Box, sizes: Sequence[int] = (180, 260)) -> list[Box]:
+    """Faces other than ``subject`` that the live view finds in ``patch`` once it stands in a frame.
+
+    A face cut off at the photo's edge can escape detection in the photo and be found in a
+    frame, where the live view may name it rightly while the benchmark would count a name on
+    no actor's face. Boxes are in ``patch`` pixels.
+
+    Args:
+        pipe: a :class:`~faceapp.pipeline.Pipeline`.
+        patch: ``(PATCH_SIDE, PATCH_SIDE, 3)`` RGB patch.
+        subject: the actor's face box in the patch.
+        sizes: the patch sides, in frame pixels, to look at it.
+    """
+    found: list[Box] = []
+    actor = Actor("", None, patch, subject, False)
+    for side in sizes:
+        frame, _ = render([Placement(0, 0, FRAME_W / 2, FRAME_H / 2, side)], [actor])
+        x0, y0 = int(round(FRAME_W / 2 - side / 2)), int(round(FRAME_H / 2 - side / 2))
+        k = PATCH_SIDE / side
+        for f in pipe.analyze(frame, embed=False, still=False)[0]:
+            b = f.detection.box
+            box = ((b[0] - x0) * k, (b[1] - y0) * k, (b[2] - x0) * k, (b[3] - y0) * k)
+            if iou(box, subject) < MIN_BOX_OVERLAP and all(iou(box, o) < MIN_BOX_OVERLAP for o in found):
+                found.append(box)
+    return found
+
+
+def sample(items: list[str], n: int | None, rng: np.random.Generator) -> list[str]:
+    """``n`` of ``items`` drawn with ``rng`` (all when ``n`` is ``None``), in the order of ``items``.
+
+    A list, not a set: who appears where must depend on the seed alone, and a set of strings
+    iterates in an order that changes with every process's string hashing.
+    """
     if n is None or n >= len(items):
-        return set(items)
-    return {items[i] for i in rng.choice(len(items), size=n, replace=False)}
+        return list(items)
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
 
 
 # ---------------------------------------------------------------------- scripts

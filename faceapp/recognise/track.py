@@ -50,6 +50,10 @@ EmbedFn = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) RGB uint8 crops -> 
 DecideFn = Callable[[np.ndarray], Sequence[Match]]  # (N, D) unit-length embeddings -> one Match each
 
 APPEARANCE_SIDE = 8  # the appearance thumbnail is APPEARANCE_SIDE x APPEARANCE_SIDE grey pixels
+# Extra similarity above the match threshold before a track first shows a name. Frames of one
+# appearance are near copies of each other, so agreeing evaluations are not independent
+# evidence: a stranger just over the threshold in one frame is over it in the next ones too.
+NAME_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class TrackerConfig:
         score_drop: ... or the detector's score falls by more than this in a frame.
         appearance_weight: weight of appearance likeness beside box overlap when faces
             are given to tracks.
+        threshold: the gallery's match threshold (``None``: not known, no extra bar).
+        name_margin: a name is first shown only when the track's fused embedding is at
+            least ``threshold + name_margin`` similar to the person (below that the
+            evaluation counts as uncertain: :func:`below_name_bar`); once shown, the
+            threshold alone keeps it.
     """
 
     iou_min: float = 0.3
@@ -91,12 +100,14 @@ class TrackerConfig:
     quality_gain: float = 1.25
     stable_evaluations: int = 3
     history: int = 20
-    appearance_change: float = 0.8
+    appearance_change: float = 0.88
     appearance_drift: float = 0.7
     size_jump: float = 1.3
     keypoint_jump: float = 0.12
     score_drop: float = 0.4
     appearance_weight: float = 0.5
+    threshold: float | None = None
+    name_margin: float = NAME_MARGIN
 
     def __post_init__(self) -> None:
         if not 0.0 < self.iou_min <= 1.0:
@@ -107,6 +118,13 @@ class TrackerConfig:
             raise ValueError("recent must be >= 1")
         if self.quality_gain < 1.0 or self.size_jump < 1.0:
             raise ValueError("quality_gain and size_jump must be >= 1")
+        if self.name_margin < 0:
+            raise ValueError("name_margin must be >= 0")
+
+    @property
+    def name_from(self) -> float | None:
+        """The similarity a name needs to be shown for the first time (``None``: the gallery's decision alone)."""
+        return None if self.threshold is None else self.threshold + self.name_margin
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,19 @@ def supports(m: Match, person: str) -> bool:
     return m.candidates[0].name == person
 
 
+def below_name_bar(m: Match, name_from: float | None) -> Match:
+    """``m`` as a video may first show it: a match under ``name_from`` becomes "uncertain".
+
+    A name that is not shown yet needs its similarity to reach ``name_from`` (the match
+    threshold plus :data:`NAME_MARGIN`); a name already shown needs only the gallery's
+    support (:func:`supports`). Every other decision, and any match when ``name_from`` is
+    ``None``, is returned as it is.
+    """
+    if m.decision is not Decision.MATCH or name_from is None or (m.similarity is not None and m.similarity >= name_from):
+        return m
+    return dataclasses.replace(m, decision=Decision.UNCERTAIN, person=None)
+
+
 def _key(m: Match) -> tuple[Decision, str | None]:
     return m.decision, m.person
 
@@ -237,11 +268,13 @@ class _Track:
         self.last_embed_frame = frame
         self.best_weight = max(self.best_weight, weight)
 
-    def evaluate(self, fused: Match, own: Match, needed: int) -> None:
+    def evaluate(self, fused: Match, own: Match, needed: int, name_from: float | None = None) -> None:
         """One evaluation: the decisions on the fused embedding and on the face's own.
 
         A name is evidence only when both say it: a fused match that the face's own
         embedding does not support is no evaluation for anyone (agreement starts again).
+        A name that is not shown yet also needs the fused match to reach ``name_from``;
+        under it the evaluation counts as uncertain (:func:`below_name_bar`).
         """
         agreed = fused if fused.decision is not Decision.MATCH or supports(own, fused.person or "") else None
         self.latest = fused if agreed is not None else own
@@ -252,8 +285,10 @@ class _Track:
                     self.shown = agreed  # the name holds; refresh its figures
                 self.pending, self.agree = None, 0
                 return
-            self.shown = None  # not supported: the name goes at once
-        elif shown is not None and agreed is not None and _key(agreed) == _key(shown):
+            self.shown = shown = None  # not supported: the name goes at once
+        if agreed is not None:
+            agreed = below_name_bar(agreed, name_from)
+        if shown is not None and agreed is not None and _key(agreed) == _key(shown):
             self.shown, self.pending, self.agree = agreed, None, 0
             return
         if agreed is None:
@@ -386,7 +421,7 @@ class Tracker:
             matches = decide(np.stack(fused + [e for _, e in evaluated]))
             n = len(evaluated)
             for k, (track, _) in enumerate(evaluated):
-                track.evaluate(matches[k], matches[n + k], cfg.stable_evaluations)
+                track.evaluate(matches[k], matches[n + k], cfg.stable_evaluations, cfg.name_from)
         results = []
         embedded_now = set(todo)
         for i, f in enumerate(faces):
