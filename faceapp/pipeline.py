@@ -375,6 +375,9 @@ class Pipeline:
             tracker: the :class:`~faceapp.recognise.track.Tracker` of this video or camera.
             threshold: match threshold override.
         """
+        match = self.thresholds(threshold).match
+        if tracker.config.threshold != match:  # the threshold in force now sets the name bar too
+            tracker.config = dataclasses.replace(tracker.config, threshold=match)
         faces, _ = self.analyze(image, embed=False, still=False)
         return tracker.update(faces, self.embedder.embed,
                               lambda emb: self.match_embeddings(emb, threshold=threshold))

@@ -1,5 +1,7 @@
 """End-to-end on real photos committed under tests/data (see data/SOURCES.md)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,6 +127,16 @@ def test_a_live_view_tracker_knows_the_match_threshold(pipeline):
     config = pipeline.new_tracker().config
     assert config.threshold == pipeline.thresholds().match
     assert config.name_from == pipeline.thresholds().match + config.name_margin
+
+
+def test_a_live_view_trackers_name_bar_follows_a_threshold_changed_while_it_runs(pipeline, data_dir, monkeypatch):
+    """The window's threshold control changes the settings of a running live view."""
+    tracker = pipeline.new_tracker()
+    monkeypatch.setattr(pipeline, "settings", dataclasses.replace(pipeline.settings, threshold=0.61))
+    pipeline.track_frame(load_image(data_dir / "obama.jpg"), tracker)
+    assert tracker.config.threshold == 0.61
+    pipeline.track_frame(load_image(data_dir / "obama.jpg"), tracker, threshold=0.52)
+    assert tracker.config.threshold == 0.52
 
 
 def test_faces_of_several_photos_are_embedded_in_one_call(pipeline, data_dir, faces, monkeypatch):
