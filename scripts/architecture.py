@@ -84,7 +84,7 @@ def draw(out: Path) -> None:
     rows = layers()
     parts = [m for row in rows for m in row]
     edges = reduce(part_imports(parts))
-    fig, ax = plt.subplots(figsize=(11, 0.85 * len(rows) + 0.6))
+    fig, ax = plt.subplots(figsize=(11, 1.0 * len(rows) + 0.6))
     ax.set_xlim(0, 10)
     ax.set_ylim(-0.3, len(rows))
     ax.axis("off")
@@ -96,16 +96,16 @@ def draw(out: Path) -> None:
             x0 = 0.3 + i * width
             inner = modules_in(part)
             label = part.removeprefix("faceapp.") + ("/" if inner else ".py")
-            text = label + ("\n" + textwrap.fill(", ".join(inner), width=int(width * 13)) if inner else "")
-            ax.add_patch(FancyBboxPatch((x0 + 0.05, y - 0.32), width - 0.1, 0.64, boxstyle="round,pad=0.02",
+            text = label + ("\n" + textwrap.fill(", ".join(inner), width=int(width * 14)) if inner else "")
+            ax.add_patch(FancyBboxPatch((x0 + 0.05, y - 0.4), width - 0.1, 0.8, boxstyle="round,pad=0.02",
                                         fc="#e8f0fb" if inner else "#f4f4f4", ec="#3b5b8c"))
-            ax.text(x0 + width / 2, y, text, ha="center", va="center", fontsize=8.5, wrap=True)
+            ax.text(x0 + width / 2, y, text, ha="center", va="center", fontsize=8 if text.count("\n") > 2 else 8.5)
             centre[part] = (x0 + width / 2, y)
     for src, dsts in edges.items():
         for dst in dsts:
             (x1, y1), (x2, y2) = centre[src], centre[dst]
             upward = y2 > y1
-            ax.add_patch(FancyArrowPatch((x1, y1 - 0.32), (x2, y2 + 0.32), arrowstyle="-|>", mutation_scale=8,
+            ax.add_patch(FancyArrowPatch((x1, y1 - 0.4), (x2, y2 + 0.4), arrowstyle="-|>", mutation_scale=8,
                                          color="#c0392b" if upward else "#7a8aa6", lw=0.6, alpha=0.7,
                                          connectionstyle="arc3,rad=0.08"))
     note = ("arrows: imports read from the code (an arrow is left out where a longer path already connects "
