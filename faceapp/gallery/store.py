@@ -74,6 +74,7 @@ def _spoof_checker() -> Any:
     return icu.SpoofChecker()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every new name is compared with every enrolled name
 def name_keys(name: str) -> frozenset[str]:
     """What a name looks like: two names that share a key can be mistaken for each other.
 
@@ -88,7 +89,7 @@ def name_keys(name: str) -> frozenset[str]:
     return _keys(normalise_name(name))
 
 
-@functools.lru_cache(maxsize=1 << 16)  # every enrolment compares with every enrolled name
+@functools.lru_cache(maxsize=1 << 16)
 def _keys(clean: str) -> frozenset[str]:
     skeleton = functools.partial(_spoof_checker().getSkeleton, 0)
     return frozenset({skeleton(clean.casefold()), skeleton(skeleton(clean).casefold())})
