@@ -97,8 +97,9 @@ def test_evaluate_command_on_real_photos(tmp_path, labelled_folders, capsys):
     assert "is not a folder" in capsys.readouterr().err
 
 
-def test_embedding_cache_is_kept_apart_per_precision(tmp_path):
-    """int8 and fp32 embeddings of the same model never share a cache entry."""
+def test_embedding_cache_is_kept_apart_per_precision_and_runtime(tmp_path):
+    """int8 and fp32 embeddings of the same model never share a cache entry, nor do two runtimes
+    (a fused model's int8 setting runs its second network in fp32 or bf16 by the CPU)."""
     from types import SimpleNamespace
 
     from faceapp.measure.evaluate import _cache_key
@@ -106,11 +107,12 @@ def test_embedding_cache_is_kept_apart_per_precision(tmp_path):
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"x")
 
-    def pipe(precision):
-        return SimpleNamespace(model_id="m", embedder=SimpleNamespace(precision=precision),
+    def pipe(precision, runtime="OpenVINO CPU int8 + fp32"):
+        return SimpleNamespace(model_id="m", embedder=SimpleNamespace(precision=precision, runtime_name=runtime),
                                detector_file=SimpleNamespace(sha256="d"),
                                settings=SimpleNamespace(min_face_size=0.0, min_detection_confidence=0.5))
 
     items = [(photo, "a")]
     assert _cache_key(pipe("int8"), items, "v") != _cache_key(pipe("fp32"), items, "v")
     assert _cache_key(pipe("fp32"), items, "v") == _cache_key(pipe("fp32"), items, "v")
+    assert _cache_key(pipe("int8"), items, "v") != _cache_key(pipe("int8", "OpenVINO CPU int8 + bf16"), items, "v")

@@ -219,11 +219,16 @@ def test_merge_reseals_under_the_target_and_rekey_keeps_data(tmp_path, rng):
     store.merge("Bob", "Ann")
     assert len(store.samples("Ann")) == 2 and all(s.crop.startswith(b"\xff\xd8") for s in store.samples("Ann"))
     assert fields(store, "Ann") == {("ann.jpg", "null"), ("bob.jpg", json.dumps(QUALITY))}  # sealed again by Ann's key
+    from faceapp.gallery.events import EventRecord
+
+    shot = jpeg(rng)  # an unknown face's snapshot is sealed with the gallery key itself
+    store.add_events([EventRecord(2.0, None, "unknown", 0.1, 2, (0, 0, 1, 1), "cam", "door", shot)], 1e9)
     old = store.crypto.check_value
     store.rekey(keys)
     assert store.crypto.check_value != old
     store.close()
     store = SQLiteStore(tmp_path / "g", keys=keys)
+    assert [ev.snapshot for ev in store.events(snapshots=True)] == [shot]  # sealed again under the new key
     assert np.allclose(np.sort(store.embeddings(store.template_ids(MODEL), DIM).sum(1)), np.sort(e.sum(1)), atol=1e-5)
     assert store.get_person("ANN").templates == 2  # found by the keyed hash made with the new key
     assert fields(store, "Ann") == {("ann.jpg", "null"), ("bob.jpg", json.dumps(QUALITY))}
@@ -387,3 +392,32 @@ def test_postgres_server_and_device_cache_keep_no_face_in_the_clear(own_pg_serve
     pg_server.sql("postgres", "CHECKPOINT")
     assert scan(pg_server.data, DIM) == (0, 0)
     assert scan(tmp_path / "cache", DIM) == (0, 0)
+
+
+def test_a_damaged_sealed_text_is_one_tampered_line_and_only_vectors_are_sent_to_check(tmp_path, rng):
+    """A source that is not even base64 any more fails like any other damage (no traceback), and
+    the fix offered for a damaged value is `check` only where `check` can make it again."""
+    from faceapp.errors import Fix
+
+    keys = KeyStore(tmp_path / "keys")
+    store = SQLiteStore(tmp_path / "g", keys=keys)
+    add(store, "Ann", unit(rng, 1), [None], ["ann.jpg"])
+    store.close()
+    db = sqlite3.connect(tmp_path / "g" / "gallery.sqlite3")
+    with db:
+        db.execute("UPDATE templates SET source = '%%% not base64 %%%'")
+    db.close()
+    store = SQLiteStore(tmp_path / "g", keys=keys)
+    with pytest.raises(TamperedError) as err:
+        store.samples("Ann")
+    assert err.value.fix is None and "template source" in str(err.value) and "\n" not in str(err.value)
+    store.close()
+    crypto = seal.GalleryCrypto(b"k" * 32, "g1", "g")
+    crypto.new_data_key(7)
+    fixes = {}
+    for kind in (seal.TEMPLATE, seal.NEGATIVE, seal.TEMPLATE_CROP, seal.NAME, seal.SNAPSHOT):
+        with pytest.raises(TamperedError) as err:
+            crypto.open(7, kind, 1, b"x" * 40)
+        fixes[kind] = err.value.fix
+    assert fixes == {seal.TEMPLATE: Fix.CHECK_TEMPLATES, seal.NEGATIVE: Fix.CHECK_TEMPLATES,
+                     seal.TEMPLATE_CROP: None, seal.NAME: None, seal.SNAPSHOT: None}

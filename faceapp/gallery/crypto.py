@@ -45,6 +45,7 @@ TEMPLATE_QUALITY = "template-quality"
 NEGATIVE = "negative"
 NEGATIVE_CROP = "negative-crop"
 DATA_KEY = "data-key"
+REPAIRABLE = frozenset({TEMPLATE, NEGATIVE})  # vectors `check` makes again from their crops
 
 
 class TamperedError(GalleryError):
@@ -187,5 +188,6 @@ class GalleryCrypto:
         except (InvalidTag, ValueError) as exc:
             raise TamperedError(
                 f"a stored {kind.replace('-', ' ')} (row {row_id}) of gallery {self.location} failed its "
-                "authentication check (changed, damaged, or copied from another row)", Fix.CHECK_TEMPLATES
+                "authentication check (changed, damaged, or copied from another row)",
+                Fix.CHECK_TEMPLATES if kind in REPAIRABLE else None
             ) from exc

@@ -10,6 +10,7 @@ encrypts a gallery written before encryption person by person, and gives it a ne
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -154,7 +155,11 @@ class DataKeys:
 
     def _open_text(self, pid: int, kind: str, row_id: int, stored: str) -> str:
         assert self.crypto is not None
-        return (self.crypto.open(int(pid), kind, int(row_id), base64.b64decode(stored)) or b"").decode("utf-8")
+        try:
+            data = base64.b64decode(stored, validate=True)
+        except (binascii.Error, ValueError):
+            data = b""  # not even base64: fails the authentication check like any other damage
+        return (self.crypto.open(int(pid), kind, int(row_id), data) or b"").decode("utf-8")
 
     def named(self, rows: Sequence[Row], pid: int = 0, name: int = 1) -> list[Row]:
         """``rows`` with the stored name in column ``name`` of the person in column ``pid`` decrypted."""
@@ -189,13 +194,11 @@ class Encryptor:
     Args:
         db: the database.
         keys: the people's data keys (given the gallery key once it is opened).
-        keeps_events: the database has an ``events`` table (whose snapshots a rekey seals again).
     """
 
-    def __init__(self, db: Dialect, keys: DataKeys, *, keeps_events: bool) -> None:
+    def __init__(self, db: Dialect, keys: DataKeys) -> None:
         self.db = db
         self.keys = keys
-        self.keeps_events = keeps_events
 
     def unlock(self, keys: KeyStore | None = None, progress: Callable[[int, int], None] | None = None) -> int:
         """Open the gallery's key; a gallery not yet encrypted is given a key and encrypted.
@@ -320,11 +323,11 @@ class Encryptor:
                 rows = self.keys.named(tx.rows("SELECT id, name, data_key FROM persons WHERE data_key IS NOT NULL"))
                 tx.many("UPDATE persons SET data_key = ?, name_key = ? WHERE id = ?",
                         [(old.rewrap(int(p), as_bytes(w), new), new.name_key(str(n)), int(p)) for p, n, w in rows])
-                if self.keeps_events:
-                    shots = tx.rows("SELECT id, snapshot FROM events WHERE person_id IS NULL AND snapshot IS NOT NULL")
-                    tx.many("UPDATE events SET snapshot = ? WHERE id = ?",
-                            [(new.seal(seal.NOBODY, seal.SNAPSHOT, int(e),
-                                       old.open(seal.NOBODY, seal.SNAPSHOT, int(e), as_bytes(b))), int(e)) for e, b in shots])
+                # unknown faces' snapshots are sealed with the gallery key itself (both dialects keep events)
+                shots = tx.rows("SELECT id, snapshot FROM events WHERE person_id IS NULL AND snapshot IS NOT NULL")
+                tx.many("UPDATE events SET snapshot = ? WHERE id = ?",
+                        [(new.seal(seal.NOBODY, seal.SNAPSHOT, int(e),
+                                   old.open(seal.NOBODY, seal.SNAPSHOT, int(e), as_bytes(b))), int(e)) for e, b in shots])
                 tx.run(self.db.set_key_check_sql, (new.check_value,))
                 where = keys.save(old.gallery_id, key)  # kept before the commit: never a gallery without its key
         except BaseException:

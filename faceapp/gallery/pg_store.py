@@ -127,7 +127,6 @@ class PostgresStore(SQLStore):
             copy, or cannot be used.
     """
 
-    keeps_events = True
 
     def __init__(self, dsn: str, *, listen: bool = True, keys: KeyStore | None = None,
                  progress: Callable[[int, int], None] | None = None, copying: bool = False) -> None:

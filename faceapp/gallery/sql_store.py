@@ -66,7 +66,6 @@ class SQLStore:
         changes: where writes log what they changed (``None``: no change log is kept).
     """
 
-    keeps_events = False  # the database has an ``events`` table (with snapshots)
 
     def __init__(self, dialect: Dialect, changes: ChangeRecorder | None = None) -> None:
         self.dialect = dialect
@@ -75,7 +74,7 @@ class SQLStore:
         self._changes = changes
         self.history = EventHistory(dialect, lambda name: self.get_person(name).id, sealer=self)
         self.data_keys = DataKeys(dialect)
-        self.encryptor = Encryptor(dialect, self.data_keys, keeps_events=self.keeps_events)
+        self.encryptor = Encryptor(dialect, self.data_keys)
         self.rebuilder = Rebuilder(self)
 
     def finish_opening(self, keys: KeyStore | None, progress: Callable[[int, int], None] | None, *,

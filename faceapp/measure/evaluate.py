@@ -117,7 +117,8 @@ def subject_face(pipe: Any, image: np.ndarray, label: str) -> Any:
 
 def _cache_key(pipe: Any, items: Sequence[tuple[Path, str]], variant: str) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, variant, pipe.model_id, pipe.embedder.precision, pipe.detector_file.sha256,
+    h.update(json.dumps([CACHE_VERSION, variant, pipe.model_id, pipe.embedder.precision,
+                         pipe.embedder.runtime_name, pipe.detector_file.sha256,
                          pipe.settings.min_face_size, pipe.settings.min_detection_confidence]).encode())
     for path, ident in items:
         st = path.stat()
