@@ -124,3 +124,37 @@ def test_a_failed_copy_into_postgres_leaves_it_empty(pg_dsn, tmp_path, rng, monk
         assert store.count_persons() == 0 and store.copy_mark() is None
     finally:
         store.close()
+
+
+def _add(store, name, rng):
+    store.add_templates(name, unit_vectors(rng, 1, 16), model_id="m" * 64, crops=[None], sources=[None],
+                        qualities=[None], create=True, must_be_new=True)
+
+
+def test_a_copys_mark_keeps_other_writers_out_and_only_its_own_token_finishes_or_erases(tmp_path):
+    """A device that opened the gallery before a copy marked it cannot enrol into it meanwhile (the
+    copy would erase that person if it failed); the mark is taken only on an empty, unmarked gallery,
+    in one transaction; a copy that another has taken over finishes and erases nothing."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    device = open_store(str(tmp_path / "g"))  # opened before the copy: not the copy's writer
+    copying = open_store(str(tmp_path / "g"), copying=True)
+    token = copying.mark_copy("src")
+    with pytest.raises(GalleryError, match="being filled by a copy"):
+        _add(device, "Dev", rng)
+    with pytest.raises(GalleryError, match="already the destination of another copy"):
+        copying.mark_copy("other")
+    _add(copying, "Ann", rng)
+    with pytest.raises(GalleryError, match="another copy has taken it over"):
+        copying.finish_copy("0" * 16)
+    with pytest.raises(GalleryError, match="another copy has taken it over"):
+        copying.discard_copy("0" * 16)
+    assert copying.count_persons() == 1 and copying.copy_mark() == "src"
+    copying.finish_copy(token)
+    assert copying.copy_mark() is None
+    _add(device, "Dev", rng)  # the copy is finished: everyone writes again
+    with pytest.raises(GalleryError, match="not empty"):
+        copying.mark_copy("src")
+    device.close()
+    copying.close()

@@ -13,10 +13,12 @@ staging folder beside the destination (``.NAME.incomplete``) and published by re
 only once the counts are checked. A copy that is killed leaves only the staging folder,
 which never opens as the destination's gallery and is cleared by the next run; a copy that
 fails removes it. Into a database (:func:`copy_store`), the destination is first marked as
-an unfinished copy, in a transaction of its own, and the mark is cleared once the counts are
-checked: a marked gallery is never opened (one line says to run the copy again), and the
-next copy into it erases what the interrupted one wrote before it starts. A copy that fails
-erases what it wrote. (One transaction for the whole copy would hold every template of a
+an unfinished copy, in a transaction of its own that also checks it is empty and unmarked,
+and the mark is cleared once the counts are checked: a marked gallery is never opened (one
+line says to run the copy again), a device that opened it before the mark cannot write into
+it meanwhile, and the next copy into it erases what the interrupted one wrote before it
+starts. A copy that fails erases what it wrote, and only the copy holding the mark's token
+can finish or erase it. (One transaction for the whole copy would hold every template of a
 large gallery in one server transaction, and the copy's connection would be the only one
 that could write meanwhile; the mark keeps the copy person by person.)
 """
@@ -73,19 +75,17 @@ def copy_store(src: Store, dst: Store, *, progress: Callable[[int, int], None] |
     """
     if dst.copy_mark() is not None:  # the rest of an interrupted copy: started again from nothing
         dst.discard_copy()
-    if dst.count_persons():
-        raise GalleryError(f"gallery {dst.location} is not empty; copy into a new folder or an empty database")
     models = src.model_counts()
     if "?" in models or len(models) > 1:
         raise GalleryError(f"gallery {src.location} holds templates of {len(models)} models (a re-embedding is not "
                            "finished)", Fix.REEMBED_FIRST)
-    dst.mark_copy(src.location)
+    token = dst.mark_copy(src.location)  # refuses a gallery that holds anyone
     try:
         report = _copy_people(src, dst, models, progress)
-        dst.finish_copy()
+        dst.finish_copy(token)
     except BaseException:
         with contextlib.suppress(Exception):  # else the mark stays, and the next copy erases it
-            dst.discard_copy()
+            dst.discard_copy(token)
         raise
     return report
 

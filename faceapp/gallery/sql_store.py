@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,9 @@ class SQLStore:
         changes: where writes log what they changed (``None``: no change log is kept).
     """
 
-
     def __init__(self, dialect: Dialect, changes: ChangeRecorder | None = None) -> None:
         self.dialect = dialect
+        self._copying = False  # opened by a copy into it: the one writer while it is marked
         self.location = dialect.location
         self.read_only = dialect.read_only
         self._changes = changes
@@ -81,6 +82,7 @@ class SQLStore:
                        copying: bool = False) -> None:
         """Refuse the rest of an interrupted copy (unless ``copying`` into it), then :meth:`unlock`;
         the store is closed when either raises."""
+        self._copying = copying
         try:
             mark = None if copying else self.copy_mark()
             if mark is not None:
@@ -95,23 +97,68 @@ class SQLStore:
 
     def copy_mark(self) -> str | None:
         """The source of a copy into this gallery that has not finished (``None``: none)."""
-        rows = self._query(self.dialect.copy_mark_sql)
-        return None if not rows or rows[0][0] is None else str(rows[0][0])
+        mark = self._mark(self._query(self.dialect.copy_mark_sql))
+        return None if mark is None else mark[1]
 
-    def mark_copy(self, source: str) -> None:
-        """Mark this gallery as the destination of a copy of ``source`` under way (its own transaction)."""
-        with self._transaction() as tx:
-            tx.run(self.dialect.mark_copy_sql, (source,))
+    @staticmethod
+    def _mark(rows: Sequence[Row]) -> tuple[str, str] | None:
+        """``(token, source)`` of the mark in ``rows`` (the copy mark query's result)."""
+        if not rows or rows[0][0] is None:
+            return None
+        token, _, source = str(rows[0][0]).partition(" ")
+        return token, source
 
-    def finish_copy(self) -> None:
-        """Clear the mark of :meth:`mark_copy`: the copy is whole and checked."""
+    def _refuse_while_copied(self, tx: Tx) -> None:
+        """Writers other than the copy itself never write into a gallery a copy is filling
+        (the copy erases everything if it fails, so what they wrote would go with it)."""
+        if not self._copying and self._mark(tx.rows(self.dialect.copy_mark_sql)) is not None:
+            raise GalleryError(f"gallery {self.location} is being filled by a copy (or one was interrupted); "
+                               "nothing was changed: write to it once the copy has finished")
+
+    def mark_copy(self, source: str) -> str:
+        """Mark this empty gallery as the destination of a copy of ``source`` (its own transaction).
+
+        Returns:
+            The copy's token: only the copy holding it can finish or discard the copy.
+
+        Raises:
+            GalleryError: the gallery holds someone, or another copy's mark (both checked in
+                the transaction that writes the mark, so no writer comes in between).
+        """
+        token = secrets.token_hex(8)
         with self._transaction() as tx:
+            if self._mark(tx.rows(self.dialect.copy_mark_sql)) is not None:
+                raise GalleryError(f"gallery {self.location} is already the destination of another copy; "
+                                   "nothing was changed")
+            if tx.rows("SELECT id FROM persons LIMIT 1"):
+                raise GalleryError(f"gallery {self.location} is not empty; copy into a new folder or an empty database")
+            tx.run(self.dialect.mark_copy_sql, (f"{token} {source}",))
+        self._copying = True  # this store is the copy's writer
+        return token
+
+    def _held(self, tx: Tx, token: str | None) -> None:
+        mark = self._mark(tx.rows(self.dialect.copy_mark_sql))
+        if mark is None or (token is not None and mark[0] != token):
+            raise GalleryError(f"gallery {self.location}: another copy has taken it over; nothing of it was "
+                               "changed by this one")
+
+    def finish_copy(self, token: str) -> None:
+        """Clear the mark of :meth:`mark_copy`: the copy holding ``token`` is whole and checked."""
+        with self._transaction() as tx:
+            self._held(tx, token)
             tx.run(self.dialect.clear_copy_sql)
+        self._copying = False
 
-    def discard_copy(self) -> Erased:
-        """Erase what an unfinished copy wrote (everything: the gallery was empty) and clear its mark, in one
-        transaction."""
+    def discard_copy(self, token: str | None = None) -> Erased:
+        """Erase what an unfinished copy wrote (everything: the gallery was empty and no one else
+        writes while it is marked) and clear its mark, in one transaction.
+
+        Args:
+            token: the copy's own token (:meth:`mark_copy`); ``None``: whichever interrupted copy
+                left its mark.
+        """
         with self._transaction() as tx:
+            self._held(tx, token)
             n, c = self.erase_templates(tx, "1 = 1", ())
             neg, negc = self.erase_negatives(tx, "1 = 1", ())
             tx.run("DELETE FROM events")
@@ -266,6 +313,7 @@ class SQLStore:
         emb = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
         now = time.time()
         with self._transaction() as tx:
+            self._refuse_while_copied(tx)
             self._check_model(tx, model_id, emb.shape[1])
             pid = self._find_person(tx, clean)
             if pid is not None and must_be_new:
@@ -403,6 +451,7 @@ class SQLStore:
     def add_negative(self, name: str, embedding: np.ndarray, *, model_id: str, crop: bytes | None) -> int:
         emb = np.ascontiguousarray(np.asarray(embedding, dtype=np.float32).reshape(-1))
         with self._transaction() as tx:
+            self._refuse_while_copied(tx)
             pid = self._person_id(tx, name)
             stored = state_from_row(tx.rows(self.dialect.state_sql)[0]).model_id
             if stored is not None and stored != model_id:
