@@ -25,6 +25,15 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["FACEAPP_CACHE_DIR"] = str(home / "cache")
 
 
+@pytest.fixture(autouse=True)
+def _no_key_unsealed_by_another_test():
+    """Each test asks for a key's passphrase afresh (the app keeps an unsealed key for its run)."""
+    from faceapp.gallery import keys
+
+    yield
+    keys.forget_unsealed()
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

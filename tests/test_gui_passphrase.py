@@ -154,3 +154,16 @@ def test_a_passphrase_in_the_environment_opens_without_asking(qtbot, tmp_path, d
     assert os.environ[keys.PASSPHRASE_ENV] == PASSPHRASE  # the user's own setting is left as it was
     assert matches_obama(w, data_dir) == ["Obama"]
     w.close()
+
+
+def test_a_settings_change_keeps_the_gallery_unlocked(qtbot, tmp_path, data_dir, protected):
+    """The passphrase is asked for once per run: changing a setting (which checks it with a new
+    pipeline) neither asks again nor locks the gallery; a new key file (a rekey) would."""
+    w = open_window(qtbot, tmp_path, protected)
+    answer(qtbot, w.unlock.dialog, PASSPHRASE)
+    assert not w.unlock.locked
+    assert w.apply_settings({"threshold": 0.6})
+    assert not w.unlock.locked and w.settings.threshold == 0.6
+    assert w.unlock.dialog is None or not w.unlock.dialog.isVisible()  # not asked again
+    assert matches_obama(w, data_dir) == ["Obama"]
+    w.close()

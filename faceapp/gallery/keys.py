@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,19 @@ def decode_key(data: bytes, where: str) -> KeyFile:
         raise GalleryKeyError(f"{where} is not a faceapp gallery key ({exc})", Fix.EXPORT_KEY_AGAIN) from exc
 
 
+# Keys this process has unsealed with their passphrase, by the sealed file they came from (a new
+# file, after a rekey or an import, asks again): a passphrase is asked for once per run, as a
+# password manager unlocks once per session. The key is in memory anyway while its gallery is open.
+_UNSEALED: dict[tuple[str, str], bytes] = {}
+_UNSEALED_LOCK = threading.Lock()
+
+
+def forget_unsealed() -> None:
+    """Forget the keys unsealed so far (the next opening asks for the passphrase again)."""
+    with _UNSEALED_LOCK:
+        _UNSEALED.clear()
+
+
 _GIVEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("faceapp_key_passphrase", default=None)
 
 
@@ -264,9 +278,16 @@ class KeyStore:
         if kf is None:
             raise KeyMissingError(
                 f"this device does not have the key of gallery {what} (id {gallery_id})", Fix.IMPORT_KEY)
-        if kf.protected:
-            return kf.key(ask_passphrase(f"passphrase of the key of gallery {what}: "))
-        return kf.key(None)
+        if not kf.protected:
+            return kf.key(None)
+        sealed = (gallery_id, json.dumps(kf.doc, sort_keys=True))
+        with _UNSEALED_LOCK:
+            key = _UNSEALED.get(sealed)
+        if key is None:
+            key = kf.key(ask_passphrase(f"passphrase of the key of gallery {what}: "))
+            with _UNSEALED_LOCK:
+                _UNSEALED[sealed] = key
+        return key
 
     def save(self, gallery_id: str, key: bytes, passphrase: str | None = None) -> str:
         """Keep ``key`` for ``gallery_id`` (replacing any), protected by ``passphrase`` if given.
