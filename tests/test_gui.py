@@ -229,7 +229,7 @@ def test_people_grid_decodes_thumbnails_lazily(qtbot, window, data_dir):
                                          crops=[thumb])
     dlg = w.open_people()
     qtbot.addWidget(dlg)
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: dlg.model.thumbnails_decoded > 0, timeout=30000)  # the grid has been drawn
     assert len(dlg.names()) == 400
     assert 0 < dlg.model.thumbnails_decoded < 200  # only what was drawn
     before = dlg.model.thumbnails_decoded
