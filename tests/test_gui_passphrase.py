@@ -167,3 +167,20 @@ def test_a_settings_change_keeps_the_gallery_unlocked(qtbot, tmp_path, data_dir,
     assert w.unlock.dialog is None or not w.unlock.dialog.isVisible()  # not asked again
     assert matches_obama(w, data_dir) == ["Obama"]
     w.close()
+
+
+def test_the_dialog_never_shows_a_servers_password(qtbot):
+    """A shared gallery's address can carry a password: the dialog names the gallery without it."""
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    from faceapp.gui.unlock import GalleryUnlock
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    pipe = SimpleNamespace(settings=Settings(gallery="postgresql://faceapp:s3cret-pw@db.example/faces"))
+    dlg = GalleryUnlock(lambda: pipe, parent).ask()
+    shown = " ".join(label.text() for label in dlg.findChildren(QLabel))
+    assert "db.example/faces" in shown and "s3cret-pw" not in shown
+    dlg.reject()

@@ -166,7 +166,7 @@ class GalleryUnlock(QObject):
     def ask(self) -> PassphraseDialog:
         """Ask for the passphrase (again)."""
         if self.dialog is None:
-            where = str(self._pipeline().settings.gallery_spec())
+            where = str(self._pipeline().settings.gallery_address())  # a server's password left out
             self.dialog = PassphraseDialog(where, self._attempt, self._parent)
             self.dialog.rejected.connect(self.cancelled)
         self.dialog.ask()
