@@ -455,10 +455,13 @@ def test_openvino_compiles_a_model_into_its_cache_once(tmp_path):
     """The first start (which reads the model's metadata) and later ones share one cache entry per
     compiled network: the one of any batch size and the one for a single face."""
     bundled = models.check(models.bundled_path(models.ROLE_SFACE))
+    face = np.zeros((1, 112, 112, 3), np.uint8)
     for _ in range(3):
-        Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path)
+        Embedder(bundled.path, "openvino", model_sha256=bundled.sha256, cache_dir=tmp_path).embed(face)
     blobs = [p for p in (tmp_path / "openvino").rglob("*") if p.is_file() and p.stat().st_size > 1_000_000]
     assert len(blobs) == 2, sorted(str(p) for p in (tmp_path / "openvino").rglob("*"))
+    # both are recorded, so the next start trusts them instead of compiling again
+    assert backends.verify_compiled_cache(tmp_path / "openvino" / bundled.path.stem)
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")

@@ -252,7 +252,7 @@ class OpenVinoBackend(LoadedNetwork):
     model's metadata is passed in as well (kept from an earlier load), the metadata is not read
     from the file and a network of fixed shape is not parsed at all: OpenVINO loads the compiled
     network from its cache. A network whose batch is dynamic is also compiled for a batch of
-    one (parsed for that), which runs single faces faster.
+    one when it first runs a single face (not at start-up), which runs single faces faster.
 
     Args:
         path: ONNX file.
@@ -315,7 +315,6 @@ class OpenVinoBackend(LoadedNetwork):
             self.input_shape = tuple(None if d.is_dynamic else int(d.get_length())
                                      for d in compiled.input(0).get_partial_shape())
             self.batch = self.input_shape[0]
-            single = self._single_face(core, model, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"OpenVINO cannot load {self.path} ({_first_line(exc)})", Fix.PROVIDER_CPU) from exc
         if "CACHE_DIR" in config and not cache_sound and model_cache is not None:
@@ -325,7 +324,10 @@ class OpenVinoBackend(LoadedNetwork):
         # at a time, and the GUI embeds from its worker and from the GUI thread (enrolment, "Not X").
         self._request_lock = threading.Lock()
         self._request = compiled.create_infer_request()
-        self._single = single.create_infer_request() if single is not None else None
+        self._single: Any = None
+        # compiled for one face when the first single face comes, not at start-up (it costs a compile)
+        self._single_from: tuple[Any, Any, dict[str, Any]] | None = (core, model, config)
+        self._model_cache = model_cache if "CACHE_DIR" in config else None
         self._output = 0
         self.label = f"OpenVINO {ov.get_version().split('-')[0]} CPU" + (f" {self.precision}" if self.precision != "fp32" else "")
 
@@ -352,7 +354,20 @@ class OpenVinoBackend(LoadedNetwork):
         return core.compile_model(model, "CPU", config)
 
     def _request_for(self, x: np.ndarray) -> Any:
-        return self._single if self._single is not None and len(x) == 1 else self._request
+        if len(x) != 1:
+            return self._request
+        if self._single_from is not None:
+            core, model, config = self._single_from
+            self._single_from = None
+            try:
+                single = self._single_face(core, model, config)
+            except Exception as exc:  # noqa: BLE001 - OpenVINO's own errors: the dynamic network still runs it
+                log.debug("%s: no single-face network (%s); one face runs on the dynamic one", self.path, exc)
+                single = None
+            self._single = single.create_infer_request() if single is not None else None
+            if single is not None and self._model_cache is not None:
+                record_compiled_cache(self._model_cache)  # its compiled network joins the checked cache
+        return self._single if self._single is not None else self._request
 
     def use_output(self, name: str) -> None:
         self._output = self.output_index(name)
