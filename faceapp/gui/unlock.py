@@ -107,8 +107,6 @@ class PassphraseDialog(QDialog):
         except FaceappError as exc:
             self._say(for_gui(exc))
             return
-        finally:
-            del typed
         if opened:
             self.accept()
         else:
